@@ -1,0 +1,72 @@
+# lead-scoring: every target is non-interactive and idempotent (safe under cron:
+#   make -C /path/to/repo retrain).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON ?= python3.11
+VENV := $(REPO)/.venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/lead-scoring
+CONFIG ?= configs/demo.yaml
+MODEL ?=
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+
+.PHONY: help install data train retrain score export evaluate lift report drift bench test lint format clean clean-models
+
+help: ## List every target with one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (Python 3.11) and install the project with its dev extras
+
+data: $(STAMP) ## Write the demo data to data/raw/demo/ (skipped when present)
+	cd $(REPO) && $(CLI) demo-data --out data/raw/demo --if-absent
+
+train: data ## Train on the demo data, register a new version in models/, score the demo leads
+	cd $(REPO) && $(CLI) train --config $(CONFIG)
+
+retrain: data ## Same as train, under a lock so two cron runs never overlap
+	cd $(REPO) && $(CLI) train --config $(CONFIG) --lock
+
+score: data ## Score the demo leads with the champion model -> data/processed/scored_leads.csv
+	cd $(REPO) && $(CLI) score --config $(CONFIG) --lock \
+	  --output data/processed/scored_leads.csv --rejects data/processed/rejected_leads.csv
+
+export: $(STAMP) ## Export the champion points table in every format to data/processed/exports/
+	cd $(REPO) && $(CLI) export --config $(CONFIG) --format all --output data/processed/exports
+
+evaluate: data ## Cross-validate the whole procedure (5 folds) and print the figures
+	cd $(REPO) && $(CLI) evaluate --config $(CONFIG) --folds 5
+
+lift: data ## Attribute analysis: lift, associations and selection tables to data/processed/lift/
+	cd $(REPO) && $(CLI) lift --config $(CONFIG) --out data/processed/lift
+
+bench: $(STAMP) ## Run the benchmarks; results in bench/results.json and bench/results.md
+	cd $(REPO) && $(BIN)/python -m bench.run
+
+test: $(STAMP) ## Lint (ruff) and run the test suite (pytest)
+	cd $(REPO) && $(BIN)/ruff check pipeline tests bench
+	cd $(REPO) && $(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff check only
+	cd $(REPO) && $(BIN)/ruff check pipeline tests bench
+
+format: $(STAMP) ## ruff format + autofix
+	cd $(REPO) && $(BIN)/ruff check --fix pipeline tests bench && $(BIN)/ruff format pipeline tests bench
+
+clean: ## Remove generated data and caches (keeps .venv and the model store)
+	rm -rf $(REPO)/data/interim/* $(REPO)/data/processed/* $(REPO)/data/raw/demo
+	rm -rf $(REPO)/.pytest_cache $(REPO)/.ruff_cache $(REPO)/.hypothesis
+	find $(REPO)/pipeline $(REPO)/tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-models: ## Remove the local MLflow store (every registered version!)
+	rm -rf $(REPO)/models/mlflow.db $(REPO)/models/artifacts

@@ -1,0 +1,638 @@
+"""The ``lead-scoring`` command line: the I/O edge that wires config, files, stages and MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Predictive lead scoring: learn FIT + PAIN points from won/lost history.")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="dataset config (YAML)")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m",
+                                              help="NAME@ALIAS or NAME/VERSION (default: the "
+                                                   "config's model at @champion)")]
+_DEBUG = {"on": False}
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    """Print a progress line to stderr (stdout stays clean for --json)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _quiet_third_party() -> None:
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    import logging
+
+    for name in ("mlflow", "alembic", "urllib3", "py4j", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"mlflow\..*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"sklearn\..*")
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    _DEBUG["on"] = debug
+    _quiet_third_party()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load_config(config: Path | None, data: Path | None = None):
+    from pipeline.config import load_config
+
+    if config is None:
+        raise UserError("this command needs --config FILE (or --model NAME@ALIAS where accepted)")
+    return load_config(config, data=data)
+
+
+def _connect(cfg) -> None:
+    from pipeline import registry
+
+    registry.connect(cfg.registry.tracking_uri, experiment=cfg.experiment_name,
+                     artifact_location=cfg.registry.artifact_location)
+
+
+def _connect_uri(tracking_uri: str | None) -> None:
+    from pipeline import registry
+
+    from pipeline.config import default_settings, resolve_tracking_uri
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
+        default_settings()["registry"]["tracking_uri"]
+    registry.connect(resolve_tracking_uri(uri, Path.cwd()))
+
+
+def _resolve_model(model: str | None, config: Path | None, tracking_uri: str | None = None):
+    """(ModelRef, Config | None) from --model or --config (its model at @champion)."""
+    from pipeline import registry
+
+    cfg = None
+    if config is not None:
+        cfg = _load_config(config)
+        _connect(cfg)
+    else:
+        _connect_uri(tracking_uri)
+    if model is None:
+        if cfg is None:
+            raise UserError("give --model NAME@ALIAS (or NAME/VERSION) or --config FILE")
+        model = f"{cfg.model_name}@champion"
+    return registry.resolve(model), cfg
+
+
+def _model_config(ref, cfg):
+    """The config a version was trained with (logged as config.json), unless one was given."""
+    if cfg is not None:
+        return cfg
+    from pipeline import registry
+    from pipeline.config import Config
+
+    return Config.model_validate(registry.load_run_json(ref, "config.json"))
+
+
+def _read_leads(cfg, *, training: bool):
+    from pipeline.io import read_table
+    from pipeline.validate import validate_leads
+
+    raw = read_table(cfg.data.leads, strict=True)
+    return validate_leads(raw.frame, cfg, source=str(cfg.data.leads), training=training)
+
+
+def _events_source(cfg, events: Path | None):
+    path = events or cfg.data.events
+    if path is None or not cfg.events.groups:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: event log not found", hint="set data.events or pass --events")
+    return path
+
+
+def _lock_path(cfg, what: str) -> Path:
+    return Path(cfg.root) / "models" / f".{cfg.model_name}.{what}.lock"
+
+
+def _maybe_lock(cfg, lock: bool, what: str):
+    import contextlib
+
+    from pipeline.io import run_lock
+
+    return run_lock(_lock_path(cfg, what), what=f"'{what}' for {cfg.model_name}") if lock \
+        else contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- demo data
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/raw/demo"),
+    n_leads: Annotated[int, typer.Option(help="number of leads")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    if_absent: Annotated[bool, typer.Option("--if-absent", help="do nothing when the files exist")]
+    = False,
+) -> None:
+    """Write the synthetic demo data (leads.csv, events.csv, truth.json), deterministic by seed."""
+    from pipeline.demo_data import generate_demo_data, write_demo_data
+
+    names = ("leads.csv", "events.csv", "truth.json")
+    if if_absent and all((out / n).exists() for n in names):
+        say(f"demo data already in {out} (delete it or drop --if-absent to regenerate)")
+        return
+    if n_leads < 100:
+        raise UserError(f"--n-leads must be at least 100, got {n_leads}")
+    started = time.perf_counter()
+    data = generate_demo_data(n_leads=n_leads, seed=seed)
+    paths = write_demo_data(data, out)
+    say(f"wrote {len(data.leads):,} leads and {len(data.events):,} events in "
+        f"{time.perf_counter() - started:.1f}s: " + ", ".join(str(p) for p in paths))
+
+
+# --------------------------------------------------------------------------- training
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option("--data", help="leads file (overrides the config)")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="local output folder (default "
+                                                  "data/processed/<config name>)")] = None,
+    lock: Annotated[bool, typer.Option("--lock", help="refuse to run next to another train")]
+    = False,
+    no_score: Annotated[bool, typer.Option("--no-score", help="skip scoring the leads")] = False,
+) -> None:
+    """Train, register a new version in MLflow, gate the champion, score the leads."""
+    cfg = _load_config(config, data)
+    with _maybe_lock(cfg, lock, "train"):
+        _train(cfg, out, score=not no_score)
+
+
+def _train(cfg, out: Path | None, *, score: bool) -> None:
+    from pipeline import registry
+    from pipeline.features import build_features
+    from pipeline.train import train as train_model
+
+    started = time.perf_counter()
+    _connect(cfg)
+    leads = _read_leads(cfg, training=True)
+    events = _events_source(cfg, None)
+    say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
+    features = build_features(leads, cfg, events=events)
+    if features.half_lives:
+        hl = ", ".join(f"{g} {h:g} d" for g, h in sorted(features.half_lives.items()))
+        say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
+    else:
+        say(f"[2/5] features: {len(features.factors)} candidate factors")
+    result = train_model(features, cfg)
+    say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
+        f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
+    out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
+    from pipeline.artifacts import write_training_artifacts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        art = Path(tmp)
+        write_training_artifacts(art, result, features, cfg)
+        tags = _lineage_tags(cfg, features, result)
+        ref = registry.log_training(
+            model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,
+            tags=tags, artifact_dir=art, rules=result.rules, derived_settings=_derived(cfg),
+            input_example=features.frame[result.rules.factor_names()].head(5).reset_index(drop=True)
+            if result.rules.factors else features.frame[[cfg.data.id_column]].head(5))
+        final_rules = _with_version(result.rules, ref, tags)
+        decision = _gate(cfg, ref, result, features)
+        say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); {decision['summary']}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        from pipeline.io import write_bytes_atomic, write_text_atomic
+
+        for name in ("points_table.csv", "report.html", "lift_table.csv", "selection.csv"):
+            if (art / name).exists():
+                write_bytes_atomic(out_dir / name, (art / name).read_bytes())
+        write_text_atomic(out_dir / "points_rules.json", final_rules.to_json())
+    scored_path = out_dir / "scored_leads.csv"
+    if score and result.rules.factors:
+        summary = _score_to_file(cfg, final_rules, cfg.data.leads, scored_path,
+                                 out_dir / "rejected_leads.csv", as_of=None, since=None,
+                                 batch_size=200_000, engine="pandas")
+        say(f"[5/5] scored {summary.scored:,} leads ({summary.sdr_ready:,} SDR-ready, "
+            f"{summary.rejected} rejected)")
+    _print_training(result, ref, decision, out_dir, scored_path if score else None,
+                    time.perf_counter() - started)
+
+
+def _with_version(rules, ref, tags):
+    from dataclasses import replace
+
+    return replace(rules, model_version=ref.version, data_hash=tags.get("data_hash", ""))
+
+
+def _gate(cfg, ref, result, features) -> dict[str, Any]:
+    """Compare with the champion on this run's holdout; promote or not; record the decision."""
+    from pipeline import registry
+    from pipeline.points import safe_auc
+    from pipeline.scoring import score_frame
+
+    current = registry.champion(cfg.model_name)
+    champion_auc = None
+    if current is not None and current.version != ref.version:
+        try:
+            rules = registry.load_rules(current)
+            holdout = features.frame.iloc[result.split.holdout]
+            if all(f in holdout.columns for f in rules.factor_names()):
+                scores = score_frame(rules, holdout)
+                champion_auc = safe_auc(holdout["converted"].to_numpy(), scores["points"].to_numpy())
+            else:
+                champion_auc = float(registry._client().get_run(current.run_id)
+                                     .data.metrics.get("holdout_auc", float("nan")))
+        except UserError:
+            champion_auc = None
+    decision = registry.gate_decision(
+        challenger_auc=float(result.metrics["holdout_auc"]), champion_auc=champion_auc,
+        margin=cfg.registry.promotion_margin, no_signal=result.no_signal,
+        champion_version=current.version if current else None)
+    registry.record_decision(ref, decision)
+    if decision["promoted"]:
+        registry.promote(ref, reason=decision["summary"])
+    return decision
+
+
+def _derived(cfg) -> dict[str, Any]:
+    return cfg.derived.model_dump(mode="json")
+
+
+def _params(cfg, result) -> dict[str, Any]:
+    params = {
+        "config_name": cfg.name, "scaling": cfg.points.scaling, "pdo": cfg.points.pdo,
+        "n_bins": cfg.analysis.n_bins, "min_leads": cfg.analysis.min_leads,
+        "max_factors": cfg.analysis.max_factors, "min_lift_pp": cfg.analysis.min_lift_pp,
+        "leakage_auc": cfg.analysis.leakage_auc, "holdout_share": cfg.model.holdout_share,
+        "split_method": result.split.method, "seed": cfg.seed,
+        "kept_factors": result.analysis.kept,
+    }
+    if result.scorecard is not None:
+        params["C"] = result.scorecard.fit_.C
+    return params
+
+
+def _lineage_tags(cfg, features, result) -> dict[str, str]:
+    import subprocess
+
+    from pipeline.io import file_digest
+
+    tags = {"data_hash": file_digest(cfg.data.leads), "config_hash": cfg.digest(),
+            "rows": str(len(features.frame)), "config_name": cfg.name,
+            "no_signal": str(result.no_signal).lower()}
+    if cfg.data.events and Path(cfg.data.events).exists():
+        tags["events_hash"] = file_digest(cfg.data.events)
+    if "created_at" in features.frame.columns:
+        tags["date_min"] = str(features.frame["created_at"].min())
+        tags["date_max"] = str(features.frame["created_at"].max())
+    try:
+        commit = subprocess.run(["git", "-C", str(cfg.root), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=5, check=False)
+        if commit.returncode == 0:
+            tags["git_commit"] = commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return tags
+
+
+def _print_training(result, ref, decision, out_dir: Path, scored: Path | None, seconds: float):
+    from rich.table import Table
+
+    console = _console()
+    m = result.metrics
+    if result.no_signal:
+        console.print("[bold red]no signal[/]: no factor passed selection; the points table is "
+                      "empty and the version was not promoted.")
+    table = Table(title=f"{ref.name} v{ref.version}: points table", show_lines=False)
+    for col in ("factor", "group", "level", "points", "leads"):
+        table.add_column(col, justify="right" if col in ("points", "leads") else "left")
+    for row in result.points_table.itertuples():
+        if row.level == "(unseen)":
+            continue
+        table.add_row(str(row.factor), str(row.group), str(row.level), f"{row.points:+d}",
+                      f"{row.leads:,}")
+    if len(result.points_table):
+        console.print(table)
+    if not result.no_signal:
+        console.print(
+            f"holdout AUC points {m['holdout_auc']:.4f} | model {m['holdout_auc_model']:.4f} | "
+            f"gradient boosting {m['holdout_auc_benchmark']:.4f} | Brier {m['holdout_brier']:.4f} "
+            f"| KS {m['holdout_ks']:.3f} | rounding loss {m['rounding_auc_loss']:+.4f}")
+        t = result.threshold
+        console.print(f"SDR-ready at {t.threshold} points ({t.method}): {t.sdr_ready_share:.1%} of "
+                      f"leads, expected close rate {t.expected_close_rate:.1%}; reach it on FIT "
+                      f"alone: {t.fit_only_share:.1%}")
+    for note in result.notes:
+        console.print(f"[yellow]note[/]: {note}")
+    console.print(f"gate: {decision['summary']}")
+    console.print(f"points table: {out_dir / 'points_table.csv'}")
+    console.print(f"report:       {out_dir / 'report.html'}")
+    if scored is not None and scored.exists():
+        console.print(f"scored leads: {scored}")
+    console.print(f"model:        models:/{ref.name}/{ref.version} (run {ref.run_id}) "
+                  f"in {seconds:.1f}s")
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | None, *, as_of,
+                   since, batch_size: int, engine: str):
+    import pandas as pd
+
+    from pipeline.predict import score_file
+
+    if engine != "pandas":
+        from pipeline import engines
+
+        return engines.score_with_engine(engine, cfg, rules, input_path, output, rejects)
+    extra = None
+    row_filter = None
+    events = _events_source(cfg, None) if rules.decay_half_life_days else None
+    if events is not None:
+        from pipeline.features import event_feature_columns
+        from pipeline.scoring_events import event_features_for_scoring
+
+        ev = event_features_for_scoring(cfg, events, rules, as_of=as_of)
+        wanted = [c for c in event_feature_columns(cfg) if c in ev.columns]
+
+        def extra(frame: pd.DataFrame) -> pd.DataFrame:
+            ids = frame[cfg.data.id_column].astype(str)
+            joined = ev[wanted].reindex(ids.to_numpy())
+            joined.index = frame.index
+            return pd.concat([frame.drop(columns=[c for c in wanted if c in frame.columns]),
+                              joined], axis=1)
+
+        if since is not None:
+            from pipeline.scoring_events import changed_since
+
+            changed = changed_since(cfg, events, since)
+
+            def row_filter(frame: pd.DataFrame) -> pd.Series:
+                return frame[cfg.data.id_column].astype(str).isin(changed)
+    elif since is not None:
+        raise UserError("--since needs an event log (data.events) to know which leads changed")
+    progress = None
+    if sys.stderr.isatty():
+        progress = _progress_printer()
+    return score_file(rules, Path(input_path), output, rejects_path=rejects,
+                      id_column=cfg.data.id_column, derived=_derived(cfg),
+                      batch_size=batch_size, extra_features=extra, row_filter=row_filter,
+                      progress=progress)
+
+
+def _progress_printer():
+    last = {"t": 0.0}
+
+    def show(rows: int) -> None:
+        now = time.perf_counter()
+        if now - last["t"] > 0.5:
+            print(f"\r  scored rows: {rows:,}", end="", file=sys.stderr, flush=True)
+            last["t"] = now
+
+    return show
+
+
+@app.command()
+def score(
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="leads (CSV or Parquet); "
+                                                "default: the config's leads file")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="scored leads (CSV or Parquet)")]
+    = Path("data/processed/scored_leads.csv"),
+    rejects: Annotated[Path | None, typer.Option(help="rows that could not be scored, with the "
+                                                      "reason (default: next to --output)")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="decay events to this time "
+                                                   "(default: the newest event)")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="only leads with events or "
+                                                   "changes at/after this time")] = None,
+    batch_size: Annotated[int, typer.Option(help="rows per batch")] = 200_000,
+    engine: Annotated[str, typer.Option(help="pandas | duckdb | spark")] = "pandas",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
+    = None,
+    lock: Annotated[bool, typer.Option("--lock", help="refuse to run next to another score")]
+    = False,
+) -> None:
+    """Score leads with a registered version: every lead comes out scored or rejected."""
+    import pandas as pd
+
+    from pipeline import registry
+
+    ref, cfg = _resolve_model(model, config, tracking_uri)
+    model_cfg = _model_config(ref, cfg)
+    rules = registry.load_rules(ref)
+    source = Path(input) if input else Path(model_cfg.data.leads)
+    rejects = rejects or output.with_name(output.stem + "_rejects.csv")
+    as_of_ts = pd.Timestamp(as_of) if as_of else None
+    since_ts = pd.Timestamp(since) if since else None
+    with _maybe_lock(model_cfg, lock, "score"):
+        started = time.perf_counter()
+        summary = _score_to_file(model_cfg, rules, source, output, rejects, as_of=as_of_ts,
+                                 since=since_ts, batch_size=batch_size, engine=engine)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        if model_cfg.data.account_column:
+            _write_accounts(model_cfg, source, output)
+    say(f"{ref.name} v{ref.version}: {summary.rows:,} rows -> {summary.scored:,} scored "
+        f"({summary.sdr_ready:,} SDR-ready), {summary.rejected:,} rejected in "
+        f"{time.perf_counter() - started:.1f}s")
+    if summary.unseen:
+        say("unseen levels (scored with the documented unseen points): " +
+            ", ".join(f"{k}: {v}" for k, v in sorted(summary.unseen.items())))
+    say(f"scored leads: {output}")
+    say(f"rejects:      {rejects}" + (f" ({summary.rejected} rows)" if summary.rejected else ""))
+
+
+def _write_accounts(cfg, source: Path, output: Path) -> None:
+    import pandas as pd
+
+    from pipeline.io import read_table, table_format, write_frame_atomic
+    from pipeline.predict import account_rollup
+
+    scored = pd.read_parquet(output) if table_format(output) == "parquet" else \
+        pd.read_csv(output, dtype={cfg.data.id_column: str})
+    raw = read_table(source, strict=False).frame
+    accounts = raw.set_index(cfg.data.id_column)[cfg.data.account_column]
+    rolled = account_rollup(scored, accounts.reindex(scored[cfg.data.id_column].astype(str)),
+                            id_column=cfg.data.id_column)
+    path = output.with_name(output.stem + "_accounts.csv")
+    write_frame_atomic(path, rolled)
+    say(f"accounts:     {path} ({len(rolled):,} accounts)")
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@app.command()
+def lift(
+    config: ConfigOpt = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/processed/lift"),
+    data: Annotated[Path | None, typer.Option("--data", help="leads file (overrides the config)")]
+    = None,
+    top: Annotated[int, typer.Option(help="levels to show at the top and bottom")] = 10,
+) -> None:
+    """Attribute analysis: lift table, associations, factor selection and lift charts."""
+    from pipeline.artifacts import write_analysis
+    from pipeline.features import build_features
+    from pipeline.train import analyse
+
+    cfg = _load_config(config, data)
+    started = time.perf_counter()
+    leads = _read_leads(cfg, training=True)
+    features = build_features(leads, cfg, events=_events_source(cfg, None))
+    frame = features.frame
+    analysis = analyse(frame[features.factors], frame["converted"], features.groups, cfg)
+    paths = write_analysis(out, analysis, float(frame["converted"].mean()))
+    _print_lift(analysis, top)
+    say(f"analysed {len(features.factors)} columns of {len(frame):,} leads in "
+        f"{time.perf_counter() - started:.1f}s; kept {len(analysis.kept)}: "
+        f"{', '.join(analysis.kept) or '(none: no signal)'}")
+    say(f"wrote {len(paths)} files to {out}")
+
+
+def _print_lift(analysis, top: int) -> None:
+    from rich.table import Table
+
+    console = _console()
+    lift_table = analysis.lift.sort_values("shrunk_diff_pp", ascending=False)
+    for title, rows in (("top levels", lift_table.head(top)),
+                        ("bottom levels", lift_table.tail(top).iloc[::-1])):
+        table = Table(title=title)
+        for col in ("attribute", "level", "leads", "rate", "lift", "shrunk pp", "p adj"):
+            table.add_column(col)
+        for r in rows.itertuples():
+            table.add_row(str(r.attribute), str(r.level), f"{r.leads:,}",
+                          f"{r.conversion_rate:.1%}", f"{r.lift:.2f}", f"{r.shrunk_diff_pp:+.1f}",
+                          f"{r.p_adjusted:.2g}")
+        console.print(table)
+    leaks = analysis.selection[analysis.selection["reason"].str.startswith("leak")]
+    for r in leaks.itertuples():
+        console.print(f"[red]leakage[/]: {r.column}: {r.reason}")
+
+
+@app.command()
+def evaluate(
+    config: ConfigOpt = None,
+    folds: Annotated[int, typer.Option(help="cross-validation folds")] = 5,
+    data: Annotated[Path | None, typer.Option("--data", help="leads file (overrides the config)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Cross-validate the whole selection + fit + points procedure."""
+    from pipeline.features import build_features
+    from pipeline.train import cross_validate
+
+    cfg = _load_config(config, data)
+    if folds < 2:
+        raise UserError(f"--folds must be at least 2, got {folds}")
+    leads = _read_leads(cfg, training=True)
+    features = build_features(leads, cfg, events=_events_source(cfg, None))
+    started = time.perf_counter()
+    result = cross_validate(features, cfg, folds=folds)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+        return
+    console = _console()
+    console.print(f"{folds}-fold cross-validation on {int(result['n_leads']):,} leads:")
+    for key in ("auc_points", "auc_model", "auc_benchmark", "brier_points", "brier_model",
+                "rounding_auc_loss", "n_factors"):
+        console.print(f"  {key:<18} {result[key]:.4f} +- {result[key + '_std']:.4f}")
+    if result["n_factors"] == 0:
+        console.print("no signal: no factor passed selection in any fold")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="version number (or NAME/VERSION)")],
+    config: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="registered model name")] = None,
+    reason: Annotated[str, typer.Option(help="why (kept in the audit trail)")] = "manual promote",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+) -> None:
+    """Point @champion at a version explicitly (recorded in the audit trail)."""
+    from pipeline import registry
+
+    cfg = _load_config(config) if config else None
+    if cfg:
+        _connect(cfg)
+    else:
+        _connect_uri(tracking_uri)
+    if "/" in version:
+        ref = registry.resolve(version)
+    else:
+        model_name = name or (cfg.model_name if cfg else None)
+        if not model_name:
+            raise UserError("give --config FILE or --name NAME with a bare version number")
+        ref = registry.resolve(f"{model_name}/{version}")
+    registry.promote(ref, reason=f"explicit: {reason}")
+    say(f"{ref.name} @champion -> version {ref.version} ({reason})")
+
+
+@app.command()
+def history(
+    config: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="registered model name")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+) -> None:
+    """The audit trail: versions, aliases, champion periods and gate decisions."""
+    from rich.table import Table
+
+    from pipeline import registry
+
+    cfg = _load_config(config) if config else None
+    if cfg:
+        _connect(cfg)
+    else:
+        _connect_uri(tracking_uri)
+    model_name = name or (cfg.model_name if cfg else "lead-scoring")
+    frame = registry.history(model_name)
+    table = Table(title=f"{model_name}: history")
+    for col in ("version", "created", "aliases", "champion_since", "champion_until",
+                "promotion_reason", "gate"):
+        table.add_column(col)
+    for row in frame.itertuples():
+        table.add_row(str(row.version), row.created, row.aliases, row.champion_since,
+                      row.champion_until, row.promotion_reason, row.gate)
+    _console().print(table)
+
+
+def main() -> None:
+    """Entry point: user errors print one clear message (no traceback) and exit non-zero."""
+    try:
+        app()
+    except UserError as exc:
+        if _DEBUG["on"]:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

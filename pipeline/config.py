@@ -1,0 +1,313 @@
+"""Configuration: one YAML file per dataset, merged over the shipped defaults, validated once.
+
+Every default lives in ``pipeline/resources/defaults.yaml``; the models below carry none,
+so the YAML is the single source of truth. Unknown keys, wrong types and contradictory
+settings fail up front with a message naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from pipeline.errors import UserError
+
+Scalar = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    leads: Path
+    events: Path | None
+    id_column: str
+    created_at_column: str | None
+    account_column: str | None
+    missing_values: list[str]
+
+
+class LabelConfig(_Strict):
+    column: str
+    positive: list[Scalar]
+    negative: list[Scalar]
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LabelConfig:
+        both = {str(v) for v in self.positive} & {str(v) for v in self.negative}
+        if both:
+            raise ValueError(f"values {sorted(both)} are both positive and negative")
+        if not self.positive:
+            raise ValueError("positive needs at least one value meaning 'won'")
+        return self
+
+
+class ColumnsConfig(_Strict):
+    fit: list[str]
+    pain: list[str]
+    numeric: list[str]
+    exclude: list[str]
+    declared_leaky: list[str]
+
+    @model_validator(mode="after")
+    def _no_contradiction(self) -> ColumnsConfig:
+        used = set(self.fit) | set(self.pain)
+        for name, other in (("exclude", self.exclude), ("declared_leaky", self.declared_leaky)):
+            clash = sorted(used & set(other))
+            if clash:
+                raise ValueError(f"columns {clash} are both FIT/PAIN and in {name}: pick one")
+        clash = sorted(set(self.fit) & set(self.pain))
+        if clash:
+            raise ValueError(f"columns {clash} are both FIT and PAIN: pick one")
+        return self
+
+
+class DerivedConfig(_Strict):
+    email_column: str | None
+    name_columns: list[str]
+    title_column: str | None
+    extra_free_domains: list[str]
+    extra_disposable_domains: list[str]
+    spam_gate: bool
+
+
+class EventsConfig(_Strict):
+    groups: dict[str, list[str]]
+    snapshot_horizon_days: float
+    windows: list[int]
+    key_group: str
+    half_life_grid: list[float]
+
+    @field_validator("snapshot_horizon_days")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"must be > 0, got {v}")
+        return v
+
+    @field_validator("half_life_grid")
+    @classmethod
+    def _grid_positive(cls, v: list[float]) -> list[float]:
+        if not v or any(h <= 0 for h in v):
+            raise ValueError(f"needs positive half-lives in days, got {v}")
+        return sorted(v)
+
+    @property
+    def event_to_group(self) -> dict[str, str]:
+        return {event: group for group, events in self.groups.items() for event in events}
+
+
+class AnalysisConfig(_Strict):
+    min_leads: int
+    n_bins: int
+    max_factors: int
+    min_lift_pp: float
+    max_association: float
+    leakage_auc: float
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AnalysisConfig:
+        if self.min_leads < 1:
+            raise ValueError(f"min_leads must be >= 1, got {self.min_leads}")
+        if not 2 <= self.n_bins <= 50:
+            raise ValueError(f"n_bins must be between 2 and 50, got {self.n_bins}")
+        if self.max_factors < 1:
+            raise ValueError(f"max_factors must be >= 1, got {self.max_factors}")
+        if not 0 < self.max_association <= 1:
+            raise ValueError(f"max_association must be in (0, 1], got {self.max_association}")
+        if not 0.5 < self.leakage_auc <= 1:
+            raise ValueError(f"leakage_auc must be in (0.5, 1], got {self.leakage_auc}")
+        return self
+
+
+class ModelConfig(_Strict):
+    holdout_share: float
+    cv_folds: int
+    c_grid: list[float]
+    max_iter: int
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ModelConfig:
+        if not 0 < self.holdout_share < 0.9:
+            raise ValueError(f"holdout_share must be in (0, 0.9), got {self.holdout_share}")
+        if self.cv_folds < 2:
+            raise ValueError(f"cv_folds must be >= 2, got {self.cv_folds}")
+        if not self.c_grid or any(c <= 0 for c in self.c_grid):
+            raise ValueError(f"c_grid needs positive values, got {self.c_grid}")
+        return self
+
+
+class PointsConfig(_Strict):
+    scaling: Literal["pdo", "minmax"]
+    pdo: float
+    base_score: float | None
+    base_odds: float | None
+    range: tuple[int, int]
+    cap: tuple[int, int] | None
+    unseen_points: int
+    max_rounding_auc_loss: float
+
+    @model_validator(mode="after")
+    def _ranges(self) -> PointsConfig:
+        if self.pdo <= 0:
+            raise ValueError(f"pdo must be > 0, got {self.pdo}")
+        if (self.base_score is None) != (self.base_odds is None):
+            raise ValueError("base_score and base_odds go together: set both or neither")
+        if self.base_odds is not None and self.base_odds <= 0:
+            raise ValueError(f"base_odds must be > 0, got {self.base_odds}")
+        if self.range[0] >= self.range[1]:
+            raise ValueError(f"range must be [low, high] with low < high, got {list(self.range)}")
+        if self.cap is not None and self.cap[0] >= self.cap[1]:
+            raise ValueError(f"cap must be [min, max] with min < max, got {list(self.cap)}")
+        return self
+
+
+class ThresholdConfig(_Strict):
+    target_rate: tuple[float, float]
+    capacity_per_week: float | None
+    fit_quantile: float
+    pain_quantile: float
+    grades: dict[str, float] | None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ThresholdConfig:
+        low, high = self.target_rate
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"target_rate must be [low, high] within 0..1, got {[low, high]}")
+        if self.capacity_per_week is not None and self.capacity_per_week <= 0:
+            raise ValueError(f"capacity_per_week must be > 0, got {self.capacity_per_week}")
+        for name in ("fit_quantile", "pain_quantile"):
+            q = getattr(self, name)
+            if not 0 < q < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {q}")
+        if self.grades is not None:
+            shares = list(self.grades.values())
+            if any(s <= 0 for s in shares) or abs(sum(shares) - 1) > 1e-6:
+                raise ValueError(f"grades shares must be positive and sum to 1, got {self.grades}")
+        return self
+
+
+class RegistryConfig(_Strict):
+    tracking_uri: str
+    artifact_location: str
+    experiment: str | None
+    promotion_margin: float
+
+
+class Config(_Strict):
+    """A validated dataset configuration (paths already resolved)."""
+
+    name: str | None
+    root: Path
+    model_name: str
+    seed: int
+    data: DataConfig
+    label: LabelConfig
+    columns: ColumnsConfig
+    derived: DerivedConfig
+    events: EventsConfig
+    analysis: AnalysisConfig
+    model: ModelConfig
+    points: PointsConfig
+    threshold: ThresholdConfig
+    registry: RegistryConfig
+
+    @property
+    def experiment_name(self) -> str:
+        return self.registry.experiment or self.model_name
+
+    def digest(self) -> str:
+        """Hash of the effective configuration (for lineage tags)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_settings() -> dict[str, Any]:
+    """The shipped defaults as a plain dict."""
+    text = resources.files("pipeline").joinpath("resources/defaults.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], path: str = "") -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        where = f"{path}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise UserError(f"unknown key '{where}'", hint=f"known keys here: {known}")
+        if isinstance(base[key], dict) and base[key] and isinstance(value, dict):
+            merged[key] = _merge(base[key], value, f"{where}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    path: str | Path, *, data: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> Config:
+    """Read, merge over defaults, resolve paths and validate a YAML config.
+
+    ``data`` overrides ``data.leads`` (the ``--data`` option); ``overrides`` is a nested
+    dict merged last (tests, experiments).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found", hint="pass --config configs/demo.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        settings = _merge(default_settings(), raw)
+        if overrides:
+            settings = _merge(settings, overrides)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc.message}", hint=exc.hint) from None
+    settings["name"] = settings["name"] or path.stem
+    root = (path.parent / (settings["root"] or ".")).resolve()
+    settings["root"] = str(root)
+    data_section = settings["data"]
+    if data is not None:
+        data_section["leads"] = str(Path(data).resolve())
+    if data_section["leads"] is None:
+        raise UserError(f"{path}: key 'data.leads' is required (the leads file)")
+    for key in ("leads", "events"):
+        if data_section[key] is not None:
+            data_section[key] = str((root / data_section[key]).resolve())
+    registry = settings["registry"]
+    registry["tracking_uri"] = resolve_tracking_uri(registry["tracking_uri"], root)
+    registry["artifact_location"] = str((root / registry["artifact_location"]).resolve())
+    try:
+        return Config.model_validate(settings)
+    except ValidationError as exc:
+        raise UserError(f"{path}: invalid config:\n{_format_validation(exc)}") from None
+
+
+def resolve_tracking_uri(uri: str, root: Path) -> str:
+    """Make a relative ``sqlite:///`` URI absolute against the config root."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((root / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def _format_validation(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = err.get("input")
+        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  key '{where}': {err['msg']}{got_text}")
+    return "\n".join(lines)

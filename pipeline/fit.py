@@ -1,0 +1,135 @@
+"""Logistic regression: the regularised production fit and the statsmodels inference table."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+
+from pipeline.encoding import FactorEncoder
+
+
+@dataclass(frozen=True)
+class RegularisedFit:
+    """The scikit-learn fit: one coefficient per slot, the chosen ``C`` and the CV curve."""
+
+    coef: np.ndarray
+    intercept: float
+    C: float
+    cv_curve: pd.DataFrame  # columns: C, cv_log_loss
+
+
+def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float], folds: int,
+                    seed: int, max_iter: int) -> RegularisedFit:
+    """L2 logistic regression; ``C`` chosen by stratified K-fold log loss."""
+    y = np.asarray(y, dtype=int)
+    n_folds = max(2, min(folds, int(np.bincount(y).min())))
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    splits = list(splitter.split(np.zeros(len(y)), y))
+    losses = []
+    for C in c_grid:
+        fold_losses = []
+        for train, test in splits:
+            model = _logistic(C, max_iter).fit(design[train], y[train])
+            fold_losses.append(log_loss(y[test], model.predict_proba(design[test])[:, 1],
+                                        labels=[0, 1]))
+        losses.append(float(np.mean(fold_losses)))
+    best = float(c_grid[int(np.argmin(losses))])
+    model = _logistic(best, max_iter).fit(design, y)
+    curve = pd.DataFrame({"C": list(c_grid), "cv_log_loss": losses})
+    return RegularisedFit(model.coef_[0].copy(), float(model.intercept_[0]), best, curve)
+
+
+def _logistic(C: float, max_iter: int) -> LogisticRegression:
+    return LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter, tol=1e-6)
+
+
+def reference_slots(encoder: FactorEncoder) -> list[int]:
+    """Design column of each factor's reference level (its most common slot)."""
+    refs = []
+    for j, factor in enumerate(encoder.factors_):
+        refs.append(int(encoder.offsets_[j] + int(np.argmax(factor.counts))))
+    return refs
+
+
+def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarray,
+                      sk_fit: RegularisedFit, groups: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
+    """statsmodels Logit (reference coding: each factor's most common level = 0) for inference.
+
+    Returns the tidy table (one row per slot: factor, level, group, leads, coef, std_err, z,
+    p_value, ci_low, ci_high, odds_ratio, sklearn_coef, reference) and the separation warnings.
+    Perfect or quasi separation is detected per level (all leads won or all lost) and reported
+    by name, not raised.
+    """
+    import statsmodels.api as sm
+
+    refs = set(reference_slots(encoder))
+    names = encoder.get_feature_names_out()
+    keep = [i for i in range(design.shape[1]) if i not in refs]
+    y = np.asarray(y, dtype=int)
+    notes = []
+    counts = np.asarray(design.sum(axis=0)).ravel()
+    wins = np.asarray(design.T @ y).ravel()
+    for i in keep:
+        if counts[i] > 0 and (wins[i] == 0 or wins[i] == counts[i]):
+            outcome = "won" if wins[i] == counts[i] else "lost"
+            notes.append(f"separation: every lead with {names[i]} ({int(counts[i])} leads) {outcome}; "
+                         "its odds ratio is unbounded, the regularised fit keeps it finite")
+    X = np.column_stack([np.ones(design.shape[0]), design[:, keep].toarray()])
+    params = np.full(X.shape[1], np.nan)
+    bse = np.full(X.shape[1], np.nan)
+    try:
+        logit = sm.Logit(y, X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = logit.fit(method="bfgs", maxiter=400, disp=False)
+        params = np.asarray(result.params)
+        # pseudo-inverse of the Fisher information: collinear levels (e.g. "no product event"
+        # in two factors) make the Hessian singular; their standard errors come out large
+        information = -logit.hessian(params)
+        cov = np.linalg.pinv(information)
+        bse = np.sqrt(np.clip(np.diag(cov), 0, None))
+        if np.linalg.matrix_rank(information) < information.shape[0]:
+            notes.append("collinear levels: the design is rank-deficient, so some statsmodels "
+                         "standard errors are not identified (the regularised fit is unaffected)")
+        if not result.mle_retvals.get("converged", True):
+            notes.append("statsmodels Logit did not converge; standard errors are approximate")
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        notes.append(f"statsmodels Logit failed ({exc}); inference columns are empty")
+    sk_coef_rel = sk_fit.coef.copy()
+    for j, ref in enumerate(sorted(refs)):
+        lo, hi = encoder.offsets_[j], encoder.offsets_[j + 1]
+        sk_coef_rel[lo:hi] = sk_fit.coef[lo:hi] - sk_fit.coef[ref]
+    rows = []
+    position = {col: k + 1 for k, col in enumerate(keep)}
+    for j, factor in enumerate(encoder.factors_):
+        for s, slot in enumerate(factor.slots):
+            col = int(encoder.offsets_[j] + s)
+            is_ref = col in refs
+            coef = 0.0 if is_ref else params[position[col]]
+            se = np.nan if is_ref else bse[position[col]]
+            z = coef / se if se and np.isfinite(se) and se > 0 else np.nan
+            p = 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan
+            rows.append({
+                "factor": factor.name, "level": slot, "group": groups.get(factor.name, "FIT"),
+                "leads": int(factor.counts[s]), "reference": is_ref, "coef": coef, "std_err": se,
+                "z": z, "p_value": p, "ci_low": coef - 1.959964 * se if np.isfinite(se) else np.nan,
+                "ci_high": coef + 1.959964 * se if np.isfinite(se) else np.nan,
+                "odds_ratio": float(np.exp(np.clip(coef, -50, 50))),
+                "sklearn_coef": float(sk_coef_rel[col]),
+            })
+    table = pd.DataFrame(rows)
+    intercept_row = pd.DataFrame([{
+        "factor": "(intercept)", "level": "", "group": "", "leads": int(len(y)), "reference": False,
+        "coef": params[0], "std_err": bse[0], "z": np.nan, "p_value": np.nan, "ci_low": np.nan,
+        "ci_high": np.nan, "odds_ratio": float(np.exp(np.clip(params[0], -50, 50)))
+        if np.isfinite(params[0]) else np.nan, "sklearn_coef": sk_fit.intercept,
+    }])
+    return pd.concat([intercept_row, table], ignore_index=True), notes

@@ -1,0 +1,264 @@
+"""File I/O at the edges: reading lead tables with clear errors, atomic writes, run locks."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import LockedError, UserError
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A raw input row that could not be read (kept so it can be listed in a rejects file)."""
+
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A table read as text: every cell a string (or missing), plus the rows that could not be parsed."""
+
+    frame: pd.DataFrame
+    bad_rows: list[BadRow] = field(default_factory=list)
+    path: Path | None = None
+
+
+def table_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".csv" or suffix in (".txt", ".tsv", ""):
+        return "csv"
+    raise UserError(f"{path}: unsupported file type '{suffix}'", hint="use .csv or .parquet")
+
+
+def read_table(path: str | Path, *, strict: bool = True) -> RawTable:
+    """Read a CSV or Parquet file with every value as text.
+
+    ``strict`` (training) fails on the first malformed row; otherwise (scoring) malformed
+    rows are returned in ``bad_rows`` so that they can be listed with their reason.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found", hint="check the path (relative to the config root)")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: file is empty", hint="expected a header row and one row per lead")
+    if table_format(path) == "parquet":
+        return RawTable(_read_parquet_as_text(path), path=path)
+    return _read_csv_as_text(path, strict=strict)
+
+
+def _read_parquet_as_text(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PAR1":
+        raise UserError(
+            f"{path}: not a Parquet file (it starts like a text file)",
+            hint="rename it to .csv if it is CSV, or re-export it as Parquet",
+        )
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{path}: cannot read Parquet: {exc}") from None
+    return _as_text(frame)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as object strings; missing stays None (numbers keep a canonical repr)."""
+    out = {}
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_float_dtype(series):
+            values = [None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v)))
+                      for v in series]
+        else:
+            values = [None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+                      for v in series.astype(object)]
+        out[str(column)] = pd.Series(values, index=frame.index, dtype=object)
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+
+
+def _check_utf8(path: Path) -> None:
+    with open(path, "rb") as handle:
+        data = handle.read(1 << 20)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(data) - 4:  # not merely a multi-byte char cut at the read boundary
+            line = data[: exc.start].count(b"\n") + 1
+            raise UserError(
+                f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})",
+                hint="re-save the file as UTF-8 (CRM exports are often latin-1: "
+                "iconv -f latin1 -t utf-8 in.csv > out.csv)",
+            ) from None
+
+
+def _read_csv_as_text(path: Path, *, strict: bool) -> RawTable:
+    _check_utf8(path)
+    with open(path, encoding="utf-8", newline="") as handle:
+        header_line = handle.readline()
+    header = next(csv.reader([header_line]), [])
+    if len(header) <= 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if sep in header_line:
+                raise UserError(
+                    f"{path}: the header has one column but contains {name}: wrong delimiter",
+                    hint="save the file with commas as the delimiter",
+                )
+    bad: list[BadRow] = []
+
+    def on_bad(fields: list[str]) -> None:
+        bad.append(BadRow(line=-1, reason=f"has {len(fields)} fields, expected {len(header)}",
+                          raw=",".join(fields)))
+        return None
+
+    read = _csv_reader(path)
+    try:
+        frame = read("error")
+    except pd.errors.ParserError as exc:
+        if strict:
+            raise UserError(f"{path}: malformed CSV: {exc}",
+                            hint="every row needs as many fields as the header") from None
+        frame = read(on_bad)
+        bad = _locate_bad_rows(path, len(header))
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: file is empty", hint="expected a header row") from None
+    if len(frame) == 0 and not bad:
+        raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
+    frame.columns = [str(c) for c in frame.columns]
+    return RawTable(frame.reset_index(drop=True), bad, path)
+
+
+def _csv_reader(path: Path) -> Callable[[object], pd.DataFrame]:
+    def read(on_bad_lines: object) -> pd.DataFrame:
+        return pd.read_csv(
+            path, dtype=object, keep_default_na=False, na_values=[], encoding="utf-8",
+            on_bad_lines=on_bad_lines, engine="c" if on_bad_lines == "error" else "python",
+        )
+
+    return read
+
+
+def _locate_bad_rows(path: Path, n_fields: int) -> list[BadRow]:
+    """Line numbers and text of rows whose field count differs from the header."""
+    bad = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for fields in reader:
+            if len(fields) != n_fields and fields:
+                buffer = io.StringIO()
+                csv.writer(buffer).writerow(fields)
+                bad.append(BadRow(line=reader.line_num,
+                                  reason=f"row has {len(fields)} fields, expected {n_fields}",
+                                  raw=buffer.getvalue().rstrip("\r\n")))
+    return bad
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (lineage tag)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
+
+    A run killed half-way leaves at most a hidden ``.tmp`` file, never a partial output.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual mode
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(target: str | Path, text: str) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_bytes_atomic(target: str | Path, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def write_frame_atomic(target: str | Path, frame: pd.DataFrame) -> Path:
+    """Write CSV or Parquet (by suffix) atomically; CSV floats with a stable format."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        if table_format(target) == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+    return target
+
+
+@contextlib.contextmanager
+def run_lock(lock_file: str | Path, *, what: str = "run") -> Iterator[None]:
+    """Hold an exclusive, non-blocking lock; a second run exits with a clear message."""
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_file, "a+")  # noqa: SIM115 - held for the duration of the context
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockedError(
+                f"another {what} is already running ({holder}; lock file {lock_file})",
+                hint="wait for it to finish; this run did nothing",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def safe_child(out_dir: str | Path, name: str) -> Path:
+    """A path inside ``out_dir`` for a user-influenced name; refuses anything that escapes it."""
+    base = Path(out_dir).resolve()
+    candidate = (base / name).resolve()
+    if base != candidate and base not in candidate.parents:
+        raise UserError(f"output name {name!r} would escape the output directory {base}")
+    return candidate

@@ -1,0 +1,469 @@
+"""Conversion-rate method, done properly: one tidy row per attribute level.
+
+For every attribute (input column) and each of its levels: leads, conversions, the
+conversion rate with a Wilson interval, lift over the overall rate, an empirical-Bayes
+shrunk rate (so a 3-lead level cannot outrank a 500-lead one by luck), a level-vs-rest
+significance test with Benjamini-Hochberg adjustment, and the seed's points
+(``round(rate - overall rate)`` in percentage points: 40 % against 15 % gives 25).
+
+Numeric columns are cut into right-closed bins with the same edges and labels as
+:class:`pipeline.rules.FactorRules`, so a lift row maps one-to-one onto a points bin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipeline.rules import GROUPS, _canonical_str, _interval_label
+
+MISSING_LABEL = "(missing)"
+OTHER_LABEL = "(other)"
+
+LIFT_COLUMNS = [
+    "attribute",
+    "level",
+    "group",
+    "kind",
+    "bin_lower",
+    "bin_upper",
+    "leads",
+    "conversions",
+    "conversion_rate",
+    "ci_low",
+    "ci_high",
+    "lift",
+    "diff_pp",
+    "shrunk_rate",
+    "shrunk_diff_pp",
+    "p_value",
+    "p_adjusted",
+    "seed_points",
+]
+
+#: Strength (a + b) of the fallback prior used when the moment fit is impossible.
+WEAK_PRIOR_STRENGTH = 2.0
+
+
+# --------------------------------------------------------------------------- levels
+
+
+def is_numeric_column(series: pd.Series) -> bool:
+    """A prepared column is numeric when its dtype is a number (booleans are categorical)."""
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype
+    )
+
+
+def level_frame(
+    X: pd.DataFrame,
+    *,
+    min_leads: int = 30,
+    n_bins: int = 5,
+    missing_label: str = MISSING_LABEL,
+    other_label: str = OTHER_LABEL,
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Every column as string levels, plus how each was cut.
+
+    Categorical: missing -> ``missing_label``; levels with fewer than ``min_leads`` leads
+    pool into ``other_label``. Numeric: right-closed quantile bins (edges are observed
+    values, duplicates dropped, so no bin is empty) labelled like ``(3, 7]``; a column with
+    at most ``n_bins`` distinct values gets one level per value (labelled by the value,
+    edges = every value but the largest). Returns the level frame (same index and column
+    order as ``X``, dtype ``object``) and ``{column: {"kind", "edges", "levels"}}`` where
+    ``levels`` lists the labels in report order (bins or levels by descending leads,
+    then other, then missing); numeric entries also hold ``bins``, the bin labels alone.
+    """
+    _check_frame(X)
+    if min_leads < 1:
+        raise ValueError(f"min_leads must be >= 1, got {min_leads!r}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins!r}")
+    if missing_label == other_label:
+        raise ValueError(f"missing_label and other_label must differ, both are {missing_label!r}")
+    out: dict[str, pd.Series] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    for column in X.columns:
+        series = X[column]
+        if is_numeric_column(series):
+            levels, info = _numeric_levels(series, n_bins=n_bins, missing_label=missing_label)
+        else:
+            levels, info = _categorical_levels(
+                series,
+                column=str(column),
+                min_leads=min_leads,
+                missing_label=missing_label,
+                other_label=other_label,
+            )
+        out[column] = levels
+        meta[str(column)] = info
+    frame = pd.DataFrame(out, index=X.index, columns=X.columns)
+    return frame, meta
+
+
+def _categorical_levels(
+    series: pd.Series, *, column: str, min_leads: int, missing_label: str, other_label: str
+) -> tuple[pd.Series, dict[str, Any]]:
+    values = np.array([_canonical_level(v) for v in series.to_numpy(dtype=object)], dtype=object)
+    missing = np.array([v is None for v in values], dtype=bool)
+    present = pd.Series(values[~missing], dtype=object)
+    for reserved in (missing_label, other_label):
+        if (present == reserved).any():
+            raise ValueError(
+                f"column {column!r}: the value {reserved!r} is reserved for pooled levels; "
+                "rename it before the analysis"
+            )
+    counts = present.value_counts(sort=False)
+    rare = set(counts.index[counts.to_numpy() < min_leads])
+    labels = np.where(missing, missing_label, values)
+    if rare:
+        pooled = ~missing & pd.Series(values, dtype=object).isin(rare).to_numpy()
+        labels = np.where(pooled, other_label, labels)
+    level_counts = pd.Series(labels, dtype=object).value_counts(sort=False)
+    ordinary = sorted(
+        (lvl for lvl in level_counts.index if lvl not in (missing_label, other_label)),
+        key=lambda lvl: (-int(level_counts[lvl]), lvl),
+    )
+    order = ordinary + [lvl for lvl in (other_label, missing_label) if lvl in level_counts.index]
+    info = {"kind": "categorical", "edges": [], "levels": order}
+    return pd.Series(labels, index=series.index, dtype=object), info
+
+
+def _canonical_level(value: Any) -> str | None:
+    """The string a scorer matches a categorical value with; ``None`` when missing."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str):
+        return value if value != "" else None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return _canonical_str(value)
+
+
+def _numeric_levels(
+    series: pd.Series, *, n_bins: int, missing_label: str
+) -> tuple[pd.Series, dict[str, Any]]:
+    x = pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
+    missing = np.isnan(x)
+    observed = x[~missing]
+    distinct = np.unique(observed)
+    if distinct.size == 0:
+        edges: list[float] = []
+        bin_names: list[str] = []
+    elif distinct.size <= n_bins:
+        edges = [float(v) for v in distinct[:-1]]
+        bin_names = _distinct_labels(distinct)
+    else:
+        probs = np.arange(1, n_bins) / n_bins
+        cuts = np.unique(np.quantile(observed, probs, method="inverted_cdf"))
+        edges = [float(v) for v in cuts if v < distinct[-1]]
+        bin_names = _bin_labels(edges)
+    labels = np.full(x.shape, missing_label, dtype=object)
+    if bin_names:
+        index = np.searchsorted(np.asarray(edges, dtype=float), observed, side="left")
+        labels[~missing] = np.asarray(bin_names, dtype=object)[index]
+    order = list(bin_names) + ([missing_label] if missing.any() else [])
+    info = {"kind": "numeric", "edges": edges, "levels": order, "bins": list(bin_names)}
+    return pd.Series(labels, index=series.index, dtype=object), info
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    """Labels of the bins, identical to ``FactorRules.bin_labels()``."""
+    bounds = [-math.inf, *edges, math.inf]
+    labels = [_interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    if len(set(labels)) < len(labels):  # edges too close for %g: fall back to full precision
+        labels = [_full_interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    return labels
+
+
+def _full_interval_label(lo: float, hi: float) -> str:
+    if math.isinf(lo):
+        return f"<= {hi!r}"
+    if math.isinf(hi):
+        return f"> {lo!r}"
+    return f"({lo!r}, {hi!r}]"
+
+
+def _distinct_labels(values: np.ndarray) -> list[str]:
+    labels = [f"{float(v):g}" for v in values]
+    if len(set(labels)) < len(labels):
+        labels = [repr(float(v)) for v in values]
+    return labels
+
+
+# ----------------------------------------------------------------------- statistics
+
+
+def wilson_interval(
+    conversions: np.ndarray | float, leads: np.ndarray | float, *, alpha: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion (vectorised); NaN where leads == 0."""
+    k = np.asarray(conversions, dtype=float)
+    n = np.asarray(leads, dtype=float)
+    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denom = 1.0 + z * z / n
+        centre = (p + z * z / (2.0 * n)) / denom
+        half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
+        low = np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0))  # exact at the ends
+        high = np.where(k == n, 1.0, np.clip(centre + half, 0.0, 1.0))
+    low = np.where(n > 0, low, np.nan)
+    high = np.where(n > 0, high, np.nan)
+    return low, high
+
+
+def benjamini_hochberg(p_values: np.ndarray | list[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (step-up, monotone, capped at 1); NaN stays NaN."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    pv = p[ok]
+    order = np.argsort(pv, kind="stable")
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(ranked, 1.0)
+    out[ok] = adjusted
+    return out
+
+
+def beta_prior(
+    conversions: np.ndarray, leads: np.ndarray, *, overall_rate: float
+) -> tuple[float, float, str]:
+    """Beta(a, b) prior for the levels of one attribute, by the method of moments.
+
+    Beta-binomial moments with unequal level sizes (the ANOVA estimator of the
+    intra-class correlation ``rho = 1 / (a + b + 1)``), centred on the pooled rate.
+    Returns ``(a, b, how)``; ``how`` is ``"moments"`` or, when the attribute has fewer than
+    two levels or the fit is degenerate (no excess variance, a rate of 0 or 1), the
+    ``"weak"`` prior of strength :data:`WEAK_PRIOR_STRENGTH` centred on ``overall_rate``.
+    """
+    k = np.asarray(conversions, dtype=float)
+    n = np.asarray(leads, dtype=float)
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    weak = (
+        WEAK_PRIOR_STRENGTH * overall_rate,
+        WEAK_PRIOR_STRENGTH * (1.0 - overall_rate),
+        "weak",
+    )
+    n_levels = n.size
+    if n_levels < 2:
+        return weak
+    total = n.sum()
+    mu = k.sum() / total
+    if not 0.0 < mu < 1.0:
+        return weak
+    rates = k / n
+    between = float(np.sum(n * (rates - mu) ** 2)) / (mu * (1.0 - mu))
+    denom = total - float(np.sum(n * n)) / total - (n_levels - 1)
+    if denom <= 0:
+        return weak
+    rho = (between - (n_levels - 1)) / denom
+    if not (np.isfinite(rho) and 0.0 < rho < 1.0):
+        return weak
+    strength = 1.0 / rho - 1.0
+    return strength * mu, strength * (1.0 - mu), "moments"
+
+
+def level_vs_rest_p_values(
+    conversions: np.ndarray, leads: np.ndarray, *, total_conversions: int, total_leads: int
+) -> np.ndarray:
+    """p-value of each level against all other leads (2x2 table).
+
+    Pearson chi-square without continuity correction; Fisher's exact test (two-sided)
+    when any expected count is below 5. A table with an empty row or column (a level
+    holding every lead, or a target with one class) has nothing to test: p = 1.
+    """
+    a = np.asarray(conversions, dtype=float)  # level, converted
+    n1 = np.asarray(leads, dtype=float)
+    b = n1 - a  # level, not converted
+    c = total_conversions - a  # rest, converted
+    n2 = total_leads - n1
+    d = n2 - c  # rest, not converted
+    col1 = float(total_conversions)
+    col2 = float(total_leads - total_conversions)
+    big_n = float(total_leads)
+    p = np.ones(a.shape)
+    testable = (n1 > 0) & (n2 > 0) & (col1 > 0) & (col2 > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected_min = np.minimum.reduce([n1 * col1, n1 * col2, n2 * col1, n2 * col2]) / big_n
+        chi2 = big_n * (a * d - b * c) ** 2 / (n1 * n2 * col1 * col2)
+    chi_rows = testable & (expected_min >= 5)
+    p[chi_rows] = stats.chi2.sf(chi2[chi_rows], df=1)
+    for i in np.flatnonzero(testable & ~chi_rows):
+        table = [[int(a[i]), int(b[i])], [int(c[i]), int(d[i])]]
+        p[i] = stats.fisher_exact(table, alternative="two-sided").pvalue
+    return np.clip(p, 0.0, 1.0)
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+# ---------------------------------------------------------------------- lift table
+
+
+def lift_table(
+    X: pd.DataFrame,
+    y: pd.Series,
+    groups: Mapping[str, str],
+    *,
+    min_leads: int = 30,
+    n_bins: int = 5,
+    alpha: float = 0.05,
+    levels: tuple[pd.DataFrame, dict[str, dict[str, Any]]] | None = None,
+) -> pd.DataFrame:
+    """One row per attribute level with its conversion statistics.
+
+    Columns (exactly): ``attribute, level, group, kind, bin_lower, bin_upper, leads,
+    conversions, conversion_rate, ci_low, ci_high`` (Wilson, level ``1 - alpha``),
+    ``lift`` (rate / overall rate), ``diff_pp`` (rate - overall, in percentage points),
+    ``shrunk_rate`` (beta-binomial posterior mean, prior fitted on the attribute's levels
+    by :func:`beta_prior`), ``shrunk_diff_pp``, ``p_value`` (level vs rest),
+    ``p_adjusted`` (Benjamini-Hochberg over the whole table) and ``seed_points``
+    (``diff_pp`` rounded half away from zero). ``bin_lower``/``bin_upper`` bound the
+    right-closed numeric bin (``-inf``/``inf`` at the ends, NaN for categorical levels and
+    missing). Rows: attributes in column order, levels as in :func:`level_frame`.
+    ``levels`` may pass a precomputed ``level_frame(X, ...)`` result to avoid recomputing.
+    """
+    y_arr = _check_target(X, y)
+    _check_groups(X, groups)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    frame, meta = (
+        levels if levels is not None else level_frame(X, min_leads=min_leads, n_bins=n_bins)
+    )
+    absent = [str(c) for c in X.columns if str(c) not in meta or c not in frame.columns]
+    if absent:
+        raise ValueError(f"levels (a level_frame result) lacks columns of X: {absent}")
+    if not frame.index.equals(X.index):
+        raise ValueError("levels: the level frame must have the same index as X")
+    total_leads = int(y_arr.size)
+    total_conv = int(y_arr.sum())
+    overall = total_conv / total_leads
+    parts: list[pd.DataFrame] = []
+    for column in X.columns:
+        name = str(column)
+        info = meta[name]
+        order = list(info["levels"])
+        codes = pd.Categorical(frame[column].to_numpy(dtype=object), categories=order).codes
+        if (codes < 0).any():
+            raise ValueError(f"column {name!r}: level frame holds levels missing from its metadata")
+        leads = np.bincount(codes, minlength=len(order)).astype(np.int64)
+        conv = np.bincount(codes, weights=y_arr, minlength=len(order)).round().astype(np.int64)
+        a, b, _ = beta_prior(conv, leads, overall_rate=overall)
+        shrunk = (a + conv) / (a + b + leads)
+        lower, upper = _bin_bounds(info, order)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "attribute": name,
+                    "level": order,
+                    "group": groups[name],
+                    "kind": info["kind"],
+                    "bin_lower": lower,
+                    "bin_upper": upper,
+                    "leads": leads,
+                    "conversions": conv,
+                    "shrunk_rate": shrunk,
+                }
+            )
+        )
+    if not parts:
+        return _empty_lift()
+    table = pd.concat(parts, ignore_index=True)
+    leads = table["leads"].to_numpy(dtype=float)
+    conv = table["conversions"].to_numpy(dtype=float)
+    rate = conv / leads
+    ci_low, ci_high = wilson_interval(conv, leads, alpha=alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = rate / overall if overall > 0 else np.full(rate.shape, np.nan)
+    diff_pp = 100.0 * (rate - overall)
+    p_value = level_vs_rest_p_values(
+        conv, leads, total_conversions=total_conv, total_leads=total_leads
+    )
+    table = table.assign(
+        conversion_rate=rate,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        lift=lift,
+        diff_pp=diff_pp,
+        shrunk_diff_pp=100.0 * (table["shrunk_rate"].to_numpy() - overall),
+        p_value=p_value,
+        p_adjusted=benjamini_hochberg(p_value),
+        seed_points=_round_half_away(diff_pp).astype(np.int64),
+    )
+    return table[LIFT_COLUMNS]
+
+
+def overall_rate(y: pd.Series) -> float:
+    """Share of converted leads."""
+    return float(np.asarray(y, dtype=float).mean())
+
+
+def _bin_bounds(info: dict[str, Any], order: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    lower = np.full(len(order), np.nan)
+    upper = np.full(len(order), np.nan)
+    n_bins = len(info.get("bins", ()))
+    if info["kind"] != "numeric" or n_bins == 0:
+        return lower, upper
+    bounds = np.array([-math.inf, *info["edges"], math.inf])
+    lower[:n_bins] = bounds[:-1]
+    upper[:n_bins] = bounds[1:]
+    return lower, upper
+
+
+def _empty_lift() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in LIFT_COLUMNS})
+
+
+# ----------------------------------------------------------------------- validation
+
+
+def _check_frame(X: pd.DataFrame) -> None:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+    if X.columns.has_duplicates:
+        dupes = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+        raise ValueError(f"X has duplicate column names: {dupes}")
+
+
+def _check_target(X: pd.DataFrame, y: pd.Series) -> np.ndarray:
+    """Validate ``y`` against ``X``; return it as a float array of 0/1."""
+    _check_frame(X)
+    if len(X) == 0:
+        raise ValueError("X has no rows: nothing to analyse")
+    if not isinstance(y, pd.Series):
+        raise TypeError(f"y must be a pandas Series, got {type(y).__name__}")
+    if not X.index.equals(y.index):
+        raise ValueError("y must have the same index as X (same labels in the same order)")
+    if y.isna().any():
+        raise ValueError(f"y must be 0/1 without missing values, found {int(y.isna().sum())} NaN")
+    arr = y.to_numpy(dtype=float)
+    bad = ~np.isin(arr, (0.0, 1.0))
+    if bad.any():
+        raise ValueError(f"y must hold only 0 and 1, got e.g. {float(arr[bad][0])!r}")
+    return arr
+
+
+def _check_groups(X: pd.DataFrame, groups: Mapping[str, str]) -> None:
+    missing = [str(c) for c in X.columns if str(c) not in groups]
+    if missing:
+        raise ValueError(f"groups has no FIT/PAIN entry for columns {missing}")
+    bad = {str(c): groups[str(c)] for c in X.columns if groups[str(c)] not in GROUPS}
+    if bad:
+        raise ValueError(f"groups must map each column to one of {GROUPS}, got {bad}")

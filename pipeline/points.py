@@ -1,0 +1,378 @@
+"""From logistic-regression coefficients to an integer points table people can read.
+
+Scaling (per factor f, level l, coefficient b[f, l], reference level r_f = f's most
+common level):
+
+* ``pdo`` (points to double the odds): ``factor = pdo / ln 2`` and
+  ``points[f, l] = factor * (b[f, l] - b[f, r_f])``: the typical level scores 0, a level
+  that doubles the odds scores ``pdo``, one that halves them ``-pdo``. With ``base_score`` and
+  ``base_odds`` set, ``offset = base_score - factor * ln(base_odds)`` and the constant
+  ``offset + factor * (intercept + sum_f b[f, r_f])`` is spread over the factors (largest
+  remainder), so the total is the classic scorecard score ``offset + factor * log-odds``.
+* ``minmax``: ``s = (high - low) / sum_f (max_l b[f, l] - min_l b[f, l])`` and
+  ``points[f, l] = s * (b[f, l] - min_l b[f, l]) + low_f`` with the ``low_f`` integers
+  summing to ``low``: the summed per-factor minima are exactly ``low`` and the maxima exactly
+  ``high``, also after rounding (the per-factor maxima are rounded by largest remainder).
+
+Rounding is its own step (:func:`round_points`) and :func:`rounding_fidelity` measures
+what it cost. The probability for a total ``T`` comes from a one-variable logistic
+regression of the outcome on the integer total (``prob_intercept + prob_slope * T``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline.encoding import MISSING, OTHER, FactorEncoder, as_frame
+from pipeline.fit import RegularisedFit, fit_regularised, reference_slots
+from pipeline.rules import FactorRules, PointsRules
+from pipeline.scoring import points_matrix
+
+
+@dataclass(frozen=True)
+class ScaledPoints:
+    """Unrounded points per design slot, and the scaling parameters used."""
+
+    values: np.ndarray
+    params: dict = field(default_factory=dict)
+
+
+def _largest_remainder(target: int, shares: np.ndarray) -> np.ndarray:
+    """Integers close to ``shares`` that sum exactly to ``target``."""
+    floors = np.floor(shares).astype(np.int64)
+    missing = int(target - floors.sum())
+    order = np.argsort(-(shares - floors), kind="stable")
+    if missing >= 0:
+        floors[order[:missing]] += 1
+    else:
+        floors[order[::-1][: -missing]] -= 1
+    return floors
+
+
+def scale_points(coef: np.ndarray, intercept: float, encoder: FactorEncoder, *, scaling: str,
+                 pdo: float, base_score: float | None, base_odds: float | None,
+                 score_range: tuple[int, int]) -> ScaledPoints:
+    """Coefficients per slot -> unrounded points per slot (see the module docstring)."""
+    offsets = encoder.offsets_
+    n_factors = len(encoder.factors_)
+    values = np.zeros_like(coef, dtype=float)
+    if scaling == "pdo":
+        factor = pdo / math.log(2)
+        refs = reference_slots(encoder)
+        for j in range(n_factors):
+            lo, hi = offsets[j], offsets[j + 1]
+            values[lo:hi] = factor * (coef[lo:hi] - coef[refs[j]])
+        log_odds_at_zero = intercept + float(sum(coef[r] for r in refs))
+        params = {"method": "pdo", "pdo": pdo, "factor": factor,
+                  "log_odds_at_zero": log_odds_at_zero, "base_score": base_score,
+                  "base_odds": base_odds}
+        if base_score is not None and base_odds is not None and n_factors:
+            offset = base_score - factor * math.log(base_odds)
+            constant = offset + factor * log_odds_at_zero
+            shares = _largest_remainder(round(constant), np.full(n_factors, constant / n_factors))
+            for j in range(n_factors):
+                values[offsets[j]:offsets[j + 1]] += shares[j]
+            params.update({"offset": offset, "base_constant": int(round(constant))})
+        return ScaledPoints(values, params)
+    low, high = score_range
+    ranges = np.asarray([np.ptp(coef[offsets[j]:offsets[j + 1]]) if offsets[j + 1] > offsets[j]
+                         else 0.0 for j in range(n_factors)])
+    total_range = float(ranges.sum())
+    s = (high - low) / total_range if total_range > 0 else 0.0
+    low_shares = _largest_remainder(low, np.full(n_factors, low / max(n_factors, 1)))
+    for j in range(n_factors):
+        lo, hi = offsets[j], offsets[j + 1]
+        values[lo:hi] = s * (coef[lo:hi] - coef[lo:hi].min()) + low_shares[j]
+    params = {"method": "minmax", "range": [low, high], "factor": s,
+              "low_shares": low_shares.tolist()}
+    return ScaledPoints(values, params)
+
+
+def round_points(scaled: ScaledPoints, encoder: FactorEncoder) -> np.ndarray:
+    """Integer points per slot. For min-max scaling the per-factor maxima are rounded by
+    largest remainder so that their sum stays exactly on the configured high end."""
+    values = scaled.values
+    rounded = np.rint(values).astype(np.int64)
+    if scaled.params.get("method") != "minmax" or len(encoder.factors_) == 0:
+        return rounded
+    offsets = encoder.offsets_
+    low_shares = np.asarray(scaled.params["low_shares"], dtype=np.int64)
+    high = scaled.params["range"][1]
+    spans = np.asarray([values[offsets[j]:offsets[j + 1]].max() - low_shares[j]
+                        for j in range(len(encoder.factors_))])
+    int_spans = _largest_remainder(int(high - low_shares.sum()), spans)
+    for j in range(len(encoder.factors_)):
+        lo, hi = offsets[j], offsets[j + 1]
+        block = np.clip(np.rint(values[lo:hi]), low_shares[j], low_shares[j] + int_spans[j])
+        block[int(np.argmax(values[lo:hi]))] = low_shares[j] + int_spans[j]
+        block[int(np.argmin(values[lo:hi]))] = low_shares[j]
+        rounded[lo:hi] = block.astype(np.int64)
+    return rounded
+
+
+def build_rules(encoder: FactorEncoder, slot_points: np.ndarray, *, groups: dict[str, str],
+                unseen_points: int, missing_values: list[str], scaling: dict) -> list[FactorRules]:
+    """One :class:`FactorRules` per factor; training levels listed explicitly (rare ones with
+    the ``(other)`` points) so every scorer and export matches exact strings."""
+    method = scaling.get("method")
+    factors = []
+    for j, factor in enumerate(encoder.factors_):
+        lo, hi = encoder.offsets_[j], encoder.offsets_[j + 1]
+        pts = [int(p) for p in slot_points[lo:hi]]
+        by_slot = dict(zip(factor.slots, pts, strict=True))
+        reference = by_slot[factor.slots[int(np.argmax(factor.counts))]]
+        baseline = min(pts) if method == "minmax" else reference
+        unseen = int(baseline + unseen_points)
+        missing = by_slot.get(MISSING, unseen)
+        group = groups.get(factor.name, "FIT")
+        if factor.kind == "numeric":
+            bins = [by_slot[s] for s in factor.slots if s != MISSING]
+            factors.append(FactorRules(factor.name, group, "numeric", edges=list(factor.edges),
+                                       bin_points=bins, missing_points=missing,
+                                       unseen_points=unseen))
+            continue
+        levels = {s: by_slot[s] for s in factor.slots if s not in (OTHER, MISSING)}
+        if OTHER in by_slot:
+            levels.update({lvl: by_slot[OTHER] for lvl in factor.rare_levels})
+        factors.append(FactorRules(factor.name, group, "categorical", levels=levels,
+                                   missing_points=missing, unseen_points=unseen))
+    return factors
+
+
+def fit_probability_map(total: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``P(won | total)`` as a one-variable logistic regression on the integer total."""
+    if np.ptp(total) == 0:
+        rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
+        return math.log(rate / (1 - rate)), 0.0
+    model = LogisticRegression(C=1e6, max_iter=1000, tol=1e-8)
+    model.fit(total.reshape(-1, 1).astype(float), y)
+    return float(model.intercept_[0]), float(model.coef_[0, 0])
+
+
+def ks_statistic(y: np.ndarray, score: np.ndarray) -> float:
+    """Kolmogorov-Smirnov distance between the score distributions of won and lost leads."""
+    y = np.asarray(y, dtype=int)
+    if y.min() == y.max():
+        return float("nan")
+    return float(stats.ks_2samp(score[y == 1], score[y == 0]).statistic)
+
+
+def safe_auc(y: np.ndarray, score: np.ndarray) -> float:
+    y = np.asarray(y, dtype=int)
+    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def rounding_fidelity(y: np.ndarray, unrounded: np.ndarray, rounded: np.ndarray,
+                      threshold: float) -> dict[str, float]:
+    """What rounding cost: AUC, KS, Spearman before/after, largest per-lead change, and
+    how many leads cross the SDR-ready threshold because of rounding."""
+    rho = stats.spearmanr(unrounded, rounded).statistic if np.ptp(rounded) > 0 else float("nan")
+    auc_before, auc_after = safe_auc(y, unrounded), safe_auc(y, rounded)
+    crossed = int(((unrounded >= threshold) != (rounded >= threshold)).sum())
+    return {
+        "auc_unrounded": auc_before, "auc_rounded": auc_after,
+        "rounding_auc_loss": auc_before - auc_after,
+        "ks_unrounded": ks_statistic(y, unrounded), "ks_rounded": ks_statistic(y, rounded),
+        "spearman": float(rho),
+        "max_abs_diff_points": float(np.max(np.abs(unrounded - rounded))) if len(y) else 0.0,
+        "threshold_crossings": crossed,
+    }
+
+
+class PointsScorecard(ClassifierMixin, BaseEstimator):
+    """A logistic regression turned into an integer points table.
+
+    ``fit`` learns levels/bins, the regularised coefficients and the points; ``points(X)``
+    gives the total per lead, ``transform(X)`` the points per factor (their row sums equal
+    ``points``), ``predict_proba`` the calibrated probability of the integer total.
+    Fitted attributes: ``encoder_``, ``fit_`` (coefficients, chosen C), ``scaled_`` (unrounded
+    points), ``rules_`` (:class:`PointsRules`), ``classes_``.
+    """
+
+    def __init__(self, *, groups: dict[str, str] | None = None, numeric: list[str] | None = None,
+                 n_bins: int = 5, min_leads: int = 30,
+                 c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0), cv_folds: int = 5,
+                 scaling: str = "pdo", pdo: float = 20.0, base_score: float | None = None,
+                 base_odds: float | None = None, score_range: tuple[int, int] = (0, 100),
+                 cap: tuple[int, int] | None = None, unseen_points: int = 0,
+                 missing_values: tuple[str, ...] = (), max_iter: int = 2000,
+                 random_state: int = 0):
+        self.groups = groups
+        self.numeric = numeric
+        self.n_bins = n_bins
+        self.min_leads = min_leads
+        self.c_grid = c_grid
+        self.cv_folds = cv_folds
+        self.scaling = scaling
+        self.pdo = pdo
+        self.base_score = base_score
+        self.base_odds = base_odds
+        self.score_range = score_range
+        self.cap = cap
+        self.unseen_points = unseen_points
+        self.missing_values = missing_values
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def fit(self, X: object, y: object) -> PointsScorecard:
+        frame = as_frame(X)
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1 or len(y_arr) != len(frame):
+            raise ValueError(f"y must be 1-D with {len(frame)} values, got shape {y_arr.shape}")
+        target_type = type_of_target(y_arr)
+        if target_type not in ("binary",):
+            if target_type == "multiclass":
+                raise ValueError("PointsScorecard is binary only (won/lost); got more than two classes")
+            raise ValueError(f"Unknown label type: {target_type}; need two classes (won/lost)")
+        self.classes_ = np.unique(y_arr)
+        y01 = (y_arr == self.classes_[1]).astype(int)
+        if self.scaling not in ("pdo", "minmax"):
+            raise ValueError(f"scaling must be 'pdo' or 'minmax', got {self.scaling!r}")
+        self.encoder_ = FactorEncoder(n_bins=self.n_bins, min_leads=self.min_leads,
+                                      numeric=self.numeric).fit(frame)
+        self.feature_names_in_ = self.encoder_.feature_names_in_
+        self.n_features_in_ = self.encoder_.n_features_in_
+        design = self.encoder_.transform(frame)
+        self.fit_: RegularisedFit = fit_regularised(
+            design, y01, c_grid=list(self.c_grid), folds=self.cv_folds, seed=self.random_state,
+            max_iter=self.max_iter)
+        self.scaled_ = scale_points(self.fit_.coef, self.fit_.intercept, self.encoder_,
+                                    scaling=self.scaling, pdo=self.pdo, base_score=self.base_score,
+                                    base_odds=self.base_odds, score_range=tuple(self.score_range))
+        self.slot_points_ = round_points(self.scaled_, self.encoder_)
+        groups = dict(self.groups or {})
+        factors = build_rules(self.encoder_, self.slot_points_, groups=groups,
+                              unseen_points=self.unseen_points,
+                              missing_values=list(self.missing_values), scaling=self.scaled_.params)
+        cap = self.cap
+        rules = PointsRules(factors=factors, missing_values=list(self.missing_values),
+                            score_min=None if cap is None else int(cap[0]),
+                            score_max=None if cap is None else int(cap[1]),
+                            scaling=_jsonable(self.scaled_.params))
+        total = points_matrix(rules, frame).sum(axis=1)
+        if cap is not None:
+            total = np.clip(total, cap[0], cap[1])
+        intercept, slope = fit_probability_map(total, y01)
+        self.rules_ = replace(rules, prob_intercept=intercept, prob_slope=slope)
+        return self
+
+    def unrounded_points(self, X: object) -> np.ndarray:
+        """Total points before rounding (for the fidelity report)."""
+        check_is_fitted(self, "rules_")
+        design = self.encoder_.transform(as_frame(X))
+        values = self.scaled_.values.copy()
+        total = np.asarray(design @ values).ravel()
+        # unseen levels get the (integer) unseen points, as in the rounded table
+        codes = self.encoder_.codes(as_frame(X))
+        for j, factor in enumerate(self.rules_.factors):
+            total = total + np.where(codes[:, j] < 0, factor.unseen_points, 0)
+        return total
+
+    def transform(self, X: object) -> pd.DataFrame:
+        """Points per factor (columns in table order); rows sum to :meth:`points` (no cap)."""
+        check_is_fitted(self, "rules_")
+        frame = as_frame(X)
+        return pd.DataFrame(points_matrix(self.rules_, frame), index=frame.index,
+                            columns=[f.name for f in self.rules_.factors])
+
+    def points(self, X: object) -> np.ndarray:
+        """Integer total per lead (FIT + PAIN, capped when a cap is set)."""
+        total = self.transform(X).to_numpy().sum(axis=1)
+        if self.cap is not None:
+            total = np.clip(total, self.cap[0], self.cap[1])
+        return total
+
+    def decision_function(self, X: object) -> np.ndarray:
+        return self.points(X).astype(float)
+
+    def predict_proba(self, X: object) -> np.ndarray:
+        z = self.rules_.prob_intercept + self.rules_.prob_slope * self.points(X)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: object) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def points_table(self) -> pd.DataFrame:
+        """Tidy table: factor, group, kind, level, points, leads, coef, unrounded_points."""
+        check_is_fitted(self, "rules_")
+        rows = []
+        for j, factor in enumerate(self.encoder_.factors_):
+            rule = self.rules_.factors[j]
+            lo = self.encoder_.offsets_[j]
+            for s, slot in enumerate(factor.slots):
+                rows.append({
+                    "factor": factor.name, "group": rule.group, "kind": factor.kind,
+                    "level": slot, "points": int(self.slot_points_[lo + s]),
+                    "leads": int(factor.counts[s]), "coef": float(self.fit_.coef[lo + s]),
+                    "unrounded_points": round(float(self.scaled_.values[lo + s]), 6),
+                })
+            if "(unseen)" not in factor.slots:
+                rows.append({"factor": factor.name, "group": rule.group, "kind": factor.kind,
+                             "level": "(unseen)", "points": rule.unseen_points, "leads": 0,
+                             "coef": 0.0, "unrounded_points": float(rule.unseen_points)})
+        return pd.DataFrame(rows, columns=["factor", "group", "kind", "level", "points", "leads",
+                                           "coef", "unrounded_points"])
+
+
+def _jsonable(params: dict) -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float):
+            value = round(value, 10)
+        out[key] = value
+    return out
+
+
+def calibration_table(y: np.ndarray, total: np.ndarray, rules: PointsRules, *, bands: int = 10
+                      ) -> pd.DataFrame:
+    """Observed conversion per score band (Wilson 95%) against the predicted probability.
+
+    Columns: band, points_low, points_high, leads, conversions, observed_rate, ci_low,
+    ci_high, predicted_rate.
+    """
+    y = np.asarray(y, dtype=int)
+    edges = np.unique(np.quantile(total, np.linspace(0, 1, bands + 1)))
+    idx = np.clip(np.searchsorted(edges, total, side="right") - 1, 0, max(len(edges) - 2, 0))
+    rows = []
+    for b in np.unique(idx):
+        mask = idx == b
+        n, k = int(mask.sum()), int(y[mask].sum())
+        low, high = wilson_interval(k, n)
+        probs = [rules.probability(t) for t in total[mask]]
+        rows.append({"band": int(b) + 1, "points_low": int(total[mask].min()),
+                     "points_high": int(total[mask].max()), "leads": n, "conversions": k,
+                     "observed_rate": k / n, "ci_low": low, "ci_high": high,
+                     "predicted_rate": float(np.mean(probs))})
+    return pd.DataFrame(rows)
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a proportion k/n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)

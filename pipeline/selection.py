@@ -1,0 +1,225 @@
+"""Which attributes become scoring factors, and why each other one does not.
+
+Rules, applied to each column in this order (the first that matches gives the reason):
+
+1. declared leaky (filled in by sales after contact) -> ``leak: declared ...``;
+2. single-attribute AUC above ``leakage_auc`` -> ``leak: single-attribute AUC ...``;
+3. all missing / a single value -> ``all missing`` / ``constant``;
+4. the best level (largest ``|shrunk_diff_pp|`` among levels with at least ``min_leads``
+   leads; all levels if none has that many) moves the close rate by less than
+   ``min_lift_pp`` -> ``weak: ...``; a level that lowers the rate counts as much as one
+   that raises it;
+5. greedy by descending information value: association above ``max_association`` with an
+   already kept column -> ``duplicate of <other> ...``;
+6. beyond ``max_factors`` kept columns -> ``not in the top N by information value``;
+7. otherwise kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.associations import pairwise_associations, target_associations
+from pipeline.lift import _check_target, level_frame, lift_table
+
+REPORT_COLUMNS = ["column", "kept", "reason"]
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """Thresholds of the factor selection (defaults mirror ``analysis:`` in defaults.yaml)."""
+
+    max_factors: int = 20
+    min_lift_pp: float = 5.0
+    max_association: float = 0.8
+    leakage_auc: float = 0.85
+    declared_leaky: tuple[str, ...] = ()
+    min_leads: int = 30
+
+    def __post_init__(self) -> None:
+        if self.max_factors < 1:
+            raise ValueError(f"max_factors must be >= 1, got {self.max_factors!r}")
+        if self.min_lift_pp < 0:
+            raise ValueError(f"min_lift_pp must be >= 0, got {self.min_lift_pp!r}")
+        if not 0 < self.max_association <= 1:
+            raise ValueError(f"max_association must be in (0, 1], got {self.max_association!r}")
+        if not 0.5 <= self.leakage_auc <= 1:
+            raise ValueError(f"leakage_auc must be in [0.5, 1], got {self.leakage_auc!r}")
+        if self.min_leads < 1:
+            raise ValueError(f"min_leads must be >= 1, got {self.min_leads!r}")
+        if isinstance(self.declared_leaky, str):
+            raise TypeError(
+                f"declared_leaky must be a tuple of column names, got the string "
+                f"{self.declared_leaky!r}"
+            )
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """Kept columns (in input order) and a ``column, kept, reason`` row per input column."""
+
+    kept: list[str]
+    report: pd.DataFrame
+
+
+def select_factors(
+    X: pd.DataFrame,
+    y: pd.Series,
+    groups: Mapping[str, str],
+    settings: SelectionSettings,
+    *,
+    lift: pd.DataFrame | None = None,
+    associations: pd.DataFrame | None = None,
+    pairwise: pd.DataFrame | None = None,
+) -> SelectionResult:
+    """Apply the selection rules (module docstring) to every column of ``X``.
+
+    ``lift``, ``associations`` and ``pairwise`` may pass precomputed tables from
+    :func:`pipeline.lift.lift_table`, :func:`pipeline.associations.target_associations`
+    and :func:`pipeline.associations.pairwise_associations`; missing ones are computed
+    here with ``settings.min_leads`` (pairwise only for the columns still in the race).
+    ``kept`` is in input column order; the report has one row per input column, in order.
+    A ``declared_leaky`` name that is not a column of ``X`` (already excluded upstream) is
+    ignored: it gets no report row.
+    """
+    _check_target(X, y)
+    columns = [str(c) for c in X.columns]
+    levels = None
+    if lift is None or associations is None or pairwise is None:
+        levels = level_frame(X, min_leads=settings.min_leads)
+    if lift is None:
+        lift = lift_table(X, y, groups, min_leads=settings.min_leads, levels=levels)
+    if associations is None:
+        assert levels is not None
+        associations = target_associations(X, y, level_frame=levels[0])
+    _require(lift, "lift", "attribute", columns)
+    _require(associations, "associations", "attribute", columns)
+    assoc = associations.set_index("attribute")
+
+    reasons: dict[str, str] = {}
+    for column in columns:
+        reason = _early_reason(X[column], column, assoc.loc[column], settings)
+        if reason is None:
+            reason = _weak_reason(lift[lift["attribute"] == column], settings)
+        if reason is not None:
+            reasons[column] = reason
+
+    candidates = [c for c in columns if c not in reasons]
+    iv = {c: _iv(assoc.loc[c, "information_value"]) for c in candidates}
+    ranked = sorted(candidates, key=lambda c: (-iv[c], columns.index(c)))
+    if pairwise is None and len(ranked) > 1:
+        assert levels is not None
+        pairwise = pairwise_associations(X, level_frame=levels[0], columns=ranked)
+    strength = _pair_lookup(pairwise)
+
+    kept: list[str] = []
+    for column in ranked:
+        twin = _strongest_twin(column, kept, strength, settings.max_association)
+        if twin is not None:
+            other, measure, value = twin
+            symbol = "|r|" if measure == "pearson" else "V"
+            reasons[column] = f"duplicate of {other} ({symbol}={value:.2f})"
+        elif len(kept) >= settings.max_factors:
+            reasons[column] = f"not in the top {settings.max_factors} by information value"
+        else:
+            kept.append(column)
+            best = _best_level(lift[lift["attribute"] == column], settings.min_leads)
+            reasons[column] = f"kept: IV {iv[column]:.2f}, best level {best:+.1f} pp"
+
+    kept_set = set(kept)
+    report = pd.DataFrame(
+        {
+            "column": columns,
+            "kept": [c in kept_set for c in columns],
+            "reason": [reasons[c] for c in columns],
+        },
+        columns=REPORT_COLUMNS,
+    )
+    return SelectionResult(kept=[c for c in columns if c in kept_set], report=report)
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _early_reason(
+    series: pd.Series, column: str, assoc: pd.Series, settings: SelectionSettings
+) -> str | None:
+    if column in settings.declared_leaky:
+        return "leak: declared filled in after sales contact"
+    auc = float(assoc["single_auc"])
+    if auc > settings.leakage_auc:
+        return f"leak: single-attribute AUC {auc:.2f} > {settings.leakage_auc:.2f}"
+    missing = series.isna().to_numpy()
+    if not pd.api.types.is_numeric_dtype(series.dtype):
+        values = series.to_numpy(dtype=object)
+        missing = missing | np.array([isinstance(v, str) and v == "" for v in values])
+    if missing.all():
+        return "all missing"
+    n_distinct = series[~missing].astype(object).nunique()
+    if n_distinct + (1 if missing.any() else 0) <= 1:
+        return "constant"
+    return None
+
+
+def _best_level(rows: pd.DataFrame, min_leads: int) -> float:
+    """Signed ``shrunk_diff_pp`` of the level that moves the rate most (big levels first)."""
+    big = rows[rows["leads"] >= min_leads]
+    pool = big if len(big) else rows
+    diffs = pool["shrunk_diff_pp"].to_numpy(dtype=float)
+    if diffs.size == 0 or np.isnan(diffs).all():
+        return 0.0
+    return float(diffs[np.nanargmax(np.abs(diffs))])
+
+
+def _weak_reason(rows: pd.DataFrame, settings: SelectionSettings) -> str | None:
+    best = abs(_best_level(rows, settings.min_leads))
+    if best < settings.min_lift_pp:
+        return (
+            f"weak: best level changes the close rate by {best:.1f} pp "
+            f"< {settings.min_lift_pp:g} pp"
+        )
+    return None
+
+
+def _iv(value: object) -> float:
+    v = float(value)  # type: ignore[arg-type]
+    return v if np.isfinite(v) else -np.inf
+
+
+def _pair_lookup(pairwise: pd.DataFrame | None) -> dict[frozenset[str], tuple[str, float]]:
+    if pairwise is None or pairwise.empty:
+        return {}
+    out: dict[frozenset[str], tuple[str, float]] = {}
+    for a, b, measure, value in pairwise[
+        ["attribute_a", "attribute_b", "measure", "value"]
+    ].itertuples(index=False):
+        out[frozenset((str(a), str(b)))] = (str(measure), abs(float(value)))
+    return out
+
+
+def _strongest_twin(
+    column: str,
+    kept: list[str],
+    strength: dict[frozenset[str], tuple[str, float]],
+    threshold: float,
+) -> tuple[str, str, float] | None:
+    """The kept column most associated with ``column`` above ``threshold``, if any."""
+    best: tuple[str, str, float] | None = None
+    for other in kept:
+        measure, value = strength.get(frozenset((column, other)), ("", float("nan")))
+        if np.isfinite(value) and value > threshold and (best is None or value > best[2]):
+            best = (other, measure, value)
+    return best
+
+
+def _require(table: pd.DataFrame, name: str, key: str, columns: list[str]) -> None:
+    if key not in table.columns:
+        raise ValueError(f"{name} table needs a {key!r} column, got {list(table.columns)}")
+    have = set(table[key].astype(str))
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise ValueError(f"{name} table has no rows for columns {missing}")

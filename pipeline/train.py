@@ -1,0 +1,256 @@
+"""The training procedure, wired from the stages: analyse -> select -> fit -> points ->
+threshold -> evaluate. Pure: frames and config in, a :class:`TrainResult` out (no I/O)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from pipeline.associations import pairwise_associations, target_associations
+from pipeline.config import Config
+from pipeline.evaluate import Split, benchmark_auc, binary_metrics, holdout_split, stratified_folds
+from pipeline.features import FeatureSet
+from pipeline.lift import level_frame, lift_table
+from pipeline.points import PointsScorecard, calibration_table, rounding_fidelity
+from pipeline.rules import PointsRules
+from pipeline.scoring import score_frame
+from pipeline.selection import SelectionSettings, select_factors
+from pipeline.threshold import (
+    Quadrant,
+    ThresholdChoice,
+    choose_threshold,
+    fit_pain_quadrant,
+    grade_cutoffs,
+)
+
+NO_SIGNAL = "no signal: no factor passed selection, the points table is empty"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Attribute analysis on the training leads."""
+
+    lift: pd.DataFrame
+    associations: pd.DataFrame
+    pairwise: pd.DataFrame
+    selection: pd.DataFrame
+    kept: list[str]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Everything one training run learned and measured."""
+
+    rules: PointsRules
+    scorecard: PointsScorecard | None
+    points_table: pd.DataFrame
+    coefficients: pd.DataFrame
+    analysis: Analysis
+    threshold: ThresholdChoice | None
+    quadrant: Quadrant | None
+    calibration: pd.DataFrame
+    fidelity: dict[str, float]
+    metrics: dict[str, float]
+    split: Split
+    holdout_scores: pd.DataFrame  # id, converted, points, fit, pain, probability, unrounded
+    notes: list[str] = field(default_factory=list)
+    no_signal: bool = False
+    half_life_table: pd.DataFrame | None = None
+
+
+def selection_settings(config: Config) -> SelectionSettings:
+    a = config.analysis
+    return SelectionSettings(max_factors=a.max_factors, min_lift_pp=a.min_lift_pp,
+                             max_association=a.max_association, leakage_auc=a.leakage_auc,
+                             declared_leaky=tuple(config.columns.declared_leaky),
+                             min_leads=a.min_leads)
+
+
+def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config) -> Analysis:
+    """Lift, associations and factor selection (the conversion-rate method, done properly)."""
+    a = config.analysis
+    levels, _ = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins)
+    lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins)
+    assoc = target_associations(X, y, level_frame=levels)
+    pairwise = pairwise_associations(X, level_frame=levels)
+    result = select_factors(X, y, groups, selection_settings(config), lift=lift,
+                            associations=assoc, pairwise=pairwise)
+    return Analysis(lift, assoc, pairwise, result.report, list(result.kept))
+
+
+def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeric: list[str],
+                  config: Config) -> PointsScorecard:
+    p, m, a = config.points, config.model, config.analysis
+    return PointsScorecard(
+        groups=groups, numeric=[c for c in numeric if c in X.columns], n_bins=a.n_bins,
+        min_leads=a.min_leads, c_grid=tuple(m.c_grid), cv_folds=m.cv_folds, scaling=p.scaling,
+        pdo=p.pdo, base_score=p.base_score, base_odds=p.base_odds, score_range=tuple(p.range),
+        cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
+        missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
+        random_state=config.seed).fit(X, y)
+
+
+def _weeks(frame: pd.DataFrame) -> float | None:
+    if "created_at" not in frame.columns or len(frame) < 2:
+        return None
+    span = (frame["created_at"].max() - frame["created_at"].min()).total_seconds()
+    return max(span / (7 * 86400), 1.0)
+
+
+def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
+    return PointsRules(factors=[], missing_values=list(config.data.missing_values),
+                       id_column=config.data.id_column, model_name=config.model_name,
+                       decay_half_life_days=dict(features.half_lives))
+
+
+def train(features: FeatureSet, config: Config) -> TrainResult:
+    """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout."""
+    frame = features.frame
+    y_all = frame["converted"].to_numpy(dtype=int)
+    split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
+    train_frame, test_frame = frame.iloc[split.train], frame.iloc[split.holdout]
+    y_train, y_test = y_all[split.train], y_all[split.holdout]
+    factors = features.factors
+    analysis = analyse(train_frame[factors].reset_index(drop=True),
+                       pd.Series(y_train), features.groups, config)
+    notes: list[str] = []
+    id_col = config.data.id_column
+    base_metrics = {"n_leads": float(len(frame)), "n_train": float(len(split.train)),
+                    "n_holdout": float(len(split.holdout)),
+                    "conversion_rate": float(y_all.mean()), "n_factors": float(len(analysis.kept))}
+    if not analysis.kept:
+        notes.append(NO_SIGNAL)
+        rules = _empty_rules(config, features)
+        rules = replace(rules, sdr_threshold=1, prob_intercept=_logit(y_train.mean()))
+        holdout = pd.DataFrame({id_col: test_frame[id_col].to_numpy(), "converted": y_test})
+        metrics = {**base_metrics, "holdout_auc": 0.5, "holdout_auc_model": 0.5}
+        return TrainResult(rules, None, pd.DataFrame(columns=["factor", "group", "level", "points"]),
+                           pd.DataFrame(), analysis, None, None, pd.DataFrame(), {}, metrics, split,
+                           holdout, notes, True, features.half_life_table)
+    kept = analysis.kept
+    groups = {c: features.groups[c] for c in kept}
+    X_train = train_frame[kept].reset_index(drop=True)
+    X_test = test_frame[kept].reset_index(drop=True)
+    scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config)
+    from pipeline.fit import coefficient_table
+
+    coefficients, fit_notes = coefficient_table(
+        scorecard.encoder_, scorecard.encoder_.transform(X_train), y_train, scorecard.fit_, groups)
+    notes.extend(fit_notes)
+    train_scores = score_frame(scorecard.rules_, X_train)
+    choice = choose_threshold(train_scores["points"].to_numpy(), train_scores["fit"].to_numpy(),
+                              y_train, target_rate=tuple(config.threshold.target_rate),
+                              capacity_per_week=config.threshold.capacity_per_week,
+                              weeks=_weeks(train_frame))
+    grades = (grade_cutoffs(train_scores["points"].to_numpy(), config.threshold.grades)
+              if config.threshold.grades else [])
+    rules = replace(scorecard.rules_, sdr_threshold=choice.threshold, grades=grades,
+                    id_column=id_col, model_name=config.model_name,
+                    decay_half_life_days=dict(features.half_lives))
+    quadrant = fit_pain_quadrant(train_scores["fit"].to_numpy(), train_scores["pain"].to_numpy(),
+                                 y_train, train_scores["points"].to_numpy() >= choice.threshold,
+                                 fit_quantile=config.threshold.fit_quantile,
+                                 pain_quantile=config.threshold.pain_quantile)
+    if quadrant.warning:
+        notes.append(quadrant.warning)
+    test_scores = score_frame(rules, X_test)
+    unrounded_test = scorecard.unrounded_points(X_test)
+    fidelity = rounding_fidelity(y_test, unrounded_test, test_scores["points"].to_numpy(),
+                                 choice.threshold)
+    if fidelity["rounding_auc_loss"] > config.points.max_rounding_auc_loss:
+        notes.append(f"rounding costs {fidelity['rounding_auc_loss']:.4f} AUC on the holdout "
+                     f"(> {config.points.max_rounding_auc_loss}): raise points.pdo")
+    pts = binary_metrics(y_test, test_scores["points"].to_numpy(),
+                         test_scores["probability"].to_numpy())
+    model_prob = 1 / (1 + np.exp(-(scorecard.fit_.intercept + np.asarray(
+        scorecard.encoder_.transform(X_test) @ scorecard.fit_.coef).ravel())))
+    mdl = binary_metrics(y_test, model_prob, model_prob)
+    bench = benchmark_auc(X_train, y_train, X_test, y_test, seed=config.seed)
+    calibration = calibration_table(y_test, test_scores["points"].to_numpy(), rules)
+    metrics = {
+        **base_metrics,
+        "holdout_auc": pts["auc"], "holdout_ks": pts["ks"], "holdout_brier": pts["brier"],
+        "holdout_auc_model": mdl["auc"], "holdout_brier_model": mdl["brier"],
+        "holdout_auc_benchmark": bench["auc"], "holdout_brier_benchmark": bench["brier"],
+        "rounding_auc_loss": fidelity["rounding_auc_loss"],
+        "sdr_threshold": float(choice.threshold), "sdr_ready_share": choice.sdr_ready_share,
+        "sdr_expected_close_rate": choice.expected_close_rate,
+        "fit_only_sdr_share": choice.fit_only_share, "C": scorecard.fit_.C,
+        "bad_fit_low_pain_sdr_share": quadrant.bad_fit_low_pain_sdr_share,
+    }
+    if choice.sdr_ready_per_week is not None:
+        metrics["sdr_ready_per_week"] = choice.sdr_ready_per_week
+    for group, h in features.half_lives.items():
+        metrics[f"half_life_days_{group}"] = float(h)
+    holdout = pd.DataFrame({id_col: test_frame[id_col].to_numpy(), "converted": y_test,
+                            **{c: test_scores[c].to_numpy() for c in
+                               ("points", "fit", "pain", "probability", "sdr_ready")},
+                            "unrounded_points": unrounded_test, "model_probability": model_prob})
+    if "created_at" in test_frame.columns:
+        holdout["created_at"] = test_frame["created_at"].to_numpy()
+    return TrainResult(rules, scorecard, scorecard.points_table(), coefficients, analysis, choice,
+                       quadrant, calibration, fidelity, metrics, split, holdout, notes, False,
+                       features.half_life_table)
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[str, float]:
+    """Run selection + fit + points inside each fold (nothing learned from the test fold).
+
+    Returns mean and standard deviation of ROC AUC and Brier for the integer points table,
+    the unrounded model and the gradient-boosting benchmark, the rounding loss and the
+    number of factors kept.
+    """
+    frame = features.frame
+    y = frame["converted"].to_numpy(dtype=int)
+    factors = features.factors
+    records = []
+    for train_idx, test_idx in stratified_folds(y, folds, config.seed):
+        train_frame, test_frame = frame.iloc[train_idx], frame.iloc[test_idx]
+        analysis = analyse(train_frame[factors].reset_index(drop=True), pd.Series(y[train_idx]),
+                           features.groups, config)
+        record = {"n_factors": len(analysis.kept)}
+        if not analysis.kept:
+            rate = y[train_idx].mean()
+            brier = float(np.mean((y[test_idx] - rate) ** 2))
+            record.update(auc_points=0.5, auc_model=0.5, auc_benchmark=0.5, brier_points=brier,
+                          brier_model=brier, rounding_auc_loss=0.0)
+            records.append(record)
+            continue
+        kept = analysis.kept
+        X_train = train_frame[kept].reset_index(drop=True)
+        X_test = test_frame[kept].reset_index(drop=True)
+        groups = {c: features.groups[c] for c in kept}
+        scorecard = fit_scorecard(X_train, y[train_idx], groups, features.numeric, config)
+        total = scorecard.points(X_test)
+        prob_points = scorecard.predict_proba(X_test)[:, 1]
+        design = scorecard.encoder_.transform(X_test)
+        prob_model = 1 / (1 + np.exp(-(scorecard.fit_.intercept
+                                       + np.asarray(design @ scorecard.fit_.coef).ravel())))
+        unrounded = scorecard.unrounded_points(X_test)
+        y_test = y[test_idx]
+        bench = benchmark_auc(X_train, y[train_idx], X_test, y_test, seed=config.seed)
+        record.update(
+            auc_points=binary_metrics(y_test, total)["auc"],
+            auc_model=binary_metrics(y_test, prob_model)["auc"],
+            auc_unrounded=binary_metrics(y_test, unrounded)["auc"],
+            auc_benchmark=bench["auc"],
+            brier_points=float(np.mean((y_test - prob_points) ** 2)),
+            brier_model=float(np.mean((y_test - prob_model) ** 2)),
+            brier_benchmark=bench["brier"],
+        )
+        record["rounding_auc_loss"] = record["auc_unrounded"] - record["auc_points"]
+        records.append(record)
+    table = pd.DataFrame(records)
+    out: dict[str, float] = {"folds": float(folds), "n_leads": float(len(frame))}
+    for column in table.columns:
+        out[column] = float(table[column].mean())
+        out[f"{column}_std"] = float(table[column].std(ddof=1)) if len(table) > 1 else 0.0
+    return out

@@ -1,0 +1,211 @@
+"""Validate a raw lead table against the config: ids, label, columns, types.
+
+Input is text (see :mod:`pipeline.io`); output is a typed frame in which configured
+missing tokens are ``None``/NaN, numeric columns are floats and the label is 0/1.
+Everything wrong is reported with the file, column and rows, and what to do.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Config
+from pipeline.errors import UserError
+
+MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class ValidatedLeads:
+    """Leads ready for feature building.
+
+    ``frame`` holds the id column (str), the label column ``converted`` (0/1, training only),
+    ``created_at`` (datetime, when configured) and the candidate factor columns.
+    """
+
+    frame: pd.DataFrame
+    fit_columns: list[str]
+    pain_columns: list[str]
+    numeric_columns: list[str]
+    dropped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _listing(values: pd.Series | list, limit: int = MAX_LISTED) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f" ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def expected_columns_diff(expected: list[str], found: list[str]) -> str:
+    """A diff of expected vs found columns, for the error message."""
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    lines = [f"  - missing: {c!r}" for c in missing] + [f"  + found, not expected: {c!r}" for c in extra]
+    return "\n".join(lines[:40])
+
+
+def normalise_missing(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
+    """Strip whitespace; configured missing tokens and blanks become None."""
+    tokens = set(missing_values) | {""}
+    out = {}
+    for column in frame.columns:
+        series = frame[column].astype(object)
+        stripped = series.map(lambda v: v.strip() if isinstance(v, str) else v)
+        out[column] = stripped.map(lambda v: None if v is None or v in tokens else v).astype(object)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def parse_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Floats, and a mask of values that are present but are not numbers."""
+    numbers = pd.to_numeric(series, errors="coerce").astype(float)
+    bad = series.notna() & numbers.isna()
+    return numbers, bad
+
+
+def infer_numeric(series: pd.Series) -> bool:
+    """A column is numeric when every present value parses as a number."""
+    present = series.dropna()
+    if present.empty:
+        return False
+    _, bad = parse_numeric(present)
+    return not bad.any()
+
+
+def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], list[str]]:
+    """FIT and PAIN columns from the config; with neither listed, every usable column is FIT."""
+    cols = config.columns
+    if cols.fit or cols.pain:
+        return list(cols.fit), list(cols.pain)
+    reserved = {config.data.id_column, config.label.column, config.data.created_at_column,
+                config.data.account_column, config.derived.email_column, config.derived.title_column,
+                *config.derived.name_columns, *cols.exclude, *cols.declared_leaky}
+    return [c for c in columns if c not in reserved], []
+
+
+def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: bool = True
+                   ) -> ValidatedLeads:
+    """Check and type a raw (all-text) lead table; raises :class:`UserError` on bad input."""
+    id_col, label_col = config.data.id_column, config.label.column
+    columns = list(raw.columns)
+    fit_cols, pain_cols = candidate_columns(config, columns)
+    required = [id_col, *fit_cols, *pain_cols]
+    if training:
+        required.append(label_col)
+    for optional in (config.data.created_at_column, config.derived.email_column,
+                     config.derived.title_column, *config.derived.name_columns):
+        if optional:
+            required.append(optional)
+    absent = [c for c in required if c not in columns]
+    if absent:
+        what = "label column" if absent == [label_col] else "columns"
+        raise UserError(
+            f"{source}: {what} {_listing(absent)} not found\n"
+            f"{expected_columns_diff(list(dict.fromkeys(required)), columns)}",
+            hint="fix the column names in the file or in the config (columns.fit / columns.pain)",
+        )
+    frame = normalise_missing(raw, config.data.missing_values)
+    ids = frame[id_col]
+    blank = ids.isna()
+    if blank.any():
+        rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()
+        raise UserError(f"{source}: id column {id_col!r} is blank on rows {_listing(rows)}",
+                        hint="every lead needs an id (row numbers count the header as row 1)")
+    dup = ids[ids.duplicated(keep=False)]
+    if not dup.empty:
+        raise UserError(f"{source}: id column {id_col!r} has duplicates: {_listing(dup.unique())}",
+                        hint="ids must be unique: de-duplicate the export")
+    out = pd.DataFrame({id_col: ids.astype(str)}, index=frame.index)
+    if training:
+        out["converted"] = _label(frame[label_col], config, source)
+    if config.data.created_at_column:
+        out["created_at"] = _timestamps(frame[config.data.created_at_column],
+                                        config.data.created_at_column, source)
+    extra_sources = [c for c in (config.derived.email_column, config.derived.title_column,
+                                 *config.derived.name_columns, config.data.account_column) if c]
+    for c in extra_sources:
+        if c in frame.columns:
+            out[c] = frame[c]
+    numeric, dropped, notes = [], {}, []
+    for column in [*fit_cols, *pain_cols]:
+        series = frame[column]
+        forced = column in config.columns.numeric
+        if forced or infer_numeric(series):
+            values, bad = parse_numeric(series)
+            if bad.any():
+                rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()
+                raise UserError(
+                    f"{source}: column {column!r} is numeric but rows {_listing(rows)} hold text: "
+                    f"{_listing(series[bad].unique())}",
+                    hint="clean the values or remove the column from columns.numeric",
+                )
+            if column in pain_cols and (values < 0).any():
+                rows = (np.flatnonzero((values < 0).to_numpy()) + 2).tolist()
+                raise UserError(f"{source}: column {column!r} is a behaviour count but has negative "
+                                f"values on rows {_listing(rows)}", hint="counts cannot be negative")
+            series = values
+            numeric.append(column)
+        if series.isna().all():
+            dropped[column] = "all missing"
+        elif series.nunique(dropna=False) <= 1:
+            dropped[column] = "constant"
+        else:
+            out[column] = series
+    for column, reason in dropped.items():
+        msg = f"{source}: column {column!r} is {reason}: dropped"
+        notes.append(msg)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    keep = set(out.columns)
+    return ValidatedLeads(
+        frame=out,
+        fit_columns=[c for c in fit_cols if c in keep],
+        pain_columns=[c for c in pain_cols if c in keep],
+        numeric_columns=[c for c in numeric if c in keep],
+        dropped=dropped,
+        warnings=notes,
+    )
+
+
+def _label(series: pd.Series, config: Config, source: str) -> pd.Series:
+    positive = {str(v) for v in config.label.positive}
+    negative = {str(v) for v in config.label.negative}
+    text = series.map(lambda v: None if v is None else str(v))
+    unexpected = text[~text.isin(positive | negative)]
+    if not unexpected.empty:
+        counts = unexpected.fillna("(blank)").value_counts()
+        listed = ", ".join(f"{k!r}: {v}" for k, v in counts.head(10).items())
+        raise UserError(
+            f"{source}: label column {config.label.column!r} has values that are neither won "
+            f"{sorted(positive)} nor lost {sorted(negative)}: {listed}",
+            hint="fix the rows or list the values under label.positive / label.negative",
+        )
+    label = text.isin(positive).astype(int)
+    if label.nunique() < 2:
+        only = "won" if label.iloc[0] == 1 else "lost"
+        raise UserError(f"{source}: only one class present (every lead is {only})",
+                        hint="training needs both won and lost leads")
+    return label
+
+
+def _timestamps(series: pd.Series, column: str, source: str) -> pd.Series:
+    parsed = pd.to_datetime(series, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+    bad = series.notna() & parsed.isna()
+    if bad.any():
+        rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()
+        raise UserError(f"{source}: column {column!r} has unparseable timestamps on rows "
+                        f"{_listing(rows)}: {_listing(series[bad].unique())}",
+                        hint="use ISO 8601, e.g. 2025-03-01T09:30:00")
+    future = parsed > pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1)
+    if future.any():
+        rows = (np.flatnonzero(future.to_numpy()) + 2).tolist()
+        raise UserError(f"{source}: column {column!r} has timestamps in the future on rows "
+                        f"{_listing(rows)}", hint="check the export's time zone and clock")
+    if parsed.isna().any():
+        rows = (np.flatnonzero(parsed.isna().to_numpy()) + 2).tolist()
+        raise UserError(f"{source}: column {column!r} is blank on rows {_listing(rows)}",
+                        hint="every lead needs its creation time")
+    return parsed.astype("datetime64[ns]")

@@ -1,0 +1,250 @@
+"""Factor selection: each rule exercised on seeded synthetic leads, then the real data set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.associations import pairwise_associations, target_associations
+from pipeline.lift import level_frame, lift_table
+from pipeline.selection import SelectionResult, SelectionSettings, select_factors
+
+DATA = Path("/work/shared/data/x_education_leads.csv")
+
+
+def make_leads(seed: int = 0, n: int = 3000) -> tuple[pd.DataFrame, pd.Series, dict[str, str]]:
+    """Leads with one column per selection rule; effects are large and known."""
+    rng = np.random.default_rng(seed)
+    source = rng.choice(["web", "event", "partner"], size=n, p=[0.5, 0.3, 0.2])
+    visits = rng.poisson(3.0, size=n).astype(float)
+    region = rng.choice(["north", "south"], size=n)
+    logit = -1.2 + np.select([source == "event", source == "partner"], [1.0, 2.2], 0.0)
+    logit = logit + 0.35 * (visits - 3) + np.where(region == "south", 1.0, 0.0)
+    unsubscribed = rng.random(n) < 0.1
+    logit = logit - np.where(unsubscribed, 1.0, 0.0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    channel = np.array([{"partner": "referral"}.get(s, s) for s in source], dtype=object)
+    flip = rng.random(n) < 0.01
+    channel[flip] = "web"  # near-copy of source, slightly blurred: lower IV
+    outcome_note = np.where(y == 1, "promising", "dead").astype(object)  # written after contact
+    outcome_note[rng.random(n) < 0.05] = "promising"
+    X = pd.DataFrame(
+        {
+            "source": pd.Series(source, dtype=object),
+            "visits": visits,
+            "region": pd.Series(region, dtype=object),
+            "unsubscribed": pd.Series(np.where(unsubscribed, "yes", "no"), dtype=object),
+            "channel": pd.Series(channel, dtype=object),
+            "noise": pd.Series(rng.choice(["a", "b", "c"], size=n), dtype=object),
+            "outcome_note": pd.Series(outcome_note, dtype=object),
+            "sales_rating": pd.Series(rng.choice(["hot", "cold"], size=n), dtype=object),
+            "constant": "same",
+            "empty": pd.Series([None] * n, dtype=object),
+        }
+    )
+    groups = {c: ("PAIN" if c == "visits" else "FIT") for c in X.columns}
+    return X, pd.Series(y, name="converted"), groups
+
+
+def reasons(result: SelectionResult) -> dict[str, str]:
+    return dict(zip(result.report["column"], result.report["reason"], strict=True))
+
+
+def test_each_rule_gives_its_reason():
+    X, y, groups = make_leads()
+    settings = SelectionSettings(declared_leaky=("sales_rating",))
+    result = select_factors(X, y, groups, settings)
+    why = reasons(result)
+    assert list(result.report.columns) == ["column", "kept", "reason"]
+    assert list(result.report["column"]) == list(X.columns)  # one row per column, in order
+    assert why["sales_rating"] == "leak: declared filled in after sales contact"
+    assert why["outcome_note"].startswith("leak: single-attribute AUC 0.9")
+    assert why["outcome_note"].endswith("> 0.85")
+    assert why["constant"] == "constant"
+    assert why["empty"] == "all missing"
+    assert why["noise"].startswith("weak: best level changes the close rate by ")
+    assert why["noise"].endswith(" pp < 5 pp")
+    assert why["channel"].startswith("duplicate of source (V=0.9")
+    for column in ("source", "visits", "region", "unsubscribed"):
+        assert why[column].startswith("kept: IV "), column
+    assert result.kept == ["source", "visits", "region", "unsubscribed"]
+    assert result.report.set_index("column")["kept"].sum() == 4
+
+
+def test_a_level_that_lowers_the_rate_counts():
+    X, y, groups = make_leads(seed=1)
+    lift = lift_table(X, y, groups)
+    rows = lift[lift["attribute"] == "unsubscribed"].set_index("level")
+    assert rows.loc["yes", "shrunk_diff_pp"] < -5  # lowers the rate ...
+    assert rows.loc["no", "shrunk_diff_pp"] < 5  # ... and no level raises it by 5 pp
+    why = reasons(select_factors(X, y, groups, SelectionSettings(), lift=lift))
+    assert why["unsubscribed"].startswith("kept: IV ")
+    assert "best level -" in why["unsubscribed"]
+
+
+def test_weak_reason_quotes_the_figures():
+    X, y, groups = make_leads(seed=2)
+    lift = lift_table(X, y, groups)
+    noise = lift[lift["attribute"] == "noise"]
+    best = noise["shrunk_diff_pp"].abs().max()
+    why = reasons(select_factors(X, y, groups, SelectionSettings(), lift=lift))
+    assert why["noise"] == f"weak: best level changes the close rate by {best:.1f} pp < 5 pp"
+    strict = SelectionSettings(min_lift_pp=best / 2)
+    assert not reasons(select_factors(X, y, groups, strict, lift=lift))["noise"].startswith("weak")
+
+
+def test_levels_below_min_leads_cannot_make_a_factor_strong():
+    # three leads say "yes" and all three convert: +60 pp raw, but too few to trust
+    X, y, groups = make_leads(seed=5, n=1000)
+    flag = np.where(np.arange(1000) < 3, "yes", "no").astype(object)
+    y = y.copy()
+    y.iloc[:3] = 1
+    X = X.assign(rare_flag=flag)
+    groups = {**groups, "rare_flag": "FIT"}
+    lift = lift_table(X, y, groups, min_leads=1)
+    rare = lift[lift["attribute"] == "rare_flag"].set_index("level")
+    assert rare.loc["yes", "shrunk_diff_pp"] > 5  # the tiny level alone would pass
+    why = reasons(select_factors(X, y, groups, SelectionSettings(min_leads=30), lift=lift))
+    assert why["rare_flag"].startswith("weak: best level changes the close rate by 0.")
+
+
+def test_top_n_cut_keeps_the_highest_information_value():
+    X, y, groups = make_leads(seed=3)
+    assoc = target_associations(X, y)
+    result = select_factors(X, y, groups, SelectionSettings(max_factors=2), associations=assoc)
+    why = reasons(result)
+    iv = assoc.set_index("attribute")["information_value"]
+    survivors = ["source", "visits", "region", "unsubscribed"]
+    expected = sorted(survivors, key=lambda c: -iv[c])[:2]
+    assert result.kept == [c for c in X.columns if c in expected]
+    for column in survivors:
+        if column not in expected:
+            assert why[column] == "not in the top 2 by information value"
+
+
+def test_duplicates_are_greedy_by_information_value():
+    # a > b > c by IV; a~b and b~c are near-duplicates, a and c are not: b goes, c stays
+    X = pd.DataFrame(
+        {
+            "a": ["x", "y", "y", "x"],
+            "b": ["x", "y", "x", "y"],
+            "c": ["y", "x", "x", "y"],
+            "d": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    y = pd.Series([0, 1, 0, 1])
+    assoc = pd.DataFrame(
+        {
+            "attribute": ["a", "b", "c", "d"],
+            "single_auc": 0.6,
+            "information_value": [0.9, 0.5, 0.3, 0.1],
+        }
+    )
+    lift = pd.DataFrame(
+        {
+            "attribute": ["a", "b", "c", "d"],
+            "level": "x",
+            "leads": 4,
+            "shrunk_diff_pp": [20.0, 15.0, -12.0, 8.0],
+        }
+    )
+    pairwise = pd.DataFrame(
+        {
+            "attribute_a": ["a", "a", "a", "b", "b", "c"],
+            "attribute_b": ["b", "c", "d", "c", "d", "d"],
+            "measure": ["cramers_v", "cramers_v", "cramers_v", "cramers_v", "pearson", "pearson"],
+            "value": [0.93, 0.5, 0.1, 0.95, 0.2, -0.97],
+        }
+    )
+    result = select_factors(
+        X,
+        y,
+        dict.fromkeys("abcd", "FIT"),
+        SelectionSettings(),
+        lift=lift,
+        associations=assoc,
+        pairwise=pairwise,
+    )
+    why = reasons(result)
+    assert why["b"] == "duplicate of a (V=0.93)"
+    assert why["c"] == "kept: IV 0.30, best level -12.0 pp"
+    assert why["d"] == "duplicate of c (|r|=0.97)"  # the sign of r does not matter
+    assert result.kept == ["a", "c"]
+
+
+def test_precomputed_tables_give_the_same_result_and_inputs_are_untouched():
+    X, y, groups = make_leads(seed=4, n=1500)
+    before = X.copy()
+    settings = SelectionSettings(declared_leaky=("sales_rating",))
+    direct = select_factors(X, y, groups, settings)
+    frame, meta = level_frame(X, min_leads=settings.min_leads)
+    given = select_factors(
+        X,
+        y,
+        groups,
+        settings,
+        lift=lift_table(X, y, groups, levels=(frame, meta)),
+        associations=target_associations(X, y, level_frame=frame),
+        pairwise=pairwise_associations(X, level_frame=frame),
+    )
+    assert direct.kept == given.kept
+    pd.testing.assert_frame_equal(direct.report, given.report)
+    pd.testing.assert_frame_equal(X, before)
+
+
+def test_settings_and_inputs_are_validated():
+    X, y, groups = make_leads(n=200)
+    # a declared leak already dropped upstream is simply absent: no row, no error
+    result = select_factors(X, y, groups, SelectionSettings(declared_leaky=("dropped_upstream",)))
+    assert list(result.report["column"]) == list(X.columns)
+    with pytest.raises(ValueError, match="max_factors must be >= 1, got 0"):
+        SelectionSettings(max_factors=0)
+    with pytest.raises(TypeError, match="tuple of column names"):
+        SelectionSettings(declared_leaky="Tags")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"lift table has no rows for columns \['visits'\]"):
+        lift = lift_table(X, y, groups)
+        select_factors(X, y, groups, SelectionSettings(), lift=lift[lift.attribute != "visits"])
+
+
+@pytest.mark.skipif(not DATA.exists(), reason=f"real data set not present at {DATA}")
+def test_x_education_leads_end_to_end():
+    raw = pd.read_csv(DATA)
+    y = raw["Converted"].astype(int)
+    X = raw.drop(columns=["Prospect ID", "Lead Number", "Converted"]).replace("Select", np.nan)
+    pain = {
+        "TotalVisits",
+        "Total Time Spent on Website",
+        "Page Views Per Visit",
+        "Last Activity",
+        "Last Notable Activity",
+        "A free copy of Mastering The Interview",
+    }
+    groups = {c: ("PAIN" if c in pain else "FIT") for c in X.columns}
+    settings = SelectionSettings(declared_leaky=("Lead Quality", "Lead Profile"))
+
+    start = time.perf_counter()
+    frame, meta = level_frame(X, min_leads=settings.min_leads)
+    lift = lift_table(X, y, groups, levels=(frame, meta))
+    assoc = target_associations(X, y, level_frame=frame)
+    pairwise = pairwise_associations(X, level_frame=frame)
+    result = select_factors(
+        X, y, groups, settings, lift=lift, associations=assoc, pairwise=pairwise
+    )
+    elapsed = time.perf_counter() - start
+    print(f"\nX Education: lift + associations + selection in {elapsed:.2f} s")
+
+    why = reasons(result)
+    assert why["Tags"].startswith("leak"), why["Tags"]
+    assert why["Lead Quality"] == "leak: declared filled in after sales contact"
+    assert not why["Lead Origin"].startswith("leak")
+    assert not why["TotalVisits"].startswith("leak")
+    assert why["Magazine"] == "constant"
+    assert len(result.kept) <= 20
+    assert len(result.report) == X.shape[1]
+    overall = lift.groupby("attribute")["conversions"].sum() / len(y)
+    assert overall.to_numpy() == pytest.approx(0.3853, abs=1e-4)
+    assert elapsed < 60
