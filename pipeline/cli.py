@@ -45,6 +45,7 @@ def _quiet_third_party() -> None:
     for name in ("mlflow", "alembic", "urllib3", "py4j", "matplotlib"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"mlflow\..*")
+    warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"sklearn\..*")
 
 
@@ -622,8 +623,153 @@ def history(
     _console().print(table)
 
 
+# --------------------------------------------------------------------------- exports
+
+
+@app.command("export")
+def export_command(
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="json | csv | sql | pmml | python "
+                                             "| hubspot | crm-csv | all")] = "json",
+    output: Annotated[Path, typer.Option("--output", "-o", help="file (one format) or folder "
+                                              "(--format all)")] = Path("data/processed/exports"),
+    dialect: Annotated[str, typer.Option(help="SQL dialect: duckdb | postgres | spark")] = "duckdb",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
+    = None,
+) -> None:
+    """Export a version's points table for rule-based scorers (CRMs, SQL, PMML, Python)."""
+    from pipeline import export as exporters
+    from pipeline import registry
+
+    ref, _ = _resolve_model(model, config, tracking_uri)
+    rules = registry.load_rules(ref)
+    if not rules.factors:
+        raise UserError(f"{ref.name} v{ref.version} has an empty points table (no signal): "
+                        "nothing to export")
+    if format == "all":
+        output.mkdir(parents=True, exist_ok=True)
+        for fmt in exporters.FORMATS:
+            dialects = exporters.SQL_DIALECTS if fmt == "sql" else (None,)
+            for d in dialects:
+                name = exporters.FILE_NAMES[fmt] if d is None else \
+                    f"points_{d}.sql"
+                path = exporters.write_export(rules, fmt, name, dialect=d, within=output)
+                say(f"{fmt:<8} {path}")
+        return
+    if format not in exporters.FORMATS:
+        raise UserError(f"--format {format!r} is not one of {', '.join(exporters.FORMATS)}, all")
+    if output.is_dir():
+        output = output / exporters.FILE_NAMES[format]
+    path = exporters.write_export(rules, format, output,
+                                  dialect=dialect if format == "sql" else None)
+    say(f"{ref.name} v{ref.version} -> {format}: {path}")
+
+
+@app.command("verify-export")
+def verify_export(
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="leads to score (default: "
+                                                "the config's leads file)")] = None,
+    formats: Annotated[str, typer.Option(help="comma-separated: sql,pmml,python")]
+    = "sql,pmml,python",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
+    = None,
+) -> None:
+    """Score leads through each executable export and compare with the model, lead by lead."""
+    from pipeline import registry
+    from pipeline.verify import verify_exports
+
+    ref, cfg = _resolve_model(model, config, tracking_uri)
+    model_cfg = _model_config(ref, cfg)
+    rules = registry.load_rules(ref)
+    frame = _feature_frame_for_rules(model_cfg, rules, input)
+    results = verify_exports(rules, frame, formats=tuple(f.strip() for f in formats.split(",")))
+    failed = False
+    for result in results:
+        print(f"{result.format} mismatches: {result.mismatches} of {result.total}")
+        failed |= result.mismatches != 0
+        if result.mismatches:
+            print(result.examples.to_string(index=False), file=sys.stderr)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _feature_frame_for_rules(cfg, rules, input_path: Path | None):
+    """The per-lead table the points table reads (derived signals and event features added)."""
+    import pandas as pd
+
+    from pipeline.io import read_table
+    from pipeline.serving import derive_missing_signals
+    from pipeline.validate import normalise_missing
+
+    source = Path(input_path) if input_path else Path(cfg.data.leads)
+    raw = read_table(source, strict=True).frame
+    frame = normalise_missing(raw, rules.missing_values)
+    events = _events_source(cfg, None) if rules.decay_half_life_days else None
+    if events is not None:
+        from pipeline.scoring_events import event_features_for_scoring
+
+        ev = event_features_for_scoring(cfg, events, rules, as_of=None)
+        ids = frame[cfg.data.id_column].astype(str).to_numpy()
+        missing = [c for c in rules.factor_names() if c in ev.columns and c not in frame.columns]
+        frame = pd.concat([frame, ev[missing].reindex(ids).set_axis(frame.index)], axis=1)
+    frame = derive_missing_signals(frame, rules, _derived(cfg))
+    for factor in rules.factors:
+        if factor.kind == "numeric" and factor.name in frame.columns:
+            frame[factor.name] = pd.to_numeric(frame[factor.name], errors="coerce")
+    return frame
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="NAME/VERSION or a version number")],
+    new: Annotated[str, typer.Argument(help="NAME/VERSION or a version number")],
+    config: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="registered model name")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="also list unchanged rules")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+) -> None:
+    """Which factors and levels changed points between two versions, and by how much."""
+    from pipeline import registry
+    from pipeline.export import diff_rules
+
+    cfg = _load_config(config) if config else None
+    if cfg:
+        _connect(cfg)
+    else:
+        _connect_uri(tracking_uri)
+    model_name = name or (cfg.model_name if cfg else "lead-scoring")
+
+    def ref_of(text: str):
+        return registry.resolve(text if ("/" in text or "@" in text) else f"{model_name}/{text}")
+
+    a, b = ref_of(old), ref_of(new)
+    table = diff_rules(registry.load_rules(a), registry.load_rules(b), include_unchanged=all_rows)
+    if table.empty:
+        say(f"{a.name} v{a.version} and v{b.version}: identical points")
+        return
+    print(table.to_string(index=False))
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (report, drift)."""
+    import importlib
+
+    for module in ("pipeline.cli_report",):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
 def main() -> None:
     """Entry point: user errors print one clear message (no traceback) and exit non-zero."""
+    _register_optional_commands()
     try:
         app()
     except UserError as exc:

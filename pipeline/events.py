@@ -127,7 +127,10 @@ def decayed_counts_as_of(
             f"leads: missing column(s) {missing}; expected lead_id, created_at, "
             f"got {list(leads.columns)}"
         )
-    as_of_ts = pd.Timestamp(as_of)
+    try:
+        as_of_ts = pd.Timestamp(as_of)
+    except (TypeError, ValueError):
+        as_of_ts = pd.NaT
     if pd.isna(as_of_ts):
         raise UserError(f"as_of: must be a date-time, got {as_of!r}")
     if as_of_ts.tzinfo is not None:
@@ -350,7 +353,6 @@ def _load_snapshots(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> 
 
 def _aggregate_sql(source: str, spec: _Spec) -> str:
     """The single pass: every event row is classified and aggregated per lead."""
-    used = "used"
     aggs = [
         "count(*) AS _total",
         "count(*) FILTER (WHERE bad_ts) AS _unparseable",
@@ -358,22 +360,22 @@ def _aggregate_sql(source: str, spec: _Spec) -> str:
         "count(*) FILTER (WHERE NOT bad_ts AND _row IS NOT NULL AND since_us < 0) AS _before",
         "count(*) FILTER (WHERE NOT bad_ts AND _row IS NOT NULL AND since_us >= 0 "
         "AND age_us <= 0) AS _after",
-        f"count(*) FILTER (WHERE {used}) AS _used",
+        "count(*) FILTER (WHERE used) AS _used",
     ]
     if spec.full:
         key = _lit(spec.key_group)
         aggs += [
-            f"histogram(event) FILTER (WHERE {used}) AS _hist",
-            f"min(age_us) FILTER (WHERE {used}) AS _min_age_us",
-            f"count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE {used}) AS _days_active",
-            f"count(*) FILTER (WHERE {used} AND grp = {key} "
+            "histogram(event) FILTER (WHERE used) AS _hist",
+            "min(age_us) FILTER (WHERE used) AS _min_age_us",
+            "count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE used) AS _days_active",
+            f"count(*) FILTER (WHERE used AND grp = {key} "
             f"AND since_us < {7 * _US_PER_DAY}) AS _week_key",
-            f"min(since_us) FILTER (WHERE {used} AND grp = {key}) AS _first_key_us",
+            f"min(since_us) FILTER (WHERE used AND grp = {key}) AS _first_key_us",
         ]
         for g in spec.groups:
             for w in spec.windows:
                 aggs.append(
-                    f"count(*) FILTER (WHERE {used} AND grp = {_lit(g)} "
+                    f"count(*) FILTER (WHERE used AND grp = {_lit(g)} "
                     f"AND age_us <= {w * _US_PER_DAY}) AS {_ident(_window_col(g, w))}"
                 )
     for g, h in spec.half_lives.items():

@@ -948,12 +948,15 @@ def write_export(
     text = export(rules, fmt, dialect=dialect)
     path = safe_output_path(within, out_path) if within is not None else Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp makes the file 0600: keep the mode of the file replaced, else the usual 0644
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

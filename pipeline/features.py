@@ -78,6 +78,24 @@ def snapshot_times(leads: pd.DataFrame, config: Config, *, as_of: pd.Timestamp |
                          "created_at": created, "snapshot_at": snap})
 
 
+def _profile_offset(frame: pd.DataFrame, groups: dict[str, str], numeric: list[str],
+                    y: pd.Series, *, folds: int, seed: int) -> pd.DataFrame:
+    """Out-of-fold profile log-odds, held fixed while half-lives are searched: without it a
+    long half-life (a plain count) wins by standing in for the profile it correlates with."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    columns = [c for c, g in groups.items() if g == "FIT" and c not in numeric and c in frame]
+    if not columns:
+        return pd.DataFrame(index=range(len(frame)))
+    text = frame[columns].astype(object).where(frame[columns].notna(), "(missing)").astype(str)
+    dummies = pd.get_dummies(text, prefix=columns, prefix_sep="=", drop_first=True, dtype=float)
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    logit = cross_val_predict(LogisticRegression(C=1.0, max_iter=1000), dummies.to_numpy(),
+                              y.to_numpy(), cv=cv, method="decision_function")
+    return pd.DataFrame({"__profile_logit": logit})
+
+
 def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFrame | Path | None,
                    half_lives: dict[str, float] | None = None, as_of: pd.Timestamp | None = None,
                    training: bool = True) -> FeatureSet:
@@ -114,11 +132,17 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
         ev = result.features.set_index("lead_id")
         diagnostics = dict(result.diagnostics)
         if training and not half_lives:
+            candidates = ev.reindex(snapshots["lead_id"]).reset_index(drop=True)
+            y = frame["converted"].reset_index(drop=True)
+            profile = _profile_offset(pd.concat([frame, derived], axis=1).reset_index(drop=True),
+                                      groups, numeric, y, folds=config.model.cv_folds,
+                                      seed=config.seed)
+            key = f"velocity_{config.events.key_group}"
+            base = [*profile.columns, *([key] if key in candidates.columns else [])]
             choice = decay.choose_half_lives(
-                ev.reindex(snapshots["lead_id"]).reset_index(drop=True),
-                frame["converted"].reset_index(drop=True), groups=sorted(config.events.groups),
-                grid=list(config.events.half_life_grid), folds=config.model.cv_folds,
-                seed=config.seed)
+                pd.concat([candidates, profile], axis=1), y, groups=sorted(config.events.groups),
+                grid=list(config.events.half_life_grid), base_columns=base,
+                folds=config.model.cv_folds, seed=config.seed)
             chosen = {g: float(h) for g, h in choice.half_life_days.items()}
             table = choice.cv_log_loss
             for g, h in chosen.items():

@@ -480,6 +480,10 @@ def test_one_event_one_half_life_ago_counts_half():
         half_lives={"non_product": 30},
     )
     assert got.features["decayed_non_product"].tolist() == [pytest.approx(0.5)]
+    with pytest.raises(UserError, match=r"as_of: must be a date-time, got 'tomorrow-ish'"):
+        decayed_counts_as_of(
+            events, leads, as_of="tomorrow-ish", event_groups=GROUPS, half_lives={}
+        )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -576,8 +576,13 @@ def test_write_export_is_atomic_and_stays_inside(tmp_path):
     assert path == (tmp_path / "sub" / "score.sql").resolve()
     assert path.read_text(encoding="utf-8") == ex.export_sql(rules, dialect="postgres")
     assert sorted(p.name for p in path.parent.iterdir()) == ["score.sql"]  # no temp file left
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
     ex.write_export(rules, "json", tmp_path / "rules.json")
     assert PointsRules.from_json((tmp_path / "rules.json").read_text("utf-8")) == rules
+    (tmp_path / "rules.json").chmod(0o640)
+    ex.write_export(make_rules(sdr_threshold=31), "json", tmp_path / "rules.json")
+    assert (tmp_path / "rules.json").stat().st_mode & 0o777 == 0o640
+    assert PointsRules.from_json((tmp_path / "rules.json").read_text("utf-8")).sdr_threshold == 31
 
 
 @pytest.mark.parametrize("name", ["../evil.sql", "a/../../evil.sql", "/etc/evil.sql", "", "."])
