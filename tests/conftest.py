@@ -1,0 +1,77 @@
+"""Shared fixtures: small seeded demo data, configs pointing at temporary stores, the real data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "x_education_leads.csv"
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test gets its own MLflow store: nothing scatters into the repo or the home dir."""
+    store = tmp_path_factory.mktemp("mlruns")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    yield
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 demo leads with events and truth.json, generated once per session."""
+    from pipeline.demo_data import generate_demo_data, write_demo_data
+
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_data(generate_demo_data(n_leads=3000, seed=7), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real X Education file from ../shared/data (skipped when absent)."""
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real dataset not found at {SHARED_DATA} (../shared is not beside the repo)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a config derived from a shipped one, with its MLflow store under tmp_path.
+
+    ``make_config("demo", data_dir=demo_dir, points={"pdo": 40})`` returns the YAML path.
+    """
+
+    def make(base: str = "demo", *, data_dir: Path | None = None, leads: Path | None = None,
+             **overrides: Any) -> Path:
+        settings = yaml.safe_load((REPO / "configs" / f"{base}.yaml").read_text())
+        settings["root"] = str(REPO)
+        if data_dir is not None:
+            settings["data"]["leads"] = str(data_dir / "leads.csv")
+            if settings["data"].get("events"):
+                settings["data"]["events"] = str(data_dir / "events.csv")
+        if leads is not None:
+            settings["data"]["leads"] = str(leads)
+        settings.setdefault("registry", {})
+        settings["registry"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        settings["registry"]["artifact_location"] = str(tmp_path / "artifacts")
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(settings.get(key), dict):
+                settings[key].update(value)
+            else:
+                settings[key] = value
+        path = tmp_path / f"{base}.yaml"
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        return path
+
+    return make
