@@ -75,7 +75,6 @@ def _connect(cfg) -> None:
 
 def _connect_uri(tracking_uri: str | None) -> None:
     from pipeline import registry
-
     from pipeline.config import default_settings, resolve_tracking_uri
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
@@ -185,7 +184,12 @@ def train(
     """Train, register a new version in MLflow, gate the champion, score the leads."""
     cfg = _load_config(config, data)
     with _maybe_lock(cfg, lock, "train"):
-        _train(cfg, out, score=not no_score)
+        targets = cfg.for_targets()
+        for target_cfg in targets:
+            if len(targets) > 1:
+                say(f"=== target {target_cfg.label.column} -> model {target_cfg.model_name}")
+            _train(target_cfg, out / target_cfg.name if out and len(targets) > 1 else out,
+                   score=not no_score)
 
 
 def _train(cfg, out: Path | None, *, score: bool) -> None:
@@ -221,7 +225,8 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
             if result.rules.factors else features.frame[[cfg.data.id_column]].head(5))
         final_rules = _with_version(result.rules, ref, tags)
         decision = _gate(cfg, ref, result, features)
-        say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); {decision['summary']}")
+        say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
+            f"{decision['summary']}")
         out_dir.mkdir(parents=True, exist_ok=True)
         from pipeline.io import write_bytes_atomic, write_text_atomic
 
@@ -260,7 +265,8 @@ def _gate(cfg, ref, result, features) -> dict[str, Any]:
             holdout = features.frame.iloc[result.split.holdout]
             if all(f in holdout.columns for f in rules.factor_names()):
                 scores = score_frame(rules, holdout)
-                champion_auc = safe_auc(holdout["converted"].to_numpy(), scores["points"].to_numpy())
+                champion_auc = safe_auc(holdout["converted"].to_numpy(),
+                                        scores["points"].to_numpy())
             else:
                 champion_auc = float(registry._client().get_run(current.run_id)
                                      .data.metrics.get("holdout_auc", float("nan")))
@@ -441,13 +447,19 @@ def score(
 
     from pipeline import registry
 
+    rejects = rejects or output.with_name(output.stem + "_rejects.csv")
+    as_of_ts = pd.Timestamp(as_of) if as_of else None
+    since_ts = pd.Timestamp(since) if since else None
+    if model is None and config is not None:
+        cfg = _load_config(config)
+        if cfg.targets:
+            _score_targets(cfg, input, output, rejects, as_of=as_of_ts, since=since_ts,
+                           batch_size=batch_size, engine=engine, lock=lock)
+            return
     ref, cfg = _resolve_model(model, config, tracking_uri)
     model_cfg = _model_config(ref, cfg)
     rules = registry.load_rules(ref)
     source = Path(input) if input else Path(model_cfg.data.leads)
-    rejects = rejects or output.with_name(output.stem + "_rejects.csv")
-    as_of_ts = pd.Timestamp(as_of) if as_of else None
-    since_ts = pd.Timestamp(since) if since else None
     with _maybe_lock(model_cfg, lock, "score"):
         started = time.perf_counter()
         summary = _score_to_file(model_cfg, rules, source, output, rejects, as_of=as_of_ts,
@@ -464,6 +476,40 @@ def score(
             ", ".join(f"{k}: {v}" for k, v in sorted(summary.unseen.items())))
     say(f"scored leads: {output}")
     say(f"rejects:      {rejects}" + (f" ({summary.rejected} rows)" if summary.rejected else ""))
+
+
+def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_of, since,
+                   batch_size: int, engine: str, lock: bool) -> None:
+    """One score per target: each target's champion scores the leads; the columns are
+    suffixed with the target name and joined on the lead id into one output file."""
+    import pandas as pd
+
+    from pipeline import registry
+    from pipeline.io import write_frame_atomic
+
+    _connect(cfg)
+    source = Path(input) if input else Path(cfg.data.leads)
+    merged, all_rejects = None, []
+    with _maybe_lock(cfg, lock, "score"), tempfile.TemporaryDirectory() as tmp:
+        for target_cfg in cfg.for_targets():
+            target = target_cfg.name.removeprefix(f"{cfg.name}-")
+            ref = registry.resolve(f"{target_cfg.model_name}@champion")
+            rules = registry.load_rules(ref)
+            part, part_rejects = Path(tmp) / f"{target}.parquet", Path(tmp) / f"{target}_rej.csv"
+            summary = _score_to_file(target_cfg, rules, source, part, part_rejects, as_of=as_of,
+                                     since=since, batch_size=batch_size, engine=engine)
+            say(f"{ref.name} v{ref.version}: {summary.scored:,} scored, "
+                f"{summary.rejected:,} rejected")
+            frame = pd.read_parquet(part)
+            id_col = cfg.data.id_column
+            frame = frame.rename(columns={c: f"{c}_{target}" for c in frame.columns if c != id_col})
+            merged = frame if merged is None else merged.merge(frame, on=id_col, how="outer")
+            all_rejects.append(pd.read_csv(part_rejects).assign(target=target))
+    write_frame_atomic(output, merged)
+    rej = pd.concat(all_rejects, ignore_index=True).drop_duplicates(["row", "reason"])
+    write_frame_atomic(rejects, rej)
+    say(f"scored leads: {output} ({len(merged):,} leads, one score column per target)")
+    say(f"rejects:      {rejects}")
 
 
 def _write_accounts(cfg, source: Path, output: Path) -> None:

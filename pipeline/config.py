@@ -211,6 +211,7 @@ class Config(_Strict):
     seed: int
     data: DataConfig
     label: LabelConfig
+    targets: dict[str, LabelConfig] | None
     columns: ColumnsConfig
     derived: DerivedConfig
     events: EventsConfig
@@ -219,6 +220,16 @@ class Config(_Strict):
     points: PointsConfig
     threshold: ThresholdConfig
     registry: RegistryConfig
+
+    def for_targets(self) -> list[Config]:
+        """One config per target (``targets`` in the YAML), each with its own label and model
+        name ``<model_name>-<target>``; a single-target config returns itself."""
+        if not self.targets:
+            return [self]
+        return [self.model_copy(update={"label": label, "targets": None,
+                                        "model_name": f"{self.model_name}-{name}",
+                                        "name": f"{self.name}-{name}"})
+                for name, label in self.targets.items()]
 
     @property
     def experiment_name(self) -> str:

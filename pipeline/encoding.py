@@ -8,13 +8,15 @@ A missing value is its own ``(missing)`` level (missingness is often informative
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import TransformerTags
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pipeline.rules import _canonical_str, _interval_label
 
@@ -44,7 +46,58 @@ def as_frame(X: object) -> pd.DataFrame:
     array = np.asarray(X)
     if array.ndim != 2:
         raise ValueError(f"expected 2-D input, got an array of shape {array.shape}")
-    return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+    return pd.DataFrame(array, columns=positional_names(array.shape[1])).infer_objects()
+
+
+def positional_names(n: int) -> list[str]:
+    """Factor names for input without column names: ``x0``, ``x1``, ..."""
+    return [f"x{i}" for i in range(n)]
+
+
+def check_frame(estimator: BaseEstimator, X: object, *, reset: bool) -> pd.DataFrame:
+    """Validate ``X`` the scikit-learn way and return it as a frame named by factor.
+
+    Sparse input is refused (``TypeError``); complex numbers, 1-D input and empty input raise
+    ``ValueError``. With ``reset`` (in ``fit``) ``n_features_in_`` is set, and
+    ``feature_names_in_`` when ``X`` is a DataFrame with string column names; otherwise both
+    are checked against the fitted values (a DataFrame with other columns, or columns in another
+    order, fails with the list of unexpected and missing names). Input without column names
+    gets the positional names ``x0``, ``x1``, ...; a bare array scored by an estimator fitted
+    on a DataFrame takes the fitted names in order. ``X`` itself is never modified.
+    """
+    name = type(estimator).__name__
+    if sp.issparse(X):
+        raise TypeError(f"{name} does not support sparse input: pass a DataFrame or a dense "
+                        "2-D array (a sparse matrix cannot hold text levels or missing values)")
+    if isinstance(X, pd.DataFrame):
+        array = None
+        shape = X.shape
+        if any(pd.api.types.is_complex_dtype(t) for t in X.dtypes):
+            raise ValueError("Complex data not supported")
+    else:
+        array = np.asarray(X)
+        shape = array.shape
+        if np.iscomplexobj(array):
+            raise ValueError("Complex data not supported")
+        if array.ndim != 2:
+            raise ValueError(
+                f"{name} expected 2-D input, got an array of shape {array.shape}. Reshape your "
+                "data either using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample.")
+    if shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 "
+                         f"is required by {name}.")
+    if shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 "
+                         f"is required by {name}.")
+    validate_data(estimator, X if array is None else array, reset=reset, skip_check_array=True)
+    names = getattr(estimator, "feature_names_in_", None)
+    columns = positional_names(shape[1]) if names is None else [str(c) for c in names]
+    if array is None:
+        if list(X.columns) == columns:
+            return X
+        return X.set_axis(columns, axis=1)
+    return pd.DataFrame(array, columns=columns).infer_objects()
 
 
 def is_numeric_column(series: pd.Series) -> bool:
@@ -54,13 +107,18 @@ def is_numeric_column(series: pd.Series) -> bool:
 def categorical_text(series: pd.Series) -> pd.Series:
     """Values as the strings the points table matches on; missing stays None."""
     def canon(v: object) -> object:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
             return None
         return v if isinstance(v, str) else _canonical_str(v)
 
-    uniques = pd.unique(series.astype(object))
-    mapping = {u: canon(u) for u in uniques if u is not None and not (isinstance(u, float) and np.isnan(u))}
-    return series.astype(object).map(lambda v: mapping.get(v) if v is not None else None).astype(object)
+    values = series.astype(object)
+    try:
+        uniques = pd.unique(values)
+    except TypeError:  # unhashable cells (a dict, a list): match on their text
+        values = values.map(lambda v: v if isinstance(v, Hashable) else str(v))
+        uniques = pd.unique(values)
+    mapping = {u: canon(u) for u in uniques}
+    return values.map(lambda v: mapping.get(v) if v is not None else None).astype(object)
 
 
 def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
@@ -84,20 +142,43 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
     n_bins : quantile bins per numeric factor.
     min_leads : categorical levels with fewer training leads pool into ``(other)``.
     numeric : columns treated as numeric; ``None`` infers from the dtype.
+    missing_values : text values that mean "missing" (as in the points table); the empty
+        string always does.
+
+    Attributes
+    ----------
+    factors_ : one :class:`FactorLevels` per input column, in input order.
+    offsets_ : design column where each factor's slots start (``offsets_[-1]`` = width).
+    n_features_in_ : number of input columns.
+    feature_names_in_ : input column names (only when fitted on a DataFrame with string names).
     """
 
-    def __init__(self, *, n_bins: int = 5, min_leads: int = 30, numeric: list[str] | None = None):
+    def __init__(self, *, n_bins: int = 5, min_leads: int = 30, numeric: list[str] | None = None,
+                 missing_values: tuple[str, ...] = ()):
         self.n_bins = n_bins
         self.min_leads = min_leads
         self.numeric = numeric
+        self.missing_values = missing_values
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
+        return tags
 
     def fit(self, X: object, y: object = None) -> FactorEncoder:
-        frame = as_frame(X)
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        self.n_features_in_ = frame.shape[1]
+        frame = check_frame(self, X, reset=True)
         self.factors_ = [self._fit_one(str(c), frame[c]) for c in frame.columns]
         self.offsets_ = np.cumsum([0] + [len(f.slots) for f in self.factors_])
         return self
+
+    def _text(self, series: pd.Series) -> pd.Series:
+        """Categorical values as strings; missing (null, empty, a missing token) is None."""
+        text = categorical_text(series)
+        tokens = {"", *self.missing_values}
+        return text.where(~text.isin(tokens), None)
 
     def _fit_one(self, name: str, series: pd.Series) -> FactorLevels:
         forced = self.numeric is not None and name in self.numeric
@@ -114,7 +195,7 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
                 slots.append(MISSING)
                 counts.append(n_missing)
             return FactorLevels(name, "numeric", slots, counts, edges, [])
-        text = categorical_text(series)
+        text = self._text(series)
         counts_by_level = text.value_counts(dropna=True)
         ordered = sorted(counts_by_level.items(), key=lambda kv: (-kv[1], kv[0]))
         kept = [(lvl, int(n)) for lvl, n in ordered if n >= self.min_leads]
@@ -131,25 +212,22 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         return FactorLevels(name, "categorical", slots, counts, [], sorted(lvl for lvl, _ in rare))
 
     def codes(self, X: object) -> np.ndarray:
-        """Slot index per lead and factor (``-1`` = unseen level, or missing never seen in training)."""
+        """Slot index per lead and factor (``-1`` = unseen level, or missing never seen in
+        training)."""
         check_is_fitted(self, "factors_")
-        frame = as_frame(X)
-        absent = [f.name for f in self.factors_ if f.name not in frame.columns]
-        if absent:
-            raise ValueError(f"columns {absent} seen in fit are missing from the input")
+        frame = check_frame(self, X, reset=False)
         out = np.empty((len(frame), len(self.factors_)), dtype=np.int32)
         for j, factor in enumerate(self.factors_):
-            out[:, j] = self._codes_one(factor, frame[factor.name])
+            out[:, j] = self._codes_one(factor, frame.iloc[:, j])
         return out
 
-    @staticmethod
-    def _codes_one(factor: FactorLevels, series: pd.Series) -> np.ndarray:
+    def _codes_one(self, factor: FactorLevels, series: pd.Series) -> np.ndarray:
         missing_slot = factor.slots.index(MISSING) if MISSING in factor.slots else -1
         if factor.kind == "numeric":
             values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
             codes = np.searchsorted(np.asarray(factor.edges, dtype=float), values, side="left")
             return np.where(np.isnan(values), missing_slot, codes).astype(np.int32)
-        text = categorical_text(series)
+        text = self._text(series)
         lookup = {lvl: i for i, lvl in enumerate(factor.slots) if lvl not in (OTHER, MISSING)}
         if OTHER in factor.slots:
             other = factor.slots.index(OTHER)
@@ -173,5 +251,11 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         return sp.csr_matrix((data, (row, col)), shape=(n, int(self.offsets_[-1])))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """``factor=level`` per design column."""
         check_is_fitted(self, "factors_")
+        if input_features is not None:
+            given = [str(c) for c in input_features]
+            if given != [f.name for f in self.factors_]:
+                raise ValueError(f"input_features {given} do not match the fitted factors "
+                                 f"{[f.name for f in self.factors_]}")
         return np.asarray([f"{f.name}={s}" for f in self.factors_ for s in f.slots], dtype=object)

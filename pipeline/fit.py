@@ -24,6 +24,7 @@ class RegularisedFit:
     intercept: float
     C: float
     cv_curve: pd.DataFrame  # columns: C, cv_log_loss
+    n_iter: int  # lbfgs iterations of the final fit
 
 
 def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float], folds: int,
@@ -44,11 +45,12 @@ def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float]
     best = float(c_grid[int(np.argmin(losses))])
     model = _logistic(best, max_iter).fit(design, y)
     curve = pd.DataFrame({"C": list(c_grid), "cv_log_loss": losses})
-    return RegularisedFit(model.coef_[0].copy(), float(model.intercept_[0]), best, curve)
+    return RegularisedFit(model.coef_[0].copy(), float(model.intercept_[0]), best, curve,
+                          int(model.n_iter_[0]))
 
 
 def _logistic(C: float, max_iter: int) -> LogisticRegression:
-    return LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter, tol=1e-6)
+    return LogisticRegression(C=C, solver="newton-cholesky", max_iter=max_iter, tol=1e-8)
 
 
 def reference_slots(encoder: FactorEncoder) -> list[int]:

@@ -97,49 +97,71 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
 
-def _check_utf8(path: Path) -> None:
+def check_utf8(path: Path) -> None:
+    """Fail with the line number when a file is not UTF-8 (a latin-1 CRM export, say).
+
+    The whole file is decoded incrementally (1 MiB at a time), so a bad byte near the end is
+    found before anything is written, not half-way through scoring.
+    """
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
     with open(path, "rb") as handle:
-        data = handle.read(1 << 20)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(data) - 4:  # not merely a multi-byte char cut at the read boundary
-            line = data[: exc.start].count(b"\n") + 1
+        while True:
+            block = handle.read(1 << 20)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                pending = decoder.getstate()[0] if exc.start >= len(block) else b""
+                data = pending + block
+                start = max(0, min(exc.start, len(data) - 1))
+                line = lines_before + data[:start].count(b"\n") + 1
+                raise UserError(
+                    f"{path}: not UTF-8 text (byte 0x{data[start]:02x} on line {line})",
+                    hint="re-save the file as UTF-8 (CRM exports are often latin-1: "
+                    "iconv -f latin1 -t utf-8 in.csv > out.csv)",
+                ) from None
+            if not block:
+                return
+            lines_before += block.count(b"\n")
+
+
+def wrong_delimiter(path: Path, header: list[str]) -> None:
+    """A one-column header holding ``;``, tabs or ``|`` means the file is not comma-separated."""
+    if len(header) > 1:
+        return
+    text = header[0] if header else ""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        if sep in text:
             raise UserError(
-                f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})",
-                hint="re-save the file as UTF-8 (CRM exports are often latin-1: "
-                "iconv -f latin1 -t utf-8 in.csv > out.csv)",
-            ) from None
+                f"{path}: the header has one column but contains {name}: wrong delimiter",
+                hint="save the file with commas as the delimiter",
+            )
 
 
 def _read_csv_as_text(path: Path, *, strict: bool) -> RawTable:
-    _check_utf8(path)
-    with open(path, encoding="utf-8", newline="") as handle:
-        header_line = handle.readline()
-    header = next(csv.reader([header_line]), [])
-    if len(header) <= 1:
-        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if sep in header_line:
-                raise UserError(
-                    f"{path}: the header has one column but contains {name}: wrong delimiter",
-                    hint="save the file with commas as the delimiter",
-                )
-    bad: list[BadRow] = []
-
-    def on_bad(fields: list[str]) -> None:
-        bad.append(BadRow(line=-1, reason=f"has {len(fields)} fields, expected {len(header)}",
-                          raw=",".join(fields)))
-        return None
-
+    check_utf8(path)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    wrong_delimiter(path, header)
     read = _csv_reader(path)
+    bad: list[BadRow] = []
     try:
         frame = read("error")
-    except pd.errors.ParserError as exc:
-        if strict:
-            raise UserError(f"{path}: malformed CSV: {exc}",
-                            hint="every row needs as many fields as the header") from None
-        frame = read(on_bad)
+    except pd.errors.ParserError:
         bad = _locate_bad_rows(path, len(header))
+        if strict:
+            first = bad[0] if bad else None
+            where = (f"line {first.line} has {first.reason.split(' has ')[-1]}" if first
+                     else "rows do not match the header")
+            more = f" ({len(bad)} malformed rows in all, lines " \
+                f"{', '.join(str(b.line) for b in bad[:5])}{' ...' if len(bad) > 5 else ''})" \
+                if len(bad) > 1 else ""
+            raise UserError(f"{path}: malformed CSV: {where}{more}",
+                            hint="every row needs as many fields as the header "
+                            "(a stray comma or quote?)") from None
+        frame = read("skip")
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: file is empty", hint="expected a header row") from None
     if len(frame) == 0 and not bad:
@@ -151,8 +173,8 @@ def _read_csv_as_text(path: Path, *, strict: bool) -> RawTable:
 def _csv_reader(path: Path) -> Callable[[object], pd.DataFrame]:
     def read(on_bad_lines: object) -> pd.DataFrame:
         return pd.read_csv(
-            path, dtype=object, keep_default_na=False, na_values=[], encoding="utf-8",
-            on_bad_lines=on_bad_lines, engine="c" if on_bad_lines == "error" else "python",
+            path, dtype=object, keep_default_na=False, na_values=[], encoding="utf-8-sig",
+            on_bad_lines=on_bad_lines,
         )
 
     return read
@@ -161,7 +183,7 @@ def _csv_reader(path: Path) -> Callable[[object], pd.DataFrame]:
 def _locate_bad_rows(path: Path, n_fields: int) -> list[BadRow]:
     """Line numbers and text of rows whose field count differs from the header."""
     bad = []
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         next(reader, None)
         for fields in reader:

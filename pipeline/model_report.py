@@ -70,33 +70,76 @@ def roc_plot(holdout: pd.DataFrame) -> bytes:
 
 
 def gains_table(holdout: pd.DataFrame) -> pd.DataFrame:
-    """Cumulative gains and lift by decile of the score (best decile first)."""
-    ranked = holdout.sort_values(["points", "model_probability"], ascending=False
-                                 ).reset_index(drop=True)
+    """Per decile of the score (best first): leads, won, the decile's own conversion rate and
+    lift, and the cumulative gain (share of all won leads reached) and cumulative lift.
+
+    Leads are ranked by points, ties broken by the unrounded model so deciles have equal size.
+    """
+    ranked = holdout.sort_values(["points", "model_probability"], ascending=False,
+                                 kind="stable").reset_index(drop=True)
     n = len(ranked)
-    total_won = max(int(ranked["converted"].sum()), 1)
-    rate = ranked["converted"].mean() if n else 0.0
+    y = ranked["converted"].to_numpy(dtype=int)
+    total_won = max(int(y.sum()), 1)
+    rate = float(y.mean()) if n else 0.0
+    bounds = [int(round(n * d / 10)) for d in range(11)]
     rows = []
     for d in range(1, 11):
-        top = ranked.iloc[: int(round(n * d / 10))]
-        won = int(top["converted"].sum())
-        rows.append({"decile": d, "leads": len(top), "won": won,
-                     "cumulative_gain": won / total_won,
-                     "lift": (won / max(len(top), 1)) / rate if rate else np.nan,
-                     "min_points": int(top["points"].min()) if len(top) else 0})
+        lo, hi = bounds[d - 1], bounds[d]
+        won, cum_won = int(y[lo:hi].sum()), int(y[:hi].sum())
+        leads = hi - lo
+        decile_rate = won / leads if leads else float("nan")
+        rows.append({"decile": d, "leads": leads, "won": won, "conversion_rate": decile_rate,
+                     "lift": decile_rate / rate if rate and leads else float("nan"),
+                     "cumulative_gain": cum_won / total_won,
+                     "cumulative_lift": (cum_won / hi) / rate if rate and hi else float("nan"),
+                     "min_points": int(ranked["points"].iloc[hi - 1]) if hi else 0})
     return pd.DataFrame(rows)
 
 
-def gains_plot(gains: pd.DataFrame) -> bytes:
-    fig, ax = _fig()
+def ks_curve(holdout: pd.DataFrame) -> pd.DataFrame:
+    """Cumulative share of won and of lost leads at or above each score (best first)."""
+    y = holdout["converted"].to_numpy(dtype=int)
+    pts = holdout["points"].to_numpy()
+    scores = np.unique(pts)[::-1]
+    won = np.array([(y[pts >= s] == 1).sum() for s in scores], dtype=float)
+    lost = np.array([(y[pts >= s] == 0).sum() for s in scores], dtype=float)
+    return pd.DataFrame({"points": scores, "won_share": won / max(y.sum(), 1),
+                         "lost_share": lost / max((1 - y).sum(), 1)})
+
+
+def gains_plot(gains: pd.DataFrame, ks: pd.DataFrame) -> bytes:
+    """Three panels: cumulative gains, lift per decile, KS separation of won vs lost."""
+    fig = Figure(figsize=(12, 3.8))
+    ax1, ax2, ax3 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
     x = np.concatenate([[0], gains["decile"] * 10])
-    ax.plot(x, np.concatenate([[0], gains["cumulative_gain"] * 100]), marker="o",
-            color="#2f6fab", label="points table")
-    ax.plot([0, 100], [0, 100], color="#7b8794", linestyle="--", label="random")
-    ax.set_xlabel("% of leads called (highest score first)")
-    ax.set_ylabel("% of won leads reached")
-    ax.set_title("Cumulative gains (holdout)")
-    ax.legend()
+    ax1.plot(x, np.concatenate([[0], gains["cumulative_gain"] * 100]), marker="o",
+             color="#2f6fab", label="points table")
+    ax1.plot([0, 100], [0, 100], color="#7b8794", linestyle="--", label="random")
+    ax1.set_xlabel("% of leads called (highest score first)")
+    ax1.set_ylabel("% of won leads reached")
+    ax1.set_title("Cumulative gains")
+    ax1.legend(loc="lower right")
+    ax2.bar(gains["decile"], gains["lift"], color="#2f6fab")
+    ax2.axhline(1.0, color="#c0392b", linestyle="--", linewidth=1, label="overall rate")
+    ax2.set_xticks(gains["decile"])
+    ax2.set_xlabel("score decile (1 = highest)")
+    ax2.set_ylabel("lift (decile rate / overall rate)")
+    ax2.set_title("Lift by decile")
+    ax2.legend(loc="upper right")
+    gap = (ks["won_share"] - ks["lost_share"]).to_numpy()
+    ax3.plot(ks["points"], ks["won_share"] * 100, color="#2f6fab", label="won")
+    ax3.plot(ks["points"], ks["lost_share"] * 100, color="#9fb3c8", label="lost")
+    if len(gap):
+        i = int(np.argmax(np.abs(gap)))
+        p = ks["points"].iloc[i]
+        ax3.vlines(p, ks["lost_share"].iloc[i] * 100, ks["won_share"].iloc[i] * 100,
+                   color="#c0392b", label=f"KS {abs(gap[i]):.3f} at {p} points")
+    ax3.invert_xaxis()
+    ax3.set_xlabel("points (at or above)")
+    ax3.set_ylabel("% of the class at or above")
+    ax3.set_title("KS: won vs lost")
+    ax3.legend(loc="lower right")
+    fig.subplots_adjust(wspace=0.35)
     return figure_png(fig)
 
 
@@ -128,7 +171,8 @@ def threshold_plot(tradeoff: pd.DataFrame, threshold: int, per_week: bool) -> by
     ax.set_title("Threshold trade-off")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right")
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     return figure_png(fig)
 
 
@@ -143,88 +187,142 @@ def quadrant_plot(table: pd.DataFrame) -> bytes:
             ax.text(j, i, f"{int(row['leads']):,} leads\n{rates[i, j]:.1%} won\n"
                           f"{int(row['sdr_ready']):,} SDR-ready", ha="center", va="center",
                     fontsize=9, color="black")
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=max(rates.max(), 1e-9) * 1.4)
+    image = ax.imshow(rates * 100, cmap="Blues", vmin=0, vmax=max(rates.max(), 1e-9) * 140)
+    fig.colorbar(image, ax=ax, label="conversion rate (%)")
     ax.set_xticks([0, 1], pains)
     ax.set_yticks([0, 1], fits)
     ax.set_title("FIT x PAIN quadrant (training leads)")
     return figure_png(fig)
 
 
-def build_report(result: TrainResult, features: FeatureSet, config: Config) -> str:
-    """The full HTML report for one trained version."""
+SECTION_IDS: tuple[str, ...] = (
+    "data", "lift", "coefficients", "points", "distribution", "roc", "gains", "calibration",
+    "threshold", "quadrant", "fidelity")
+"""The stable ids of the report's sections, in page order (``notes`` may follow)."""
+
+
+def _data_section(result: TrainResult, features: FeatureSet, config: Config) -> Section:
     frame = features.frame
-    m = result.metrics
     rate = float(frame["converted"].mean())
-    data_lines = [f"{len(frame):,} leads, {int(frame['converted'].sum()):,} won "
-                  f"({rate:.1%}); split: {result.split.method} "
-                  f"({len(result.split.train):,} train / {len(result.split.holdout):,} holdout)."]
-    if "created_at" in frame.columns:
-        data_lines.append(f"Created between {frame['created_at'].min():%Y-%m-%d} and "
-                          f"{frame['created_at'].max():%Y-%m-%d}.")
+    lines = [f"{len(frame):,} leads, {int(frame['converted'].sum()):,} won "
+             f"(conversion rate {rate:.1%}); split: {result.split.method} "
+             f"({len(result.split.train):,} train / {len(result.split.holdout):,} holdout"
+             + (f", holdout from {result.split.cutoff}" if result.split.cutoff else "") + ")."]
+    if "created_at" in frame.columns and frame["created_at"].notna().any():
+        lines.append(f"Date range: created between {frame['created_at'].min():%Y-%m-%d} and "
+                     f"{frame['created_at'].max():%Y-%m-%d}.")
+    else:
+        lines.append("Date range: the data has no lead creation dates, so the holdout is a "
+                     "stratified random sample and volumes are shares, not per week.")
     excluded = list(config.columns.exclude)
-    if excluded:
-        data_lines.append(f"Excluded by the config: {', '.join(excluded)}.")
-    leaky = result.analysis.selection[result.analysis.selection["reason"].str.startswith("leak")]
+    lines.append("Excluded by the config: " + (", ".join(excluded) if excluded else "none") + ".")
+    selection = result.analysis.selection
+    leaky = selection[selection["reason"].str.startswith("leak")]
+    declared = list(config.columns.declared_leaky)
     if len(leaky):
-        data_lines.append("Leaky columns (excluded): " + "; ".join(
+        lines.append("Leaky columns (excluded): " + "; ".join(
             f"{r.column} ({r.reason})" for r in leaky.itertuples()) + ".")
+    else:
+        lines.append("Leaky columns: none detected among the candidates"
+                     + (f"; declared leaky and never used: {', '.join(declared)}" if declared
+                        else "") + ".")
+    kept = result.analysis.kept
+    lines.append(f"Factor selection: {len(kept)} of {len(selection)} candidate columns kept"
+                 + (f" ({', '.join(kept)})" if kept else "") + "; the table lists every "
+                 "column and the reason it was kept or dropped.")
     if features.half_lives:
         from pipeline.decay import monthly_loss_percent
 
-        data_lines.append("Learned decay half-lives: " + ", ".join(
+        lines.append("Learned decay half-lives: " + ", ".join(
             f"{g} {h:g} days (lose {monthly_loss_percent(h):.0f}% per month)"
             for g, h in sorted(features.half_lives.items())) + ".")
-    sections = [Section("Data", data_lines, [("Factor selection: every column, kept or not, "
-                                              "and why", result.analysis.selection)])]
-    lift = result.analysis.lift
+    return Section("Data", lines, [("Factor selection: every column, kept or not, and why",
+                                    selection)], key="data")
+
+
+def _lift_section(result: TrainResult, rate: float) -> Section:
+    lift, kept = result.analysis.lift, result.analysis.kept
+    images = [(f"Lift: {a}", figure_png(lift_chart(lift[lift["attribute"] == a], rate)))
+              for a in kept if (lift["attribute"] == a).any()]
+    text = (f"Conversion rate per level of each kept factor, with 95% Wilson intervals; the "
+            f"dashed line is the overall rate ({rate:.1%})." if images else
+            "No factor was kept: there is no lift chart to show.")
+    return Section("Lift per kept factor", [text], images=images, key="lift")
+
+
+def build_report(result: TrainResult, features: FeatureSet, config: Config) -> str:
+    """The full HTML report for one trained version: one section per id in SECTION_IDS."""
+    frame = features.frame
+    m = result.metrics
+    rate = float(frame["converted"].mean())
     kept = result.analysis.kept
-    sections.append(Section(
-        "Lift per kept factor",
-        [f"Conversion rate per level with 95% Wilson intervals; the dashed line is the overall "
-         f"rate ({rate:.1%})."] if kept else ["No factor was kept."],
-        images=[(f"Lift: {a}", figure_png(lift_chart(lift[lift["attribute"] == a], rate)))
-                for a in kept if (lift["attribute"] == a).any()]))
+    sections = [_data_section(result, features, config), _lift_section(result, rate)]
     if result.no_signal:
-        sections.append(Section("Result", ["no signal: no factor passed selection; the points "
-                                           "table is empty and this version is not promoted."]))
+        sections.append(Section("Result", [
+            "no signal: no factor passed selection; the points table is empty and this version "
+            "is not promoted."], key="result"))
         return render_html(f"{config.model_name}: model report", config.name, sections)
     holdout = result.holdout_scores
     sections.append(Section("Coefficients", [
-        "statsmodels logistic regression (reference coding: each factor's most common level). "
+        "statsmodels logistic regression (reference coding: each factor's most common level); "
+        "odds ratios with 95% confidence intervals. "
         f"The production fit is scikit-learn's L2 logistic regression with C = {m['C']:g} chosen "
-        "by cross-validation."], images=[("Odds ratios", forest_plot(result.coefficients))],
-        tables=[("Coefficient table", result.coefficients)]))
+        "by cross-validation."], images=[("Odds ratios (95% CI)",
+                                         forest_plot(result.coefficients))],
+        tables=[("Coefficient table", result.coefficients)], key="coefficients"))
     pt = result.points_table
+    columns = [c for c in ("factor", "level", "points", "leads") if c in pt.columns]
     sections.append(Section("Points table", [
         f"Scaling: {config.points.scaling}. Total = FIT + PAIN. Unseen levels get the listed "
-        "(unseen) points."],
-        tables=[(f"{g} points", pt[pt["group"] == g][["factor", "level", "points", "leads"]])
-                for g in ("FIT", "PAIN") if (pt["group"] == g).any()]))
+        "(unseen) points; missing values the (missing) points."],
+        tables=[(f"{g} points", pt[pt["group"] == g][columns])
+                for g in ("FIT", "PAIN") if (pt["group"] == g).any()], key="points"))
+    won = holdout["converted"].to_numpy(dtype=int)
+    med_won, med_lost = (float(holdout.loc[won == k, "points"].median()) for k in (1, 0))
+    sections.append(Section("Score distribution", [
+        f"Holdout leads: {int(won.sum()):,} won, {int(len(won) - won.sum()):,} lost; median "
+        f"points {med_won:g} (won) vs {med_lost:g} (lost)."],
+        images=[("Score distribution, won vs lost", score_distribution(holdout))],
+        key="distribution"))
+    sections.append(Section("ROC curve", [
+        f"Holdout ROC AUC {m['holdout_auc']:.4f} with the integer points, "
+        f"{m['holdout_auc_model']:.4f} with the unrounded model."],
+        images=[("ROC", roc_plot(holdout))], key="roc"))
     gains = gains_table(holdout)
-    sections.append(Section("Ranking quality", [
-        f"Holdout ROC AUC {m['holdout_auc']:.4f} (integer points), KS {m['holdout_ks']:.3f}."],
-        images=[("Score distribution", score_distribution(holdout)), ("ROC", roc_plot(holdout)),
-                ("Cumulative gains", gains_plot(gains))],
-        tables=[("Gains and lift by decile", gains)]))
+    ks = ks_curve(holdout)
+    top = gains.iloc[0]
+    sections.append(Section("Cumulative gains, lift and KS", [
+        f"KS {m['holdout_ks']:.3f}. The top decile ({int(top['leads']):,} leads from "
+        f"{int(top['min_points'])} points up) converts at {top['conversion_rate']:.1%}, "
+        f"{top['lift']:.2f} times the overall rate, and holds {top['cumulative_gain']:.1%} of "
+        "the won leads."],
+        images=[("Cumulative gains, lift by decile and KS", gains_plot(gains, ks))],
+        tables=[("Gains and lift by decile", gains)], key="gains"))
     sections.append(Section("Calibration", [
-        f"Brier score {m['holdout_brier']:.4f} (points table) vs {m['holdout_brier_model']:.4f} "
-        "(unrounded model)."], images=[("Calibration", calibration_plot(result.calibration))],
-        tables=[("Points-to-probability per score band", result.calibration)]))
+        "Observed conversion per score band (95% Wilson) against the probability the points "
+        f"predict. Brier score {m['holdout_brier']:.4f} (points table) vs "
+        f"{m['holdout_brier_model']:.4f} (unrounded model)."],
+        images=[("Calibration", calibration_plot(result.calibration))],
+        tables=[("Points-to-probability per score band", result.calibration)],
+        key="calibration"))
     t = result.threshold
     per_week = t.sdr_ready_per_week is not None
     sections.append(Section("SDR-ready threshold", [
         f"SDR-ready at {t.threshold} points ({t.note}): {t.sdr_ready_share:.1%} of leads, "
         f"expected close rate {t.expected_close_rate:.1%}"
-        + (f", {t.sdr_ready_per_week:.1f} per week" if per_week else "") + ".",
+        + (f", {t.sdr_ready_per_week:.1f} per week" if per_week else
+           " (no creation dates: volume shown as a share of leads)") + ".",
         f"Share of leads reaching SDR-ready on FIT points alone: {t.fit_only_share:.1%} "
         "(the seed's guide: about 5%)."],
-        images=[("Threshold trade-off", threshold_plot(t.tradeoff, t.threshold, per_week))]))
+        images=[("Threshold trade-off", threshold_plot(t.tradeoff, t.threshold, per_week))],
+        key="threshold"))
     q = result.quadrant
     sections.append(Section("FIT x PAIN quadrant", [
         f"Good FIT = FIT points >= {q.fit_cut}; high PAIN = PAIN points >= {q.pain_cut}. "
         f"Bad FIT + low PAIN among SDR-ready: {q.bad_fit_low_pain_sdr_share:.1%}"
         + (f" - {q.warning}" if q.warning else " (below the 5% alarm).")],
-        images=[("Quadrant", quadrant_plot(q.table))], tables=[("Quadrant", q.table)]))
+        images=[("Quadrant: leads and conversion per cell", quadrant_plot(q.table))],
+        tables=[("Quadrant", q.table)], key="quadrant"))
     fid = result.fidelity
     comparison = pd.DataFrame([
         {"model": "integer points table", "holdout_auc": m["holdout_auc"],
@@ -236,10 +334,12 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config) -> s
     sections.append(Section("Rounding fidelity and benchmark", [
         f"Rounding cost {fid['rounding_auc_loss']:+.4f} AUC, Spearman {fid['spearman']:.4f}, "
         f"largest per-lead change {fid['max_abs_diff_points']:.2f} points, "
-        f"{fid['threshold_crossings']} leads cross the threshold because of rounding."],
+        f"{fid['threshold_crossings']} leads cross the threshold because of rounding.",
+        f"The additive table gives up {m['holdout_auc_benchmark'] - m['holdout_auc']:+.4f} AUC "
+        "against gradient boosting on the same columns."],
         tables=[("Additive points vs the benchmark", comparison),
-                ("Fidelity", pd.DataFrame([fid]))]))
+                ("Fidelity", pd.DataFrame([fid]))], key="fidelity"))
     if result.notes:
-        sections.append(Section("Notes", list(result.notes)))
+        sections.append(Section("Notes", list(result.notes), key="notes"))
     return render_html(f"{config.model_name}: model report",
                        f"dataset {config.name}; {len(kept)} factors", sections)

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import TransformerTags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from pipeline.encoding import MISSING, OTHER, FactorEncoder, as_frame
+from pipeline.encoding import MISSING, OTHER, FactorEncoder, check_frame
 from pipeline.fit import RegularisedFit, fit_regularised, reference_slots
 from pipeline.rules import FactorRules, PointsRules
 from pipeline.scoring import points_matrix
@@ -189,14 +190,21 @@ def rounding_fidelity(y: np.ndarray, unrounded: np.ndarray, rounded: np.ndarray,
     }
 
 
-class PointsScorecard(ClassifierMixin, BaseEstimator):
+class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
     """A logistic regression turned into an integer points table.
 
     ``fit`` learns levels/bins, the regularised coefficients and the points; ``points(X)``
     gives the total per lead, ``transform(X)`` the points per factor (their row sums equal
-    ``points``), ``predict_proba`` the calibrated probability of the integer total.
+    ``points`` when no cap is set), ``decision_function`` the log-odds of the integer total
+    and ``predict_proba`` its probability (``predict`` is the class with probability > 0.5).
+    ``X`` is a DataFrame (one column per factor) or a 2-D array (factors ``x0``, ``x1``, ...);
+    NaN and text levels are allowed, sparse input is not. Any two labels work for ``y``:
+    ``classes_[1]`` (the larger, e.g. ``1`` or ``"won"``) is the converted class.
+
     Fitted attributes: ``encoder_``, ``fit_`` (coefficients, chosen C), ``scaled_`` (unrounded
-    points), ``rules_`` (:class:`PointsRules`), ``classes_``.
+    points), ``slot_points_``, ``rules_`` (:class:`PointsRules`), ``classes_``,
+    ``n_features_in_``, ``feature_names_in_`` (DataFrame input with string column names only)
+    and ``n_iter_`` (solver iterations of the final fit).
     """
 
     def __init__(self, *, groups: dict[str, str] | None = None, numeric: list[str] | None = None,
@@ -230,30 +238,37 @@ class PointsScorecard(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         tags.classifier_tags.multi_class = False
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
 
     def fit(self, X: object, y: object) -> PointsScorecard:
-        frame = as_frame(X)
-        y_arr = np.asarray(y)
-        if y_arr.ndim != 1 or len(y_arr) != len(frame):
-            raise ValueError(f"y must be 1-D with {len(frame)} values, got shape {y_arr.shape}")
-        target_type = type_of_target(y_arr)
-        if target_type not in ("binary",):
-            if target_type == "multiclass":
-                raise ValueError("PointsScorecard is binary only (won/lost); got more than two classes")
-            raise ValueError(f"Unknown label type: {target_type}; need two classes (won/lost)")
-        self.classes_ = np.unique(y_arr)
-        y01 = (y_arr == self.classes_[1]).astype(int)
+        """Learn the points table from leads ``X`` and their outcome ``y`` (two classes)."""
+        name = type(self).__name__
         if self.scaling not in ("pdo", "minmax"):
-            raise ValueError(f"scaling must be 'pdo' or 'minmax', got {self.scaling!r}")
+            raise ValueError(f"{name}: scaling must be 'pdo' or 'minmax', got {self.scaling!r}")
+        frame = check_frame(self, X, reset=True)
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None")
+        y_arr = column_or_1d(y, warn=True)
+        check_consistent_length(frame, y_arr)
+        check_classification_targets(y_arr)
+        classes = np.unique(y_arr)
+        if len(classes) > 2:
+            raise ValueError(f"Only binary classification is supported: {name} scores won vs "
+                             f"lost, got {len(classes)} classes {classes.tolist()[:10]}")
+        if len(classes) < 2:
+            raise ValueError(f"{name} needs two classes (won and lost) to fit, got one class "
+                             f"only: {classes.tolist()}")
+        self.classes_ = classes
+        y01 = (y_arr == classes[1]).astype(int)
         self.encoder_ = FactorEncoder(n_bins=self.n_bins, min_leads=self.min_leads,
-                                      numeric=self.numeric).fit(frame)
-        self.feature_names_in_ = self.encoder_.feature_names_in_
-        self.n_features_in_ = self.encoder_.n_features_in_
+                                      numeric=self.numeric,
+                                      missing_values=tuple(self.missing_values)).fit(frame)
         design = self.encoder_.transform(frame)
         self.fit_: RegularisedFit = fit_regularised(
             design, y01, c_grid=list(self.c_grid), folds=self.cv_folds, seed=self.random_state,
             max_iter=self.max_iter)
+        self.n_iter_ = np.asarray([self.fit_.n_iter], dtype=np.int32)
         self.scaled_ = scale_points(self.fit_.coef, self.fit_.intercept, self.encoder_,
                                     scaling=self.scaling, pdo=self.pdo, base_score=self.base_score,
                                     base_odds=self.base_odds, score_range=tuple(self.score_range))
@@ -274,22 +289,24 @@ class PointsScorecard(ClassifierMixin, BaseEstimator):
         self.rules_ = replace(rules, prob_intercept=intercept, prob_slope=slope)
         return self
 
+    def _frame(self, X: object) -> pd.DataFrame:
+        """Fitted check + input validation (same columns as in ``fit``) for every predictor."""
+        check_is_fitted(self, "rules_")
+        return check_frame(self, X, reset=False)
+
     def unrounded_points(self, X: object) -> np.ndarray:
         """Total points before rounding (for the fidelity report)."""
-        check_is_fitted(self, "rules_")
-        design = self.encoder_.transform(as_frame(X))
-        values = self.scaled_.values.copy()
-        total = np.asarray(design @ values).ravel()
+        frame = self._frame(X)
+        codes = self.encoder_.codes(frame)
+        total = np.asarray(self.encoder_.transform(frame) @ self.scaled_.values).ravel()
         # unseen levels get the (integer) unseen points, as in the rounded table
-        codes = self.encoder_.codes(as_frame(X))
         for j, factor in enumerate(self.rules_.factors):
             total = total + np.where(codes[:, j] < 0, factor.unseen_points, 0)
         return total
 
     def transform(self, X: object) -> pd.DataFrame:
         """Points per factor (columns in table order); rows sum to :meth:`points` (no cap)."""
-        check_is_fitted(self, "rules_")
-        frame = as_frame(X)
+        frame = self._frame(X)
         return pd.DataFrame(points_matrix(self.rules_, frame), index=frame.index,
                             columns=[f.name for f in self.rules_.factors])
 
@@ -301,15 +318,20 @@ class PointsScorecard(ClassifierMixin, BaseEstimator):
         return total
 
     def decision_function(self, X: object) -> np.ndarray:
-        return self.points(X).astype(float)
+        """Log-odds of conversion for the integer total: ``prob_intercept + prob_slope * T``
+        (monotone in the points whenever more points mean more conversions)."""
+        total = self.points(X).astype(float)
+        return self.rules_.prob_intercept + self.rules_.prob_slope * total
 
     def predict_proba(self, X: object) -> np.ndarray:
-        z = self.rules_.prob_intercept + self.rules_.prob_slope * self.points(X)
-        p = 1.0 / (1.0 + np.exp(-z))
+        """``[P(classes_[0]), P(classes_[1])]`` per lead, from the integer total."""
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: object) -> np.ndarray:
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        """``classes_[1]`` where the probability of conversion is above 0.5."""
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
 
     def points_table(self) -> pd.DataFrame:
         """Tidy table: factor, group, kind, level, points, leads, coef, unrounded_points."""

@@ -34,11 +34,13 @@ class BatchResult:
 
 @dataclass
 class ScoringSummary:
-    """Counts for the whole input: rows = scored + rejected."""
+    """Counts for the whole input: rows = scored + rejected (``skipped``: rows a filter left
+    out on purpose, e.g. ``--since``; not part of ``rows``)."""
 
     rows: int = 0
     scored: int = 0
     rejected: int = 0
+    skipped: int = 0
     sdr_ready: int = 0
     unseen: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
@@ -73,10 +75,15 @@ def _text_frame(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
 def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derived: dict[str, Any],
                 first_row: int, seen_ids: set[str] | None = None,
                 extra_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                reasons: bool = True) -> BatchResult:
-    """Validate and score one batch. Row numbers are 1-based data rows (header excluded)."""
+                reasons: bool = True, row_numbers: np.ndarray | None = None) -> BatchResult:
+    """Validate and score one batch.
+
+    Row numbers are 1-based data rows (header excluded): ``row_numbers`` when given (one per
+    row of ``raw``), else consecutive from ``first_row``.
+    """
     frame = _text_frame(raw, rules.missing_values)
-    rows = np.arange(first_row, first_row + len(frame))
+    rows = (np.asarray(row_numbers, dtype=np.int64) if row_numbers is not None
+            else np.arange(first_row, first_row + len(frame)))
     reason = np.full(len(frame), "", dtype=object)
     if id_column not in frame.columns:
         raise UserError(f"id column {id_column!r} not found in the input",
@@ -118,63 +125,105 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derive
     return BatchResult(scored.reset_index(drop=True), rejects)
 
 
-def iter_batches(path: Path, *, batch_size: int) -> Iterator[tuple[pd.DataFrame, list[tuple[int, str]]]]:
-    """Yield (text frame, bad rows as (line, reason)) batches from CSV or Parquet."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+@dataclass(frozen=True)
+class RawBatch:
+    """A batch of input rows read as text.
+
+    ``rows`` holds the 1-based data-row number (header excluded, blank lines not counted) of
+    each row of ``frame``; ``bad`` lists the malformed rows of this stretch of the file as
+    (data-row number, lead id if recognisable, reason): they are rejects, never dropped.
+    """
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    bad: list[tuple[int, str | None, str]]
+
+
+def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None
+                 ) -> Iterator[RawBatch]:
+    """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
+
+    CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
+    so every record is accounted for: a record with a different number of fields than the
+    header becomes a bad row with its position instead of vanishing. Raises
+    :class:`UserError` for files that cannot be read at all (not UTF-8, wrong delimiter,
+    Parquet that is not Parquet, a header without rows).
+    """
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if table_format(path) == "parquet":
+        yield from _parquet_batches(path, batch_size)
+        return
+    yield from _csv_batches(path, batch_size, id_column)
+
+
+def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
     import pyarrow.parquet as pq
 
-    if table_format(path) == "parquet":
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"PAR1":
-                raise UserError(f"{path}: not a Parquet file (it starts like a text file)",
-                                hint="rename it to .csv if it is CSV")
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=batch_size):
-            yield batch.to_pandas(), []
-        return
-    from pipeline.io import _check_utf8
-
-    _check_utf8(path)
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline()
-    if header.count(",") == 0 and any(s in header for s in (";", "\t", "|")):
-        raise UserError(f"{path}: the header has one column but other delimiters: wrong delimiter",
-                        hint="save the file with commas as the delimiter")
-    bad_rows: list[tuple[int, str]] = []
-
-    def on_invalid(row: Any) -> str:
-        line = row.number if row.number is not None else -1
-        bad_rows.append((line, f"malformed row: {row.actual_columns} fields, expected "
-                               f"{row.expected_columns}"))
-        return "skip"
-
-    read_options = pacsv.ReadOptions(block_size=max(1 << 20, batch_size * 64))
-    convert = pacsv.ConvertOptions(strings_can_be_null=False, quoted_strings_can_be_null=False,
-                                   column_types=None, auto_dict_encode=False)
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"PAR1":
+            raise UserError(f"{path}: not a Parquet file (it starts like a text file)",
+                            hint="rename it to .csv if it is CSV, or re-export it as Parquet")
     try:
-        reader = pacsv.open_csv(path, read_options=read_options,
-                                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
-                                                                 newlines_in_values=True),
-                                convert_options=convert)
-        schema = reader.schema
-        string_schema = pa.schema([pa.field(n, pa.string()) for n in schema.names])
-        reader = pacsv.open_csv(path, read_options=read_options,
-                                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
-                                                                 newlines_in_values=True),
-                                convert_options=pacsv.ConvertOptions(
-                                    column_types=string_schema, strings_can_be_null=False))
-        bad_rows.clear()
-        for record_batch in reader:
-            table = record_batch.to_pandas()
-            for start in range(0, len(table), batch_size):
-                chunk = table.iloc[start:start + batch_size]
-                yield chunk.astype(object), list(bad_rows)
-                bad_rows.clear()
-        if bad_rows:
-            yield pd.DataFrame(columns=schema.names, dtype=object), list(bad_rows)
-    except pa.ArrowInvalid as exc:
-        raise UserError(f"{path}: cannot read as CSV: {exc}") from None
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{path}: cannot read Parquet: {exc}") from None
+    if parquet.metadata.num_rows == 0:
+        raise UserError(f"{path}: has columns but no rows", hint="expected one row per lead")
+    first = 1
+    for batch in parquet.iter_batches(batch_size=batch_size):
+        frame = batch.to_pandas()
+        yield RawBatch(frame, np.arange(first, first + len(frame)), [])
+        first += len(frame)
+
+
+def _csv_batches(path: Path, batch_size: int, id_column: str | None) -> Iterator[RawBatch]:
+    import csv
+
+    from pipeline.io import check_utf8, wrong_delimiter
+
+    check_utf8(path)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        while header == []:  # blank lines before the header
+            header = next(reader, None)
+        if header is None:
+            raise UserError(f"{path}: file is empty", hint="expected a header and one row per lead")
+        wrong_delimiter(path, header)
+        width = len(header)
+        id_at = header.index(id_column) if id_column in header else None
+        records: list[list[str]] = []
+        rows: list[int] = []
+        bad: list[tuple[int, str | None, str]] = []
+        row = 0
+        for fields in reader:
+            if not fields:  # a blank line holds no lead
+                continue
+            row += 1
+            if len(fields) == width:
+                records.append(fields)
+                rows.append(row)
+            else:
+                bad.append((row, _ragged_id(fields, id_at),
+                            f"malformed row: {len(fields)} fields, expected {width} "
+                            f"(line {reader.line_num} of the file)"))
+            if len(records) >= batch_size:
+                yield RawBatch(pd.DataFrame(records, columns=header, dtype=object),
+                               np.asarray(rows), bad)
+                records, rows, bad = [], [], []
+        if row == 0:
+            raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
+        if records or bad:
+            yield RawBatch(pd.DataFrame(records, columns=header, dtype=object),
+                           np.asarray(rows, dtype=int), bad)
+
+
+def _ragged_id(fields: list[str], id_at: int | None) -> str | None:
+    """The id of a malformed row, read at the id column's position (a guess, for the user)."""
+    if id_at is None or id_at >= len(fields):
+        return None
+    return fields[id_at].strip() or None
 
 
 class _Writer:
@@ -216,50 +265,85 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *, rejec
                row_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
                progress: Callable[[int], None] | None = None, reasons: bool = True
                ) -> ScoringSummary:
-    """Stream ``input_path`` through the points table into ``output_path`` (+ rejects)."""
+    """Stream ``input_path`` through the points table into ``output_path`` (+ rejects).
+
+    Every data row of the input ends up exactly once in the output or in the rejects (columns
+    ``row, lead_id, reason``, sorted by row), except rows that ``row_filter`` deliberately
+    skips (counted in ``summary.skipped``): ``rows == scored + rejected``. Both files are
+    written to temporary files and renamed only when the whole input has been read, so a
+    run that fails or is killed leaves the previous outputs untouched. When no row could be
+    scored the rejects are still written (they say why) and :class:`NothingScoredError` is
+    raised without an output file.
+    """
     input_path = Path(input_path)
     if not input_path.exists():
-        raise UserError(f"{input_path}: file not found")
+        raise UserError(f"{input_path}: file not found", hint="check the --input path")
+    if input_path.is_dir():
+        raise UserError(f"{input_path}: is a directory, expected a .csv or .parquet file")
     if input_path.stat().st_size == 0:
         raise UserError(f"{input_path}: file is empty", hint="expected a header and one row per lead")
+    table_format(Path(output_path))
     summary = ScoringSummary()
     seen: set[str] = set()
     rejects_all: list[pd.DataFrame] = []
     out_columns = [id_column, "points", "fit", "pain", "probability", "sdr_ready"]
     with atomic_path(output_path) as tmp_out:
-        writer = _Writer(tmp_out, table_format(output_path))
-        first_row = 1
-        for raw, bad in iter_batches(input_path, batch_size=batch_size):
-            if row_filter is not None and len(raw):
-                raw = raw.loc[row_filter(raw).to_numpy()]
-            result = score_batch(raw, rules, id_column=id_column, derived=derived,
-                                 first_row=first_row, seen_ids=seen,
-                                 extra_features=extra_features, reasons=reasons)
-            if bad:
-                malformed = pd.DataFrame({"row": [b[0] for b in bad], "lead_id": [None] * len(bad),
-                                          "reason": [b[1] for b in bad]})
-                result = BatchResult(result.scored, pd.concat([result.rejects, malformed],
-                                                              ignore_index=True))
-            first_row += len(raw)
-            if len(result.scored):
-                writer.write(result.scored)
-                out_columns = list(result.scored.columns)
-            rejects_all.append(result.rejects)
-            summary.add(result, len(raw) + len(bad), unseen_counts(rules, raw) if len(raw) and
-                        all(f.name in raw.columns for f in rules.factors) else {})
-            if progress:
-                progress(summary.rows)
-        writer.close(out_columns)
-        rejects = (pd.concat(rejects_all, ignore_index=True) if rejects_all
-                   else pd.DataFrame(columns=REJECT_COLUMNS))
+        writer = _Writer(tmp_out, table_format(Path(output_path)))
+        try:
+            for batch in iter_batches(input_path, batch_size=batch_size, id_column=id_column):
+                raw, rows = batch.frame, batch.rows
+                if row_filter is not None and len(raw):
+                    keep = np.asarray(row_filter(raw), dtype=bool)
+                    summary.skipped += int((~keep).sum())
+                    raw, rows = raw.loc[keep], rows[keep]
+                result = score_batch(raw, rules, id_column=id_column, derived=derived,
+                                     first_row=int(rows[0]) if len(rows) else 1, seen_ids=seen,
+                                     extra_features=extra_features, reasons=reasons,
+                                     row_numbers=rows)
+                if batch.bad:
+                    malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
+                    result = BatchResult(result.scored, pd.concat(
+                        [df for df in (result.rejects, malformed) if len(df)] or [malformed],
+                        ignore_index=True))
+                if len(result.scored):
+                    writer.write(result.scored)
+                    out_columns = list(result.scored.columns)
+                rejects_all.append(result.rejects)
+                summary.add(result, len(raw) + len(batch.bad),
+                            unseen_counts(rules, raw) if len(raw) and
+                            all(f.name in raw.columns for f in rules.factors) else {})
+                if progress:
+                    progress(summary.rows)
+        finally:
+            writer.close(out_columns)
+        rejects = _sorted_rejects(rejects_all)
+        if rejects_path is not None and (summary.scored or len(rejects)):
+            _write_rejects(rejects_path, rejects)
         if summary.scored == 0:
             raise NothingScoredError(
                 f"{input_path}: no lead could be scored ({summary.rejected} rejected: "
-                f"{_top_reasons(summary)})", hint="see the rejects for each row's reason")
-        if rejects_path is not None:
-            with atomic_path(rejects_path) as tmp_rej:
-                rejects.to_csv(tmp_rej, index=False, lineterminator="\n")
+                f"{_top_reasons(summary)})",
+                hint=f"see {rejects_path} for each row's reason" if rejects_path
+                else "every row was rejected")
     return summary
+
+
+def _sorted_rejects(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({"row": pd.Series(dtype="int64"), "lead_id": pd.Series(dtype=object),
+                             "reason": pd.Series(dtype=object)})
+    frame = pd.concat(parts, ignore_index=True)[REJECT_COLUMNS]
+    frame["row"] = frame["row"].astype("int64")
+    return frame.sort_values("row", kind="stable").reset_index(drop=True)
+
+
+def _write_rejects(path: Path, rejects: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        if table_format(Path(path)) == "parquet":
+            rejects.to_parquet(tmp, index=False)
+        else:
+            rejects.to_csv(tmp, index=False, lineterminator="\n")
 
 
 def _top_reasons(summary: ScoringSummary) -> str:

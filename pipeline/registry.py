@@ -4,18 +4,23 @@ Each training run logs params, metrics, tables and the pyfunc model and register
 version of the config's model. ``challenger`` always points at the newest version;
 ``champion`` moves only through :func:`gate_and_promote` (the new version is not worse than the
 champion on the same holdout by more than the configured margin) or :func:`promote`.
-Alias moves are recorded as model-version tags and read back by :func:`history`.
+Every alias move is appended to an audit log kept as registered-model tags (one tag per move:
+time, alias, from and to version, reason, user), read back by :func:`audit_log`; the per-version
+summary (champion periods, gate decisions) is :func:`history`. Both live in the registry itself,
+so they work the same with the embedded sqlite store and a tracking server.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import math
 import os
 import re
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,8 @@ from pipeline.rules import PointsRules
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RULES_FILE = "points_rules.json"
+AUDIT_PREFIX = "audit."
+AUDIT_COLUMNS = ["time", "alias", "version", "previous", "reason", "user"]
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>\d+))$")
 
 
@@ -69,7 +76,13 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
     mlflow.set_registry_uri(tracking_uri)
     if experiment:
         existing = mlflow.get_experiment_by_name(experiment)
+        if existing is not None and existing.lifecycle_stage == "deleted":
+            raise UserError(f"MLflow experiment {experiment!r} is deleted in {tracking_uri}",
+                            hint="restore it (mlflow experiments restore --experiment-id "
+                                 f"{existing.experiment_id}) or set registry.experiment")
         if existing is None:
+            # a tracking server chooses the artifact root itself (mlflow-artifacts:/ when it
+            # serves artifacts); a local path would be written on the client's disk only
             location = None
             if artifact_location and not tracking_uri.startswith(("http://", "https://")):
                 Path(artifact_location).mkdir(parents=True, exist_ok=True)
@@ -121,7 +134,9 @@ def load_rules(ref: ModelRef) -> PointsRules:
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=RULES_FILE,
                                                    dst_path=tmp)
-        return PointsRules.from_json(Path(path).read_text(encoding="utf-8"))
+        rules = PointsRules.from_json(Path(path).read_text(encoding="utf-8"))
+    # the version number exists only after registration, so the logged table cannot hold it
+    return rules if rules.model_version else replace(rules, model_version=ref.version)
 
 
 def load_run_json(ref: ModelRef, artifact: str) -> Any:
@@ -144,33 +159,72 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
                  tags: dict[str, str], artifact_dir: Path, rules: PointsRules,
                  derived_settings: dict[str, Any], input_example: pd.DataFrame) -> ModelRef:
     """One MLflow run: params, metrics, tags, every file in ``artifact_dir``, the pyfunc model;
-    registers a new version and points ``challenger`` at it."""
+    registers a new version and points ``challenger`` at it.
+
+    The model is logged from code (no pickle): a generated script that builds
+    :class:`pipeline.serving.LeadScoringModel`, with the points table and the derived-signal
+    settings as artifacts, a signature (every factor optional, numbers as double, so a missing
+    value is never a schema error) and an input example.
+    """
     import mlflow
-    from mlflow.models import infer_signature
 
-    from pipeline.serving import DERIVED_ARTIFACT, RULES_ARTIFACT, LeadScoringModel
+    from pipeline.serving import DERIVED_ARTIFACT, MODEL_CODE, RULES_ARTIFACT
 
-    with mlflow.start_run(run_name=f"{model_name}-train") as run:
+    example = model_input_example(rules, input_example)
+    signature = model_signature(rules, derived_settings, example)
+    with tempfile.TemporaryDirectory() as tmp, \
+            mlflow.start_run(run_name=f"{model_name}-train") as run:
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})
         mlflow.set_tags(tags)
         mlflow.log_artifacts(str(artifact_dir))
-        rules_path = artifact_dir / RULES_FILE
-        derived_path = artifact_dir / "derived_settings.json"
+        rules_path = Path(tmp) / RULES_FILE
+        rules_path.write_text(rules.to_json(), encoding="utf-8")
+        derived_path = Path(tmp) / "derived_settings.json"
         derived_path.write_text(json.dumps(derived_settings, sort_keys=True), encoding="utf-8")
-        model = LeadScoringModel()
-        model.rules, model.derived = rules, derived_settings
-        example_out = model.predict(None, input_example)
-        signature = infer_signature(input_example, example_out)
+        mlflow.log_artifact(str(derived_path))
+        code_path = Path(tmp) / "lead_scoring_model.py"
+        code_path.write_text(MODEL_CODE, encoding="utf-8")
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=LeadScoringModel(),
+            name="model", python_model=str(code_path),
             artifacts={RULES_ARTIFACT: str(rules_path), DERIVED_ARTIFACT: str(derived_path)},
-            signature=signature, input_example=input_example,
+            signature=signature, input_example=example,
             registered_model_name=model_name, pip_requirements=_requirements())
         version = str(info.registered_model_version)
-    client = _client()
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
-    return ModelRef(model_name, version, run.info.run_id)
+    ref = ModelRef(model_name, version, run.info.run_id)
+    set_challenger(ref)
+    return ref
+
+
+def model_input_example(rules: PointsRules, frame: pd.DataFrame) -> pd.DataFrame:
+    """The factor columns of ``frame`` with numeric factors as float (missing stays NaN)."""
+    names = [n for n in rules.factor_names() if n in frame.columns] or list(frame.columns)
+    example = frame[names].reset_index(drop=True)
+    numeric = [f.name for f in rules.factors if f.kind == "numeric" and f.name in names]
+    categorical = [n for n in names if n not in numeric]
+    return example.assign(
+        **{n: pd.to_numeric(example[n], errors="coerce").astype("float64") for n in numeric},
+        **{n: example[n].astype(object).where(example[n].notna(), None) for n in categorical})
+
+
+def model_signature(rules: PointsRules, derived_settings: dict[str, Any],
+                    example: pd.DataFrame):
+    """Input: every factor (double if numeric, else string) plus the raw columns derived
+    signals come from, all optional; output: the score columns."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from pipeline.serving import raw_signal_columns
+
+    numeric = {f.name for f in rules.factors if f.kind == "numeric"}
+    names = list(example.columns)
+    names += [c for c in raw_signal_columns(derived_settings) if c not in names]
+    inputs = Schema([ColSpec("double" if n in numeric else "string", n, required=False)
+                     for n in names])
+    outputs = Schema([ColSpec("long", "points"), ColSpec("long", "fit"), ColSpec("long", "pain"),
+                      ColSpec("double", "probability"), ColSpec("boolean", "sdr_ready"),
+                      ColSpec("string", "grade"), ColSpec("string", "reason_codes")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def _requirements() -> list[str]:
@@ -186,7 +240,7 @@ def _param(value: Any) -> str:
 
 def _finite(value: Any) -> bool:
     try:
-        return value is not None and float(value) == float(value) and abs(float(value)) != float("inf")
+        return value is not None and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
 
@@ -201,17 +255,75 @@ def champion(name: str) -> ModelRef | None:
     return ModelRef(name, str(mv.version), mv.run_id)
 
 
+def set_challenger(ref: ModelRef) -> None:
+    """Point ``challenger`` at ``ref`` (the newest version) and log the move."""
+    client = _client()
+    previous = _alias_version(ref.name, CHALLENGER)
+    client.set_registered_model_alias(ref.name, CHALLENGER, ref.version)
+    _record_move(ref.name, CHALLENGER, ref.version, previous, "new version registered")
+
+
 def promote(ref: ModelRef, *, reason: str) -> None:
     """Move ``champion`` to ``ref`` and record the move (who was champion before, why, when)."""
     client = _client()
     previous = champion(ref.name)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _now()
     client.set_registered_model_alias(ref.name, CHAMPION, ref.version)
     client.set_model_version_tag(ref.name, ref.version, "champion_since", now)
     client.set_model_version_tag(ref.name, ref.version, "promotion_reason", reason[:4900])
     if previous and previous.version != ref.version:
         client.set_model_version_tag(ref.name, previous.version, "champion_until", now)
         client.set_model_version_tag(ref.name, previous.version, "replaced_by", ref.version)
+    _record_move(ref.name, CHAMPION, ref.version, previous.version if previous else None, reason)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _alias_version(name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return os.environ.get("USER", "unknown")
+
+
+def _record_move(name: str, alias: str, version: str, previous: str | None, reason: str) -> None:
+    """Append one alias move to the model's audit log (a registered-model tag per move).
+
+    The key sorts by time (microseconds, then the alias), so moves never overwrite each other.
+    """
+    stamp = datetime.now(UTC)
+    key = f"{AUDIT_PREFIX}{stamp.strftime('%Y%m%dT%H%M%S.%f')}Z.{alias}"
+    value = {"time": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "alias": alias,
+             "version": str(version), "previous": previous or "", "reason": reason[:4000],
+             "user": _user()}
+    _client().set_registered_model_tag(name, key, json.dumps(value, sort_keys=True))
+
+
+def audit_log(name: str) -> pd.DataFrame:
+    """Every alias move of ``name``, oldest first: ``time, alias, version, previous, reason,
+    user`` (``previous`` is the version the alias pointed at before, empty for the first)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = _client().get_registered_model(name)
+    except MlflowException:
+        raise UserError(f"registered model {name!r} does not exist",
+                        hint="run make train first") from None
+    events = [json.loads(value) for key, value in sorted((model.tags or {}).items())
+              if key.startswith(AUDIT_PREFIX)]
+    return pd.DataFrame([{c: e.get(c, "") for c in AUDIT_COLUMNS} for e in events],
+                        columns=AUDIT_COLUMNS)
 
 
 def record_decision(ref: ModelRef, decision: dict[str, Any]) -> None:

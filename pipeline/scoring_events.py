@@ -1,4 +1,8 @@
-"""Event features at scoring time: the model's learned decay applied at an as-of date."""
+"""Event features at scoring time: the model's learned decay applied at an as-of date.
+
+Only two columns of the leads file (id and creation time) are read, through DuckDB, so a
+leads file larger than memory is fine here as it is in the streaming scorer.
+"""
 
 from __future__ import annotations
 
@@ -12,27 +16,58 @@ from pipeline.errors import UserError
 from pipeline.rules import PointsRules
 
 
-def _leads_with_created(config: Config) -> pd.DataFrame:
-    from pipeline.io import read_table
-    from pipeline.validate import normalise_missing
+def _source(path: Path) -> str:
+    """A DuckDB table expression reading ``path`` (CSV as text, or Parquet), path quoted."""
+    quoted = Path(path).as_posix().replace("'", "''")
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        return f"read_parquet('{quoted}')"
+    return f"read_csv('{quoted}', all_varchar=true, header=true, ignore_errors=true)"
 
-    raw = read_table(config.data.leads, strict=False).frame
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
+    """A timezone-aware time as naive UTC (event times are compared naive)."""
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def _leads_with_created(config: Config, leads: Path | None = None) -> pd.DataFrame:
+    """``lead_id, created_at`` (naive UTC) of every lead with a parseable creation time."""
+    path = Path(leads) if leads is not None else Path(config.data.leads)
     id_col, created_col = config.data.id_column, config.data.created_at_column
-    if created_col is None or created_col not in raw.columns:
-        raise UserError("event features need data.created_at_column in the leads file")
-    frame = normalise_missing(raw[[id_col, created_col]], config.data.missing_values)
-    created = pd.to_datetime(frame[created_col], errors="coerce", utc=True, format="mixed")
-    return pd.DataFrame({"lead_id": frame[id_col].astype(str),
+    if created_col is None:
+        raise UserError("event features need data.created_at_column (the lead creation time)")
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    with duckdb.connect() as con:
+        try:
+            columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_source(path)}")
+                       .fetchall()]
+        except duckdb.Error as exc:
+            raise UserError(f"{path}: cannot read the leads file: {exc}") from None
+        absent = [c for c in (id_col, created_col) if c not in columns]
+        if absent:
+            raise UserError(f"{path}: column(s) {absent} not found (needed for event features)",
+                            hint=f"columns found: {', '.join(columns[:20])}")
+        frame = con.execute(
+            f"SELECT CAST({_ident(id_col)} AS VARCHAR) AS lead_id, "
+            f"CAST({_ident(created_col)} AS VARCHAR) AS created_at FROM {_source(path)}").df()
+    tokens = set(config.data.missing_values) | {""}
+    created_text = frame["created_at"].astype(object).map(
+        lambda v: None if v is None or str(v).strip() in tokens else str(v).strip())
+    created = pd.to_datetime(created_text, errors="coerce", utc=True, format="mixed")
+    ids = frame["lead_id"].astype(object).map(lambda v: None if v is None else str(v).strip())
+    return pd.DataFrame({"lead_id": ids,
                          "created_at": created.dt.tz_localize(None).astype("datetime64[ns]")}
                         ).dropna().drop_duplicates("lead_id")
 
 
 def newest_event_time(events: Path) -> pd.Timestamp:
     """The data's "now": the newest event timestamp (default as-of date for scoring)."""
-    source = f"read_csv_auto('{events.as_posix()}', all_varchar=true)" \
-        if events.suffix.lower() == ".csv" else f"read_parquet('{events.as_posix()}')"
     with duckdb.connect() as con:
-        value = con.execute(f"SELECT max(try_cast(timestamp AS TIMESTAMP)) FROM {source}"
+        value = con.execute(f"SELECT max(try_cast(timestamp AS TIMESTAMP)) FROM {_source(events)}"
                             ).fetchone()[0]
     if value is None:
         raise UserError(f"{events}: no parseable timestamps in the event log")
@@ -40,13 +75,18 @@ def newest_event_time(events: Path) -> pd.Timestamp:
 
 
 def event_features_for_scoring(config: Config, events: Path, rules: PointsRules, *,
-                               as_of: pd.Timestamp | None) -> pd.DataFrame:
-    """Per-lead event features (index: lead id) at ``as_of`` with the model's half-lives."""
+                               as_of: pd.Timestamp | None, leads: Path | None = None
+                               ) -> pd.DataFrame:
+    """Per-lead event features (index: lead id) at ``as_of`` with the model's half-lives.
+
+    ``leads`` is the file being scored (default: the config's leads file): its ids and
+    creation times define the snapshot of each lead. Leads created after ``as_of`` get no row.
+    """
     from pipeline.events import aggregate_events
 
-    leads = _leads_with_created(config)
-    as_of = as_of if as_of is not None else newest_event_time(events)
-    snapshots = leads.assign(snapshot_at=as_of)
+    frame = _leads_with_created(config, leads)
+    as_of = _naive_utc(as_of) if as_of is not None else newest_event_time(events)
+    snapshots = frame.assign(snapshot_at=as_of)
     snapshots = snapshots[snapshots["created_at"] <= as_of]
     result = aggregate_events(events, snapshots, event_groups=config.events.event_to_group,
                               half_lives=dict(rules.decay_half_life_days),
@@ -55,15 +95,15 @@ def event_features_for_scoring(config: Config, events: Path, rules: PointsRules,
     return result.features.set_index("lead_id")
 
 
-def changed_since(config: Config, events: Path, since: pd.Timestamp) -> set[str]:
-    """Lead ids with an event at/after ``since`` or created/updated at/after it."""
-    source = f"read_csv_auto('{events.as_posix()}', all_varchar=true)" \
-        if events.suffix.lower() == ".csv" else f"read_parquet('{events.as_posix()}')"
+def changed_since(config: Config, events: Path, since: pd.Timestamp, *,
+                  leads: Path | None = None) -> set[str]:
+    """Lead ids with an event at/after ``since`` or created at/after it (incremental scoring)."""
+    since = _naive_utc(since)
     with duckdb.connect() as con:
         rows = con.execute(
-            f"SELECT DISTINCT CAST(lead_id AS VARCHAR) FROM {source} "
+            f"SELECT DISTINCT CAST(lead_id AS VARCHAR) FROM {_source(events)} "
             "WHERE try_cast(timestamp AS TIMESTAMP) >= ?", [since.to_pydatetime()]).fetchall()
-    changed = {r[0] for r in rows}
-    leads = _leads_with_created(config)
-    changed |= set(leads.loc[leads["created_at"] >= since, "lead_id"])
+    changed = {str(r[0]).strip() for r in rows if r[0] is not None}
+    frame = _leads_with_created(config, leads)
+    changed |= set(frame.loc[frame["created_at"] >= since, "lead_id"])
     return changed

@@ -4,6 +4,9 @@
 table (the factor columns; raw email / name / title columns are turned into the derived
 signals when present) and returns ``points, fit, pain, probability, sdr_ready, grade,
 reason_codes``.
+
+The model is logged "from code" (:data:`MODEL_CODE`): the registry stores a two-line script
+that builds :class:`LeadScoringModel` plus the points table as a JSON artifact, never a pickle.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ from pipeline.rules import PointsRules
 
 RULES_ARTIFACT = "points_rules"
 DERIVED_ARTIFACT = "derived_settings"
+SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready", "grade", "reason_codes"]
+MODEL_CODE = (
+    '"""MLflow models-from-code entry point of the lead-scoring pyfunc model."""\n'
+    "import mlflow.models\n\n"
+    "from pipeline.serving import LeadScoringModel\n\n"
+    "mlflow.models.set_model(LeadScoringModel())\n"
+)
 
 
 def derive_missing_signals(frame: pd.DataFrame, rules: PointsRules, derived: dict[str, Any]
@@ -48,8 +58,39 @@ def derive_missing_signals(frame: pd.DataFrame, rules: PointsRules, derived: dic
     return frame
 
 
+def raw_signal_columns(derived: dict[str, Any]) -> list[str]:
+    """The raw columns the derived signals are computed from (optional model inputs)."""
+    columns = [derived.get("email_column"), *(derived.get("name_columns") or []),
+               derived.get("title_column")]
+    return [c for c in columns if c]
+
+
+def score_columns(rules: PointsRules, derived: dict[str, Any], frame: pd.DataFrame
+                  ) -> pd.DataFrame:
+    """The pyfunc output for ``frame``: exactly :data:`SCORE_COLUMNS`, one row per input row.
+
+    Raises ``ValueError`` naming the factor columns that are neither given nor derivable.
+    """
+    from pipeline.scoring import score_frame
+
+    frame = derive_missing_signals(frame, rules, derived)
+    absent = [name for name in rules.factor_names() if name not in frame.columns]
+    if absent:
+        raw = raw_signal_columns(derived)
+        raise ValueError(f"the input lacks columns the points table needs: {absent}"
+                         + (f" (derived signals can come from the raw columns {raw})"
+                            if raw else ""))
+    scores = score_frame(rules, frame, reasons=True)
+    if derived.get("spam_gate") and "name_spam" in frame.columns:
+        gate = frame["name_spam"].astype(str).eq("yes").to_numpy()
+        scores["sdr_ready"] = scores["sdr_ready"].to_numpy() & ~gate
+    if "grade" not in scores.columns:
+        scores["grade"] = ""
+    return scores[SCORE_COLUMNS].reset_index(drop=True)
+
+
 class LeadScoringModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper around :func:`pipeline.scoring.score_frame`."""
+    """Pyfunc wrapper around :func:`score_columns` (rules and settings read from artifacts)."""
 
     def load_context(self, context: Any) -> None:
         with open(context.artifacts[RULES_ARTIFACT], encoding="utf-8") as handle:
@@ -57,19 +98,7 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
         with open(context.artifacts[DERIVED_ARTIFACT], encoding="utf-8") as handle:
             self.derived = json.load(handle)
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001 - pyfunc signature
-        from pipeline.scoring import score_frame
-
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        frame = derive_missing_signals(frame, self.rules, self.derived)
-        if self.derived.get("spam_gate") and "name_spam" in frame.columns:
-            gate = frame["name_spam"].astype(str).eq("yes").to_numpy()
-        else:
-            gate = None
-        scores = score_frame(self.rules, frame, reasons=True)
-        if gate is not None:
-            scores["sdr_ready"] = scores["sdr_ready"].to_numpy() & ~gate
-        if "grade" not in scores.columns:
-            scores["grade"] = ""
-        columns = ["points", "fit", "pain", "probability", "sdr_ready", "grade", "reason_codes"]
-        return scores[columns].reset_index(drop=True)
+        return score_columns(self.rules, self.derived, frame)

@@ -7,7 +7,7 @@ Everything wrong is reported with the file, column and rows, and what to do.
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,7 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 
 MAX_LISTED = 5
+MOSTLY_NUMERIC = 0.9  # a column whose present values are at least this share numbers is numeric
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ValidatedLeads:
     pain_columns: list[str]
     numeric_columns: list[str]
     dropped: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the CLI to print (dropped columns)
 
 
 def _listing(values: pd.Series | list, limit: int = MAX_LISTED) -> str:
@@ -74,6 +75,17 @@ def infer_numeric(series: pd.Series) -> bool:
         return False
     _, bad = parse_numeric(present)
     return not bad.any()
+
+
+def mostly_numeric(series: pd.Series) -> bool:
+    """Numbers with a little text in them (``"12 visits"``, ``"n/a"``): most present values
+    parse as numbers but not all. Such a column is numeric with dirty cells, not a category
+    with hundreds of levels; it is reported instead of being silently treated as text."""
+    present = series.dropna()
+    if present.empty:
+        return False
+    _, bad = parse_numeric(present)
+    return bool(bad.any()) and float(1 - bad.mean()) >= MOSTLY_NUMERIC
 
 
 def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], list[str]]:
@@ -133,7 +145,7 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
     numeric, dropped, notes = [], {}, []
     for column in [*fit_cols, *pain_cols]:
         series = frame[column]
-        forced = column in config.columns.numeric
+        forced = column in config.columns.numeric or mostly_numeric(series)
         if forced or infer_numeric(series):
             values, bad = parse_numeric(series)
             if bad.any():
@@ -141,7 +153,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
                 raise UserError(
                     f"{source}: column {column!r} is numeric but rows {_listing(rows)} hold text: "
                     f"{_listing(series[bad].unique())}",
-                    hint="clean the values or remove the column from columns.numeric",
+                    hint="clean the values (or add the text to data.missing_values if it means "
+                    "'unknown')",
                 )
             if column in pain_cols and (values < 0).any():
                 rows = (np.flatnonzero((values < 0).to_numpy()) + 2).tolist()
@@ -156,9 +169,7 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         else:
             out[column] = series
     for column, reason in dropped.items():
-        msg = f"{source}: column {column!r} is {reason}: dropped"
-        notes.append(msg)
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        notes.append(f"{source}: column {column!r} is {reason}: dropped (it cannot earn points)")
     keep = set(out.columns)
     return ValidatedLeads(
         frame=out,
@@ -209,3 +220,26 @@ def _timestamps(series: pd.Series, column: str, source: str) -> pd.Series:
         raise UserError(f"{source}: column {column!r} is blank on rows {_listing(rows)}",
                         hint="every lead needs its creation time")
     return parsed.astype("datetime64[ns]")
+
+
+EVENT_WARNINGS = {
+    "unparseable_timestamps": "events with an unparseable timestamp were ignored",
+    "events_unknown_lead": "events for leads that are not in the leads file were ignored",
+    "events_before_creation": "events dated before their lead was created were ignored",
+}
+
+
+def event_warnings(diagnostics: Mapping[str, int], source: str) -> list[str]:
+    """Warning lines for the event-log problems that ``aggregate_events`` counted.
+
+    ``diagnostics`` is :attr:`pipeline.features.FeatureSet.event_diagnostics`; one line per
+    non-zero problem, with the count and the share of all events, naming the file.
+    """
+    total = int(diagnostics.get("events_total", 0))
+    lines = []
+    for key, what in EVENT_WARNINGS.items():
+        count = int(diagnostics.get(key, 0))
+        if count:
+            share = f" ({count / total:.1%} of {total:,})" if total else ""
+            lines.append(f"{source}: {count:,} {what}{share}")
+    return lines
