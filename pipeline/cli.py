@@ -48,6 +48,11 @@ def _quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"sklearn\..*")
 
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = show
+
 
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
@@ -550,7 +555,8 @@ def lift(
     leads = _read_leads(cfg, training=True)
     features = build_features(leads, cfg, events=_events_source(cfg, None))
     frame = features.frame
-    analysis = analyse(frame[features.factors], frame["converted"], features.groups, cfg)
+    analysis = analyse(frame[features.factors], frame["converted"], features.groups, cfg,
+                       dropped=features.dropped)
     paths = write_analysis(out, analysis, float(frame["converted"].mean()))
     _print_lift(analysis, top)
     say(f"analysed {len(features.factors)} columns of {len(frame):,} leads in "

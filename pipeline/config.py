@@ -231,6 +231,17 @@ class Config(_Strict):
                                         "name": f"{self.name}-{name}"})
                 for name, label in self.targets.items()]
 
+    @model_validator(mode="after")
+    def _roles(self) -> Config:
+        used = {"columns.fit": self.columns.fit, "columns.pain": self.columns.pain}
+        for role, column in (("label.column", self.label.column),
+                             ("data.id_column", self.data.id_column)):
+            for key, columns in used.items():
+                if column in columns:
+                    raise ValueError(f"column {column!r} is the {role} and also listed in "
+                                     f"{key}: a factor cannot be the {role.split('.')[-1]}")
+        return self
+
     @property
     def experiment_name(self) -> str:
         return self.registry.experiment or self.model_name
@@ -274,6 +285,11 @@ def load_config(
         raise UserError(f"config file {path} not found", hint="pass --config configs/demo.yaml")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.constructor.ConstructorError as exc:
+        mark = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        raise UserError(f"{path}: refused a YAML tag{mark}: {exc.problem}",
+                        hint="configs are plain data (loaded with yaml.safe_load): remove tags "
+                        "like !!python/object") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {exc}") from None
     except UnicodeDecodeError:

@@ -30,6 +30,7 @@ class FeatureSet:
     half_lives: dict[str, float] = field(default_factory=dict)
     half_life_table: pd.DataFrame | None = None
     event_diagnostics: dict = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)  # column -> why it is not a factor
 
     @property
     def factors(self) -> list[str]:
@@ -154,4 +155,6 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
             numeric.append(column)
         parts.append(ev_part)
     combined = pd.concat(parts, axis=1)
-    return FeatureSet(combined, groups, numeric, chosen, table, diagnostics)
+    dropped = dict(leads.dropped)
+    dropped.update({c: "excluded by the config (columns.exclude)" for c in config.columns.exclude})
+    return FeatureSet(combined, groups, numeric, chosen, table, diagnostics, dropped)

@@ -69,8 +69,12 @@ def selection_settings(config: Config) -> SelectionSettings:
                              min_leads=a.min_leads)
 
 
-def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config) -> Analysis:
-    """Lift, associations and factor selection (the conversion-rate method, done properly)."""
+def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
+            dropped: dict[str, str] | None = None) -> Analysis:
+    """Lift, associations and factor selection (the conversion-rate method, done properly).
+
+    ``dropped`` (column -> reason) adds report rows for columns that never reached the
+    analysis (constant, all missing, excluded by the config)."""
     a = config.analysis
     levels, _ = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins)
@@ -78,7 +82,12 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
     pairwise = pairwise_associations(X, level_frame=levels)
     result = select_factors(X, y, groups, selection_settings(config), lift=lift,
                             associations=assoc, pairwise=pairwise)
-    return Analysis(lift, assoc, pairwise, result.report, list(result.kept))
+    report = result.report
+    if dropped:
+        extra = pd.DataFrame([{"column": c, "kept": False, "reason": r} for c, r in dropped.items()
+                              if c not in set(report["column"])], columns=report.columns)
+        report = pd.concat([report, extra], ignore_index=True) if len(extra) else report
+    return Analysis(lift, assoc, pairwise, report, list(result.kept))
 
 
 def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeric: list[str],
@@ -115,7 +124,7 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     y_train, y_test = y_all[split.train], y_all[split.holdout]
     factors = features.factors
     analysis = analyse(train_frame[factors].reset_index(drop=True),
-                       pd.Series(y_train), features.groups, config)
+                       pd.Series(y_train), features.groups, config, dropped=features.dropped)
     notes: list[str] = []
     id_col = config.data.id_column
     base_metrics = {"n_leads": float(len(frame)), "n_train": float(len(split.train)),

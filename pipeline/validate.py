@@ -53,11 +53,17 @@ def expected_columns_diff(expected: list[str], found: list[str]) -> str:
 def normalise_missing(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
     """Strip whitespace; configured missing tokens and blanks become None."""
     tokens = set(missing_values) | {""}
+
+    def clean(value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return None if value in tokens else value
+        return None if value is None or pd.isna(value) else value
+
     out = {}
     for column in frame.columns:
-        series = frame[column].astype(object)
-        stripped = series.map(lambda v: v.strip() if isinstance(v, str) else v)
-        out[column] = stripped.map(lambda v: None if v is None or v in tokens else v).astype(object)
+        values = np.array([clean(v) for v in frame[column].astype(object)], dtype=object)
+        out[column] = pd.Series(values, index=frame.index, dtype=object)
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -106,6 +112,9 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
     columns = list(raw.columns)
     fit_cols, pain_cols = candidate_columns(config, columns)
     required = [id_col, *fit_cols, *pain_cols]
+    # declared leaks are analysed (so the selection report lists them as leaks), never fitted
+    fit_cols = fit_cols + [c for c in config.columns.declared_leaky
+                           if c in columns and c not in fit_cols]
     if training:
         required.append(label_col)
     for optional in (config.data.created_at_column, config.derived.email_column,
@@ -184,7 +193,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
 def _label(series: pd.Series, config: Config, source: str) -> pd.Series:
     positive = {str(v) for v in config.label.positive}
     negative = {str(v) for v in config.label.negative}
-    text = series.map(lambda v: None if v is None else str(v))
+    text = pd.Series(np.array([None if v is None or pd.isna(v) else str(v) for v in series],
+                              dtype=object), index=series.index, dtype=object)
     unexpected = text[~text.isin(positive | negative)]
     if not unexpected.empty:
         counts = unexpected.fillna("(blank)").value_counts()

@@ -201,6 +201,7 @@ def test_train_then_report_command_renders_in_chromium(demo_dir: Path, make_conf
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*is constant.*dropped:UserWarning")  # Magazine et al.
 def test_report_on_the_real_data(shared_data: Path, make_config, tmp_path: Path) -> None:
     from pipeline.config import load_config
     from pipeline.features import build_features
