@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """Bad input or usage. The CLI prints the message (no traceback) and exits with ``exit_code``."""
+    """Bad input or usage: the CLI prints the message (no traceback), exits with ``exit_code``."""
 
     exit_code = 2
 

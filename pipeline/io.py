@@ -9,7 +9,7 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,8 @@ class BadRow:
 
 @dataclass(frozen=True)
 class RawTable:
-    """A table read as text: every cell a string (or missing), plus the rows that could not be parsed."""
+    """A table read as text: every cell a string (or missing), plus the rows that could not
+    be parsed."""
 
     frame: pd.DataFrame
     bad_rows: list[BadRow] = field(default_factory=list)
@@ -55,7 +56,8 @@ def read_table(path: str | Path, *, strict: bool = True) -> RawTable:
     """
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: file not found", hint="check the path (relative to the config root)")
+        raise UserError(f"{path}: file not found",
+                        hint="check the path (relative to the config root)")
     if path.is_dir():
         raise UserError(f"{path}: is a directory, expected a .csv or .parquet file")
     if path.stat().st_size == 0:
@@ -88,7 +90,8 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         series = frame[column]
         if pd.api.types.is_float_dtype(series):
-            values = [None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v)))
+            values = [None if pd.isna(v) else
+                      (str(int(v)) if float(v).is_integer() else repr(float(v)))
                       for v in series]
         else:
             values = [None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
@@ -141,59 +144,48 @@ def wrong_delimiter(path: Path, header: list[str]) -> None:
 
 
 def _read_csv_as_text(path: Path, *, strict: bool) -> RawTable:
+    """One pass of the ``csv`` module: records as text; every record whose field count differs
+    from the header's is a :class:`BadRow` (pandas would silently pad short rows)."""
     check_utf8(path)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), [])
-    wrong_delimiter(path, header)
-    read = _csv_reader(path)
+    records: list[list[str]] = []
     bad: list[BadRow] = []
-    try:
-        frame = read("error")
-    except pd.errors.ParserError:
-        bad = _locate_bad_rows(path, len(header))
-        if strict:
-            first = bad[0] if bad else None
-            where = (f"line {first.line} has {first.reason.split(' has ')[-1]}" if first
-                     else "rows do not match the header")
-            more = f" ({len(bad)} malformed rows in all, lines " \
-                f"{', '.join(str(b.line) for b in bad[:5])}{' ...' if len(bad) > 5 else ''})" \
-                if len(bad) > 1 else ""
-            raise UserError(f"{path}: malformed CSV: {where}{more}",
-                            hint="every row needs as many fields as the header "
-                            "(a stray comma or quote?)") from None
-        frame = read("skip")
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{path}: file is empty", hint="expected a header row") from None
-    if len(frame) == 0 and not bad:
-        raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
-    frame.columns = [str(c) for c in frame.columns]
-    return RawTable(frame.reset_index(drop=True), bad, path)
-
-
-def _csv_reader(path: Path) -> Callable[[object], pd.DataFrame]:
-    def read(on_bad_lines: object) -> pd.DataFrame:
-        return pd.read_csv(
-            path, dtype=object, keep_default_na=False, na_values=[], encoding="utf-8-sig",
-            on_bad_lines=on_bad_lines,
-        )
-
-    return read
-
-
-def _locate_bad_rows(path: Path, n_fields: int) -> list[BadRow]:
-    """Line numbers and text of rows whose field count differs from the header."""
-    bad = []
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
-        next(reader, None)
+        header = next(reader, None)
+        while header == []:
+            header = next(reader, None)
+        if header is None:
+            raise UserError(f"{path}: file is empty", hint="expected a header row")
+        wrong_delimiter(path, header)
+        duplicated = sorted({c for c in header if header.count(c) > 1})
+        if duplicated:
+            raise UserError(f"{path}: the header repeats column names {duplicated}",
+                            hint="every column needs its own name")
+        width = len(header)
         for fields in reader:
-            if len(fields) != n_fields and fields:
+            if not fields:
+                continue
+            if len(fields) == width:
+                records.append(fields)
+            else:
                 buffer = io.StringIO()
                 csv.writer(buffer).writerow(fields)
                 bad.append(BadRow(line=reader.line_num,
-                                  reason=f"row has {len(fields)} fields, expected {n_fields}",
+                                  reason=f"row has {len(fields)} fields, expected {width}",
                                   raw=buffer.getvalue().rstrip("\r\n")))
-    return bad
+    if bad and strict:
+        first = bad[0]
+        more = (f" ({len(bad)} malformed rows in all, lines "
+                f"{', '.join(str(b.line) for b in bad[:5])}{' ...' if len(bad) > 5 else ''})"
+                if len(bad) > 1 else "")
+        raise UserError(f"{path}: malformed CSV: line {first.line} has "
+                        f"{first.reason.split(' has ')[-1]}{more}",
+                        hint="every row needs as many fields as the header "
+                        "(a stray comma or quote?)")
+    if not records and not bad:
+        raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
+    frame = pd.DataFrame(records, columns=[str(c) for c in header], dtype=object)
+    return RawTable(frame, bad, path)
 
 
 def file_digest(path: str | Path) -> str:

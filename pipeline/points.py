@@ -30,7 +30,7 @@ from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.utils import TransformerTags
+from sklearn.utils import TransformerTags, assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
@@ -114,9 +114,12 @@ def round_points(scaled: ScaledPoints, encoder: FactorEncoder) -> np.ndarray:
     int_spans = _largest_remainder(int(high - low_shares.sum()), spans)
     for j in range(len(encoder.factors_)):
         lo, hi = offsets[j], offsets[j + 1]
-        block = np.clip(np.rint(values[lo:hi]), low_shares[j], low_shares[j] + int_spans[j])
-        block[int(np.argmax(values[lo:hi]))] = low_shares[j] + int_spans[j]
-        block[int(np.argmin(values[lo:hi]))] = low_shares[j]
+        unrounded = values[lo:hi]
+        block = np.clip(np.rint(unrounded), low_shares[j], low_shares[j] + int_spans[j])
+        # every level tied at the top (bottom) gets the factor's maximum (minimum), so equal
+        # coefficients never get different points
+        block[unrounded == unrounded.max()] = low_shares[j] + int_spans[j]
+        block[unrounded == unrounded.min()] = low_shares[j]
         rounded[lo:hi] = block.astype(np.int64)
     return rounded
 
@@ -251,6 +254,8 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"{name} requires y to be passed, but the target y is None")
         y_arr = column_or_1d(y, warn=True)
         check_consistent_length(frame, y_arr)
+        if y_arr.dtype.kind in "fc":
+            assert_all_finite(y_arr, input_name="y")
         check_classification_targets(y_arr)
         classes = np.unique(y_arr)
         if len(classes) > 2:

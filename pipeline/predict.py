@@ -112,13 +112,15 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derive
         numbers = pd.to_numeric(values, errors="coerce")
         bad = values.notna().to_numpy() & numbers.isna().to_numpy()
         for i in np.flatnonzero(bad & (reason == "")):
-            reason[i] = f"unparseable value: column {factor.name!r} holds {values.iloc[i]!r}, not a number"
+            reason[i] = (f"unparseable value: column {factor.name!r} holds {values.iloc[i]!r}, "
+                         "not a number")
         frame[factor.name] = numbers
     ok = reason == ""
     good = frame.loc[ok]
     scores = score_frame(rules, good, reasons=reasons)
     if derived.get("spam_gate") and "name_spam" in good.columns:
-        scores["sdr_ready"] = scores["sdr_ready"].to_numpy() & ~good["name_spam"].eq("yes").to_numpy()
+        spam = good["name_spam"].eq("yes").to_numpy()
+        scores["sdr_ready"] = scores["sdr_ready"].to_numpy() & ~spam
     scored = pd.concat([ids.loc[ok].rename(id_column).to_frame(), scores], axis=1)
     rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.loc[~ok].to_numpy(),
                             "reason": reason[~ok]})
@@ -259,8 +261,9 @@ class _Writer:
             pd.DataFrame(columns=empty_columns).to_csv(self.path, index=False)
 
 
-def score_file(rules: PointsRules, input_path: Path, output_path: Path, *, rejects_path: Path | None,
-               id_column: str, derived: dict[str, Any], batch_size: int = 200_000,
+def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
+               rejects_path: Path | None, id_column: str, derived: dict[str, Any],
+               batch_size: int = 200_000,
                extra_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                row_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
                progress: Callable[[int], None] | None = None, reasons: bool = True
@@ -281,7 +284,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *, rejec
     if input_path.is_dir():
         raise UserError(f"{input_path}: is a directory, expected a .csv or .parquet file")
     if input_path.stat().st_size == 0:
-        raise UserError(f"{input_path}: file is empty", hint="expected a header and one row per lead")
+        raise UserError(f"{input_path}: file is empty",
+                        hint="expected a header and one row per lead")
     table_format(Path(output_path))
     summary = ScoringSummary()
     seen: set[str] = set()
@@ -364,3 +368,20 @@ def account_rollup(scored: pd.DataFrame, accounts: pd.Series, *, id_column: str)
                      "sdr_ready_share": float(group["sdr_ready"].mean())})
     return pd.DataFrame(rows, columns=["account", "leads", "best_lead", "best_points", "top3_sum",
                                        "top3_mean", "sdr_ready_share"])
+
+
+def lead_accounts(raw: pd.DataFrame, scored_ids: pd.Series, *, id_column: str,
+                  account_column: str) -> pd.Series:
+    """The account of each scored lead, aligned with ``scored_ids``.
+
+    ``raw`` is the input as read (text, possibly with blank or duplicated ids and stray
+    whitespace). Ids are stripped as scoring strips them; for a duplicated id the first row
+    wins, as in scoring (the later rows are rejects). Blank accounts are missing.
+    """
+    ids = raw[id_column].astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
+    accounts = raw[account_column].astype(object).map(
+        lambda v: (v.strip() or None) if isinstance(v, str) else v)
+    table = pd.Series(accounts.to_numpy(), index=pd.Index(ids.to_numpy(), dtype=object))
+    table = table[table.index.notna() & ~table.index.duplicated(keep="first")]
+    wanted = scored_ids.astype(str).to_numpy()
+    return pd.Series(table.reindex(wanted).to_numpy(), index=scored_ids.index, dtype=object)

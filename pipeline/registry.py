@@ -119,7 +119,7 @@ def resolve(text: str) -> ModelRef:
     except MlflowException:
         model = client.get_registered_model(name)
         aliases = ", ".join(f"@{a}" for a in sorted(model.aliases)) or "(no aliases)"
-        versions = ", ".join(sorted((v.version for v in client.search_model_versions(
+        versions = ", ".join(sorted((str(v.version) for v in client.search_model_versions(
             f"name='{name}'")), key=int))
         what = f"alias @{alias}" if alias else f"version {version}"
         raise UserError(f"model {name!r} has no {what}",

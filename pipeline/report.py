@@ -40,7 +40,9 @@ def figure_png(fig) -> bytes:  # noqa: ANN001 - a matplotlib Figure
 
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    # a figure with a layout engine already fits its labels; "tight" would lay it out twice
+    tight = None if fig.get_layout_engine() is not None else "tight"
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches=tight)
     return buffer.getvalue()
 
 

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.rules import FactorRules, PointsRules, _canonical_str
 
@@ -265,7 +268,7 @@ def reason_codes(rules: PointsRules, frame: pd.DataFrame, matrix: np.ndarray | N
     """
     _check_columns(rules, frame)
     slots = [factor_slot_codes(f, frame[f.name], rules.missing_values) for f in rules.factors]
-    return _reason_texts(rules, slots, len(frame), top=top).tolist()
+    return list(_reason_texts(rules, slots, len(frame), top=top))
 
 
 def _pick(keys: np.ndarray, valid: np.ndarray, top: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -281,11 +284,11 @@ def _pick(keys: np.ndarray, valid: np.ndarray, top: int) -> list[tuple[np.ndarra
 
 
 def _reason_texts(rules: PointsRules, slots: list[np.ndarray], n: int, *, top: int = 3
-                  ) -> np.ndarray:
-    """Reason-code strings: the text of each distinct (factor, slot) combination built once."""
+                  ) -> Any:
+    """Reason-code strings; the texts are joined by Arrow (no per-row Python)."""
     k = len(rules.factors)
     if k == 0 or n == 0:
-        return np.full(n, "", dtype=object)
+        return pd.array([""] * n, dtype="str")
     tables = [factor_outcome_points(f) for f in rules.factors]
     points = np.column_stack([t.take(s) for t, s in zip(tables, slots, strict=True)])
     slot = np.column_stack(slots).astype(np.int64)
@@ -294,16 +297,16 @@ def _reason_texts(rules: PointsRules, slots: list[np.ndarray], n: int, *, top: i
     pos = _pick(-points * k + col, points > 0, top)
     neg = _pick(points * k + (k - 1 - col), points < 0, top)
     offsets = np.cumsum([0] + [len(t) for t in tables])
-    pieces = [f"{f.name} = {label}: {int(p):+d}"
-              for f, t in zip(rules.factors, tables, strict=True)
-              for label, p in zip(factor_outcome_labels(f), t, strict=True)]
+    pieces = pa.array([f"{f.name} = {label}: {int(p):+d}"
+                       for f, t in zip(rules.factors, tables, strict=True)
+                       for label, p in zip(factor_outcome_labels(f), t, strict=True)],
+                      type=pa.string())
     rows = np.arange(n)
-    ids = []  # piece id per position, or -1
+    columns = []  # the text of each position (null when the row has fewer reasons)
     for j, ok in pos + neg:
-        piece = offsets[j] + slot[rows, j]
-        ids.append(np.where(ok, piece, -1))
-    ids = np.column_stack(ids)
-    combos, inverse = np.unique(ids, axis=0, return_inverse=True)
-    texts = np.asarray(["; ".join(pieces[i] for i in combo if i >= 0) for combo in combos],
-                       dtype=object)
-    return texts.take(inverse.reshape(-1))
+        piece = np.where(ok, offsets[j] + slot[rows, j], 0)
+        columns.append(pieces.take(pa.array(piece, mask=~ok)))
+    # a leading "" column: Arrow returns no rows when every input of a row is null
+    lead = pa.array(np.full(n, "", dtype=object), type=pa.string())
+    joined = pc.binary_join_element_wise(lead, *columns, "; ", null_handling="skip")
+    return pc.utf8_slice_codeunits(joined, 2).to_pandas().array

@@ -42,12 +42,36 @@ def _listing(values: pd.Series | list, limit: int = MAX_LISTED) -> str:
     return shown + (f" ... ({len(values)} in all)" if len(values) > limit else "")
 
 
-def expected_columns_diff(expected: list[str], found: list[str]) -> str:
-    """A diff of expected vs found columns, for the error message."""
+def expected_columns_diff(expected: list[str], found: list[str],
+                          also_known: set[str] | frozenset[str] = frozenset()) -> str:
+    """A diff of expected vs found columns, for the error message.
+
+    ``- missing`` lines for expected columns not found (with the closest found name, e.g. a
+    case or whitespace difference), ``+ found, not expected`` for found columns the config
+    does not mention (``also_known``: columns it mentions in other roles, left out as noise).
+    """
+    import difflib
+
     missing = [c for c in expected if c not in found]
-    extra = [c for c in found if c not in expected]
-    lines = [f"  - missing: {c!r}" for c in missing] + [f"  + found, not expected: {c!r}" for c in extra]
-    return "\n".join(lines[:40])
+    extra = [c for c in found if c not in expected and c not in also_known]
+    folded = {c.strip().casefold(): c for c in found}
+    lines = []
+    for column in missing:
+        near = folded.get(column.strip().casefold()) or next(
+            iter(difflib.get_close_matches(column, found, n=1, cutoff=0.8)), None)
+        lines.append(f"  - missing: {column!r}" + (f" (did you mean {near!r}?)" if near else ""))
+    lines += [f"  + found, not expected: {c!r}" for c in extra]
+    return "\n".join(lines[:40]) + (f"\n  ... ({len(lines) - 40} more)" if len(lines) > 40 else "")
+
+
+def _mentioned(config: Config) -> set[str]:
+    """Every column name the config gives a role to."""
+    cols, derived = config.columns, config.derived
+    named = {config.data.id_column, config.label.column, config.data.created_at_column,
+             config.data.account_column, derived.email_column, derived.title_column,
+             *derived.name_columns, *cols.fit, *cols.pain, *cols.numeric, *cols.exclude,
+             *cols.declared_leaky}
+    return {c for c in named if c}
 
 
 def normalise_missing(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
@@ -100,7 +124,8 @@ def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], li
     if cols.fit or cols.pain:
         return list(cols.fit), list(cols.pain)
     reserved = {config.data.id_column, config.label.column, config.data.created_at_column,
-                config.data.account_column, config.derived.email_column, config.derived.title_column,
+                config.data.account_column, config.derived.email_column,
+                config.derived.title_column,
                 *config.derived.name_columns, *cols.exclude, *cols.declared_leaky}
     return [c for c in columns if c not in reserved], []
 
@@ -126,7 +151,7 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         what = "label column" if absent == [label_col] else "columns"
         raise UserError(
             f"{source}: {what} {_listing(absent)} not found\n"
-            f"{expected_columns_diff(list(dict.fromkeys(required)), columns)}",
+            f"{expected_columns_diff(list(dict.fromkeys(required)), columns, _mentioned(config))}",
             hint="fix the column names in the file or in the config (columns.fit / columns.pain)",
         )
     frame = normalise_missing(raw, config.data.missing_values)
@@ -167,8 +192,9 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
                 )
             if column in pain_cols and (values < 0).any():
                 rows = (np.flatnonzero((values < 0).to_numpy()) + 2).tolist()
-                raise UserError(f"{source}: column {column!r} is a behaviour count but has negative "
-                                f"values on rows {_listing(rows)}", hint="counts cannot be negative")
+                raise UserError(f"{source}: column {column!r} is a behaviour count but has "
+                                f"negative values on rows {_listing(rows)}",
+                                hint="counts cannot be negative")
             series = values
             numeric.append(column)
         if series.isna().all():

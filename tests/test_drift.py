@@ -229,6 +229,7 @@ def test_drift_command_exit_codes(demo_model, demo_dir: Path, make_config,
     registry.connect(cfg.registry.tracking_uri, experiment=cfg.experiment_name,
                      artifact_location=cfg.registry.artifact_location)
     (tmp_path / "art").mkdir()
+    (tmp_path / "art" / "points_rules.json").write_text(rules.to_json(), encoding="utf-8")
     registry.log_training(model_name=cfg.model_name, params={}, metrics={}, tags={},
                           artifact_dir=tmp_path / "art", rules=rules,
                           derived_settings=cfg.derived.model_dump(mode="json"),

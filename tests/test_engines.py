@@ -9,6 +9,7 @@ skipped, with the reason, when it cannot start.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,7 @@ def spark():
         session = (SparkSession.builder.master("local[2]").appName("lead-scoring-tests")
                    .config("spark.ui.enabled", "false")
                    .config("spark.sql.shuffle.partitions", "2")
+                   .config("spark.pyspark.python", sys.executable)
                    .config("spark.driver.memory", "1g").getOrCreate())
     except Exception as exc:  # Java missing, port clash, ...: the reason is the message
         pytest.skip(f"pyspark cannot start a local session: {exc}")
@@ -234,3 +236,24 @@ def test_all_engines_agree_on_the_real_data(shared_data, spark, tmp_path):
             (base_summary.rows, base_summary.scored, base_summary.rejected), engine
         assert rejects["row"].tolist() == base_rejects["row"].tolist(), engine
         _assert_same(base, scores)
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_end_to_end(tmp_path):
+    """``python -m bench.run --quick`` measures every record and writes valid results."""
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path),
+                           "--tmp", str(tmp_path / "scratch")], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = json.loads((tmp_path / "results.json").read_text())
+    from bench.run import REQUIRED
+
+    assert set(REQUIRED) <= {r["name"] for r in records}
+    for r in records:
+        assert set(r) >= {"name", "n_rows", "median_s", "rows_per_s", "peak_rss_mb"}
+        assert r["median_s"] is None or (r["median_s"] > 0 and r["rows_per_s"] > 0)
+    assert not (tmp_path / "scratch").exists()
+    assert "## Targets" in (tmp_path / "results.md").read_text()

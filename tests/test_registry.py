@@ -101,13 +101,14 @@ def client(store: Store):
 def _auc_figures(text: str) -> list[float]:
     import re
 
-    return [float(x) for x in re.findall(r"AUC (\d\.\d{4})", text)]
+    gate = next(line for line in text.splitlines() if line.startswith("gate:"))
+    return [float(x) for x in re.findall(r"\b(\d\.\d{4})\b", gate)]
 
 
 def test_every_train_registers_a_version_and_challenger_is_the_newest(store, client):
     versions = client.search_model_versions(f"name='{MODEL}'")
     assert sorted(int(v.version) for v in versions) == [1, 2, 3]
-    assert client.get_model_version_by_alias(MODEL, "challenger").version == "3"
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "3"
     for v in versions:
         assert v.current_stage == "None"  # aliases, never stages
 
@@ -119,7 +120,7 @@ def test_run_logs_params_metrics_lineage_and_artifacts(store, client):
                 "holdout_auc_model", "n_train", "n_holdout"):
         assert np.isfinite(metrics[key]), key
     assert 0.5 < metrics["holdout_auc"] <= 1
-    assert params["pdo"] == "20" and params["config_name"] == "strong"
+    assert float(params["pdo"]) == 20 and params["config_name"] == "demo"
     assert json.loads(params["kept_factors"])
     from pipeline.io import file_digest
 
@@ -133,13 +134,13 @@ def test_run_logs_params_metrics_lineage_and_artifacts(store, client):
                  "lift_table.csv", "coefficients.csv", "metrics.json", "derived_settings.json"):
         assert name in names, name
     logged = registry.load_run_json(registry.resolve(f"{MODEL}/1"), "config.json")
-    assert logged["name"] == "strong"
+    assert logged["name"] == "demo"
 
 
 def test_gate_refuses_a_worse_model_and_prints_both_aucs(store, client):
     out = store.outputs["v2"]
     assert "not promoted" in out
-    challenger_auc, champion_auc = _auc_figures(out.split("not promoted", 1)[1])[:2]
+    challenger_auc, champion_auc = _auc_figures(out)
     assert challenger_auc < champion_auc - 0.005
     tag = json.loads(client.get_model_version(MODEL, "2").tags["gate_decision"])
     assert tag["promoted"] is False
@@ -158,7 +159,7 @@ def test_gate_promotes_within_the_configured_margin(store, client):
 
 
 def test_explicit_promote_moves_champion_and_the_audit_log_keeps_every_move(store, client):
-    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
     log = registry.audit_log(MODEL)
     assert list(log.columns) == registry.AUDIT_COLUMNS
     champion_moves = log[log["alias"] == "champion"]
@@ -248,7 +249,7 @@ def test_promote_command_refuses_an_unknown_version(store, client):
     result = CliRunner().invoke(app, ["promote", "42", "--config", str(store.strong)])
     assert isinstance(result.exception, UserError)
     assert "has no version 42" in result.exception.message
-    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -311,12 +312,12 @@ def test_real_data_two_configs_gate_prints_both_aucs(shared_data, make_config, t
     second = tmp_path / "x_education_bins5.yaml"
     second.write_text(yaml.safe_dump(second_settings, sort_keys=False))
     out2 = invoke(["train", "--config", str(second), "--no-score", "--out", str(tmp_path / "b")])
-    gate = next(line for line in out2.output.splitlines() if line.startswith("gate:"))
-    print(gate)
-    figures = _auc_figures(gate)
+    print(next(line for line in out2.output.splitlines() if line.startswith("gate:")))
+    figures = _auc_figures(out2.output)
     assert len(figures) == 2 and all(0.5 < f <= 1 for f in figures)
     registry.connect(yaml.safe_load(first.read_text())["registry"]["tracking_uri"])
     decision = json.loads(registry._client().get_model_version("x-education", "2")
                           .tags["gate_decision"])
     assert decision["promoted"] == (decision["challenger_auc"] >= decision["champion_auc"]
                                     - decision["margin"])
+

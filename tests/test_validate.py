@@ -95,13 +95,17 @@ def test_missing_fit_column_shows_a_diff(config):
         validate_leads(raw, config, source=SRC)
     message = info.value.message
     assert "leads.csv: columns 'region' not found" in message
-    assert "  - missing: 'region'" in message and "  + found, not expected: 'Region '" in message
+    assert "  - missing: 'region' (did you mean 'Region '?)" in message
+    assert "  + found, not expected: 'Region '" in message
     assert "columns.fit" in info.value.hint
 
 
 def test_expected_columns_diff_is_a_diff():
     assert expected_columns_diff(["a", "b"], ["a", "c"]) == (
         "  - missing: 'b'\n  + found, not expected: 'c'")
+    assert expected_columns_diff(["visits"], ["Visits", "vists", "x"], {"x"}) == (
+        "  - missing: 'visits' (did you mean 'Visits'?)\n  + found, not expected: 'Visits'\n"
+        "  + found, not expected: 'vists'")
 
 
 @pytest.mark.parametrize(("values", "reason"), [([None] * 40, "all missing"),

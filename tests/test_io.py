@@ -1,0 +1,148 @@
+"""File edges: reading tables with clear errors, atomic writes, run locks, safe output names."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import LockedError, UserError
+from pipeline.io import (
+    atomic_path,
+    check_utf8,
+    file_digest,
+    read_table,
+    run_lock,
+    safe_child,
+    write_frame_atomic,
+    write_text_atomic,
+)
+
+HEADER = "lead_id,size,outcome"
+ROWS = ["L1,small,won", "L2,large,lost", "L3,,lost"]
+
+
+def _csv(tmp_path, lines, name="leads.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def test_reads_every_value_as_text(tmp_path):
+    table = read_table(_csv(tmp_path, [HEADER, *ROWS, "007,x,won"]))
+    assert list(table.frame.columns) == ["lead_id", "size", "outcome"]
+    assert table.frame["lead_id"].tolist() == ["L1", "L2", "L3", "007"]  # leading zeros kept
+    assert table.frame.loc[2, "size"] == "" and table.bad_rows == []
+
+
+@pytest.mark.parametrize(("make", "pattern"), [
+    (lambda p: p / "absent.csv", r"absent\.csv: file not found"),
+    (lambda p: _csv(p, [""], "empty.csv") if False else (p / "empty.csv", (p / "empty.csv")
+                                                         .write_bytes(b""))[0],
+     r"empty\.csv: file is empty"),
+    (lambda p: _csv(p, [HEADER], "head.csv"), r"head\.csv: has a header but no rows"),
+    (lambda p: _csv(p, [h.replace(",", ";") for h in [HEADER, *ROWS]], "semi.csv"),
+     r"semi\.csv: the header has one column but contains semicolons: wrong delimiter"),
+    (lambda p: _csv(p, [h.replace(",", "\t") for h in [HEADER, *ROWS]], "tab.csv"),
+     r"contains tabs: wrong delimiter"),
+    (lambda p: _csv(p, [HEADER, "L1,Ren\xe9e,won"], "latin.csv", "latin-1"),
+     r"latin\.csv: not UTF-8 text \(byte 0xe9 on line 2\)"),
+    (lambda p: _csv(p, [HEADER, ROWS[0], "L2,a,b,c,d", ROWS[2]], "ragged.csv"),
+     r"ragged\.csv: malformed CSV: line 3 has 5 fields, expected 3"),
+    (lambda p: _csv(p, [HEADER, *ROWS], "fake.parquet"),
+     r"fake\.parquet: not a Parquet file \(it starts like a text file\)"),
+    (lambda p: _csv(p, [HEADER, *ROWS], "leads.xlsx"), r"unsupported file type '\.xlsx'"),
+    (lambda p: p, r"is a directory"),
+])
+def test_unreadable_files_are_explained(tmp_path, make, pattern):
+    with pytest.raises(UserError, match=pattern):
+        read_table(make(tmp_path))
+
+
+def test_ragged_rows_all_listed_when_strict_and_kept_aside_when_not(tmp_path):
+    lines = [HEADER, ROWS[0], "L2,a,b,c,d", ROWS[2], "L4", ROWS[1].replace("L2", "L5")]
+    path = _csv(tmp_path, lines)
+    with pytest.raises(UserError, match=r"\(2 malformed rows in all, lines 3, 5\)"):
+        read_table(path)
+    table = read_table(path, strict=False)
+    assert table.frame["lead_id"].tolist() == ["L1", "L3", "L5"]
+    assert [(b.line, b.reason) for b in table.bad_rows] == [
+        (3, "row has 5 fields, expected 3"), (5, "row has 1 fields, expected 3")]
+
+
+def test_not_utf8_far_into_the_file_is_found_with_its_line(tmp_path):
+    lines = [HEADER] + [f"L{i},size{i},won" for i in range(60_000)] + ["L9,caf\xe9,lost"]
+    path = _csv(tmp_path, lines, encoding="latin-1")
+    assert path.stat().st_size > 1 << 20
+    with pytest.raises(UserError, match=r"byte 0xe9 on line 60002"):
+        check_utf8(path)
+
+
+def test_multibyte_character_across_the_read_boundary_is_fine(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"a\n" + b"x" * ((1 << 20) - 3) + "é\n".encode())
+    check_utf8(path)  # no error
+
+
+def test_utf8_bom_is_not_part_of_the_first_column(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\n".join([HEADER, *ROWS]) + "\n").encode())
+    assert read_table(path).frame.columns[0] == "lead_id"
+
+
+def test_parquet_read_as_text(tmp_path):
+    path = tmp_path / "leads.parquet"
+    pd.DataFrame({"lead_id": ["L1", "L2"], "visits": [3.0, None], "n": [1, 2]}).to_parquet(path)
+    frame = read_table(path).frame
+    assert frame["visits"].tolist() == ["3", None] and frame["n"].tolist() == ["1", "2"]
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out.csv"
+    write_text_atomic(target, "old\n")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left behind
+    write_frame_atomic(target, pd.DataFrame({"a": [1.5]}))
+    assert target.read_text() == "a\n1.5\n"
+
+
+def test_file_digest_is_content_hash(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"same")
+    b.write_bytes(b"same")
+    assert file_digest(a) == file_digest(b) and len(file_digest(a)) == 16
+    b.write_bytes(b"other")
+    assert file_digest(a) != file_digest(b)
+
+
+def test_run_lock_refuses_a_second_holder(tmp_path):
+    lock = tmp_path / "models" / ".train.lock"
+    expected = rf"another train is already running \(pid {os.getpid()}; lock file {lock}\)"
+    with (run_lock(lock, what="train"), pytest.raises(LockedError, match=expected) as info,
+          run_lock(lock, what="train")):
+        pass
+    assert info.value.exit_code == 75
+    with run_lock(lock, what="train"):  # released: free again
+        pass
+
+
+@pytest.mark.parametrize("name", ["../evil.csv", "/etc/passwd", "a/../../b", "..", "sub/../../x"])
+def test_safe_child_refuses_escapes(tmp_path, name):
+    with pytest.raises(UserError, match="would escape the output directory"):
+        safe_child(tmp_path / "out", name)
+
+
+def test_safe_child_allows_plain_names(tmp_path):
+    assert safe_child(tmp_path, "points.sql") == (tmp_path / "points.sql").resolve()
+    assert safe_child(tmp_path, "sub/x.json") == (tmp_path / "sub" / "x.json").resolve()
+
+
+def test_safe_child_refuses_symlink_escape(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "link").symlink_to(tmp_path.parent)
+    with pytest.raises(UserError, match="would escape"):
+        safe_child(tmp_path / "out", "link/x.csv")

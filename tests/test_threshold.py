@@ -1,0 +1,152 @@
+"""SDR-ready threshold, grade cut-offs and the FIT x PAIN quadrant against naive references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.threshold import choose_threshold, fit_pain_quadrant, grade_cutoffs, tradeoff_table
+
+
+def _naive_rows(total, y):
+    """(score, leads at or above, close rate) for every distinct score, lowest first."""
+    rows = []
+    for s in sorted(set(total.tolist())):
+        above = [yi for ti, yi in zip(total, y, strict=True) if ti >= s]
+        rows.append((s, len(above), sum(above) / len(above)))
+    return rows
+
+
+scores = st.lists(st.tuples(st.integers(-30, 60), st.integers(0, 1)), min_size=1, max_size=120)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=scores)
+def test_tradeoff_table_matches_naive_loop(data):
+    total = np.asarray([t for t, _ in data])
+    y = np.asarray([v for _, v in data])
+    table = tradeoff_table(total, y, weeks=4.0)
+    naive = _naive_rows(total, y)
+    assert table["points"].tolist() == [s for s, _, _ in naive]
+    assert table["leads_at_or_above"].tolist() == [n for _, n, _ in naive]
+    np.testing.assert_allclose(table["close_rate"], [r for _, _, r in naive])
+    np.testing.assert_allclose(table["per_week"], [n / 4.0 for _, n, _ in naive])
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=scores, low=st.floats(0, 1), width=st.floats(0, 0.5))
+def test_target_band_is_the_lowest_score_inside(data, low, width):
+    total = np.asarray([t for t, _ in data])
+    y = np.asarray([v for _, v in data])
+    fit = total // 2
+    band = (low, min(1.0, low + width))
+    choice = choose_threshold(total, fit, y, target_rate=band)
+    naive = _naive_rows(total, y)
+    inside = [s for s, _, r in naive if band[0] <= r <= band[1]]
+    if inside:
+        assert choice.method == "target_rate"
+        assert choice.threshold == inside[0]
+        assert band[0] <= choice.expected_close_rate <= band[1]
+    else:
+        assert choice.method == "fallback"
+        at_least = [s for s, _, r in naive if r >= band[0]]
+        assert choice.threshold == (at_least[0] if at_least else naive[-1][0])
+        assert "no score gives a close rate within" in choice.note
+    ready = total >= choice.threshold
+    assert choice.sdr_ready_share == pytest.approx(ready.mean())
+    assert choice.expected_close_rate == pytest.approx(y[ready].mean())
+    assert choice.fit_only_share == pytest.approx(np.mean(fit >= choice.threshold))
+    assert choice.sdr_ready_per_week is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=scores, capacity=st.floats(0.1, 40))
+def test_capacity_mode_is_the_lowest_score_within_capacity(data, capacity):
+    total = np.asarray([t for t, _ in data])
+    y = np.asarray([v for _, v in data])
+    weeks = 3.0
+    choice = choose_threshold(total, total, y, target_rate=(0.1, 0.15),
+                              capacity_per_week=capacity, weeks=weeks)
+    naive = _naive_rows(total, y)
+    ok = [s for s, n, _ in naive if n / weeks <= capacity]
+    assert choice.method == "capacity"
+    assert choice.threshold == (ok[0] if ok else naive[-1][0])
+    assert choice.sdr_ready_per_week == pytest.approx(np.sum(total >= choice.threshold) / weeks)
+
+
+def test_capacity_needs_dates():
+    total, y = np.arange(10), np.arange(10) % 2
+    with pytest.raises(ValueError, match="capacity_per_week needs lead creation dates"):
+        choose_threshold(total, total, y, target_rate=(0.1, 0.2), capacity_per_week=5, weeks=None)
+
+
+def test_fallback_takes_top_score_when_nothing_closes_enough():
+    total = np.array([0, 10, 20, 30])
+    y = np.array([1, 0, 0, 0])  # higher scores close worse
+    choice = choose_threshold(total, total, y, target_rate=(0.6, 0.9))
+    assert choice.method == "fallback" and choice.threshold == 30
+
+
+@settings(max_examples=80, deadline=None)
+@given(total=st.lists(st.integers(-20, 120), min_size=1, max_size=200),
+       shares=st.sampled_from([{"A": 0.1, "B": 0.2, "C": 0.3, "D": 0.4},
+                               {"hot": 0.2, "warm": 0.3, "cold": 0.5}, {"A": 0.5, "B": 0.5}]))
+def test_grade_cutoffs(total, shares):
+    array = np.asarray(total)
+    cuts = grade_cutoffs(array, shares)
+    names = [c["grade"] for c in cuts]
+    mins = [c["min_points"] for c in cuts]
+    assert names == [g for g in shares if g in names]  # best grade first, order kept
+    assert mins[-1] == array.min()  # every lead gets a grade
+    assert all(b < a for a, b in zip(mins, mins[1:], strict=False))  # strictly decreasing
+    # naive reference: the (1 - cumulative share) quantile, rounding up to an observed score;
+    # a grade whose cut does not lie strictly below the better grade's is merged into it
+    ordered = sorted(total)
+    naive, cumulative = [], 0.0
+    for name in shares:
+        cumulative += shares[name]
+        position = int(np.ceil(round((1 - cumulative) * (len(ordered) - 1), 9)))
+        cut = ordered[max(position, 0)] if name != list(shares)[-1] else ordered[0]
+        if not naive or cut < naive[-1]["min_points"]:
+            naive.append({"grade": name, "min_points": cut})
+    assert cuts == naive
+
+
+def test_grade_cutoffs_simple():
+    total = np.arange(100)
+    cuts = grade_cutoffs(total, {"A": 0.1, "B": 0.2, "C": 0.3, "D": 0.4})
+    assert cuts == [{"grade": "A", "min_points": 90}, {"grade": "B", "min_points": 70},
+                    {"grade": "C", "min_points": 40}, {"grade": "D", "min_points": 0}]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-10, 30), st.integers(0, 40), st.integers(0, 1),
+                               st.booleans()), min_size=1, max_size=150))
+def test_quadrant_counts_add_up(rows):
+    fit, pain, y, ready = (np.asarray(c) for c in zip(*rows, strict=True))
+    quad = fit_pain_quadrant(fit, pain, y, ready)
+    table = quad.table
+    assert len(table) == 4
+    assert table["leads"].sum() == len(rows)
+    assert table["conversions"].sum() == y.sum()
+    assert table["sdr_ready"].sum() == ready.sum()
+    bad_low = (fit < quad.fit_cut) & (pain < quad.pain_cut)
+    cell = table[(table["fit"] == "bad FIT") & (table["pain"] == "low PAIN")].iloc[0]
+    assert cell["leads"] == bad_low.sum()
+    share = (bad_low & ready).sum() / ready.sum() if ready.any() else 0.0
+    assert quad.bad_fit_low_pain_sdr_share == pytest.approx(share)
+    assert (quad.warning is not None) == (share > 0.05)
+
+
+def test_quadrant_warning_text():
+    fit = np.array([0] * 10 + [10] * 90)
+    pain = np.array([0] * 10 + [10] * 90)
+    y = np.zeros(100, dtype=int)
+    quad = fit_pain_quadrant(fit, pain, y, np.ones(100, dtype=bool))
+    assert quad.bad_fit_low_pain_sdr_share == pytest.approx(0.10)
+    assert quad.warning is not None
+    assert "10.0% of SDR-ready leads are bad FIT + low PAIN" in quad.warning
+    clean = fit_pain_quadrant(fit, pain, y, np.arange(100) >= 10)
+    assert clean.bad_fit_low_pain_sdr_share == 0.0 and clean.warning is None
