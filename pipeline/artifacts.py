@@ -74,6 +74,19 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
             "sdr_ready_share": t.sdr_ready_share, "sdr_ready_per_week": t.sdr_ready_per_week,
             "expected_close_rate": t.expected_close_rate, "fit_only_share": t.fit_only_share})))
     from pipeline.model_report import build_report
+    from pipeline.plots_lift import chart_file_name
+    from pipeline.report import screenshot_html
 
-    paths.append(write_text_atomic(out_dir / "report.html", build_report(result, features, config)))
+    charts = out_dir / "lift_charts"
+    lift_pngs = {a: (charts / chart_file_name(a)).read_bytes() for a in result.analysis.kept
+                 if (charts / chart_file_name(a)).exists()}
+    report = build_report(result, features, config, lift_pngs=lift_pngs)
+    paths.append(write_text_atomic(out_dir / "report.html", report))
+    try:
+        if screenshot_html(out_dir / "report.html", out_dir / "report_screenshot.png"):
+            paths.append(out_dir / "report_screenshot.png")
+    except RuntimeError as exc:  # a broken Chromium must not fail training
+        import warnings
+
+        warnings.warn(f"report screenshot skipped: {exc}", RuntimeWarning, stacklevel=2)
     return paths

@@ -340,7 +340,7 @@ def spark_session(master: str | None = None, *, app_name: str = "lead-scoring",
                .config("spark.ui.enabled", "false")
                .config("spark.sql.session.timeZone", "UTC"))
     if chosen.startswith("local"):  # Python workers (pyfunc UDFs) run this interpreter
-        builder = builder.config("spark.pyspark.python", sys.executable)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if shuffle_partitions is None and chosen.startswith("local"):
         shuffle_partitions = 4
     if shuffle_partitions:

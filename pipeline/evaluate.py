@@ -48,7 +48,8 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, probability: np.ndarray | N
     return out
 
 
-def _benchmark_design(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+def _benchmark_design(train: pd.DataFrame, test: pd.DataFrame
+                      ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
     cols_train, cols_test, categorical = [], [], []
     for column in train.columns:
         if is_numeric_column(train[column]):

@@ -68,7 +68,8 @@ def event_feature_columns(config: Config) -> list[str]:
             "days_since_last_event", "days_active"]
 
 
-def snapshot_times(leads: pd.DataFrame, config: Config, *, as_of: pd.Timestamp | None) -> pd.DataFrame:
+def snapshot_times(leads: pd.DataFrame, config: Config, *, as_of: pd.Timestamp | None
+                   ) -> pd.DataFrame:
     """Training: created_at + horizon (capped at ``as_of``); scoring: ``as_of`` for every lead."""
     created = leads["created_at"]
     if as_of is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -240,9 +242,12 @@ def _data_section(result: TrainResult, features: FeatureSet, config: Config) -> 
                                     selection)], key="data")
 
 
-def _lift_section(result: TrainResult, rate: float) -> Section:
+def _lift_section(result: TrainResult, rate: float,
+                  rendered: Mapping[str, bytes] | None = None) -> Section:
     lift, kept = result.analysis.lift, result.analysis.kept
-    images = [(f"Lift: {a}", figure_png(lift_chart(lift[lift["attribute"] == a], rate)))
+    rendered = rendered or {}
+    images = [(f"Lift: {a}", rendered.get(a) or figure_png(
+        lift_chart(lift[lift["attribute"] == a], rate)))
               for a in kept if (lift["attribute"] == a).any()]
     text = (f"Conversion rate per level of each kept factor, with 95% Wilson intervals; the "
             f"dashed line is the overall rate ({rate:.1%})." if images else
@@ -250,13 +255,17 @@ def _lift_section(result: TrainResult, rate: float) -> Section:
     return Section("Lift per kept factor", [text], images=images, key="lift")
 
 
-def build_report(result: TrainResult, features: FeatureSet, config: Config) -> str:
-    """The full HTML report for one trained version: one section per id in SECTION_IDS."""
+def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
+                 lift_pngs: Mapping[str, bytes] | None = None) -> str:
+    """The full HTML report for one trained version: one section per id in SECTION_IDS.
+
+    ``lift_pngs`` (attribute -> PNG bytes) reuses lift charts already rendered to files."""
     frame = features.frame
     m = result.metrics
     rate = float(frame["converted"].mean())
     kept = result.analysis.kept
-    sections = [_data_section(result, features, config), _lift_section(result, rate)]
+    sections = [_data_section(result, features, config),
+                _lift_section(result, rate, lift_pngs)]
     if result.no_signal:
         sections.append(Section("Result", [
             "no signal: no factor passed selection; the points table is empty and this version "

@@ -59,14 +59,22 @@ class ScoringSummary:
 
 
 def _text_frame(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
+    """Text columns stripped, with blanks and missing tokens as ``None`` (object dtype: pandas 3
+    would otherwise infer its string dtype and turn ``None`` into NaN)."""
     tokens = set(missing_values) | {""}
+
+    def clean(value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return None if value in tokens else value
+        return None if value is None or pd.isna(value) else value
+
     out = {}
     for column in frame.columns:
         series = frame[column]
         if series.dtype == object or pd.api.types.is_string_dtype(series):
-            s = series.astype(object)
-            s = s.map(lambda v: v.strip() if isinstance(v, str) else v)
-            out[column] = s.where(~s.isin(tokens), None)
+            values = np.array([clean(v) for v in series.astype(object)], dtype=object)
+            out[column] = pd.Series(values, index=frame.index, dtype=object)
         else:
             out[column] = series
     return pd.DataFrame(out, index=frame.index)
@@ -88,7 +96,9 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derive
     if id_column not in frame.columns:
         raise UserError(f"id column {id_column!r} not found in the input",
                         hint=f"columns found: {', '.join(map(str, frame.columns[:20]))}")
-    ids = frame[id_column].map(lambda v: None if v is None else str(v))
+    ids = pd.Series(np.array([None if v is None or (not isinstance(v, str) and pd.isna(v))
+                              else str(v) for v in frame[id_column]], dtype=object),
+                    index=frame.index, dtype=object)
     reason[ids.isna().to_numpy()] = "missing id"
     if seen_ids is not None:
         for i, lead_id in enumerate(ids):

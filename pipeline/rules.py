@@ -44,9 +44,11 @@ class FactorRules:
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
-            raise ValueError(f"factor {self.name!r}: group must be one of {GROUPS}, got {self.group!r}")
+            raise ValueError(
+                f"factor {self.name!r}: group must be one of {GROUPS}, got {self.group!r}")
         if self.kind not in KINDS:
-            raise ValueError(f"factor {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"factor {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.kind == "numeric":
             if len(self.bin_points) != len(self.edges) + 1:
                 raise ValueError(

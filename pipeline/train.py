@@ -136,7 +136,8 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
         rules = replace(rules, sdr_threshold=1, prob_intercept=_logit(y_train.mean()))
         holdout = pd.DataFrame({id_col: test_frame[id_col].to_numpy(), "converted": y_test})
         metrics = {**base_metrics, "holdout_auc": 0.5, "holdout_auc_model": 0.5}
-        return TrainResult(rules, None, pd.DataFrame(columns=["factor", "group", "level", "points"]),
+        empty = pd.DataFrame(columns=["factor", "group", "level", "points"])
+        return TrainResult(rules, None, empty,
                            pd.DataFrame(), analysis, None, None, pd.DataFrame(), {}, metrics, split,
                            holdout, notes, True, features.half_life_table)
     kept = analysis.kept

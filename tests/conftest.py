@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised, empty MLflow sqlite store: creating one takes ~10 s, copying it none."""
+    from pipeline import registry
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    registry.connect(f"sqlite:///{folder / 'mlflow.db'}")
+    import mlflow
+
+    mlflow.search_experiments()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Path]:
+def make_config(tmp_path: Path, mlflow_db_template: Path) -> Callable[..., Path]:
     """Write a config derived from a shipped one, with its MLflow store under tmp_path.
 
     ``make_config("demo", data_dir=demo_dir, points={"pdo": 40})`` returns the YAML path.
@@ -62,6 +76,8 @@ def make_config(tmp_path: Path) -> Callable[..., Path]:
                 settings["data"]["events"] = str(data_dir / "events.csv")
         if leads is not None:
             settings["data"]["leads"] = str(leads)
+        if not (tmp_path / "mlflow.db").exists():
+            shutil.copyfile(mlflow_db_template, tmp_path / "mlflow.db")
         settings.setdefault("registry", {})
         settings["registry"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
         settings["registry"]["artifact_location"] = str(tmp_path / "artifacts")
