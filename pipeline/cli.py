@@ -263,24 +263,33 @@ def _gate(cfg, ref, result, features) -> dict[str, Any]:
     from pipeline.scoring import score_frame
 
     current = registry.champion(cfg.model_name)
-    champion_auc = None
+    champion_auc, basis = None, "on the same holdout"
     if current is not None and current.version != ref.version:
         try:
             rules = registry.load_rules(current)
-            holdout = features.frame.iloc[result.split.holdout]
-            if all(f in holdout.columns for f in rules.factor_names()):
-                scores = score_frame(rules, holdout)
-                champion_auc = safe_auc(holdout["converted"].to_numpy(),
-                                        scores["points"].to_numpy())
-            else:
-                champion_auc = float(registry._client().get_run(current.run_id)
-                                     .data.metrics.get("holdout_auc", float("nan")))
-        except UserError:
-            champion_auc = None
+        except Exception as exc:  # noqa: BLE001 - any store error: do not promote blindly
+            decision = {"promoted": False, "challenger_auc": result.metrics["holdout_auc"],
+                        "champion_auc": None,
+                        "summary": f"not promoted: cannot evaluate champion v{current.version} "
+                                   f"({exc})"}
+            registry.record_decision(ref, decision)
+            return decision
+        holdout = features.frame.iloc[result.split.holdout]
+        same_features = all(f in holdout.columns for f in rules.factor_names()) and \
+            dict(rules.decay_half_life_days) == dict(features.half_lives)
+        if same_features:
+            scores = score_frame(rules, holdout)
+            champion_auc = safe_auc(holdout["converted"].to_numpy(), scores["points"].to_numpy())
+        else:
+            champion_auc = float(registry._client().get_run(current.run_id)
+                                 .data.metrics.get("holdout_auc", float("nan")))
+            basis = "(champion's logged holdout AUC: its features differ)"
     decision = registry.gate_decision(
         challenger_auc=float(result.metrics["holdout_auc"]), champion_auc=champion_auc,
         margin=cfg.registry.promotion_margin, no_signal=result.no_signal,
         champion_version=current.version if current else None)
+    if champion_auc is not None:
+        decision["summary"] = decision["summary"].replace("on the same holdout", basis)
     registry.record_decision(ref, decision)
     if decision["promoted"]:
         registry.promote(ref, reason=decision["summary"])
@@ -386,7 +395,7 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
         from pipeline.features import event_feature_columns
         from pipeline.scoring_events import event_features_for_scoring
 
-        ev = event_features_for_scoring(cfg, events, rules, as_of=as_of)
+        ev = event_features_for_scoring(cfg, events, rules, as_of=as_of, leads=Path(input_path))
         wanted = [c for c in event_feature_columns(cfg) if c in ev.columns]
 
         def extra(frame: pd.DataFrame) -> pd.DataFrame:
@@ -399,7 +408,7 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
         if since is not None:
             from pipeline.scoring_events import changed_since
 
-            changed = changed_since(cfg, events, since)
+            changed = changed_since(cfg, events, since, leads=Path(input_path))
 
             def row_filter(frame: pd.DataFrame) -> pd.Series:
                 return frame[cfg.data.id_column].astype(str).isin(changed)
@@ -526,7 +535,9 @@ def _write_accounts(cfg, source: Path, output: Path) -> None:
     scored = pd.read_parquet(output) if table_format(output) == "parquet" else \
         pd.read_csv(output, dtype={cfg.data.id_column: str})
     raw = read_table(source, strict=False).frame
-    accounts = raw.set_index(cfg.data.id_column)[cfg.data.account_column]
+    ids = raw[cfg.data.id_column]
+    keep = ids.notna() & ~ids.duplicated()  # first occurrence wins, as in the scorer
+    accounts = raw.loc[keep].set_index(cfg.data.id_column)[cfg.data.account_column]
     rolled = account_rollup(scored, accounts.reindex(scored[cfg.data.id_column].astype(str)),
                             id_column=cfg.data.id_column)
     path = output.with_name(output.stem + "_accounts.csv")
@@ -673,6 +684,14 @@ def history(
         table.add_row(str(row.version), row.created, row.aliases, row.champion_since,
                       row.champion_until, row.promotion_reason, row.gate)
     _console().print(table)
+    moves = registry.audit_log(model_name)
+    if len(moves):
+        audit = Table(title=f"{model_name}: alias moves")
+        for col in moves.columns:
+            audit.add_column(str(col))
+        for row in moves.itertuples(index=False):
+            audit.add_row(*[str(v) for v in row])
+        _console().print(audit)
 
 
 # --------------------------------------------------------------------------- exports

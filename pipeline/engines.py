@@ -108,15 +108,33 @@ def check_columns(rules: PointsRules, columns: Sequence[str], *, id_column: str,
 # ------------------------------------------------------------------------------ shared SQL
 
 
-def _text_expr(column: str, rules: PointsRules, dialect: str) -> str:
-    """Stripped text of a string column, NULL when empty or a missing token."""
+def _strip_expr(column: str, dialect: str) -> str:
+    """A string column without surrounding whitespace (Python's ``str.strip`` set)."""
     ident = sql_identifier(column, dialect=dialect)
     chars = sql_string(WHITESPACE, dialect=dialect)
-    stripped = (f"trim({ident}, {chars})" if dialect == "duckdb"
-                else f"trim(BOTH {chars} FROM {ident})")
+    return (f"trim({ident}, {chars})" if dialect == "duckdb"
+            else f"trim(BOTH {chars} FROM {ident})")
+
+
+def _text_expr(column: str, rules: PointsRules, dialect: str) -> str:
+    """NULL when the (already stripped) text is empty or a missing token, else the text."""
+    ident = sql_identifier(column, dialect=dialect)
     tokens = ", ".join(sql_string(t, dialect=dialect)
                        for t in dict.fromkeys(["", *rules.missing_values]))
-    return f"(CASE WHEN {stripped} IN ({tokens}) THEN NULL ELSE {stripped} END)"
+    return f"(CASE WHEN {ident} IN ({tokens}) THEN NULL ELSE {ident} END)"
+
+
+def _stripped_source(rules: PointsRules, types: dict[str, str], *, id_column: str,
+                     dialect: str, table: str) -> str:
+    """``table`` with its text columns stripped once (the cleaning view reads this)."""
+    wanted = [id_column, *rules.factor_names()] + (["name_spam"] if "name_spam" in types
+                                                   else [])
+    columns = [_ROW]
+    for name in dict.fromkeys(wanted):
+        ident = sql_identifier(name, dialect=dialect)
+        columns.append(f"{_strip_expr(name, dialect)} AS {ident}" if _is_text_type(types[name])
+                       else ident)
+    return f"(SELECT {', '.join(columns)} FROM {table}) AS stripped"
 
 
 def _canonical_text_expr(column: str, sql_type: str, dialect: str) -> str:
@@ -209,18 +227,26 @@ def _scored_select(rules: PointsRules, *, id_column: str, dialect: str, gate: bo
     return f"SELECT {', '.join(cols)}\nFROM ({scores}) AS s{join}"
 
 
-def _unseen_sql(rules: PointsRules, dialect: str, table: str) -> str | None:
-    parts = []
+def _unseen_sql(rules: PointsRules, dialect: str, table: str) -> list[tuple[str, str]]:
+    """(factor, query) pairs: the distinct values of each categorical factor with counts.
+
+    Counting unseen levels on the distinct values is much cheaper than a ``NOT IN`` list
+    evaluated on every row.
+    """
+    out = []
     for factor in rules.factors:
-        if factor.kind != "categorical":
-            continue
-        ident = sql_identifier(factor.name, dialect=dialect)
-        levels = ", ".join(sql_string(v, dialect=dialect) for v in sorted(factor.levels))
-        known = f" AND {ident} NOT IN ({levels})" if levels else ""
-        parts.append(f"sum(CASE WHEN {ident} IS NOT NULL{known} THEN 1 ELSE 0 END)")
-    if not parts:
-        return None
-    return f"SELECT {', '.join(parts)} FROM {table}"
+        if factor.kind == "categorical":
+            ident = sql_identifier(factor.name, dialect=dialect)
+            out.append((factor.name, f"SELECT {ident}, count(*) FROM {table} "
+                                     f"WHERE {ident} IS NOT NULL GROUP BY {ident}"))
+    return out
+
+
+def _count_unseen(rules: PointsRules, distinct: dict[str, list[tuple[Any, int]]]
+                  ) -> dict[str, int]:
+    levels = {f.name: f.levels for f in rules.factors}
+    return {name: sum(int(n) for value, n in rows if value not in levels[name])
+            for name, rows in distinct.items()}
 
 
 def _summary(rows: int, scored: int, sdr_ready: int, reasons: dict[str, int],
@@ -252,7 +278,7 @@ def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Pa
     source = _check_input(input_path)
     fmt = table_format(source)
     with tempfile.TemporaryDirectory(prefix="lead-scoring-duckdb-") as tmp:
-        con = duckdb.connect(str(Path(tmp) / "score.duckdb"))
+        con = duckdb.connect()  # in memory; spills to ``tmp`` beyond the memory limit
         try:
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
@@ -279,7 +305,9 @@ def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Pa
             ident = sql_identifier(id_column, dialect="duckdb")
             select = _clean_select(rules, types, id_column=id_column, dialect="duckdb",
                                    spam_gate=spam_gate)
-            con.execute(f"CREATE VIEW clean AS SELECT {select}\nFROM src")
+            source_sql = _stripped_source(rules, types, id_column=id_column, dialect="duckdb",
+                                          table="src")
+            con.execute(f"CREATE VIEW clean AS SELECT {select}\nFROM {source_sql}")
             con.execute(f"CREATE TABLE checked AS SELECT * EXCLUDE ({_REASON}), "
                         f"{_final_reason(ident)} AS {_REASON} FROM clean")
             con.execute(f"CREATE VIEW ok AS SELECT * FROM checked WHERE {_REASON} IS NULL")
@@ -292,12 +320,9 @@ def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Pa
             reasons = dict(con.execute(
                 f"SELECT split_part({_REASON}, ':', 1), count(*) FROM checked "
                 f"WHERE {_REASON} IS NOT NULL GROUP BY 1").fetchall())
-            unseen_sql = _unseen_sql(rules, "duckdb", "clean")
-            unseen = {}
-            if unseen_sql:
-                values = con.execute(unseen_sql).fetchone()
-                names = [f.name for f in rules.factors if f.kind == "categorical"]
-                unseen = {n: int(v or 0) for n, v in zip(names, values, strict=True)}
+            unseen = _count_unseen(rules, {name: con.execute(q).fetchall()
+                                           for name, q in _unseen_sql(rules, "duckdb",
+                                                                      "checked")})
             rows, scored = int(counts[0]), int(counts[1])
             if scored == 0:
                 raise _nothing_scored(source, _summary(rows, 0, 0, reasons, unseen))
@@ -384,7 +409,8 @@ def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
     ident = sql_identifier(id_column, dialect="spark")
     select = _clean_select(rules, types, id_column=id_column, dialect="spark",
                            spam_gate=spam_gate)
-    first = spark.sql(f"SELECT {select} FROM {view}")
+    source_sql = _stripped_source(rules, types, id_column=id_column, dialect="spark", table=view)
+    first = spark.sql(f"SELECT {select} FROM {source_sql}")
     checked = first.selectExpr("*", f"{_final_reason(ident)} AS __final")
     checked = checked.drop(_REASON).withColumnRenamed("__final", _REASON)
     checked = checked.persist()
@@ -420,14 +446,10 @@ def score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
         rows, n_ok = int(stats["rows"]), int(stats["ok"] or 0)
         reasons = {r[0]: int(r[1]) for r in checked.where(F.col(_REASON).isNotNull())
                    .groupBy(F.split(F.col(_REASON), ":").getItem(0)).count().collect()}
-        unseen = {}
         view = f"lead_scoring_checked_{id(checked)}"
         checked.createOrReplaceTempView(view)
-        unseen_sql = _unseen_sql(rules, "spark", view)
-        if unseen_sql:
-            values = spark.sql(unseen_sql).collect()[0]
-            names = [f.name for f in rules.factors if f.kind == "categorical"]
-            unseen = {n: int(v or 0) for n, v in zip(names, values, strict=True)}
+        unseen = _count_unseen(rules, {name: [tuple(r) for r in spark.sql(q).collect()]
+                                       for name, q in _unseen_sql(rules, "spark", view)})
         if n_ok == 0:
             raise _nothing_scored(source, _summary(rows, 0, 0, reasons, unseen))
         scored = scored.persist()

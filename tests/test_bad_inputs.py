@@ -81,8 +81,8 @@ def model_config(leads: Path, store: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture
 def config_for(leads: Path, store: Path, tmp_path: Path):
-    def make(data: Path | None = None, **sections: dict) -> Path:
-        return write_config(tmp_path / "cfg.yaml", data or leads, store, **sections)
+    def make(leads_file: Path | None = None, **sections: dict) -> Path:
+        return write_config(tmp_path / "cfg.yaml", leads_file or leads, store, **sections)
 
     return make
 
@@ -304,3 +304,56 @@ def test_locked_store_refuses_to_start(config_for, tmp_path, monkeypatch, capsys
     assert code == 75
     assert "is already running" in err and "this run did nothing" in err
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------- needs the cli.py lines in docs/bad_inputs.md
+
+_CLI = Path(cli.__file__).read_text(encoding="utf-8")
+needs_cli_warnings = pytest.mark.skipif(
+    "event_warnings" not in _CLI, reason="cli.py does not print training warnings yet "
+    "(cli.py change pending: see the bad-inputs issue)")
+needs_cli_accounts = pytest.mark.skipif(
+    "lead_accounts" not in _CLI, reason="cli.py does not use predict.lead_accounts yet "
+    "(cli.py change pending: see the bad-inputs issue)")
+
+
+@needs_cli_accounts
+def test_score_duplicate_ids_with_account_rollup(leads, model_config, tmp_path, monkeypatch,
+                                                 capsys):
+    data = edited(leads, tmp_path, _set("lead_id", [7, 8], "L000001"))
+    output = tmp_path / "scored.csv"
+    code, _, err = run_cli(monkeypatch, capsys, "score", "-c", model_config, "-i", data,
+                           "-o", output)
+    assert code == 0, err
+    rejects = pd.read_csv(tmp_path / "scored_rejects.csv")
+    assert rejects["row"].tolist() == [8, 9]
+    assert rejects["reason"].str.startswith("duplicate id: 'L000001' already appeared").all()
+    assert len(pd.read_csv(output)) == N_LEADS - 2
+    assert (tmp_path / "scored_accounts.csv").exists()
+
+
+@pytest.mark.slow
+@needs_cli_warnings
+def test_train_warns_about_dropped_columns_and_bad_events(demo_dir, leads, config_for, tmp_path,
+                                                          monkeypatch, capsys):
+    data = edited(leads, tmp_path, lambda f: f.assign(region="EU"))
+    ids = set(pd.read_csv(data, dtype=str)["lead_id"])
+    events = pd.read_csv(demo_dir / "events.csv", dtype=str)
+    events = events[events["lead_id"].isin(ids)]
+    extra = pd.DataFrame({"lead_id": ["NOBODY", "NOBODY", "L000001"],
+                          "event": ["login", "login", "login"],
+                          "timestamp": ["2025-02-01T00:00:00", "2025-02-02T00:00:00",
+                                        "2020-01-01T00:00:00"]})
+    events_path = tmp_path / "events.csv"
+    pd.concat([events, extra]).to_csv(events_path, index=False)
+    demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    path = config_for(data, data={"events": str(events_path)}, events=demo["events"],
+                      columns={"fit": [*demo["columns"]["fit"], "region"]})
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", path, "--no-score",
+                           "--out", tmp_path / "out")
+    assert code == 0, err
+    assert f"warning: {data}: column 'region' is constant: dropped" in err
+    assert re.search(rf"warning: {events_path}: 2 events for leads that are not in the leads "
+                     r"file were ignored", err), err
+    assert re.search(rf"warning: {events_path}: 1 events dated before their lead was created",
+                     err), err

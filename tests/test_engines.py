@@ -211,6 +211,8 @@ def test_spark_pyfunc_udf_gives_the_points_of_the_native_expression(demo_model, 
     mlflow.set_tracking_uri(cfg.registry.tracking_uri)
     frame = pd.read_parquet(folder / "leads.parquet").head(50)
     factors = rules.factor_names()
+    numeric = [f.name for f in rules.factors if f.kind == "numeric"]
+    frame[numeric] = frame[numeric].astype(float)  # the model's signature says double
     sdf = spark.createDataFrame(frame.astype(object).where(frame.notna(), None))
     udf = engines.spark_pyfunc_udf(spark, f"models:/{cfg.model_name}@challenger")
     got = (sdf.withColumn("s", udf(*[sdf[c] for c in factors]))

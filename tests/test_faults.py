@@ -206,7 +206,7 @@ def test_property_random_malformed_csv_rows_add_up(race, tmp_path_factory):
     header, rows = _dirty_rows(race["leads"])
     base_rows = rows[:40]
 
-    @settings(max_examples=15, deadline=None, derandomize=True,
+    @settings(max_examples=30, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(text=malformed_csv(base_rows, header))
     def check(text: str) -> None:

@@ -128,9 +128,6 @@ def test_rejects_file_lists_every_unscorable_row_with_its_reason(trained, full_s
     assert (scored["points"].to_numpy() == ref).all()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="cli._write_accounts reindexes on the raw ids, which fails on a "
-                          "duplicate or missing id (reported; fix in pipeline/cli.py)")
 def test_account_rollup_survives_duplicate_and_missing_ids(trained, tmp_path):
     source, _, _ = _broken_leads(trained, tmp_path)
     out = tmp_path / "scored.csv"
