@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from pipeline.encoding import FactorEncoder
@@ -31,7 +31,7 @@ class RegularisedFit:
     coef: np.ndarray
     intercept: float
     C: float
-    cv_curve: pd.DataFrame  # columns: C, cv_log_loss
+    cv_curve: pd.DataFrame  # columns: C, cv_log_loss, cv_auc (out-of-fold, pooled)
     n_iter: int  # solver iterations of the final fit
 
 
@@ -42,17 +42,19 @@ def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float]
     n_folds = max(2, min(folds, int(np.bincount(y).min())))
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(np.zeros(len(y)), y))
-    losses = []
+    losses, aucs = [], []
     for C in c_grid:
         fold_losses = []
+        oof = np.empty(len(y), dtype=float)
         for train, test in splits:
             model = _logistic(C, max_iter).fit(design[train], y[train])
-            fold_losses.append(log_loss(y[test], model.predict_proba(design[test])[:, 1],
-                                        labels=[0, 1]))
+            oof[test] = model.predict_proba(design[test])[:, 1]
+            fold_losses.append(log_loss(y[test], oof[test], labels=[0, 1]))
         losses.append(float(np.mean(fold_losses)))
+        aucs.append(float(roc_auc_score(y, oof)))
     best = float(c_grid[int(np.argmin(losses))])
     model = _logistic(best, max_iter).fit(design, y)
-    curve = pd.DataFrame({"C": list(c_grid), "cv_log_loss": losses})
+    curve = pd.DataFrame({"C": list(c_grid), "cv_log_loss": losses, "cv_auc": aucs})
     return RegularisedFit(model.coef_[0].copy(), float(model.intercept_[0]), best, curve,
                           int(model.n_iter_[0]))
 

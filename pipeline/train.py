@@ -189,6 +189,7 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
         "sdr_threshold": float(choice.threshold), "sdr_ready_share": choice.sdr_ready_share,
         "sdr_expected_close_rate": choice.expected_close_rate,
         "fit_only_sdr_share": choice.fit_only_share, "C": scorecard.fit_.C,
+        **_cv_metrics(scorecard),
         "bad_fit_low_pain_sdr_share": quadrant.bad_fit_low_pain_sdr_share,
     }
     if choice.sdr_ready_per_week is not None:
@@ -204,6 +205,14 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     return TrainResult(rules, scorecard, scorecard.points_table(), coefficients, analysis, choice,
                        quadrant, calibration, fidelity, metrics, split, holdout, notes, False,
                        features.half_life_table)
+
+
+def _cv_metrics(scorecard: PointsScorecard) -> dict[str, float]:
+    """Out-of-fold AUC and log loss of the chosen C on the training leads (the C search's own
+    folds; slightly optimistic, since selection saw all training leads)."""
+    curve = scorecard.fit_.cv_curve
+    row = curve.loc[curve["C"] == scorecard.fit_.C].iloc[0]
+    return {"cv_auc": float(row["cv_auc"]), "cv_log_loss": float(row["cv_log_loss"])}
 
 
 def _logit(p: float) -> float:

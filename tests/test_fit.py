@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from pipeline.encoding import FactorEncoder
@@ -54,16 +54,20 @@ COLUMNS = ["factor", "level", "group", "leads", "reference", "coef", "std_err", 
 def test_c_is_chosen_by_stratified_cv_log_loss(demo_like):
     _, y, _, design, fit = demo_like
     curve = fit.cv_curve
-    assert list(curve.columns) == ["C", "cv_log_loss"]
+    assert list(curve.columns) == ["C", "cv_log_loss", "cv_auc"]
     assert curve.loc[curve["cv_log_loss"].idxmin(), "C"] == fit.C
     # naive reference for one grid point
     splitter = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     losses = []
+    oof = np.empty(len(y))
     for train, test in splitter.split(np.zeros(len(y)), y):
         model = LogisticRegression(C=1.0, max_iter=2000, tol=1e-10).fit(design[train], y[train])
-        losses.append(log_loss(y[test], model.predict_proba(design[test])[:, 1]))
+        oof[test] = model.predict_proba(design[test])[:, 1]
+        losses.append(log_loss(y[test], oof[test]))
     assert curve.loc[curve["C"] == 1.0, "cv_log_loss"].item() == pytest.approx(np.mean(losses),
                                                                                 rel=1e-4)
+    assert curve.loc[curve["C"] == 1.0, "cv_auc"].item() == pytest.approx(roc_auc_score(y, oof),
+                                                                           abs=1e-4)
     assert fit.n_iter >= 1
     assert fit.coef.shape == (design.shape[1],)
 
