@@ -87,6 +87,17 @@ def _connect_uri(tracking_uri: str | None) -> None:
     registry.connect(resolve_tracking_uri(uri, Path.cwd()))
 
 
+def _registry_context(config: Path | None, name: str | None, tracking_uri: str | None) -> str:
+    """Connect to the config's store (or ``--tracking-uri`` / the default) and return the
+    registered model name: ``--name``, else the config's, else ``lead-scoring``."""
+    cfg = _load_config(config) if config else None
+    if cfg:
+        _connect(cfg)
+    else:
+        _connect_uri(tracking_uri)
+    return name or (cfg.model_name if cfg else "lead-scoring")
+
+
 def _resolve_model(model: str | None, config: Path | None, tracking_uri: str | None = None):
     """(ModelRef, Config | None) from --model or --config (its model at @champion)."""
     from pipeline import registry
@@ -130,6 +141,14 @@ def _events_source(cfg, events: Path | None):
     if not path.exists():
         raise UserError(f"{path}: event log not found", hint="set data.events or pass --events")
     return path
+
+
+def _say_warnings(leads, features, events) -> None:
+    """Dropped columns and ignored events, as warning lines on stderr."""
+    from pipeline.validate import event_warnings
+
+    for line in [*leads.warnings, *event_warnings(features.event_diagnostics, str(events))]:
+        say(f"warning: {line}")
 
 
 def _lock_path(cfg, what: str) -> Path:
@@ -208,6 +227,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     events = _events_source(cfg, None)
     say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
     features = build_features(leads, cfg, events=events)
+    _say_warnings(leads, features, events)
     if features.half_lives:
         hl = ", ".join(f"{g} {h:g} d" for g, h in sorted(features.half_lives.items()))
         say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
@@ -530,16 +550,15 @@ def _write_accounts(cfg, source: Path, output: Path) -> None:
     import pandas as pd
 
     from pipeline.io import read_table, table_format, write_frame_atomic
-    from pipeline.predict import account_rollup
+    from pipeline.predict import account_rollup, lead_accounts
 
+    id_col = cfg.data.id_column
     scored = pd.read_parquet(output) if table_format(output) == "parquet" else \
-        pd.read_csv(output, dtype={cfg.data.id_column: str})
+        pd.read_csv(output, dtype={id_col: str})
     raw = read_table(source, strict=False).frame
-    ids = raw[cfg.data.id_column]
-    keep = ids.notna() & ~ids.duplicated()  # first occurrence wins, as in the scorer
-    accounts = raw.loc[keep].set_index(cfg.data.id_column)[cfg.data.account_column]
-    rolled = account_rollup(scored, accounts.reindex(scored[cfg.data.id_column].astype(str)),
-                            id_column=cfg.data.id_column)
+    accounts = lead_accounts(raw, scored[id_col].astype(str), id_column=id_col,
+                             account_column=cfg.data.account_column)
+    rolled = account_rollup(scored, accounts, id_column=id_col)
     path = output.with_name(output.stem + "_accounts.csv")
     write_frame_atomic(path, rolled)
     say(f"accounts:     {path} ({len(rolled):,} accounts)")
@@ -564,7 +583,9 @@ def lift(
     cfg = _load_config(config, data)
     started = time.perf_counter()
     leads = _read_leads(cfg, training=True)
-    features = build_features(leads, cfg, events=_events_source(cfg, None))
+    events = _events_source(cfg, None)
+    features = build_features(leads, cfg, events=events)
+    _say_warnings(leads, features, events)
     frame = features.frame
     analysis = analyse(frame[features.factors], frame["converted"], features.groups, cfg,
                        dropped=features.dropped)
@@ -642,18 +663,8 @@ def promote(
     """Point @champion at a version explicitly (recorded in the audit trail)."""
     from pipeline import registry
 
-    cfg = _load_config(config) if config else None
-    if cfg:
-        _connect(cfg)
-    else:
-        _connect_uri(tracking_uri)
-    if "/" in version:
-        ref = registry.resolve(version)
-    else:
-        model_name = name or (cfg.model_name if cfg else None)
-        if not model_name:
-            raise UserError("give --config FILE or --name NAME with a bare version number")
-        ref = registry.resolve(f"{model_name}/{version}")
+    model_name = _registry_context(config, name, tracking_uri)
+    ref = registry.resolve(version if "/" in version else f"{model_name}/{version}")
     registry.promote(ref, reason=f"explicit: {reason}")
     say(f"{ref.name} @champion -> version {ref.version} ({reason})")
 
@@ -669,12 +680,7 @@ def history(
 
     from pipeline import registry
 
-    cfg = _load_config(config) if config else None
-    if cfg:
-        _connect(cfg)
-    else:
-        _connect_uri(tracking_uri)
-    model_name = name or (cfg.model_name if cfg else "lead-scoring")
+    model_name = _registry_context(config, name, tracking_uri)
     frame = registry.history(model_name)
     table = Table(title=f"{model_name}: history")
     for col in ("version", "created", "aliases", "champion_since", "champion_until",
@@ -806,12 +812,7 @@ def diff(
     from pipeline import registry
     from pipeline.export import diff_rules
 
-    cfg = _load_config(config) if config else None
-    if cfg:
-        _connect(cfg)
-    else:
-        _connect_uri(tracking_uri)
-    model_name = name or (cfg.model_name if cfg else "lead-scoring")
+    model_name = _registry_context(config, name, tracking_uri)
 
     def ref_of(text: str):
         return registry.resolve(text if ("/" in text or "@" in text) else f"{model_name}/{text}")

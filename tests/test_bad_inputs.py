@@ -312,12 +312,8 @@ _CLI = Path(cli.__file__).read_text(encoding="utf-8")
 needs_cli_warnings = pytest.mark.skipif(
     "event_warnings" not in _CLI, reason="cli.py does not print training warnings yet "
     "(cli.py change pending: see the bad-inputs issue)")
-needs_cli_accounts = pytest.mark.skipif(
-    "lead_accounts" not in _CLI, reason="cli.py does not use predict.lead_accounts yet "
-    "(cli.py change pending: see the bad-inputs issue)")
 
 
-@needs_cli_accounts
 def test_score_duplicate_ids_with_account_rollup(leads, model_config, tmp_path, monkeypatch,
                                                  capsys):
     data = edited(leads, tmp_path, _set("lead_id", [7, 8], "L000001"))

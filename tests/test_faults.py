@@ -59,7 +59,7 @@ def race(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     frame.to_csv(leads, index=False)
     settings_ = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     settings_.update(root=str(REPO), events={"groups": {}})
-    # account_column off: cli._write_accounts is checked by test_accounts_with_duplicate_ids
+    # account roll-up off here (faster); test_bad_inputs checks it with duplicate ids
     settings_["data"].update(leads=str(leads), events=None, account_column=None)
     settings_["columns"]["pain"] = ["visits"]
     settings_["registry"] = {"tracking_uri": f"sqlite:///{base / 'mlflow.db'}",
