@@ -306,14 +306,6 @@ def test_locked_store_refuses_to_start(config_for, tmp_path, monkeypatch, capsys
     assert not (tmp_path / "out").exists()
 
 
-# ------------------------------------------------- needs the cli.py lines in docs/bad_inputs.md
-
-_CLI = Path(cli.__file__).read_text(encoding="utf-8")
-needs_cli_warnings = pytest.mark.skipif(
-    "event_warnings" not in _CLI, reason="cli.py does not print training warnings yet "
-    "(cli.py change pending: see the bad-inputs issue)")
-
-
 def test_score_duplicate_ids_with_account_rollup(leads, model_config, tmp_path, monkeypatch,
                                                  capsys):
     data = edited(leads, tmp_path, _set("lead_id", [7, 8], "L000001"))
@@ -329,7 +321,6 @@ def test_score_duplicate_ids_with_account_rollup(leads, model_config, tmp_path, 
 
 
 @pytest.mark.slow
-@needs_cli_warnings
 def test_train_warns_about_dropped_columns_and_bad_events(demo_dir, leads, config_for, tmp_path,
                                                           monkeypatch, capsys):
     data = edited(leads, tmp_path, lambda f: f.assign(region="EU"))
