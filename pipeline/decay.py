@@ -164,7 +164,8 @@ def _cv_log_loss(x: np.ndarray, target: np.ndarray, splits: list) -> float:
     """Pooled out-of-fold log loss of a standardised L2 logistic regression."""
     proba = np.empty(len(target), dtype="float64")
     for train, test in splits:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=_C, max_iter=1000))
+        model = make_pipeline(StandardScaler(), LogisticRegression(
+            C=_C, solver="newton-cholesky", max_iter=200))
         model.fit(x[train], target[train])
         proba[test] = model.predict_proba(x[test])[:, 1]
     return float(log_loss(target, proba, labels=[0, 1]))

@@ -81,19 +81,27 @@ def snapshot_times(leads: pd.DataFrame, config: Config, *, as_of: pd.Timestamp |
 
 
 def _profile_offset(frame: pd.DataFrame, groups: dict[str, str], numeric: list[str],
-                    y: pd.Series, *, folds: int, seed: int) -> pd.DataFrame:
+                    y: pd.Series, *, folds: int, seed: int, exclude: list[str],
+                    min_leads: int) -> pd.DataFrame:
     """Out-of-fold profile log-odds, held fixed while half-lives are searched: without it a
-    long half-life (a plain count) wins by standing in for the profile it correlates with."""
+    long half-life (a plain count) wins by standing in for the profile it correlates with.
+    Declared leaks are left out; levels rarer than ``min_leads`` pool into one."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    columns = [c for c, g in groups.items() if g == "FIT" and c not in numeric and c in frame]
+    columns = [c for c, g in groups.items()
+               if g == "FIT" and c not in numeric and c not in exclude and c in frame]
     if not columns:
         return pd.DataFrame(index=range(len(frame)))
     text = frame[columns].astype(object).where(frame[columns].notna(), "(missing)").astype(str)
+    for column in columns:
+        counts = text[column].value_counts()
+        rare = counts.index[counts < min_leads]
+        text[column] = text[column].where(~text[column].isin(rare), "(other)")
     dummies = pd.get_dummies(text, prefix=columns, prefix_sep="=", drop_first=True, dtype=float)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    logit = cross_val_predict(LogisticRegression(C=1.0, max_iter=1000), dummies.to_numpy(),
+    model = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
+    logit = cross_val_predict(model, dummies.to_numpy(),
                               y.to_numpy(), cv=cv, method="decision_function")
     return pd.DataFrame({"__profile_logit": logit})
 
@@ -138,7 +146,9 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
             y = frame["converted"].reset_index(drop=True)
             profile = _profile_offset(pd.concat([frame, derived], axis=1).reset_index(drop=True),
                                       groups, numeric, y, folds=config.model.cv_folds,
-                                      seed=config.seed)
+                                      seed=config.seed,
+                                      exclude=list(config.columns.declared_leaky),
+                                      min_leads=config.analysis.min_leads)
             key = f"velocity_{config.events.key_group}"
             base = [*profile.columns, *([key] if key in candidates.columns else [])]
             choice = decay.choose_half_lives(
