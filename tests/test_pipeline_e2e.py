@@ -136,3 +136,24 @@ def test_missing_config_is_a_clear_error(monkeypatch, capsys, tmp_path):
 
 def test_python_dash_m_entry_point_exists():
     assert (Path(cli.__file__).parent / "__main__.py").exists()
+
+
+@pytest.mark.slow
+def test_x_education_exports_score_every_lead_like_the_model(shared_data, make_config,
+                                                             monkeypatch, capsys, tmp_path):
+    """verify-export over every real lead: 0 mismatches for SQL, PMML and the Python file."""
+    config = make_config("x_education", leads=shared_data)
+    code, _, err = run_cli(["train", "--config", str(config), "--no-score",
+                            "--out", str(tmp_path / "out")], monkeypatch, capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["verify-export", "--config", str(config)], monkeypatch, capsys)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines == [f"{fmt} mismatches: 0 of 9237" for fmt in ("sql", "pmml", "python")]
+    selection = pd.read_csv(tmp_path / "out" / "selection.csv")
+    reasons = dict(zip(selection["column"], selection["reason"], strict=True))
+    for leak in ("Tags", "Lead Quality", "Lead Profile"):
+        assert reasons[leak].startswith("leak")
+    assert not reasons["Lead Origin"].startswith("leak")
+    assert not reasons["TotalVisits"].startswith("leak")
+    assert selection["kept"].sum() <= 20
