@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from helpers import run_cli
 
 from pipeline import cli
 
@@ -23,19 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 N_LEADS = 1200
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object
-            ) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``lead-scoring ARGS`` run through ``cli.main``."""
-    monkeypatch.setattr(sys, "argv", ["lead-scoring", *map(str, args)])
-    monkeypatch.setitem(cli._DEBUG, "on", False)
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
+from helpers import invoke
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -64,14 +64,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         log.close()
 
 
-def invoke(args: list[str]):
-    from pipeline.cli import app
-
-    result = CliRunner().invoke(app, args)
-    if result.exit_code != 0:
-        raise AssertionError(f"{args} failed ({result.exit_code}): {result.output}\n"
-                             f"{result.exception!r}")
-    return result
 
 
 def test_train_promote_score_history_against_a_tracking_server(server, demo_dir, tmp_path):

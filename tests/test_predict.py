@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import invoke
 from typer.testing import CliRunner
 
 from pipeline.errors import LockedError, UserError
@@ -31,14 +32,6 @@ class Trained:
     events: Path
 
 
-def invoke(args: list[str]):
-    from pipeline.cli import app
-
-    result = CliRunner().invoke(app, args)
-    if result.exit_code != 0:
-        raise AssertionError(f"{args} failed ({result.exit_code}): {result.output}\n"
-                             f"{result.exception!r}")
-    return result
 
 
 @pytest.fixture(scope="module")

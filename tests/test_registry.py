@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import invoke
 from typer.testing import CliRunner
 
 from pipeline import registry
@@ -61,14 +62,6 @@ class Store:
     outputs: dict[str, str]
 
 
-def invoke(args: list[str]) -> Any:
-    from pipeline.cli import app
-
-    result = CliRunner().invoke(app, args)
-    if result.exit_code != 0:
-        raise AssertionError(f"{args} failed ({result.exit_code}): {result.output}\n"
-                             f"{result.exception!r}")
-    return result
 
 
 @pytest.fixture(scope="module")
