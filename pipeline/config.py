@@ -133,6 +133,7 @@ class ModelConfig(_Strict):
     cv_folds: int
     c_grid: list[float]
     max_iter: int
+    max_cv_rows: int
 
     @model_validator(mode="after")
     def _ranges(self) -> ModelConfig:
@@ -140,6 +141,8 @@ class ModelConfig(_Strict):
             raise ValueError(f"holdout_share must be in (0, 0.9), got {self.holdout_share}")
         if self.cv_folds < 2:
             raise ValueError(f"cv_folds must be >= 2, got {self.cv_folds}")
+        if self.max_cv_rows < 1000:
+            raise ValueError(f"max_cv_rows must be >= 1000, got {self.max_cv_rows}")
         if not self.c_grid or any(c <= 0 for c in self.c_grid):
             raise ValueError(f"c_grid needs positive values, got {self.c_grid}")
         return self

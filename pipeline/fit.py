@@ -35,10 +35,27 @@ class RegularisedFit:
     n_iter: int  # solver iterations of the final fit
 
 
+def stratified_sample(y: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray:
+    """Row positions of a stratified sample of at most ``max_rows`` (all rows when fewer)."""
+    y = np.asarray(y)
+    n = len(y)
+    if max_rows is None or n <= max_rows:
+        return np.arange(n)
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(n), train_size=max_rows, stratify=y, random_state=seed)
+    return np.sort(keep)
+
+
 def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float], folds: int,
-                    seed: int, max_iter: int) -> RegularisedFit:
-    """L2 logistic regression; ``C`` chosen by stratified K-fold log loss."""
-    y = np.asarray(y, dtype=int)
+                    seed: int, max_iter: int, max_cv_rows: int | None = None) -> RegularisedFit:
+    """L2 logistic regression; ``C`` chosen by stratified K-fold log loss (on a stratified
+    sample of at most ``max_cv_rows`` leads: the choice of C is stable long before 1M rows);
+    the final fit uses every lead."""
+    y_all = np.asarray(y, dtype=int)
+    design_all = design
+    sample = stratified_sample(y_all, max_cv_rows, seed)
+    design, y = design_all[sample], y_all[sample]
     n_folds = max(2, min(folds, int(np.bincount(y).min())))
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(np.zeros(len(y)), y))
@@ -53,7 +70,7 @@ def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float]
         losses.append(float(np.mean(fold_losses)))
         aucs.append(float(roc_auc_score(y, oof)))
     best = float(c_grid[int(np.argmin(losses))])
-    model = _logistic(best, max_iter).fit(design, y)
+    model = _logistic(best, max_iter).fit(design_all, y_all)
     curve = pd.DataFrame({"C": list(c_grid), "cv_log_loss": losses, "cv_auc": aucs})
     return RegularisedFit(model.coef_[0].copy(), float(model.intercept_[0]), best, curve,
                           int(model.n_iter_[0]))
@@ -72,14 +89,17 @@ def reference_slots(encoder: FactorEncoder) -> list[int]:
 
 
 def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarray,
-                      sk_fit: RegularisedFit, groups: dict[str, str]
+                      sk_fit: RegularisedFit, groups: dict[str, str], *,
+                      max_rows: int | None = None, seed: int = 0
                       ) -> tuple[pd.DataFrame, list[str]]:
     """statsmodels Logit (reference coding: each factor's most common level = 0) for inference.
 
     Returns the tidy table (one row per slot: factor, level, group, leads, coef, std_err, z,
     p_value, ci_low, ci_high, odds_ratio, sklearn_coef, reference) and the separation warnings.
     Perfect or quasi separation is detected per level (all leads won or all lost) and reported
-    by name, not raised.
+    by name, not raised. With more than ``max_rows`` leads the statsmodels fit (a dense
+    design) runs on a stratified sample of that size: its standard errors are then those of
+    the sample, i.e. conservative.
     """
     import statsmodels.api as sm
 
@@ -96,7 +116,12 @@ def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarr
             notes.append(f"separation: every lead with {names[i]} ({int(counts[i])} leads) "
                          f"{outcome}; its odds ratio is unbounded, the regularised fit "
                          "keeps it finite")
-    X = np.column_stack([np.ones(design.shape[0]), design[:, keep].toarray()])
+    sample = stratified_sample(y, max_rows, seed)
+    if len(sample) < len(y):
+        notes.append(f"statsmodels inference on a stratified sample of {len(sample):,} of "
+                     f"{len(y):,} leads (standard errors are conservative)")
+    X = np.column_stack([np.ones(len(sample)), design[sample][:, keep].toarray()])
+    y = y[sample]
     params = np.full(X.shape[1], np.nan)
     bse = np.full(X.shape[1], np.nan)
     try:

@@ -217,7 +217,8 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
                  base_odds: float | None = None, score_range: tuple[int, int] = (0, 100),
                  cap: tuple[int, int] | None = None, unseen_points: int = 0,
                  missing_values: tuple[str, ...] = (), max_iter: int = 2000,
-                 random_state: int = 0):
+                 random_state: int = 0,
+                 max_cv_rows: int | None = None):
         self.groups = groups
         self.numeric = numeric
         self.n_bins = n_bins
@@ -234,6 +235,7 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.missing_values = missing_values
         self.max_iter = max_iter
         self.random_state = random_state
+        self.max_cv_rows = max_cv_rows
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -272,6 +274,7 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         design = self.encoder_.transform(frame)
         self.fit_: RegularisedFit = fit_regularised(
             design, y01, c_grid=list(self.c_grid), folds=self.cv_folds, seed=self.random_state,
+            max_cv_rows=self.max_cv_rows,
             max_iter=self.max_iter)
         self.n_iter_ = np.asarray([self.fit_.n_iter], dtype=np.int32)
         self.scaled_ = scale_points(self.fit_.coef, self.fit_.intercept, self.encoder_,

@@ -99,7 +99,7 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         pdo=p.pdo, base_score=p.base_score, base_odds=p.base_odds, score_range=tuple(p.range),
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
-        random_state=config.seed).fit(X, y)
+        random_state=config.seed, max_cv_rows=m.max_cv_rows).fit(X, y)
 
 
 def _weeks(frame: pd.DataFrame) -> float | None:
@@ -148,7 +148,8 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     from pipeline.fit import coefficient_table
 
     coefficients, fit_notes = coefficient_table(
-        scorecard.encoder_, scorecard.encoder_.transform(X_train), y_train, scorecard.fit_, groups)
+        scorecard.encoder_, scorecard.encoder_.transform(X_train), y_train, scorecard.fit_, groups,
+        max_rows=config.model.max_cv_rows, seed=config.seed)
     notes.extend(fit_notes)
     train_scores = score_frame(scorecard.rules_, X_train)
     choice = choose_threshold(train_scores["points"].to_numpy(), train_scores["fit"].to_numpy(),
@@ -178,7 +179,8 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     model_prob = 1 / (1 + np.exp(-(scorecard.fit_.intercept + np.asarray(
         scorecard.encoder_.transform(X_test) @ scorecard.fit_.coef).ravel())))
     mdl = binary_metrics(y_test, model_prob, model_prob)
-    bench = benchmark_auc(X_train, y_train, X_test, y_test, seed=config.seed)
+    bench = benchmark_auc(X_train, y_train, X_test, y_test, seed=config.seed,
+                          max_rows=config.model.max_cv_rows)
     calibration = calibration_table(y_test, test_scores["points"].to_numpy(), rules)
     metrics = {
         **base_metrics,
@@ -255,7 +257,8 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
                                        + np.asarray(design @ scorecard.fit_.coef).ravel())))
         unrounded = scorecard.unrounded_points(X_test)
         y_test = y[test_idx]
-        bench = benchmark_auc(X_train, y[train_idx], X_test, y_test, seed=config.seed)
+        bench = benchmark_auc(X_train, y[train_idx], X_test, y_test, seed=config.seed,
+                              max_rows=config.model.max_cv_rows)
         record.update(
             auc_points=binary_metrics(y_test, total)["auc"],
             auc_model=binary_metrics(y_test, prob_model)["auc"],

@@ -86,8 +86,10 @@ def normalise_missing(frame: pd.DataFrame, missing_values: list[str]) -> pd.Data
 
     out = {}
     for column in frame.columns:
-        values = np.array([clean(v) for v in frame[column].astype(object)], dtype=object)
-        out[column] = pd.Series(values, index=frame.index, dtype=object)
+        # clean each distinct value once (ids are unique, but most columns have few values)
+        codes, uniques = pd.factorize(frame[column].astype(object), use_na_sentinel=True)
+        cleaned = np.array([clean(u) for u in uniques] + [None], dtype=object)
+        out[column] = pd.Series(cleaned[codes], index=frame.index, dtype=object)
     return pd.DataFrame(out, index=frame.index)
 
 
