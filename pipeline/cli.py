@@ -399,7 +399,8 @@ def _print_training(result, ref, decision, out_dir: Path, scored: Path | None, s
 
 
 def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | None, *, as_of,
-                   since, batch_size: int, engine: str):
+                   since, batch_size: int, engine: str, master: str | None = None,
+                   reasons: bool = True):
     import pandas as pd
 
     from pipeline.predict import score_file
@@ -407,7 +408,10 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     if engine != "pandas":
         from pipeline import engines
 
-        return engines.score_with_engine(engine, cfg, rules, input_path, output, rejects)
+        if engine not in ("duckdb", "spark"):
+            raise UserError(f"--engine {engine!r} is not one of pandas, duckdb, spark")
+        return engines.score_with_engine(engine, cfg, rules, input_path, output, rejects,
+                                         master=master)
     extra = None
     row_filter = None
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
@@ -440,7 +444,7 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     return score_file(rules, Path(input_path), output, rejects_path=rejects,
                       id_column=cfg.data.id_column, derived=_derived(cfg),
                       batch_size=batch_size, extra_features=extra, row_filter=row_filter,
-                      progress=progress)
+                      progress=progress, reasons=reasons)
 
 
 def _progress_printer():
@@ -471,6 +475,11 @@ def score(
                                                    "changes at/after this time")] = None,
     batch_size: Annotated[int, typer.Option(help="rows per batch")] = 200_000,
     engine: Annotated[str, typer.Option(help="pandas | duckdb | spark")] = "pandas",
+    master: Annotated[str | None, typer.Option(help="Spark master (default "
+                                                    "$LEAD_SCORING_SPARK_MASTER or local[2])")]
+    = None,
+    reasons: Annotated[bool, typer.Option("--reasons/--no-reasons",
+                                          help="write reason codes (pandas engine)")] = True,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
     = None,
     lock: Annotated[bool, typer.Option("--lock", help="refuse to run next to another score")]
@@ -497,7 +506,8 @@ def score(
     with _maybe_lock(model_cfg, lock, "score"):
         started = time.perf_counter()
         summary = _score_to_file(model_cfg, rules, source, output, rejects, as_of=as_of_ts,
-                                 since=since_ts, batch_size=batch_size, engine=engine)
+                                 since=since_ts, batch_size=batch_size, engine=engine,
+                                 master=master, reasons=reasons)
         if sys.stderr.isatty():
             print(file=sys.stderr)
         if model_cfg.data.account_column:
