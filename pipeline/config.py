@@ -134,6 +134,7 @@ class ModelConfig(_Strict):
     c_grid: list[float]
     max_iter: int
     max_cv_rows: int
+    max_inference_rows: int
 
     @model_validator(mode="after")
     def _ranges(self) -> ModelConfig:
@@ -141,8 +142,9 @@ class ModelConfig(_Strict):
             raise ValueError(f"holdout_share must be in (0, 0.9), got {self.holdout_share}")
         if self.cv_folds < 2:
             raise ValueError(f"cv_folds must be >= 2, got {self.cv_folds}")
-        if self.max_cv_rows < 1000:
-            raise ValueError(f"max_cv_rows must be >= 1000, got {self.max_cv_rows}")
+        for name in ("max_cv_rows", "max_inference_rows"):
+            if getattr(self, name) < 1000:
+                raise ValueError(f"{name} must be >= 1000, got {getattr(self, name)}")
         if not self.c_grid or any(c <= 0 for c in self.c_grid):
             raise ValueError(f"c_grid needs positive values, got {self.c_grid}")
         return self

@@ -88,6 +88,11 @@ def reference_slots(encoder: FactorEncoder) -> list[int]:
     return refs
 
 
+def _factor_of(encoder: FactorEncoder, column: int) -> int:
+    """Index of the factor a design column belongs to."""
+    return int(np.searchsorted(encoder.offsets_, column, side="right") - 1)
+
+
 def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarray,
                       sk_fit: RegularisedFit, groups: dict[str, str], *,
                       max_rows: int | None = None, seed: int = 0
@@ -124,11 +129,17 @@ def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarr
     y = y[sample]
     params = np.full(X.shape[1], np.nan)
     bse = np.full(X.shape[1], np.nan)
+    ref_list = reference_slots(encoder)
+    start = np.concatenate([[sk_fit.intercept + float(sum(sk_fit.coef[r] for r in ref_list))],
+                            [sk_fit.coef[i] - sk_fit.coef[ref_list[_factor_of(encoder, i)]]
+                             for i in keep]])
     try:
-        logit = sm.Logit(y, X)
+        logit = sm.Logit(y, X, check_rank=False)  # rank is checked on the information below
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = logit.fit(method="bfgs", maxiter=400, disp=False)
+            # start from the regularised fit (in reference coding): a few BFGS steps reach the
+            # maximum likelihood instead of hundreds from zero
+            result = logit.fit(method="bfgs", maxiter=100, disp=False, start_params=start)
         params = np.asarray(result.params)
         # pseudo-inverse of the Fisher information: collinear levels (e.g. "no product event"
         # in two factors) make the Hessian singular; their standard errors come out large

@@ -149,7 +149,7 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
 
     coefficients, fit_notes = coefficient_table(
         scorecard.encoder_, scorecard.encoder_.transform(X_train), y_train, scorecard.fit_, groups,
-        max_rows=config.model.max_cv_rows, seed=config.seed)
+        max_rows=config.model.max_inference_rows, seed=config.seed)
     notes.extend(fit_notes)
     train_scores = score_frame(scorecard.rules_, X_train)
     choice = choose_threshold(train_scores["points"].to_numpy(), train_scores["fit"].to_numpy(),
