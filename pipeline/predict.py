@@ -20,6 +20,7 @@ from pipeline.io import atomic_path, table_format
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame, unseen_counts
 from pipeline.serving import derive_missing_signals
+from pipeline.validate import normalise_missing
 
 REJECT_COLUMNS = ["row", "lead_id", "reason"]
 
@@ -59,25 +60,13 @@ class ScoringSummary:
 
 
 def _text_frame(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
-    """Text columns stripped, with blanks and missing tokens as ``None`` (object dtype: pandas 3
-    would otherwise infer its string dtype and turn ``None`` into NaN)."""
-    tokens = set(missing_values) | {""}
-
-    def clean(value: object) -> object:
-        if isinstance(value, str):
-            value = value.strip()
-            return None if value in tokens else value
-        return None if value is None or pd.isna(value) else value
-
-    out = {}
-    for column in frame.columns:
-        series = frame[column]
-        if series.dtype == object or pd.api.types.is_string_dtype(series):
-            values = np.array([clean(v) for v in series.astype(object)], dtype=object)
-            out[column] = pd.Series(values, index=frame.index, dtype=object)
-        else:
-            out[column] = series
-    return pd.DataFrame(out, index=frame.index)
+    """Text columns stripped, with blanks and missing tokens as ``None`` (the same cleaning as
+    training, :func:`pipeline.validate.normalise_missing`); other columns pass through."""
+    text = [c for c in frame.columns
+            if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    cleaned = normalise_missing(frame[text], missing_values) if text else frame[text]
+    return pd.DataFrame({c: cleaned[c] if c in cleaned.columns else frame[c]
+                         for c in frame.columns}, index=frame.index)
 
 
 def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derived: dict[str, Any],
