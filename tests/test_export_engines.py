@@ -152,7 +152,9 @@ def postgres() -> Iterator[dict[str, object]]:
         except KeyError:
             shutil.rmtree(root)
             pytest.skip("running as root and there is no 'postgres' user to run the server as")
-        runuser = shutil.which("runuser")
+        # /usr/sbin is not on every PATH (cron, env -i): look there too
+        runuser = shutil.which("runuser") or shutil.which(
+            "runuser", path=os.pathsep.join(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]))
         if runuser is None:
             shutil.rmtree(root)
             pytest.skip("running as root and runuser (util-linux) is missing")
