@@ -21,6 +21,8 @@ Outcome slots of a factor are its levels (or bins) in order, then ``missing``, t
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,7 @@ MISSING_LABEL = "(missing)"
 UNSEEN_LABEL = "(unseen)"
 _MAX_LOOKUP = 1 << 16  # largest value -> bin lookup array for integer columns
 _MAX_COMPARE_EDGES = 24  # above this many edges a binary search is cheaper than comparisons
+_MIN_ROWS_PER_THREAD = 100_000  # below this, a second thread costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -96,34 +99,41 @@ def _numeric_values(series: pd.Series, missing_values: list[str]) -> np.ndarray:
 
 
 def _integer_lookup(factor: FactorRules, values: np.ndarray) -> _Lookup | None:
-    """A value -> bin lookup array for integer columns whose edges span a small range."""
+    """A value -> bin lookup array for integer columns whose values span a small range.
+
+    The array covers both the edges and the column's own range, so each value indexes it
+    directly: no clipping, and no copy at all for non-negative counts.
+    """
     edges = factor.edges
     if not edges:
         return _Lookup(np.zeros(len(values), dtype=np.int8), np.zeros(1, dtype=np.int32))
-    lo, hi = math.floor(edges[0]), math.floor(edges[-1]) + 1
-    if hi - lo > _MAX_LOOKUP or values.dtype.kind == "u" and values.dtype.itemsize == 8:
+    if len(values) == 0 or values.dtype.kind == "u" and values.dtype.itemsize == 8:
         return None
-    values = values.astype(np.int64, copy=False)
+    lo = min(math.floor(edges[0]), int(values.min()), 0)
+    hi = max(math.floor(edges[-1]) + 1, int(values.max()))
+    if hi - lo > _MAX_LOOKUP:
+        return None
     grid = np.arange(lo, hi + 1, dtype=np.float64)
     slots = np.searchsorted(np.asarray(edges, dtype=np.float64), grid, side="left")
-    index = np.clip(values, lo, hi)
-    if lo:
-        index -= lo
+    index = values if lo == 0 else values.astype(np.int64) - lo
     return _Lookup(index, slots.astype(np.int32))
 
 
 def _float_index(factor: FactorRules, values: np.ndarray) -> np.ndarray:
     """Bin index per value (the number of edges strictly below it); NaN -> the missing slot."""
     edges = np.asarray(factor.edges, dtype=np.float64)
+    missing_slot = len(factor.bin_points)
+    nan = np.isnan(values)
     if len(edges) <= _MAX_COMPARE_EDGES:
         index = np.zeros(len(values), dtype=np.int8)
+        above = np.empty(len(values), dtype=bool)
         for edge in edges:
-            index += values > edge
+            np.greater(values, edge, out=above)
+            np.add(index, above, out=index, casting="unsafe")
+        index += nan.view(np.int8) * np.int8(missing_slot)  # NaN is above no edge: it was 0
     else:
         index = np.searchsorted(edges, values, side="left").astype(np.int16)
-    nan = np.isnan(values)
-    if nan.any():
-        index[nan] = len(factor.bin_points)
+        index[nan] = missing_slot
     return index
 
 
@@ -205,55 +215,132 @@ def unseen_counts(rules: PointsRules, frame: pd.DataFrame) -> dict[str, int]:
 
 
 def _accumulator_dtype(rules: PointsRules) -> type:
+    """The narrowest integer type that holds any sum of points (less memory to stream)."""
     bound = sum(max(abs(f.min_points), abs(f.max_points)) for f in rules.factors)
-    return np.int32 if bound < 2**31 - 1 else np.int64
+    for dtype in (np.int16, np.int32):
+        if bound < np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
-def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = False) -> pd.DataFrame:
+def _factor_cost(factor: FactorRules, series: pd.Series) -> int:
+    """Rough relative cost of scoring a factor (float bins compare once per edge)."""
+    if factor.kind == "categorical" or pd.api.types.is_integer_dtype(series.dtype):
+        return 1
+    return 1 + len(factor.edges) // 2
+
+
+def _split_work(rules: PointsRules, frame: pd.DataFrame, parts: int) -> list[list[FactorRules]]:
+    """Factors in ``parts`` lists of about equal cost (largest first onto the lightest)."""
+    costed = sorted(((_factor_cost(f, frame[f.name]), i, f) for i, f in enumerate(rules.factors)),
+                    key=lambda t: (-t[0], t[1]))
+    bins: list[list[FactorRules]] = [[] for _ in range(parts)]
+    loads = [0] * parts
+    for cost, _, factor in costed:
+        k = loads.index(min(loads))
+        bins[k].append(factor)
+        loads[k] += cost
+    return [b for b in bins if b]
+
+
+def _accumulate(factors: list[FactorRules], frame: pd.DataFrame, missing_values: list[str],
+                acc: type, reasons: bool) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """FIT and PAIN sums of ``factors`` (and each factor's outcome slots when ``reasons``)."""
+    n = len(frame)
+    fit = np.zeros(n, dtype=acc)
+    pain = np.zeros(n, dtype=acc)
+    points = np.empty(n, dtype=acc)
+    slots = {}
+    for factor in factors:
+        lookup = _lookup(factor, frame[factor.name], missing_values)
+        table = factor_outcome_points(factor).take(lookup.slots).astype(acc)
+        # "wrap" sends code -1 (null) to the table's last entry, and skips the bounds check
+        np.take(table, lookup.index, out=points, mode="wrap")
+        target = fit if factor.group == "FIT" else pain
+        np.add(target, points, out=target)
+        if reasons:
+            slots[factor.name] = lookup.slots.take(lookup.index)
+    return fit, pain, slots
+
+
+def _scoring_threads(n_rows: int, threads: int | None) -> int:
+    if threads is not None:
+        return max(1, threads)
+    return min(2, os.cpu_count() or 1) if n_rows >= _MIN_ROWS_PER_THREAD else 1
+
+
+def _per_total(total: np.ndarray, values: Any) -> np.ndarray:
+    """``values(totals)`` for every row, computed once per distinct total and looked up.
+
+    Totals are integers in a small range, so this gives exactly what evaluating ``values`` on
+    every row would, for the cost of one ``take``.
+    """
+    lo, hi = (int(total.min()), int(total.max())) if len(total) else (0, 0)
+    if hi - lo > max(len(total), 1 << 16):
+        return values(total)
+    table = values(np.arange(lo, hi + 1))
+    return table.take(total - lo if lo else total, mode="clip")  # in range: clip never acts
+
+
+def _probabilities(rules: PointsRules, totals: np.ndarray) -> np.ndarray:
+    z = rules.prob_intercept + rules.prob_slope * totals.astype(float)
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _grades(rules: PointsRules, total: np.ndarray) -> pd.Categorical:
+    """Grade per lead, as a categorical ordered from the lowest grade to the highest."""
+    cuts = sorted(rules.grades, key=lambda g: g["min_points"])
+    mins = np.asarray([g["min_points"] for g in cuts], dtype=float)
+    names = [str(g["grade"]) for g in cuts]
+
+    def codes(totals: np.ndarray) -> np.ndarray:
+        return np.clip(np.searchsorted(mins, totals, side="right") - 1, 0, len(names) - 1)
+
+    idx = _per_total(total, codes)
+    if len(set(names)) != len(names):  # repeated names cannot be categories: plain text
+        return pd.Categorical(np.asarray(names, dtype=object)[idx])
+    return pd.Categorical.from_codes(idx, categories=names, ordered=True)
+
+
+def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = False,
+                threads: int | None = None) -> pd.DataFrame:
     """Score columns for every row: ``points, fit, pain, probability, sdr_ready`` (+ ``grade``).
 
     With ``reasons``, also ``reason_codes``: the three factors that added most and the three
-    that took away most, in words (see :func:`reason_codes`).
+    that took away most, in words (see :func:`reason_codes`). The factors are shared between
+    up to ``threads`` threads (default: 2 when there are two cores and many rows); numpy
+    releases the GIL in the lookups, so they run in parallel.
     """
     _check_columns(rules, frame)
     n = len(frame)
     acc = _accumulator_dtype(rules)
-    fit = np.zeros(n, dtype=acc)
-    pain = np.zeros(n, dtype=acc)
-    slots = []
-    for factor in rules.factors:
-        lookup = _lookup(factor, frame[factor.name], rules.missing_values)
-        table = factor_outcome_points(factor).take(lookup.slots).astype(acc)
-        target = fit if factor.group == "FIT" else pain
-        target += table.take(lookup.index)
-        if reasons:
-            slots.append(lookup.slots.take(lookup.index))
-    fit = fit.astype(np.int64)
-    pain = pain.astype(np.int64)
-    total = fit + pain
+    parts = _split_work(rules, frame, _scoring_threads(n, threads))
+    if len(parts) > 1:
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            results = list(pool.map(
+                lambda part: _accumulate(part, frame, rules.missing_values, acc, reasons), parts))
+    else:
+        results = [_accumulate(rules.factors, frame, rules.missing_values, acc, reasons)]
+    fit, pain, slots = results[0]
+    for more_fit, more_pain, more_slots in results[1:]:
+        np.add(fit, more_fit, out=fit)
+        np.add(pain, more_pain, out=pain)
+        slots.update(more_slots)
+    # points, fit and pain as the rows of one int64 block: pandas adopts it without a copy
+    block = np.empty((3, n), dtype=np.int64)
+    total, block[1], block[2] = block[0], fit, pain
+    np.add(block[1], block[2], out=total)
     if rules.score_min is not None or rules.score_max is not None:
-        total = np.clip(total, rules.score_min, rules.score_max)
-    z = rules.prob_intercept + rules.prob_slope * total.astype(float)
-    with np.errstate(over="ignore"):
-        probability = 1.0 / (1.0 + np.exp(-z))
-    out = pd.DataFrame(
-        {
-            "points": total,
-            "fit": fit,
-            "pain": pain,
-            "probability": probability,
-            "sdr_ready": total >= rules.sdr_threshold,
-        },
-        index=frame.index,
-    )
+        np.clip(total, rules.score_min, rules.score_max, out=total)
+    out = pd.DataFrame(block.T, columns=["points", "fit", "pain"], index=frame.index, copy=False)
+    out["probability"] = _per_total(total, lambda t: _probabilities(rules, t))
+    out["sdr_ready"] = total >= rules.sdr_threshold
     if rules.grades:
-        cuts = sorted(rules.grades, key=lambda g: g["min_points"])
-        mins = np.asarray([g["min_points"] for g in cuts], dtype=float)
-        names = np.asarray([str(g["grade"]) for g in cuts], dtype=object)
-        idx = np.searchsorted(mins, total, side="right") - 1
-        out["grade"] = names[np.clip(idx, 0, len(names) - 1)]
+        out["grade"] = _grades(rules, total)
     if reasons:
-        out["reason_codes"] = _reason_texts(rules, slots, n)
+        ordered = [slots[f.name] for f in rules.factors]
+        out["reason_codes"] = _reason_texts(rules, ordered, n)
     return out
 
 

@@ -185,3 +185,41 @@ def test_missing_factor_column_is_named():
     rules = PointsRules(factors=[FactorRules("x", "FIT", "numeric", bin_points=[1])])
     with pytest.raises(KeyError, match=r"\['x'\]"):
         score_frame(rules, pd.DataFrame({"y": [1]}))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_and_leads())
+def test_threads_give_the_same_scores_as_one_thread(case):
+    rules, frame = case
+    one = score_frame(rules, frame, threads=1, reasons=True)
+    pd.testing.assert_frame_equal(score_frame(rules, frame, threads=3, reasons=True), one)
+
+
+def test_integer_lookup_covers_negative_values_and_wide_spans():
+    f = FactorRules("delta", "PAIN", "numeric", edges=[-5.0, 0.0, 7.5], bin_points=[-8, 0, 3, 9])
+    rules = PointsRules(factors=[f])
+    values = np.array([-128, -6, -5, -4, 0, 1, 7, 8, 127], dtype=np.int8)
+    wide = np.array([-(10**9), -5, 0, 8, 10**9], dtype=np.int64)  # too wide for a lookup array
+    for column in (values, wide):
+        got = score_frame(rules, pd.DataFrame({"delta": column}))["points"].tolist()
+        assert got == [factor_points(f, int(v), [])[0] for v in column]
+
+
+def test_grades_are_an_ordered_categorical_by_min_points():
+    f = FactorRules("visits", "PAIN", "numeric", edges=[1.0, 5.0], bin_points=[0, 10, 30])
+    grades = [{"grade": "A", "min_points": 30}, {"grade": "C", "min_points": -1e9},
+              {"grade": "B", "min_points": 10}]
+    rules = PointsRules(factors=[f], grades=grades)
+    grade = score_frame(rules, pd.DataFrame({"visits": [0, 3, 9, 2, np.nan]}))["grade"]
+    assert grade.tolist() == ["C", "B", "A", "B", "C"]
+    assert list(grade.cat.categories) == ["C", "B", "A"] and grade.cat.ordered
+    assert (grade > "B").tolist() == [False, False, True, False, False]
+
+
+def test_probability_lookup_equals_the_logistic_of_each_total():
+    f = FactorRules("visits", "PAIN", "numeric", edges=[1.0, 5.0], bin_points=[-700, 0, 700])
+    rules = PointsRules(factors=[f], prob_intercept=-0.3, prob_slope=1.1)
+    scores = score_frame(rules, pd.DataFrame({"visits": [0, 3, 9, 9, 0]}))
+    z = -0.3 + 1.1 * scores["points"].to_numpy(dtype=float)
+    with np.errstate(over="ignore"):
+        assert scores["probability"].tolist() == (1.0 / (1.0 + np.exp(-z))).tolist()
