@@ -669,6 +669,41 @@ def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: 
     return "\n".join(lines)
 
 
+PARTS = ("scoring", "stream", "training", "events")
+
+
+def _part_of(record: dict[str, Any]) -> str:
+    name = record["name"]
+    if name == "score_stream_parquet":
+        return "stream"
+    if name.startswith("train_"):
+        return "training"
+    if name == "event_aggregation":
+        return "events"
+    return "scoring"
+
+
+def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
+    """Measure the chosen parts, in the order of a full run."""
+    records: list[dict[str, Any]] = []
+    if parts & {"scoring", "stream"}:
+        sample_path = write_leads(TMP / "sample.parquet", sizes.fit_sample, seed=99)
+        sample = read_leads(sample_path)
+        rules = fit_rules(sample)
+        print(f"points table: {len(rules.factors)} factors, fitted on {len(sample):,} leads",
+              flush=True)
+        if "scoring" in parts:
+            records += bench_scoring(sizes, TMP / "leads.parquet", rules, sample)
+        if "stream" in parts:
+            records.append(bench_stream(sizes, rules))
+    if "training" in parts:
+        records += bench_training(sizes)
+    if "events" in parts:
+        records.append(bench_events(sizes) if sizes.events
+                       else skipped("event_aggregation", 0, "--quick skips the 50M-event run"))
+    return records
+
+
 def main(argv: list[str] | None = None) -> int:
     global TMP
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
@@ -677,9 +712,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", type=Path, default=None,
                         help="scratch folder, deleted at the end (default bench/tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
-    parser.add_argument("--only", choices=["training"], default=None,
-                        help="re-measure only this part; the other records of the existing "
-                             "results.json are kept")
+    parser.add_argument("--only", choices=PARTS, action="append", default=None,
+                        help="re-measure only this part (repeatable); the other records of the "
+                             "existing results.json are kept")
     args = parser.parse_args(argv)
     TMP = args.tmp or BENCH / "tmp"
     sizes = QUICK if args.quick else FULL
@@ -692,45 +727,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     shutil.rmtree(TMP, ignore_errors=True)
     TMP.mkdir(parents=True)
-    records: list[dict[str, Any]] = []
-    if args.only == "training":
-        previous = json.loads((args.out / "results.json").read_text())
-        names = {"train_lead_scoring", "train_sklearn_bare"}
-        try:
-            fresh = bench_training(sizes)
-        finally:
-            if not args.keep:
-                shutil.rmtree(TMP, ignore_errors=True)
-        records = [r for r in previous if r["name"] not in names] + fresh
-        seconds = time.perf_counter() - started
-        (args.out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
-        (args.out / "results.md").write_text(render(records, machine(), sizes, args.quick,
-                                                    seconds))
-        for target, measured, met in targets(records, sizes):
-            print(f"  {'n/a ' if met is None else ('PASS' if met else 'FAIL')}  {target}: "
-                  f"{measured}")
-        return 0
+    parts = set(args.only or PARTS)
     try:
-        sample_path = write_leads(TMP / "sample.parquet", sizes.fit_sample, seed=99)
-        sample = read_leads(sample_path)
-        rules = fit_rules(sample)
-        print(f"points table: {len(rules.factors)} factors, fitted on {len(sample):,} leads",
-              flush=True)
-        records += bench_scoring(sizes, TMP / "leads.parquet", rules, sample)
-        records.append(bench_stream(sizes, rules))
-        records += bench_training(sizes)
-        if sizes.events:
-            records.append(bench_events(sizes))
-        else:
-            records.append(skipped("event_aggregation", 0, "--quick skips the 50M-event run"))
+        records = run_parts(parts, sizes)
     finally:
         if not args.keep:
             shutil.rmtree(TMP, ignore_errors=True)
+    if args.only:
+        previous = json.loads((args.out / "results.json").read_text())
+        kept = [r for r in previous if _part_of(r) not in parts]
+        records = sorted(kept + records, key=lambda r: PARTS.index(_part_of(r)))
     seconds = time.perf_counter() - started
-    info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(records, indent=2) + "\n")
-    (args.out / "results.md").write_text(render(records, info, sizes, args.quick, seconds))
+    (args.out / "results.md").write_text(render(records, machine(), sizes, args.quick, seconds))
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'} "
           f"in {seconds / 60:.1f} min")
     for target, measured, met in targets(records, sizes):

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -222,8 +223,11 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     from pipeline.train import train as train_model
 
     started = time.perf_counter()
-    _connect(cfg)
-    leads = _read_leads(cfg, training=True)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # a new MLflow store takes seconds to create: do it while the leads are read
+        connecting = background.submit(_connect, cfg)
+        leads = _read_leads(cfg, training=True)  # a bad file is reported first
+        connecting.result()
     events = _events_source(cfg, None)
     say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
     features = build_features(leads, cfg, events=events)

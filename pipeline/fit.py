@@ -51,7 +51,13 @@ def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float]
                     seed: int, max_iter: int, max_cv_rows: int | None = None) -> RegularisedFit:
     """L2 logistic regression; ``C`` chosen by stratified K-fold log loss (on a stratified
     sample of at most ``max_cv_rows`` leads: the choice of C is stable long before 1M rows);
-    the final fit uses every lead."""
+    the final fit uses every lead.
+
+    Within a fold the grid is fitted from the strongest penalty to the weakest, each fit
+    starting from the previous solution; the final fit starts from the folds' mean solution
+    at the chosen ``C``. Newton's method then needs a step or two instead of five: the same
+    optimum (the tolerance is 1e-8), reached in a fraction of the time on large data.
+    """
     y_all = np.asarray(y, dtype=int)
     design_all = design
     sample = stratified_sample(y_all, max_cv_rows, seed)
@@ -59,25 +65,46 @@ def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float]
     n_folds = max(2, min(folds, int(np.bincount(y).min())))
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(np.zeros(len(y)), y))
-    losses, aucs = [], []
-    for C in c_grid:
-        fold_losses = []
-        oof = np.empty(len(y), dtype=float)
-        for train, test in splits:
-            model = _logistic(C, max_iter).fit(design[train], y[train])
-            oof[test] = model.predict_proba(design[test])[:, 1]
-            fold_losses.append(log_loss(y[test], oof[test], labels=[0, 1]))
-        losses.append(float(np.mean(fold_losses)))
-        aucs.append(float(roc_auc_score(y, oof)))
-    best = float(c_grid[int(np.argmin(losses))])
-    model = _logistic(best, max_iter).fit(design_all, y_all)
+    order = sorted(range(len(c_grid)), key=lambda i: c_grid[i])
+    fold_losses = np.empty((len(c_grid), n_folds))
+    oof = np.empty((len(c_grid), len(y)), dtype=float)
+    solutions: list[list[LogisticRegression]] = [[] for _ in c_grid]
+    for k, (train, test) in enumerate(splits):
+        previous = None
+        for i in order:
+            model = _logistic(c_grid[i], max_iter, start=previous).fit(design[train], y[train])
+            oof[i, test] = model.predict_proba(design[test])[:, 1]
+            fold_losses[i, k] = log_loss(y[test], oof[i, test], labels=[0, 1])
+            solutions[i].append(model)
+            previous = model
+    losses = [float(v) for v in fold_losses.mean(axis=1)]
+    aucs = [float(roc_auc_score(y, oof[i])) for i in range(len(c_grid))]
+    chosen = int(np.argmin(losses))
+    best = float(c_grid[chosen])
+    model = _logistic(best, max_iter, start=_mean_solution(solutions[chosen])).fit(design_all,
+                                                                                     y_all)
     curve = pd.DataFrame({"C": list(c_grid), "cv_log_loss": losses, "cv_auc": aucs})
     return RegularisedFit(model.coef_[0].copy(), float(model.intercept_[0]), best, curve,
                           int(model.n_iter_[0]))
 
 
-def _logistic(C: float, max_iter: int) -> LogisticRegression:
-    return LogisticRegression(C=C, solver="newton-cholesky", max_iter=max_iter, tol=1e-8)
+def _mean_solution(models: list[LogisticRegression]) -> LogisticRegression:
+    """A stand-in model holding the mean coefficients of ``models`` (a warm start)."""
+    mean = LogisticRegression()
+    mean.coef_ = np.mean([m.coef_ for m in models], axis=0)
+    mean.intercept_ = np.mean([m.intercept_ for m in models], axis=0)
+    return mean
+
+
+def _logistic(C: float, max_iter: int, *, start: LogisticRegression | None = None
+              ) -> LogisticRegression:
+    """Newton-Cholesky L2 logistic regression, optionally starting from ``start``'s solution."""
+    model = LogisticRegression(C=C, solver="newton-cholesky", max_iter=max_iter, tol=1e-8,
+                               warm_start=start is not None)
+    if start is not None:
+        model.coef_ = start.coef_.copy()
+        model.intercept_ = start.intercept_.copy()
+    return model
 
 
 def reference_slots(encoder: FactorEncoder) -> list[int]:

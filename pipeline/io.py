@@ -144,9 +144,50 @@ def wrong_delimiter(path: Path, header: list[str]) -> None:
 
 
 def _read_csv_as_text(path: Path, *, strict: bool) -> RawTable:
-    """One pass of the ``csv`` module: records as text; every record whose field count differs
-    from the header's is a :class:`BadRow` (pandas would silently pad short rows)."""
+    """Every cell as text. A well-formed file is read by Arrow's CSV reader (fast, columns of
+    the pandas ``str`` dtype); any malformed record sends the file through the ``csv`` module,
+    which lists each record whose field count differs from the header's as a
+    :class:`BadRow` (pandas would silently pad short rows)."""
     check_utf8(path)
+    fast = _read_csv_with_arrow(path)
+    if fast is not None:
+        return RawTable(fast, [], path)
+    return _read_csv_with_csv_module(path, strict=strict)
+
+
+def _read_csv_with_arrow(path: Path) -> pd.DataFrame | None:
+    """The table as text columns, or None when the file needs the careful reader (malformed
+    rows, a header problem, anything Arrow refuses): that reader says what is wrong."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if not header or len(set(header)) != len(header) or len(header) < 2:
+        return None
+    malformed = []
+
+    def on_invalid(row: object) -> str:
+        malformed.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if malformed or table.column_names != header or table.num_rows == 0:
+        return None
+    return table.to_pandas()
+
+
+def _read_csv_with_csv_module(path: Path, *, strict: bool) -> RawTable:
+    """One pass of the ``csv`` module, record by record."""
     records: list[list[str]] = []
     bad: list[BadRow] = []
     with open(path, encoding="utf-8-sig", newline="") as handle:

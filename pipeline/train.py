@@ -4,7 +4,9 @@ threshold -> evaluate. Pure: frames and config in, a :class:`TrainResult` out (n
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -141,9 +143,27 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
                            pd.DataFrame(), analysis, None, None, pd.DataFrame(), {}, metrics, split,
                            holdout, notes, True, features.half_life_table)
     kept = analysis.kept
-    groups = {c: features.groups[c] for c in kept}
     X_train = train_frame[kept].reset_index(drop=True)
     X_test = test_frame[kept].reset_index(drop=True)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # the benchmark model is independent of the points: it trains on the second core
+        benchmark = background.submit(benchmark_auc, X_train, y_train, X_test, y_test,
+                                      seed=config.seed, max_rows=config.model.max_cv_rows)
+        return _fit_and_evaluate(features, config, split, analysis, X_train, X_test, benchmark,
+                                 base_metrics, notes)
+
+
+def _fit_and_evaluate(features: FeatureSet, config: Config, split: Any, analysis: Analysis,
+                      X_train: pd.DataFrame, X_test: pd.DataFrame, benchmark: Future,
+                      base_metrics: dict[str, float], notes: list[str]) -> TrainResult:
+    """Fit the points table on the kept factors, pick the threshold, evaluate on holdout."""
+    frame = features.frame
+    y_all = frame["converted"].to_numpy(dtype=int)
+    y_train, y_test = y_all[split.train], y_all[split.holdout]
+    train_frame, test_frame = frame.iloc[split.train], frame.iloc[split.holdout]
+    id_col = config.data.id_column
+    kept = analysis.kept
+    groups = {c: features.groups[c] for c in kept}
     scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config)
     from pipeline.fit import coefficient_table
 
@@ -179,8 +199,7 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     model_prob = 1 / (1 + np.exp(-(scorecard.fit_.intercept + np.asarray(
         scorecard.encoder_.transform(X_test) @ scorecard.fit_.coef).ravel())))
     mdl = binary_metrics(y_test, model_prob, model_prob)
-    bench = benchmark_auc(X_train, y_train, X_test, y_test, seed=config.seed,
-                          max_rows=config.model.max_cv_rows)
+    bench = benchmark.result()
     calibration = calibration_table(y_test, test_scores["points"].to_numpy(), rules)
     metrics = {
         **base_metrics,

@@ -7,16 +7,20 @@ Everything wrong is reported with the file, column and rows, and what to do.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config import Config
 from pipeline.errors import UserError
 
 MAX_LISTED = 5
+PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
 MOSTLY_NUMERIC = 0.9  # a column whose present values are at least this share numbers is numeric
 
 
@@ -75,49 +79,100 @@ def _mentioned(config: Config) -> set[str]:
 
 
 def normalise_missing(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
-    """Strip whitespace; configured missing tokens and blanks become None."""
-    tokens = set(missing_values) | {""}
+    """Strip whitespace; configured missing tokens and blanks become None (object columns)."""
+    tokens = [*dict.fromkeys([*missing_values, ""])]
+    out = {}
+    for column in frame.columns:
+        series = frame[column]
+        arrow = _arrow_text(series)
+        if arrow is not None:
+            out[column] = pd.Series(_clean_arrow(arrow, tokens), index=frame.index, dtype=object)
+        else:
+            out[column] = _clean_objects(series, set(tokens))
+    return pd.DataFrame(out, index=frame.index)
 
+
+def _arrow_text(series: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow string data behind a pandas ``str`` column (zero copy), else None."""
+    if not pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+        return None
+    try:
+        data = pa.chunked_array(pa.array(series.array))
+    except (TypeError, pa.ArrowException):
+        return None
+    return data if pa.types.is_string(data.type) or pa.types.is_large_string(data.type) else None
+
+
+def _clean_arrow(text: pa.ChunkedArray, tokens: list[str]) -> np.ndarray:
+    """Arrow text stripped (Python's whitespace set), tokens -> None, as an object array.
+
+    Done in Arrow's C++ kernels, with Python strings made once per distinct value.
+    """
+    stripped = pc.utf8_trim(text, PY_WHITESPACE)
+    is_token = pc.is_in(stripped, value_set=pa.array(tokens, type=text.type))
+    cleaned = pc.if_else(is_token, pa.scalar(None, text.type), stripped)
+    encoded = pc.dictionary_encode(cleaned, null_encoding="encode").combine_chunks()
+    uniques = encoded.dictionary.to_numpy(zero_copy_only=False)
+    return uniques.take(encoded.indices.to_numpy(zero_copy_only=False))
+
+
+def _clean_objects(series: pd.Series, tokens: set[str]) -> pd.Series:
+    """The same cleaning for any other column, once per distinct value."""
     def clean(value: object) -> object:
         if isinstance(value, str):
             value = value.strip()
             return None if value in tokens else value
         return None if value is None or pd.isna(value) else value
 
-    out = {}
-    for column in frame.columns:
-        # clean each distinct value once (ids are unique, but most columns have few values)
-        codes, uniques = pd.factorize(frame[column].astype(object), use_na_sentinel=True)
-        cleaned = np.array([clean(u) for u in uniques] + [None], dtype=object)
-        out[column] = pd.Series(cleaned[codes], index=frame.index, dtype=object)
-    return pd.DataFrame(out, index=frame.index)
+    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+    cleaned = np.array([clean(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(cleaned[codes], index=series.index, dtype=object)
 
 
 def parse_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Floats, and a mask of values that are present but are not numbers."""
-    numbers = pd.to_numeric(series, errors="coerce").astype(float)
+    """Floats, and a mask of values that are present but are not numbers.
+
+    Text is cast by Arrow (fast); when Arrow refuses a value, pandas parses the column, so
+    which values count as numbers is pandas' rule either way.
+    """
+    if series.dtype == object:
+        try:
+            text = pa.array(series.to_numpy(), type=pa.string(), from_pandas=True)
+            pc.cast(text.slice(0, 1000), pa.float64())  # text columns fail here, cheaply
+            values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowException, TypeError, ValueError):
+            pass
+        else:
+            numbers = pd.Series(values, index=series.index, dtype=float)
+            return numbers, series.notna() & numbers.isna()
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)  # parse each value once
+    parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
+    table = np.append(parsed.to_numpy(dtype=float, na_value=np.nan), np.nan)
+    numbers = pd.Series(table.take(codes), index=series.index, dtype=float)
     bad = series.notna() & numbers.isna()
     return numbers, bad
 
 
+def _numeric_kind(series: pd.Series) -> tuple[pd.Series, pd.Series, bool, bool]:
+    """(values, bad, every present value is a number, most are): one parse per column."""
+    values, bad = parse_numeric(series)
+    n_present = int(series.notna().sum())
+    n_bad = int(bad.sum())
+    numeric = n_present > 0 and n_bad == 0
+    mostly = n_bad > 0 and 1 - n_bad / n_present >= MOSTLY_NUMERIC
+    return values, bad, numeric, mostly
+
+
 def infer_numeric(series: pd.Series) -> bool:
     """A column is numeric when every present value parses as a number."""
-    present = series.dropna()
-    if present.empty:
-        return False
-    _, bad = parse_numeric(present)
-    return not bad.any()
+    return _numeric_kind(series)[2]
 
 
 def mostly_numeric(series: pd.Series) -> bool:
     """Numbers with a little text in them (``"12 visits"``, ``"n/a"``): most present values
     parse as numbers but not all. Such a column is numeric with dirty cells, not a category
     with hundreds of levels; it is reported instead of being silently treated as text."""
-    present = series.dropna()
-    if present.empty:
-        return False
-    _, bad = parse_numeric(present)
-    return bool(bad.any()) and float(1 - bad.mean()) >= MOSTLY_NUMERIC
+    return _numeric_kind(series)[3]
 
 
 def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], list[str]]:
@@ -181,9 +236,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
     numeric, dropped, notes = [], {}, []
     for column in [*fit_cols, *pain_cols]:
         series = frame[column]
-        forced = column in config.columns.numeric or mostly_numeric(series)
-        if forced or infer_numeric(series):
-            values, bad = parse_numeric(series)
+        values, bad, numeric_text, mostly = _numeric_kind(series)
+        if column in config.columns.numeric or mostly or numeric_text:
             if bad.any():
                 rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()
                 raise UserError(
@@ -221,8 +275,9 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
 def _label(series: pd.Series, config: Config, source: str) -> pd.Series:
     positive = {str(v) for v in config.label.positive}
     negative = {str(v) for v in config.label.negative}
-    text = pd.Series(np.array([None if v is None or pd.isna(v) else str(v) for v in series],
-                              dtype=object), index=series.index, dtype=object)
+    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+    as_text = np.array([str(u) for u in uniques] + [None], dtype=object)  # once per value
+    text = pd.Series(as_text[codes], index=series.index, dtype=object)
     unexpected = text[~text.isin(positive | negative)]
     if not unexpected.empty:
         counts = unexpected.fillna("(blank)").value_counts()

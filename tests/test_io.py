@@ -6,6 +6,8 @@ import os
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import LockedError, UserError
 from pipeline.io import (
@@ -146,3 +148,36 @@ def test_safe_child_refuses_symlink_escape(tmp_path):
     (tmp_path / "out" / "link").symlink_to(tmp_path.parent)
     with pytest.raises(UserError, match="would escape"):
         safe_child(tmp_path / "out", "link/x.csv")
+
+
+CELL = st.one_of(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8),
+    st.sampled_from(["", " ", '"', '""', 'a"b', "a,b", "line\nbreak", "cr\r\nlf", "\ufeff",
+                     "Select", " padded ", "1.5", "-0", "NaN"]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(2, 4).flatmap(lambda width: st.tuples(
+    st.lists(st.text(alphabet="abcXYZ_ ", min_size=1, max_size=6), min_size=width,
+             max_size=width, unique=True),
+    st.lists(st.lists(CELL, min_size=width, max_size=width), min_size=1, max_size=6))),
+    st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_fast_reader_reads_what_the_csv_module_reads(tmp_path_factory, table, newline, bom):
+    """Arrow's reader (well-formed files) and the csv module give the same cells."""
+    import csv
+    import io
+
+    from pipeline.io import _read_csv_with_arrow, _read_csv_with_csv_module
+
+    header, rows = table
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator=newline).writerows([header, *rows])
+    path = tmp_path_factory.mktemp("csv") / "leads.csv"
+    path.write_bytes(("\ufeff" if bom else "").encode() + buffer.getvalue().encode())
+    careful = _read_csv_with_csv_module(path, strict=False)
+    fast = _read_csv_with_arrow(path)
+    if fast is None:  # refused: the careful reader is used, nothing to compare
+        return
+    assert careful.bad_rows == []
+    assert list(fast.columns) == list(careful.frame.columns)
+    assert fast.astype(object).to_numpy().tolist() == careful.frame.to_numpy().tolist()
