@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.errors import LockedError, UserError
@@ -85,18 +86,20 @@ def _read_parquet_as_text(path: Path) -> pd.DataFrame:
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as object strings; missing stays None (numbers keep a canonical repr)."""
+    """Every column as object strings; missing stays None (numbers keep a canonical repr).
+
+    Each distinct value is formatted once, then rows take their text by code.
+    """
     out = {}
     for column in frame.columns:
         series = frame[column]
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
         if pd.api.types.is_float_dtype(series):
-            values = [None if pd.isna(v) else
-                      (str(int(v)) if float(v).is_integer() else repr(float(v)))
-                      for v in series]
+            texts = [str(int(v)) if float(v).is_integer() else repr(float(v)) for v in uniques]
         else:
-            values = [None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-                      for v in series.astype(object)]
-        out[str(column)] = pd.Series(values, index=frame.index, dtype=object)
+            texts = [str(v) for v in uniques]
+        table = np.array([*texts, None], dtype=object)
+        out[str(column)] = pd.Series(table.take(codes), index=frame.index, dtype=object)
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
 
