@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.model_selection import StratifiedKFold
 
+from pipeline.encoding import factorize_cells, with_fill
 from pipeline.lift import _check_frame, _check_target, is_numeric_column
 from pipeline.lift import level_frame as make_level_frame
 
@@ -56,8 +57,25 @@ def auc(scores: np.ndarray, y: np.ndarray) -> float:
     n_neg = float(t.size - n_pos)
     if n_pos == 0 or n_neg == 0:
         return 0.5
-    ranks = stats.rankdata(s)
+    ranks = _average_ranks(s)
     return float((ranks[t == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _average_ranks(s: np.ndarray) -> np.ndarray:
+    """``scipy.stats.rankdata(s)`` (ties share their average rank). With few distinct values
+    (a target-mean encoding, a count) by counting per value instead of sorting every row; the
+    ranks are whole or half numbers, so both ways give the same floats."""
+    if s.ndim != 1 or s.size < 4096 or np.unique(s[:4096]).size > 1024:  # many distinct
+        return stats.rankdata(s)
+    codes, uniques = pd.factorize(s + 0.0)  # + 0.0: -0.0 ties with 0.0, as in a sort
+    if (codes < 0).any() or len(uniques) > s.size // 8:  # NaN, or many distinct after all
+        return stats.rankdata(s)
+    order = np.argsort(uniques, kind="stable")
+    counts = np.bincount(codes, minlength=len(uniques))[order]
+    first = np.cumsum(counts) - counts + 1  # ordinal rank of each value's first row
+    ranks = np.empty(len(uniques))
+    ranks[order] = first.astype(float) + (counts.astype(float) - 1) / 2
+    return ranks.take(codes)
 
 
 def cramers_v_from_codes(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,10 +88,15 @@ def cramers_v_from_codes(a: np.ndarray, b: np.ndarray) -> float:
     n = a.size
     if n == 0:
         return float("nan")
-    _, a = np.unique(a, return_inverse=True)
-    _, b = np.unique(b, return_inverse=True)
-    ka = int(a.max()) + 1
-    kb = int(b.max()) + 1
+    a = _dense_codes(a)
+    b = _dense_codes(b)
+    return _cramers_v_dense(a, int(a.max()) + 1, b, int(b.max()) + 1)
+
+
+def _cramers_v_dense(a: np.ndarray, ka: int, b: np.ndarray, kb: int) -> float:
+    """:func:`cramers_v_from_codes` of codes every value of which, 0..ka-1 and 0..kb-1, is
+    observed (see :func:`_dense_codes`)."""
+    n = a.size
     if ka < 2 or kb < 2:
         return float("nan")
     table = np.bincount(a * kb + b, minlength=ka * kb).reshape(ka, kb).astype(float)
@@ -82,6 +105,18 @@ def cramers_v_from_codes(a: np.ndarray, b: np.ndarray) -> float:
     chi2 = n * (float(np.sum(table * table / np.outer(rows, cols))) - 1.0)
     v2 = max(chi2, 0.0) / (n * (min(ka, kb) - 1))
     return float(np.sqrt(min(v2, 1.0)))
+
+
+def _dense_codes(codes: np.ndarray) -> np.ndarray:
+    """``np.unique(codes, return_inverse=True)[1]``: observed codes renumbered 0..k-1 in
+    order, by counting when the codes are small non-negative integers (no sort)."""
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    low, high = int(codes.min()), int(codes.max())
+    if low < 0 or high > 4 * codes.size + 1024:
+        return np.unique(codes, return_inverse=True)[1]
+    rank = np.cumsum(np.bincount(codes, minlength=high + 1) > 0) - 1
+    return rank.take(codes)
 
 
 def pearson(x: np.ndarray, z: np.ndarray) -> float:
@@ -122,6 +157,15 @@ def woe_table(levels: pd.Series, y: pd.Series, *, zero_cell: float = 0.5) -> pd.
     codes, names = pd.factorize(pd.Series(levels).astype(object), sort=True)
     if (codes < 0).any():
         raise ValueError("woe_table: levels must not hold missing values (label them first)")
+    return _woe_from_codes(codes, names, t, zero_cell=zero_cell)
+
+
+def _woe_from_codes(
+    codes: np.ndarray, names: Any, t: np.ndarray, *, zero_cell: float = 0.5
+) -> pd.DataFrame:
+    """:func:`woe_table` on levels already coded 0..k-1 in name order (both classes in ``t``)."""
+    total_events = float(t.sum())
+    total_non = float(t.size - total_events)
     leads = np.bincount(codes, minlength=len(names)).astype(np.int64)
     events = np.bincount(codes, weights=t, minlength=len(names)).round().astype(np.int64)
     non_events = leads - events
@@ -154,14 +198,30 @@ def oof_target_mean_auc(
     t = np.asarray(y, dtype=float)
     if len(names) < 2:
         return 0.5
+    return _oof_auc_from_codes(codes, len(names), t, _oof_folds(t, n_splits=n_splits, seed=seed))
+
+
+def _oof_folds(
+    t: np.ndarray, *, n_splits: int = AUC_FOLDS, seed: int = AUC_SEED
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The stratified ``(train, test)`` folds of the out-of-fold encoding (they depend on the
+    target only, so one split serves every attribute); none when a class has one lead."""
     n_pos = int(t.sum())
     folds = min(n_splits, n_pos, t.size - n_pos)
     if folds < 2:
-        return 0.5
+        return []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(t.size), t.astype(int)))
+
+
+def _oof_auc_from_codes(
+    codes: np.ndarray, k: int, t: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> float:
+    """:func:`oof_target_mean_auc` on levels already coded 0..k-1, with :func:`_oof_folds`."""
+    if k < 2 or not folds:
+        return 0.5
     encoded = np.empty(t.size)
-    k = len(names)
-    for train, test in splitter.split(np.zeros(t.size), t.astype(int)):
+    for train, test in folds:
         n = np.bincount(codes[train], minlength=k)
         s = np.bincount(codes[train], weights=t[train], minlength=k)
         fallback = t[train].mean()
@@ -208,28 +268,34 @@ def target_associations(
             "associations with conversion are undefined"
         )
     levels = _resolve_levels(X, level_frame, min_leads=min_leads, n_bins=n_bins)
+    t_codes = t.astype(np.int64)
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None  # split once, when first needed
     rows: list[dict[str, Any]] = []
     for column in X.columns:
         series = X[column]
         numeric = is_numeric_column(series)
-        lv = levels[column].to_numpy(dtype=object)
-        codes, names = pd.factorize(pd.Series(lv, dtype=object), sort=True)
+        # the levels are coded once and shared by V, IV and the AUC
+        codes, names = pd.factorize(levels[column].to_numpy(dtype=object), sort=True)
+        if (codes < 0).any():
+            raise ValueError("level_frame must label every value (missing is a level, not NaN)")
         n_levels = len(names)
-        missing_share = float(_missing_mask(series).mean())
+        missing_share = float(missing_mask(series).mean())
         if numeric:
             x = pd.to_numeric(series).to_numpy(dtype=float, na_value=np.nan)
             r = pearson(x, t)
             single = numeric_auc(x, t)
         else:
             r = float("nan")
-            single = oof_target_mean_auc(lv, t) if n_levels > 1 else 0.5
+            if n_levels > 1 and folds is None:
+                folds = _oof_folds(t)
+            single = _oof_auc_from_codes(codes, n_levels, t, folds) if n_levels > 1 else 0.5
         rows.append(
             {
                 "attribute": str(column),
                 "kind": "numeric" if numeric else "categorical",
                 "point_biserial": r,
-                "cramers_v": cramers_v_from_codes(codes, t.astype(np.int64)),
-                "information_value": float(woe_table(pd.Series(lv), y)["iv"].sum()),
+                "cramers_v": cramers_v_from_codes(codes, t_codes),
+                "information_value": float(_woe_from_codes(codes, names, t)["iv"].sum()),
                 "single_auc": single,
                 "n_levels": n_levels,
                 "missing_share": missing_share,
@@ -258,7 +324,10 @@ def pairwise_associations(
     if not level_frame.index.equals(X.index):
         raise ValueError("level_frame must have the same index as X")
     numeric = {c: is_numeric_column(X[c]) for c in names}
-    codes = {c: pd.factorize(level_frame[c].astype(object), sort=True)[0] for c in names}
+    # each column coded once, renumbered as Cramér's V does, and reused by all its pairs
+    codes = {c: _dense_codes(pd.factorize(level_frame[c].astype(object), sort=True)[0])
+             for c in names}
+    k = {c: int(codes[c].max(initial=-1)) + 1 for c in names}
     values = {
         c: pd.to_numeric(X[c]).to_numpy(dtype=float, na_value=np.nan) for c in names if numeric[c]
     }
@@ -268,7 +337,8 @@ def pairwise_associations(
             if numeric[a] and numeric[b]:
                 rows.append((a, b, "pearson", pearson(values[a], values[b])))
             else:
-                rows.append((a, b, "cramers_v", cramers_v_from_codes(codes[a], codes[b])))
+                v = _cramers_v_dense(codes[a], k[a], codes[b], k[b])
+                rows.append((a, b, "cramers_v", v))
     return pd.DataFrame(rows, columns=PAIRWISE_COLUMNS).astype({"value": float})
 
 
@@ -308,12 +378,18 @@ def vif_table(design: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------ helpers
 
 
-def _missing_mask(series: pd.Series) -> np.ndarray:
-    mask = series.isna().to_numpy()
-    if not is_numeric_column(series):
+def missing_mask(series: pd.Series) -> np.ndarray:
+    """Null cells, plus empty strings in a non-numeric column (checked per distinct value)."""
+    if is_numeric_column(series):
+        return series.isna().to_numpy()
+    try:
+        codes, uniques = factorize_cells(series)
+    except TypeError:  # unhashable cells: row by row
         values = series.to_numpy(dtype=object)
-        mask = mask | np.array([isinstance(v, str) and v == "" for v in values], dtype=bool)
-    return mask
+        empty = np.array([isinstance(v, str) and v == "" for v in values], dtype=bool)
+        return series.isna().to_numpy() | empty
+    empty_value = [isinstance(u, str) and u == "" for u in uniques]
+    return with_fill(empty_value, True, bool).take(codes)
 
 
 def _resolve_levels(
@@ -326,6 +402,4 @@ def _resolve_levels(
         raise ValueError(f"level_frame lacks columns of X: {missing}")
     if not level_frame.index.equals(X.index):
         raise ValueError("level_frame must have the same index as X")
-    if level_frame[list(X.columns)].isna().any().any():
-        raise ValueError("level_frame must label every value (missing is a level, not NaN)")
-    return level_frame
+    return level_frame  # NaN levels are refused where each column is coded

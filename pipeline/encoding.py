@@ -8,7 +8,7 @@ A missing value is its own ``(missing)`` level (missingness is often informative
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,20 +105,83 @@ def is_numeric_column(series: pd.Series) -> bool:
 
 
 def categorical_text(series: pd.Series) -> pd.Series:
-    """Values as the strings the points table matches on; missing stays None."""
-    def canon(v: object) -> object:
-        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
-            return None
-        return v if isinstance(v, str) else _canonical_str(v)
+    """Values as the strings the points table matches on; missing stays None (NaN once mixed
+    with text, as ``Series.map`` infers it). Text is worked out once per distinct value."""
+    codes, labels = canonical_codes(series, _canonical_text)
+    out = with_fill(labels, None).take(codes)
+    return pd.Series(out, index=series.index, name=series.name).astype(object)
 
-    values = series.astype(object)
+
+def _canonical_text(value: object) -> str | None:
+    """The string a categorical value is matched on; ``None`` when missing."""
+    if (value is None or value is pd.NA or value is pd.NaT
+            or (isinstance(value, float) and np.isnan(value))):
+        return None
+    return value if isinstance(value, str) else _canonical_str(value)
+
+
+def object_array(items: Iterable[object]) -> np.ndarray:
+    """A 1-D object array of ``items`` (a tuple stays one cell)."""
+    return np.fromiter(items, dtype=object)
+
+
+def with_fill(values: np.ndarray | list, fill: object, dtype: type = object) -> np.ndarray:
+    """``values`` plus a last entry ``fill``, so ``take(codes)`` maps the code ``-1`` (missing)
+    to ``fill``."""
+    out = np.empty(len(values) + 1, dtype=dtype)
+    out[:-1] = values
+    out[-1] = fill
+    return out
+
+
+def factorize_cells(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, uniques)``: each row's index into the column's distinct values (``-1`` =
+    null), so that per-value work runs once per distinct value. A Categorical reuses its codes;
+    otherwise :func:`pandas.factorize` hashes the cells as objects (``TypeError`` when a cell
+    is unhashable)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy().astype(np.intp)
+        return codes, series.cat.categories.to_numpy(dtype=object)
+    return pd.factorize(series.to_numpy(dtype=object))
+
+
+def distinct_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`factorize_cells` plus the cells as objects (None for a Categorical, whose nulls
+    are all NaN); unhashable cells (a dict, a list) are replaced by their text."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return *factorize_cells(series), None
+    cells = series.to_numpy(dtype=object)
     try:
-        uniques = pd.unique(values)
-    except TypeError:  # unhashable cells (a dict, a list): match on their text
-        values = values.map(lambda v: v if isinstance(v, Hashable) else str(v))
-        uniques = pd.unique(values)
-    mapping = {u: canon(u) for u in uniques}
-    return values.map(lambda v: mapping.get(v) if v is not None else None).astype(object)
+        codes, uniques = pd.factorize(cells)
+    except TypeError:  # unhashable cells: match on their text
+        cells = object_array(v if isinstance(v, Hashable) else str(v) for v in cells)
+        codes, uniques = pd.factorize(cells)
+    return codes, uniques, cells
+
+
+def canonical_codes(series: pd.Series, canon: Callable[[object], str | None]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, labels)``: the distinct strings ``canon`` gives and each row's index into them
+    (``-1`` where ``canon`` gives None). ``canon`` runs once per distinct value (pandas
+    equality), and once per null cell only when a null kind has text of its own (``NaT``)."""
+    codes, uniques, cells = distinct_values(series)
+    text = [canon(u) for u in uniques]
+    nulls = codes < 0
+    if nulls.any():
+        null_text = _null_text(cells[nulls] if cells is not None else None, canon)
+        codes = codes.copy()  # plain missing shares one code; text of a null kind, one per cell
+        codes[nulls] = len(text) + (np.arange(len(null_text)) if len(null_text) > 1 else 0)
+        text.extend(null_text)
+    label_codes, labels = pd.factorize(object_array(text))
+    return label_codes.take(codes), labels
+
+
+def _null_text(null_cells: np.ndarray | None, canon: Callable[[object], str | None]
+               ) -> list[str | None]:
+    """``[None]`` when every null cell means missing, else ``canon`` of each null cell."""
+    if null_cells is None or all(canon(v) is None for v in pd.unique(null_cells)):
+        return [None]
+    return [canon(v) for v in null_cells]
 
 
 def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
@@ -126,12 +189,22 @@ def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return []
-    distinct = np.unique(finite)
-    if distinct.size <= n_bins:
+    distinct = few_distinct(finite, n_bins)
+    if distinct is not None:
         return [float(v) for v in distinct[:-1]]
     qs = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1], method="lower")
     edges = np.unique(qs)
-    return [float(e) for e in edges if e < distinct[-1]]
+    top = finite.max()
+    return [float(e) for e in edges if e < top]
+
+
+def few_distinct(values: np.ndarray, limit: int) -> np.ndarray | None:
+    """``np.unique(values)`` when it has at most ``limit`` values, else None; a first few
+    thousand values with more already rule the full sort out."""
+    if np.unique(values[:4096]).size > limit:
+        return None
+    distinct = np.unique(values)
+    return distinct if distinct.size <= limit else None
 
 
 class FactorEncoder(TransformerMixin, BaseEstimator):
@@ -174,11 +247,16 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         self.offsets_ = np.cumsum([0] + [len(f.slots) for f in self.factors_])
         return self
 
-    def _text(self, series: pd.Series) -> pd.Series:
-        """Categorical values as strings; missing (null, empty, a missing token) is None."""
-        text = categorical_text(series)
+    def _text_codes(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Codes into the distinct level strings; ``-1`` = missing (null, empty or a missing
+        token)."""
+        codes, labels = canonical_codes(series, _canonical_text)
         tokens = {"", *self.missing_values}
-        return text.where(~text.isin(tokens), None)
+        dropped = np.array([label in tokens for label in labels], dtype=bool)
+        if not dropped.any():
+            return codes, labels
+        renumber = np.where(dropped, -1, np.cumsum(~dropped) - 1)
+        return with_fill(renumber, -1, np.intp).take(codes), labels[~dropped]
 
     def _fit_one(self, name: str, series: pd.Series) -> FactorLevels:
         forced = self.numeric is not None and name in self.numeric
@@ -195,9 +273,11 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
                 slots.append(MISSING)
                 counts.append(n_missing)
             return FactorLevels(name, "numeric", slots, counts, edges, [])
-        text = self._text(series)
-        counts_by_level = text.value_counts(dropna=True)
-        ordered = sorted(counts_by_level.items(), key=lambda kv: (-kv[1], kv[0]))
+        codes, labels = self._text_codes(series)
+        present = codes >= 0
+        counts_by_level = np.bincount(codes[present], minlength=len(labels))
+        ordered = sorted(zip(labels, counts_by_level.tolist(), strict=True),
+                         key=lambda kv: (-kv[1], kv[0]))
         kept = [(lvl, int(n)) for lvl, n in ordered if n >= self.min_leads]
         rare = [(lvl, int(n)) for lvl, n in ordered if n < self.min_leads]
         slots = [lvl for lvl, _ in kept]
@@ -205,7 +285,7 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         if rare:
             slots.append(OTHER)
             counts.append(sum(n for _, n in rare))
-        n_missing = int(text.isna().sum())
+        n_missing = int(present.size - present.sum())
         if n_missing:
             slots.append(MISSING)
             counts.append(n_missing)
@@ -227,28 +307,37 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
             values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
             codes = np.searchsorted(np.asarray(factor.edges, dtype=float), values, side="left")
             return np.where(np.isnan(values), missing_slot, codes).astype(np.int32)
-        text = self._text(series)
+        codes, labels = self._text_codes(series)
         lookup = {lvl: i for i, lvl in enumerate(factor.slots) if lvl not in (OTHER, MISSING)}
         if OTHER in factor.slots:
             other = factor.slots.index(OTHER)
             lookup.update({lvl: other for lvl in factor.rare_levels})
-        codes = text.map(lookup).to_numpy(dtype=float, na_value=np.nan)
-        codes = np.where(np.isnan(codes), -1, codes).astype(np.int32)
-        return np.where(text.isna().to_numpy(), missing_slot, codes).astype(np.int32)
+        slot_of_label = [lookup.get(label, -1) for label in labels]
+        return with_fill(slot_of_label, missing_slot, np.int32).take(codes)
 
     def transform(self, X: object) -> sp.csr_matrix:
         """One-hot design (sparse): one column per slot; an unseen level is all zeros."""
-        codes = self.codes(X)
-        n = codes.shape[0]
-        rows, cols = [], []
-        for j in range(codes.shape[1]):
-            ok = codes[:, j] >= 0
-            rows.append(np.flatnonzero(ok))
-            cols.append(codes[ok, j] + self.offsets_[j])
-        row = np.concatenate(rows) if rows else np.empty(0, dtype=int)
-        col = np.concatenate(cols) if cols else np.empty(0, dtype=int)
-        data = np.ones(row.size, dtype=float)
-        return sp.csr_matrix((data, (row, col)), shape=(n, int(self.offsets_[-1])))
+        return self.design(self.codes(X))
+
+    def design(self, codes: np.ndarray) -> sp.csr_matrix:
+        """The one-hot design of slot codes from :meth:`codes`, built as CSR directly: a row's
+        slots are already in column order, and with no unseen level every row has one per
+        factor."""
+        check_is_fitted(self, "factors_")
+        n, k = codes.shape
+        width = int(self.offsets_[-1])
+        index = np.int32 if max(n * k, n, width) < np.iinfo(np.int32).max else np.int64
+        columns = codes.astype(index, copy=False) + np.asarray(self.offsets_[:-1], dtype=index)
+        ok = codes >= 0
+        if k and ok.all():
+            indices = columns.ravel()
+            indptr = np.arange(0, n * k + 1, k, dtype=index)
+        else:
+            indices = columns[ok]
+            indptr = np.zeros(n + 1, dtype=index)
+            np.cumsum(ok.sum(axis=1), out=indptr[1:])
+        data = np.ones(indices.size, dtype=float)
+        return sp.csr_matrix((data, indices, indptr), shape=(n, width))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """``factor=level`` per design column."""

@@ -13,13 +13,14 @@ Numeric columns are cut into right-closed bins with the same edges and labels as
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.encoding import canonical_codes, few_distinct, object_array, with_fill
 from pipeline.rules import GROUPS, _canonical_str, _interval_label
 
 MISSING_LABEL = "(missing)"
@@ -79,6 +80,24 @@ def level_frame(
     ``levels`` lists the labels in report order (bins or levels by descending leads,
     then other, then missing); numeric entries also hold ``bins``, the bin labels alone.
     """
+    _check_level_args(X, min_leads=min_leads, n_bins=n_bins, missing_label=missing_label,
+                      other_label=other_label)
+    meta: dict[str, dict[str, Any]] = {}
+    # one row of labels per column, handed to the frame as its single block (no copy)
+    labels = np.empty((len(X.columns), len(X)), dtype=object)
+    for j, column in enumerate(X.columns):
+        codes, info = _column_levels(X[column], column=str(column), min_leads=min_leads,
+                                     n_bins=n_bins, missing_label=missing_label,
+                                     other_label=other_label)
+        labels[j] = object_array(info["levels"]).take(codes)
+        meta[str(column)] = info
+    frame = pd.DataFrame(labels.T, index=X.index, columns=X.columns, dtype=object, copy=False)
+    return frame, meta
+
+
+def _check_level_args(
+    X: pd.DataFrame, *, min_leads: int, n_bins: int, missing_label: str, other_label: str
+) -> None:
     _check_frame(X)
     if min_leads < 1:
         raise ValueError(f"min_leads must be >= 1, got {min_leads!r}")
@@ -86,52 +105,73 @@ def level_frame(
         raise ValueError(f"n_bins must be >= 1, got {n_bins!r}")
     if missing_label == other_label:
         raise ValueError(f"missing_label and other_label must differ, both are {missing_label!r}")
-    out: dict[str, pd.Series] = {}
-    meta: dict[str, dict[str, Any]] = {}
-    for column in X.columns:
-        series = X[column]
-        if is_numeric_column(series):
-            levels, info = _numeric_levels(series, n_bins=n_bins, missing_label=missing_label)
-        else:
-            levels, info = _categorical_levels(
-                series,
-                column=str(column),
-                min_leads=min_leads,
-                missing_label=missing_label,
-                other_label=other_label,
-            )
-        out[column] = levels
-        meta[str(column)] = info
-    frame = pd.DataFrame(out, index=X.index, columns=X.columns)
-    return frame, meta
+
+
+def _column_levels(
+    series: pd.Series,
+    *,
+    column: str,
+    min_leads: int,
+    n_bins: int,
+    missing_label: str,
+    other_label: str,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each row's index into ``info["levels"]``, and the column's info (see level_frame)."""
+    if is_numeric_column(series):
+        return _numeric_levels(series, n_bins=n_bins, missing_label=missing_label)
+    return _categorical_levels(series, column=column, min_leads=min_leads,
+                               missing_label=missing_label, other_label=other_label)
 
 
 def _categorical_levels(
     series: pd.Series, *, column: str, min_leads: int, missing_label: str, other_label: str
-) -> tuple[pd.Series, dict[str, Any]]:
-    values = np.array([_canonical_level(v) for v in series.to_numpy(dtype=object)], dtype=object)
-    missing = np.array([v is None for v in values], dtype=bool)
-    present = pd.Series(values[~missing], dtype=object)
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each row's level (rare levels pooled, missing labelled) as an index into the report
+    order, and the column's info."""
+    codes, names = _level_codes(series)
     for reserved in (missing_label, other_label):
-        if (present == reserved).any():
+        if reserved in names.tolist():
             raise ValueError(
                 f"column {column!r}: the value {reserved!r} is reserved for pooled levels; "
                 "rename it before the analysis"
             )
-    counts = present.value_counts(sort=False)
-    rare = set(counts.index[counts.to_numpy() < min_leads])
-    labels = np.where(missing, missing_label, values)
-    if rare:
-        pooled = ~missing & pd.Series(values, dtype=object).isin(rare).to_numpy()
-        labels = np.where(pooled, other_label, labels)
-    level_counts = pd.Series(labels, dtype=object).value_counts(sort=False)
-    ordinary = sorted(
-        (lvl for lvl in level_counts.index if lvl not in (missing_label, other_label)),
-        key=lambda lvl: (-int(level_counts[lvl]), lvl),
-    )
-    order = ordinary + [lvl for lvl in (other_label, missing_label) if lvl in level_counts.index]
+    missing = codes < 0
+    counts = np.bincount(codes[~missing], minlength=len(names))
+    rare = counts < min_leads
+    ordinary = sorted(np.flatnonzero(~rare).tolist(), key=lambda i: (-counts[i], names[i]))
+    position = np.empty(len(names), dtype=np.intp)  # each distinct value's place in the order
+    position[ordinary] = np.arange(len(ordinary))
+    position[rare] = len(ordinary)
+    order = [names[i] for i in ordinary]
+    order += [other_label] if rare.any() else []
+    order += [missing_label] if missing.any() else []
     info = {"kind": "categorical", "edges": [], "levels": order}
-    return pd.Series(labels, index=series.index, dtype=object), info
+    return with_fill(position, len(order) - 1, np.intp).take(codes), info
+
+
+#: ``infer_dtype`` kinds in which equal values always get the same level text, so the text is
+#: worked out once per distinct value; mixed kinds (``1`` and ``True`` compare equal, yet read
+#: "1" and "true") are canonicalised row by row.
+_PER_VALUE_KINDS = frozenset(
+    {"string", "empty", "boolean", "integer", "floating", "mixed-integer-float", "categorical"}
+)
+
+
+def _level_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the distinct level strings of a categorical column (``-1`` = missing)."""
+    if pd.api.types.infer_dtype(series, skipna=True) in _PER_VALUE_KINDS:
+        return canonical_codes(series, _canonical_level)
+    text = object_array(_canonical_level(v) for v in series.to_numpy(dtype=object))
+    return pd.factorize(text)
+
+
+def _codes_in(values: np.ndarray, order: list[str]) -> np.ndarray:
+    """Position of each value in ``order`` (``-1`` if absent), hashing the rows once."""
+    if len(set(order)) != len(order):
+        raise ValueError(f"levels must be unique, got {order}")
+    position = {lvl: i for i, lvl in enumerate(order)}
+    codes, uniques = pd.factorize(values)
+    return with_fill([position.get(u, -1) for u in uniques], -1, np.intp).take(codes)
 
 
 def _canonical_level(value: Any) -> str | None:
@@ -151,29 +191,29 @@ def _canonical_level(value: Any) -> str | None:
 
 def _numeric_levels(
     series: pd.Series, *, n_bins: int, missing_label: str
-) -> tuple[pd.Series, dict[str, Any]]:
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each row's bin (or missing) as an index into the report order, and the column's info."""
     x = pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
     missing = np.isnan(x)
     observed = x[~missing]
-    distinct = np.unique(observed)
-    if distinct.size == 0:
+    distinct = few_distinct(observed, n_bins)
+    if observed.size == 0:
         edges: list[float] = []
         bin_names: list[str] = []
-    elif distinct.size <= n_bins:
+    elif distinct is not None:
         edges = [float(v) for v in distinct[:-1]]
         bin_names = _distinct_labels(distinct)
     else:
         probs = np.arange(1, n_bins) / n_bins
         cuts = np.unique(np.quantile(observed, probs, method="inverted_cdf"))
-        edges = [float(v) for v in cuts if v < distinct[-1]]
+        top = observed.max()
+        edges = [float(v) for v in cuts if v < top]
         bin_names = _bin_labels(edges)
-    labels = np.full(x.shape, missing_label, dtype=object)
-    if bin_names:
-        index = np.searchsorted(np.asarray(edges, dtype=float), observed, side="left")
-        labels[~missing] = np.asarray(bin_names, dtype=object)[index]
+    index = np.searchsorted(np.asarray(edges, dtype=float), x, side="left")
+    index[missing] = len(bin_names)  # the missing level comes after the bins
     order = list(bin_names) + ([missing_label] if missing.any() else [])
     info = {"kind": "numeric", "edges": edges, "levels": order, "bins": list(bin_names)}
-    return pd.Series(labels, index=series.index, dtype=object), info
+    return index, info
 
 
 def _bin_labels(edges: list[float]) -> list[str]:
@@ -344,25 +384,14 @@ def lift_table(
     _check_groups(X, groups)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    frame, meta = (
-        levels if levels is not None else level_frame(X, min_leads=min_leads, n_bins=n_bins)
-    )
-    absent = [str(c) for c in X.columns if str(c) not in meta or c not in frame.columns]
-    if absent:
-        raise ValueError(f"levels (a level_frame result) lacks columns of X: {absent}")
-    if not frame.index.equals(X.index):
-        raise ValueError("levels: the level frame must have the same index as X")
+    coded = _coded_levels(X, levels, min_leads=min_leads, n_bins=n_bins)
     total_leads = int(y_arr.size)
     total_conv = int(y_arr.sum())
     overall = total_conv / total_leads
     parts: list[pd.DataFrame] = []
-    for column in X.columns:
+    for column, (codes, info) in zip(X.columns, coded, strict=True):
         name = str(column)
-        info = meta[name]
         order = list(info["levels"])
-        codes = pd.Categorical(frame[column].to_numpy(dtype=object), categories=order).codes
-        if (codes < 0).any():
-            raise ValueError(f"column {name!r}: level frame holds levels missing from its metadata")
         leads = np.bincount(codes, minlength=len(order)).astype(np.int64)
         conv = np.bincount(codes, weights=y_arr, minlength=len(order)).round().astype(np.int64)
         a, b, _ = beta_prior(conv, leads, overall_rate=overall)
@@ -408,6 +437,41 @@ def lift_table(
         seed_points=_round_half_away(diff_pp).astype(np.int64),
     )
     return table[LIFT_COLUMNS]
+
+
+def _coded_levels(
+    X: pd.DataFrame,
+    levels: tuple[pd.DataFrame, dict[str, dict[str, Any]]] | None,
+    *,
+    min_leads: int,
+    n_bins: int,
+) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+    """Per column of ``X``: each row's index into ``info["levels"]``, and ``info``. Computed
+    straight from ``X`` (no label frame to build and hash again), or read off ``levels``."""
+    if levels is None:
+        _check_level_args(X, min_leads=min_leads, n_bins=n_bins, missing_label=MISSING_LABEL,
+                          other_label=OTHER_LABEL)
+        return (
+            _column_levels(X[c], column=str(c), min_leads=min_leads, n_bins=n_bins,
+                           missing_label=MISSING_LABEL, other_label=OTHER_LABEL)
+            for c in X.columns
+        )
+    frame, meta = levels
+    absent = [str(c) for c in X.columns if str(c) not in meta or c not in frame.columns]
+    if absent:
+        raise ValueError(f"levels (a level_frame result) lacks columns of X: {absent}")
+    if not frame.index.equals(X.index):
+        raise ValueError("levels: the level frame must have the same index as X")
+    return (_frame_codes(frame[c], str(c), meta[str(c)]) for c in X.columns)
+
+
+def _frame_codes(labels: pd.Series, name: str, info: dict[str, Any]
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """A level frame column as indices into its ``info["levels"]``."""
+    codes = _codes_in(labels.to_numpy(dtype=object), list(info["levels"]))
+    if (codes < 0).any():
+        raise ValueError(f"column {name!r}: level frame holds levels missing from its metadata")
+    return codes, info
 
 
 def overall_rate(y: pd.Series) -> float:

@@ -22,6 +22,7 @@ regression of the outcome on the integer total (``prob_intercept + prob_slope * 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -305,8 +306,8 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
     def unrounded_points(self, X: object) -> np.ndarray:
         """Total points before rounding (for the fidelity report)."""
         frame = self._frame(X)
-        codes = self.encoder_.codes(frame)
-        total = np.asarray(self.encoder_.transform(frame) @ self.scaled_.values).ravel()
+        codes = self.encoder_.codes(frame)  # once: the design is built from the same codes
+        total = np.asarray(self.encoder_.design(codes) @ self.scaled_.values).ravel()
         # unseen levels get the (integer) unseen points, as in the rounded table
         for j, factor in enumerate(self.rules_.factors):
             total = total + np.where(codes[:, j] < 0, factor.unseen_points, 0)
@@ -389,12 +390,19 @@ def calibration_table(y: np.ndarray, total: np.ndarray, rules: PointsRules, *, b
         mask = idx == b
         n, k = int(mask.sum()), int(y[mask].sum())
         low, high = wilson_interval(k, n)
-        probs = [rules.probability(t) for t in total[mask]]
+        probs = _once_per_value(rules.probability, total[mask])
         rows.append({"band": int(b) + 1, "points_low": int(total[mask].min()),
                      "points_high": int(total[mask].max()), "leads": n, "conversions": k,
                      "observed_rate": k / n, "ci_low": low, "ci_high": high,
                      "predicted_rate": float(np.mean(probs))})
     return pd.DataFrame(rows)
+
+
+def _once_per_value(fn: Callable[[float], float], values: np.ndarray) -> np.ndarray:
+    """``[fn(v) for v in values]`` as an array, calling ``fn`` once per distinct value (point
+    totals repeat a lot)."""
+    uniques, inverse = np.unique(values, return_inverse=True)
+    return np.array([fn(u) for u in uniques], dtype=float)[inverse]
 
 
 def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.associations import pairwise_associations, target_associations
+from pipeline.associations import missing_mask, pairwise_associations, target_associations
 from pipeline.lift import _check_target, level_frame, lift_table
 
 REPORT_COLUMNS = ["column", "kept", "reason"]
@@ -153,16 +153,22 @@ def _early_reason(
     auc = float(assoc["single_auc"])
     if auc > settings.leakage_auc:
         return f"leak: single-attribute AUC {auc:.2f} > {settings.leakage_auc:.2f}"
-    missing = series.isna().to_numpy()
-    if not pd.api.types.is_numeric_dtype(series.dtype):
-        values = series.to_numpy(dtype=object)
-        missing = missing | np.array([isinstance(v, str) and v == "" for v in values])
+    missing = missing_mask(series)
     if missing.all():
         return "all missing"
-    n_distinct = series[~missing].astype(object).nunique()
-    if n_distinct + (1 if missing.any() else 0) <= 1:
+    # with a missing cell and a present one there are two levels: only a full column can be
+    # constant
+    if not missing.any() and _single_value(series):
         return "constant"
     return None
+
+
+def _single_value(series: pd.Series) -> bool:
+    """Whether a column without missing cells holds a single distinct value."""
+    values = series.to_numpy()
+    if values.dtype.kind in "biuf":
+        return bool((values == values[0]).all())
+    return series.astype(object).nunique() == 1
 
 
 def _best_level(rows: pd.DataFrame, min_leads: int) -> float:

@@ -9,14 +9,18 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
 from pipeline.associations import (
     PAIRWISE_COLUMNS,
     TARGET_COLUMNS,
+    _average_ranks,
+    _dense_codes,
     auc,
     cramers_v_from_codes,
+    missing_mask,
     oof_target_mean_auc,
     pairwise_associations,
     target_associations,
@@ -259,3 +263,62 @@ def test_vif_constant_and_collinear_columns():
         vif_table(design.assign(s="x"))
     with pytest.raises(ValueError, match=r"NaN in \['a'\]"):
         vif_table(design.assign(a=np.where(a > 0, np.nan, a)))
+
+
+# ------------------------------------------------- fast paths against their slow originals
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: rng.integers(0, 12, 20_000).astype(float),  # a count: ranks by counting
+    lambda rng: np.where(rng.random(20_000) < 0.5, -0.0, rng.integers(-3, 3, 20_000)),
+    lambda rng: np.r_[rng.integers(0, 5, 9_000), [-np.inf, np.inf]].astype(float),
+    lambda rng: rng.normal(size=20_000),  # continuous: sorted as before
+    lambda rng: np.r_[rng.integers(0, 5, 9_000), [np.nan]].astype(float),
+    lambda rng: rng.integers(0, 3, 50).astype(float),  # small
+])
+def test_average_ranks_are_scipys_exactly(make):
+    s = make(np.random.default_rng(0))
+    got, want = _average_ranks(s), stats.rankdata(s)
+    assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+    y = (np.arange(s.size) % 3 == 0).astype(int)
+    ranks = stats.rankdata(s)
+    reference = (ranks[y == 1].sum() - y.sum() * (y.sum() + 1) / 2) / (y.sum() * (s.size - y.sum()))
+    assert auc(s, y) == float(reference) or math.isnan(reference)
+
+
+def test_cramers_v_renumbers_sparse_negative_and_huge_codes_like_unique():
+    rng = np.random.default_rng(1)
+    a = rng.choice([5, 100, 7, 3_000_000], size=500)
+    b = rng.choice([-1, 4, 9], size=500)
+    dense_a = np.unique(a, return_inverse=True)[1]
+    dense_b = np.unique(b, return_inverse=True)[1]
+    assert np.array_equal(_dense_codes(a), dense_a)
+    assert np.array_equal(_dense_codes(np.array([4, 2, 4, 9])), [1, 0, 1, 2])
+    assert cramers_v_from_codes(a, b) == cramers_v_from_codes(dense_a, dense_b)
+    assert cramers_v_from_codes(a, b) == pytest.approx(naive_cramers_v(list(a), list(b)))
+    assert math.isnan(cramers_v_from_codes(np.array([], dtype=int), np.array([], dtype=int)))
+
+
+def test_missing_share_counts_nulls_and_empty_text_once_per_value():
+    series = pd.Series(["a", "", None, np.nan, "a", "", "b", pd.NA], dtype=object)
+    want = [False, True, True, True, False, True, False, True]
+    assert missing_mask(series).tolist() == want
+    assert missing_mask(series.astype("category")).tolist() == want
+    unhashable = pd.Series([["x"], "", None, "a"], dtype=object)
+    assert missing_mask(unhashable).tolist() == [False, True, True, False]
+    assert missing_mask(pd.Series([1.0, np.nan])).tolist() == [False, True]
+
+
+def test_categorical_columns_associate_like_object_columns():
+    X, y = make_leads(seed=4, n=500)
+    other = X.assign(source=X["source"].astype("category"),
+                     temperature=X["temperature"].astype("category"))
+    frame, _ = level_frame(X)
+    frame_other, _ = level_frame(other)
+    pd.testing.assert_frame_equal(target_associations(X, y, level_frame=frame),
+                                  target_associations(other, y, level_frame=frame_other))
+    pd.testing.assert_frame_equal(pairwise_associations(X, level_frame=frame),
+                                  pairwise_associations(other, level_frame=frame_other))
+    holed = frame.assign(source=frame["source"].where(frame["source"] != "web", None))
+    with pytest.raises(ValueError, match="must label every value"):
+        target_associations(X, y, level_frame=holed)

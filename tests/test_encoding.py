@@ -5,12 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pipeline.encoding import MISSING, OTHER, FactorEncoder, quantile_edges
-from pipeline.rules import FactorRules, factor_points
+from pipeline.encoding import (
+    MISSING,
+    OTHER,
+    FactorEncoder,
+    categorical_text,
+    few_distinct,
+    quantile_edges,
+)
+from pipeline.rules import FactorRules, _canonical_str, factor_points
 
 
 @parametrize_with_checks([FactorEncoder(), FactorEncoder(min_leads=1, n_bins=3)])
@@ -133,3 +141,83 @@ def test_arrays_get_positional_names():
     encoder.fit(pd.DataFrame(array))
     assert [f.name for f in encoder.factors_] == ["x0", "x1"]
     assert encoder.transform(array).shape[0] == 3
+
+
+# --- text worked out once per distinct value ---------------------------------------------
+
+
+def _text_per_row(series: pd.Series) -> list:
+    """The former row-by-row rule: text per value, missing (None, NaN, NA, NaT) is None."""
+    out = []
+    for v in series.astype(object):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+            out.append(None)
+        else:
+            out.append(v if isinstance(v, str) else _canonical_str(v))
+    return out
+
+
+@pytest.mark.parametrize("values", [
+    ["web", None, np.nan, "", "web", "ads"],
+    [1.0, 2.5, np.nan, 1.0, 3.0],
+    [True, False, True],
+    ["1", 1, 1.0, None, "x"],
+    [None, None],
+    [[1, 2], [1, 2], None, "a"],  # unhashable cells match on their text
+])
+def test_categorical_text_matches_the_row_by_row_rule(values):
+    series = pd.Series(values, dtype=object, name="c")
+    text = categorical_text(series)
+    assert text.dtype == object and text.name == "c" and text.index.equals(series.index)
+    expected = _text_per_row(series.map(lambda v: str(v) if isinstance(v, list) else v))
+    assert [None if pd.isna(t) else t for t in text] == expected
+
+
+def test_categorical_text_keeps_the_text_of_a_numpy_nan():
+    series = pd.Series(["a", np.float32("nan"), None], dtype=object)
+    assert categorical_text(series).tolist()[1] == "nan"  # not a float NaN: matched as text
+
+
+@pytest.mark.parametrize("dtype", ["category", "str"])
+def test_categorical_and_text_columns_encode_like_object_columns(dtype):
+    rng = np.random.default_rng(4)
+    values = rng.choice(["web", "event", "fax", "", "Select"], size=300, p=[.5, .3, .05, .1, .05])
+    values = values.astype(object)
+    values[rng.random(300) < 0.1] = None
+    plain = pd.DataFrame({"c": pd.Series(values, dtype=object), "x": rng.normal(size=300)})
+    other = plain.assign(c=plain["c"].astype(dtype))
+    settings_ = {"min_leads": 20, "n_bins": 4, "missing_values": ("Select",)}
+    a = FactorEncoder(**settings_).fit(plain)
+    b = FactorEncoder(**settings_).fit(other)
+    assert a.factors_ == b.factors_
+    assert np.array_equal(a.codes(plain), b.codes(other))
+    assert np.array_equal(a.codes(other), b.codes(plain))  # either kind scores the other's fit
+    assert (a.transform(plain) != b.transform(other)).nnz == 0
+    pd.testing.assert_series_equal(categorical_text(plain["c"]), categorical_text(other["c"]))
+
+
+def test_design_equals_the_coordinate_built_one_hot():
+    train = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 5, "x": np.arange(10.0)})
+    encoder = FactorEncoder(min_leads=1, n_bins=2).fit(train)
+    new = pd.DataFrame({"c": ["a", "zzz", "b", None], "x": [0.0, 3.0, np.nan, 9.0]})
+    codes = encoder.codes(new)
+    assert (codes < 0).any()  # an unseen level and a never-seen missing value
+    rows, cols = np.nonzero(codes >= 0)
+    reference = sp.csr_matrix((np.ones(rows.size), (rows, codes[rows, cols]
+                                                    + encoder.offsets_[cols])),
+                              shape=(len(new), encoder.offsets_[-1]))
+    design = encoder.transform(new)
+    assert design.indices.dtype == reference.indices.dtype
+    assert np.array_equal(design.toarray(), reference.toarray())
+    full = encoder.transform(train)
+    assert np.array_equal(full.indptr, np.arange(0, 2 * len(train) + 1, 2))
+
+
+def test_few_distinct_is_unique_or_none_also_past_the_first_values():
+    rng = np.random.default_rng(2)
+    counts = rng.integers(0, 4, 10_000).astype(float)
+    assert np.array_equal(few_distinct(counts, 5), np.unique(counts))
+    late = np.r_[np.zeros(5000), rng.normal(size=5000)]  # the variety comes after the start
+    assert few_distinct(late, 5) is None
+    assert few_distinct(rng.normal(size=10_000), 5) is None
+    assert quantile_edges(late, 4) == quantile_edges(late.copy()[::-1], 4)

@@ -13,6 +13,7 @@ from scipy import stats
 
 from pipeline.lift import (
     LIFT_COLUMNS,
+    _canonical_level,
     benjamini_hochberg,
     beta_prior,
     level_frame,
@@ -188,6 +189,53 @@ def test_level_frame_rejects_reserved_values_and_does_not_mutate():
         level_frame(bad)
     with pytest.raises(ValueError, match="min_leads must be >= 1, got 0"):
         level_frame(X, min_leads=0)
+
+
+def naive_level_labels(values: list, min_leads: int) -> list[str]:
+    """Level labels row by row: each value's text, rare ones pooled, missing labelled."""
+    text = [_canonical_level(v) for v in values]
+    counts: dict[str, int] = {}
+    for t in text:
+        if t is not None:
+            counts[t] = counts.get(t, 0) + 1
+    return [
+        "(missing)" if t is None else "(other)" if counts[t] < min_leads else t for t in text
+    ]
+
+
+def test_level_text_is_per_value_even_when_mixed_kinds_compare_equal():
+    # 1 == 1.0 == True and 0 == False in Python: the text is still worked out per value
+    values = [1, True, 1.0, "1", 0, False, "", None, np.nan, np.int64(1), np.True_] * 3
+    X = pd.DataFrame({"mixed": pd.Series(values, dtype=object)})
+    frame, meta = level_frame(X, min_leads=6)
+    assert frame["mixed"].tolist() == naive_level_labels(values, 6)
+    assert meta["mixed"]["levels"] == ["1", "true", "(other)", "(missing)"]
+
+
+@pytest.mark.parametrize("dtype", ["category", "str"])
+def test_categorical_and_text_columns_give_the_object_levels(dtype):
+    X, y, groups = make_leads(seed=5)
+    other = X.assign(source=X["source"].astype(dtype), temperature=X["temperature"].astype(dtype))
+    frame, meta = level_frame(X)
+    frame_other, meta_other = level_frame(other)
+    pd.testing.assert_frame_equal(frame, frame_other)
+    assert meta == meta_other
+    assert all(dtype == np.dtype(object) for dtype in frame.dtypes)
+    pd.testing.assert_frame_equal(lift_table(X, y, groups), lift_table(other, y, groups))
+
+
+def test_lift_table_from_levels_equals_lift_table_from_x():
+    X, y, groups = make_leads(seed=6)
+    levels = level_frame(X, min_leads=25, n_bins=4)
+    direct = lift_table(X, y, groups, min_leads=25, n_bins=4)
+    pd.testing.assert_frame_equal(direct, lift_table(X, y, groups, levels=levels))
+    frame, meta = levels
+    broken = {**meta, "source": {**meta["source"], "levels": ["web", "web", "event"]}}
+    with pytest.raises(ValueError, match="levels must be unique"):
+        lift_table(X, y, groups, levels=(frame, broken))
+    short = {**meta, "source": {**meta["source"], "levels": ["web", "event"]}}
+    with pytest.raises(ValueError, match="levels missing from its metadata"):
+        lift_table(X, y, groups, levels=(frame, short))
 
 
 # ---------------------------------------------------------------- statistics

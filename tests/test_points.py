@@ -22,6 +22,7 @@ from pipeline.io import read_table
 from pipeline.points import (
     PointsScorecard,
     build_rules,
+    calibration_table,
     round_points,
     rounding_fidelity,
     scale_points,
@@ -278,6 +279,30 @@ def test_unseen_levels_get_documented_points_and_are_counted(leads, scaling, uns
     assert (per_factor["company_size"].iloc[:5] == baseline + unseen_points).all()
     assert unseen_counts(model.rules_, new) == {"company_size": 5}
     assert np.isfinite(model.unrounded_points(new)).all()
+
+
+def test_unrounded_points_are_the_design_times_the_unrounded_slot_points(leads, fitted):
+    X, _ = leads
+    new = X.head(50).copy()
+    new.loc[new.index[:5], "company_size"] = "5000+"  # unseen: the integer unseen points
+    codes = fitted.encoder_.codes(new)
+    design = fitted.encoder_.transform(new)  # built from codes computed on its own
+    want = np.asarray(design @ fitted.scaled_.values).ravel()
+    for j, factor in enumerate(fitted.rules_.factors):
+        want = want + np.where(codes[:, j] < 0, factor.unseen_points, 0)
+    assert np.array_equal(fitted.unrounded_points(new), want)
+
+
+def test_calibration_probability_per_lead_is_computed_once_per_total(leads, fitted):
+    X, y = leads
+    total = fitted.points(X)
+    table = calibration_table(y, total, fitted.rules_, bands=5)
+    edges = np.unique(np.quantile(total, np.linspace(0, 1, 6)))
+    band = np.clip(np.searchsorted(edges, total, side="right") - 1, 0, len(edges) - 2)
+    for row in table.itertuples(index=False):
+        in_band = total[band == row.band - 1]
+        want = float(np.mean([fitted.rules_.probability(t) for t in in_band]))
+        assert row.predicted_rate == want and row.leads == in_band.size
 
 
 # --- rounding fidelity ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.lift import level_frame, lift_table
-from pipeline.selection import SelectionResult, SelectionSettings, select_factors
+from pipeline.selection import SelectionResult, SelectionSettings, _early_reason, select_factors
 
 DATA = Path("/work/shared/data/x_education_leads.csv")
 
@@ -248,3 +248,24 @@ def test_x_education_leads_end_to_end():
     overall = lift.groupby("attribute")["conversions"].sum() / len(y)
     assert overall.to_numpy() == pytest.approx(0.3853, abs=1e-4)
     assert elapsed < 60
+
+
+@pytest.mark.parametrize(("values", "reason"), [
+    (["", None, np.nan, ""], "all missing"),
+    (["x", "x", "x"], "constant"),
+    (["x", "x", ""], None),  # one value and a missing one: two levels
+    (["x", "y", "x"], None),
+    ([4.0, 4.0, 4.0], "constant"),
+    ([4.0, np.nan, 4.0], None),
+    ([-0.0, 0.0, 0.0], "constant"),
+    ([True, True, True], "constant"),
+    ([1, 2, 1], None),
+])
+def test_early_reasons_for_missing_and_constant_columns(values, reason):
+    settings = SelectionSettings()
+    assoc = pd.Series({"single_auc": 0.5})
+    dtype = object if any(isinstance(v, str) for v in values) else None
+    series = pd.Series(values, dtype=dtype)
+    assert _early_reason(series, "c", assoc, settings) == reason
+    if dtype is object:
+        assert _early_reason(series.astype("category"), "c", assoc, settings) == reason
