@@ -251,12 +251,15 @@ def _check_dialect(dialect: str) -> None:
         raise ValueError(f"dialect must be one of {SQL_DIALECTS}, got {dialect!r}")
 
 
-def _sql_factor_case(factor: FactorRules, rules: PointsRules, dialect: str, indent: str) -> str:
-    col = sql_identifier(factor.name, dialect=dialect)
+def _sql_factor_case(factor: FactorRules, rules: PointsRules, dialect: str, indent: str,
+                     column: str | None = None, double: bool = False) -> str:
+    col = column or sql_identifier(factor.name, dialect=dialect)
     as_text = f"CAST({col} AS {_SQL_TEXT[dialect]})"
-    as_double = f"CAST({col} AS {_SQL_DOUBLE[dialect]})"
+    as_double = col if double else f"CAST({col} AS {_SQL_DOUBLE[dialect]})"
     tokens = ", ".join(sql_string(t, dialect=dialect) for t in _missing_tokens(rules))
-    lines = [f"WHEN {col} IS NULL OR {as_text} IN ({tokens}) THEN {factor.missing_points}"]
+    missing = (_sql_double_missing(col, rules, dialect) if double
+               else f"{col} IS NULL OR {as_text} IN ({tokens})")
+    lines = [f"WHEN {missing} THEN {factor.missing_points}"]
     if factor.kind == "categorical":
         for level in sorted(factor.levels):
             lit = sql_string(level, dialect=dialect)
@@ -264,11 +267,12 @@ def _sql_factor_case(factor: FactorRules, rules: PointsRules, dialect: str, inde
         lines.append(f"ELSE {factor.unseen_points}")
     else:
         nan = f"CAST('NaN' AS {_SQL_DOUBLE[dialect]})"
-        lines.append(f"WHEN {as_double} = {nan} THEN {factor.missing_points}")
+        if not double:
+            lines.append(f"WHEN {as_double} = {nan} THEN {factor.missing_points}")
         edges = [float(e) for e in factor.edges]
         for i, pts in enumerate(factor.bin_points[:-1]):
             hi = f"{as_double} <= {_sql_double(edges[i], dialect)}"
-            if i == 0:
+            if i == 0 or double:  # double: the WHENs before already ruled out x <= edges[i - 1]
                 lines.append(f"WHEN {hi} THEN {pts}")
             else:
                 lo = f"{as_double} > {_sql_double(edges[i - 1], dialect)}"
@@ -276,6 +280,93 @@ def _sql_factor_case(factor: FactorRules, rules: PointsRules, dialect: str, inde
         lines.append(f"ELSE {factor.bin_points[-1]}")
     body = "\n".join(f"{indent}  {line}" for line in lines)
     return f"(CASE\n{body}\n{indent}END)"
+
+
+def _sql_double_missing(col: str, rules: PointsRules, dialect: str) -> str:
+    """Whether a DOUBLE ``col`` is missing: NULL, NaN, or its text is a missing token.
+
+    The same test as ``col IS NULL OR CAST(col AS text) IN (tokens)`` followed by the NaN
+    test, without turning every value into text: a token can only be the text of the one
+    number it parses to, so the text is compared only when the number matches first.
+    """
+    double, text = _SQL_DOUBLE[dialect], _SQL_TEXT[dialect]
+    tests = [f"{col} IS NULL", f"{col} = CAST('NaN' AS {double})"]
+    for token in _missing_tokens(rules):
+        if token:
+            lit = sql_string(token, dialect=dialect)
+            tests.append(f"({col} = TRY_CAST({lit} AS {double}) AND CAST({col} AS {text}) = {lit})")
+    return " OR ".join(tests)
+
+
+def check_sql_rules(rules: PointsRules, *, dialect: str) -> None:
+    """Raise ``ValueError`` for points tables the SQL cannot express: non-finite numbers, an
+    id column named like an output column, factor names that differ only in case (DuckDB
+    and Spark resolve names case-insensitively)."""
+    _check_dialect(dialect)
+    _check_finite(rules)
+    if rules.id_column.lower() in _SQL_RESERVED_OUTPUTS:
+        raise ValueError(
+            f"id_column {rules.id_column!r} clashes with an output column {_SQL_RESERVED_OUTPUTS}"
+        )
+    if dialect in ("duckdb", "spark"):
+        seen: dict[str, str] = {}
+        for name in rules.factor_names():
+            other = seen.setdefault(name.lower(), name)
+            if other != name:
+                raise ValueError(
+                    f"factors {other!r} and {name!r} differ only in case: {dialect} resolves "
+                    "column names case-insensitively"
+                )
+
+
+def sql_factor_points(factor: FactorRules, rules: PointsRules, *, dialect: str,
+                      column: str | None = None, double: bool = False) -> str:
+    """One factor's points as the CASE expression :func:`export_sql` sums, over ``column``.
+
+    ``column`` is any SQL expression (default: the factor's quoted name). ``double=True``
+    (DuckDB and Spark, numeric factors) says ``column`` already holds DOUBLE values: the
+    missing-token test then compares numbers before text and each bin is one comparison,
+    the same points for a fraction of the work (no per-row cast to text).
+    """
+    _check_dialect(dialect)
+    if double and (factor.kind != "numeric" or dialect == "postgres"):
+        raise ValueError("double=True is for numeric factors on duckdb or spark")
+    return _sql_factor_case(factor, rules, dialect, "", column=column, double=double)
+
+
+def sql_score_totals(rules: PointsRules, factor_points: str, *, dialect: str,
+                     id_column: str | None = None, carry: Sequence[str] = ()) -> str:
+    """The SELECT that turns each lead's ``fit`` and ``pain`` into points, probability and
+    sdr_ready (cap, logistic curve and threshold of ``rules``), as :func:`export_sql` ends.
+
+    ``factor_points`` is the text of a query giving ``id_column`` (default
+    ``rules.id_column``), ``fit``, ``pain`` and the ``carry`` columns (quoted SQL names,
+    passed through after the id). Checks ``rules`` as :func:`check_sql_rules` does.
+    """
+    check_sql_rules(rules, dialect=dialect)
+    ident = sql_identifier(id_column or rules.id_column, dialect=dialect)
+    keep = "".join(f", {c}" for c in carry)
+    total = "fit + pain"
+    if rules.score_min is not None:
+        total = f"GREATEST({total}, {int(rules.score_min)})"
+    if rules.score_max is not None:
+        total = f"LEAST({total}, {int(rules.score_max)})"
+    intercept = _sql_double(rules.prob_intercept, dialect)
+    slope = _sql_double(rules.prob_slope, dialect)
+    return (
+        f"SELECT {ident}{keep}, fit, pain, points,\n"
+        f"  CASE WHEN score_logit > 700 THEN 1.0\n"
+        f"    WHEN score_logit > -700 THEN 1.0 / (1.0 + EXP(-score_logit))\n"
+        f"    ELSE 0.0 END AS probability,\n"
+        f"  points >= {int(rules.sdr_threshold)} AS sdr_ready\n"
+        f"FROM (\n"
+        f"  SELECT {ident}{keep}, fit, pain, {total} AS points,\n"
+        f"    {intercept} + {slope} * ({total}) AS score_logit\n"
+        f"  FROM (\n"
+        f"{factor_points}"
+        f"  ) AS factor_points\n"
+        f") AS totals\n"
+    )
 
 
 def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "leads") -> str:
@@ -293,19 +384,7 @@ def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "lea
     _check_finite(rules)
     if not table or any(not part for part in table.split(".")):
         raise ValueError(f"table must be a non-empty (optionally dotted) name, got {table!r}")
-    if rules.id_column.lower() in _SQL_RESERVED_OUTPUTS:
-        raise ValueError(
-            f"id_column {rules.id_column!r} clashes with an output column {_SQL_RESERVED_OUTPUTS}"
-        )
-    if dialect in ("duckdb", "spark"):
-        seen: dict[str, str] = {}
-        for name in rules.factor_names():
-            other = seen.setdefault(name.lower(), name)
-            if other != name:
-                raise ValueError(
-                    f"factors {other!r} and {name!r} differ only in case: {dialect} resolves "
-                    "column names case-insensitively"
-                )
+    check_sql_rules(rules, dialect=dialect)
     ident = sql_identifier(rules.id_column, dialect=dialect)
     from_table = ".".join(sql_identifier(p, dialect=dialect) for p in table.split("."))
     indent = "      "
@@ -316,30 +395,13 @@ def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "lea
         ]
         return f"\n{indent}+ ".join(cases) if cases else "0"
 
-    total = "fit + pain"
-    if rules.score_min is not None:
-        total = f"GREATEST({total}, {int(rules.score_min)})"
-    if rules.score_max is not None:
-        total = f"LEAST({total}, {int(rules.score_max)})"
-    intercept = _sql_double(rules.prob_intercept, dialect)
-    slope = _sql_double(rules.prob_slope, dialect)
-    return (
-        f"SELECT {ident}, fit, pain, points,\n"
-        f"  CASE WHEN score_logit > 700 THEN 1.0\n"
-        f"    WHEN score_logit > -700 THEN 1.0 / (1.0 + EXP(-score_logit))\n"
-        f"    ELSE 0.0 END AS probability,\n"
-        f"  points >= {int(rules.sdr_threshold)} AS sdr_ready\n"
-        f"FROM (\n"
-        f"  SELECT {ident}, fit, pain, {total} AS points,\n"
-        f"    {intercept} + {slope} * ({total}) AS score_logit\n"
-        f"  FROM (\n"
+    factor_points = (
         f"    SELECT {ident},\n"
         f"      {group_sum('FIT')} AS fit,\n"
         f"      {group_sum('PAIN')} AS pain\n"
         f"    FROM {from_table}\n"
-        f"  ) AS factor_points\n"
-        f") AS totals\n"
     )
+    return sql_score_totals(rules, factor_points, dialect=dialect)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1058,6 +1120,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQL_DIALECTS",
     "Rule",
+    "check_sql_rules",
     "diff_rules",
     "export",
     "export_all",
@@ -1074,7 +1137,9 @@ __all__ = [
     "points_table_schema",
     "rules_table",
     "safe_output_path",
+    "sql_factor_points",
     "sql_identifier",
+    "sql_score_totals",
     "sql_string",
     "write_export",
 ]
