@@ -116,6 +116,7 @@ def score_with_engine(engine: str, cfg: Any, rules: PointsRules, input_path: Pat
 
 
 def _check_input(input_path: Path) -> Path:
+    """``input_path`` as a Path, when it is a non-empty CSV or Parquet file."""
     input_path = Path(input_path)
     if not input_path.exists():
         raise UserError(f"{input_path}: file not found")
@@ -151,10 +152,12 @@ def check_columns(rules: PointsRules, columns: Sequence[str], *, id_column: str,
 
 
 def _text_type(dialect: str) -> str:
+    """The dialect's name of the text type."""
     return "VARCHAR" if dialect == "duckdb" else "STRING"
 
 
 def _is_text_type(sql_type: str) -> bool:
+    """Whether a column of ``sql_type`` holds text (cleaned by stripping) or not."""
     kind = sql_type.upper()
     return any(k in kind for k in ("VARCHAR", "STRING", "CHAR", "TEXT"))
 
@@ -181,6 +184,7 @@ def _strip_if_text(value: str, sql_type: str, dialect: str) -> str:
 
 
 def _tokens(rules: PointsRules, dialect: str) -> str:
+    """The missing tokens (``''`` first) as an SQL list."""
     return ", ".join(sql_string(t, dialect=dialect)
                      for t in dict.fromkeys(["", *rules.missing_values]))
 
@@ -205,6 +209,7 @@ def _canonical_text_expr(value: str, sql_type: str, dialect: str) -> str:
 
 
 def _categoricals(rules: PointsRules) -> list[FactorRules]:
+    """The categorical factors, in table order (``i`` in ``__ls_p<i>`` and friends)."""
     return [f for f in rules.factors if f.kind == "categorical"]
 
 
@@ -260,6 +265,7 @@ def _duplicates_sql(id_column: str, dialect: str, table: str) -> str:
 
 
 def _duplicate_reason(id_expr: str) -> str:
+    """The reject reason of a later row of a repeated id (the pandas engine's words)."""
     return (f"'duplicate id: ' || chr(39) || {id_expr} || chr(39) "
             f"|| ' already appeared earlier in the input'")
 
@@ -295,6 +301,7 @@ class _CheckedQuery:
         check_sql_rules(self.rules, dialect=self.dialect)  # before any work on the rows
 
     def sql(self, table: str) -> str:
+        """The whole query over ``table`` (DuckDB; Spark runs the front and back apart)."""
         return self.back(f"({self.front(table)}) AS c")
 
     def front(self, table: str) -> str:
@@ -312,20 +319,24 @@ class _CheckedQuery:
 
     @staticmethod
     def _layers(first: str, *steps: Callable[[str], str]) -> str:
+        """``first`` wrapped by each step in turn, as the FROM of the next."""
         layer = first
         for step in steps:
             layer = step(f"({layer}) AS c")
         return layer
 
     def q(self, name: str) -> str:
+        """A column name quoted for the dialect."""
         return sql_identifier(name, dialect=self.dialect)
 
     @property
     def cats(self) -> list[FactorRules]:
+        """Categorical factors: their points come from the levels tables."""
         return _categoricals(self.rules)
 
     @property
     def numerics(self) -> list[FactorRules]:
+        """Numeric factors: their points come from a CASE over DOUBLE values."""
         return [f for f in self.rules.factors if f.kind == "numeric"]
 
     @property
@@ -470,6 +481,7 @@ def _unseen_columns(rules: PointsRules) -> dict[str, str]:
 
 
 def _grade_expr(rules: PointsRules, dialect: str) -> str | None:
+    """The grade of ``points`` (best grade first), or None without grades."""
     if not rules.grades:
         return None
     cuts = sorted(rules.grades, key=lambda g: -g["min_points"])
@@ -497,12 +509,14 @@ def _scored_select(rules: PointsRules, *, id_column: str, dialect: str, gate: bo
 
 def _summary(rows: int, scored: int, sdr_ready: int, reasons: dict[str, int],
              unseen: dict[str, int]) -> ScoringSummary:
+    """The counts as the pandas engine reports them (zero counts left out)."""
     return ScoringSummary(rows=rows, scored=scored, rejected=rows - scored, sdr_ready=sdr_ready,
                           unseen={k: v for k, v in unseen.items() if v},
                           reasons={k: v for k, v in reasons.items() if v})
 
 
 def _nothing_scored(source: Path, summary: ScoringSummary) -> NothingScoredError:
+    """The error for an input whose every row was rejected, with the reasons."""
     top = ", ".join(f"{k}: {v}" for k, v in sorted(summary.reasons.items(), key=lambda kv: -kv[1]))
     return NothingScoredError(f"{source}: no lead could be scored ({summary.rejected} rejected: "
                               f"{top})", hint="see the rejects for each row's reason")
@@ -626,6 +640,7 @@ def _duckdb_write_scores(con: Any, scored_sql: str, output: Path) -> int:
 
 
 def _duckdb_write_rejects(con: Any, id_column: str, rejects: Path) -> None:
+    """Write the rejected rows of ``checked`` (row, lead_id, reason) as CSV, by row."""
     ident = sql_identifier(id_column, dialect="duckdb")
     with atomic_path(rejects) as tmp_rej:
         con.execute(f"COPY (SELECT {_ROW} AS row, {ident} AS lead_id, {_REASON} AS reason "
@@ -663,13 +678,18 @@ def spark_session(master: str | None = None, *, app_name: str = "lead-scoring",
 
 
 def _spark_read(spark: Any, source: str, fmt: str) -> Any:
-    """The input file; a single Parquet file comes numbered by ``_metadata.row_index``."""
+    """The input file; a single Parquet file comes numbered by ``_metadata.row_index``
+    (no counting pass), when this Spark has it."""
+    from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
     if fmt == "parquet":
         frame = spark.read.parquet(source)
         if len(frame.inputFiles()) == 1:  # row_index counts within a file
-            frame = frame.select("*", (F.col("_metadata.row_index") + 1).alias(_ROW))
+            try:
+                return frame.select("*", (F.col("_metadata.row_index") + 1).alias(_ROW))
+            except AnalysisException:
+                pass
         return frame
     return (spark.read.option("header", True).option("inferSchema", False)
             .option("multiLine", True).option("escape", '"').csv(source))

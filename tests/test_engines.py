@@ -9,6 +9,7 @@ skipped, with the reason, when it cannot start.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from typer.testing import CliRunner
 
 from pipeline import cli, engines
 from pipeline.config import load_config
-from pipeline.errors import UserError
-from pipeline.rules import PointsRules
+from pipeline.errors import NothingScoredError, UserError
+from pipeline.export import export_sql, sql_factor_points, sql_score_totals
+from pipeline.rules import FactorRules, PointsRules
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings(
@@ -261,3 +263,183 @@ def test_bench_quick_runs_end_to_end(tmp_path):
         assert r["median_s"] is None or (r["median_s"] > 0 and r["rows_per_s"] > 0)
     assert not (tmp_path / "scratch").exists()
     assert "## Targets" in (tmp_path / "results.md").read_text()
+
+
+# ------------------------------------------------------------------------------ messy input
+#
+# A hand-made table with every cleaning case the SQL engines handle per distinct value or
+# through a fast path: padded text (ASCII and Unicode whitespace), missing tokens (one of them
+# also a level), a level that is padded itself, numbers in a text column, a non-text
+# categorical column (canonical text: -0.0 -> '0', NaN -> 'nan', infinities, 1e20), numeric
+# text that needs stripping or is not a number, duplicates (padded, of a rejected row),
+# unseen levels and the spam gate. The expected points of each factor are written out.
+
+MESSY_RULES = PointsRules(
+    factors=[
+        FactorRules("source", "FIT", "categorical",
+                    levels={"Web": 5, "Ads": -2, " padded ": 7, "NA": 9, "1": 4},
+                    missing_points=1, unseen_points=-3),
+        FactorRules("size", "FIT", "categorical", levels={"1": 2, "2.5": 3, "0": 6, "-1": 10},
+                    missing_points=-1, unseen_points=8),
+        FactorRules("visits", "PAIN", "numeric", edges=[0.0, 2.0, 5.0],
+                    bin_points=[0, 1, 2, 3], missing_points=-4),
+        FactorRules("score", "PAIN", "numeric", edges=[0.5], bin_points=[10, 20],
+                    missing_points=30),
+    ],
+    missing_values=["NA", "unknown", "-1"], sdr_threshold=20, prob_intercept=-1.0,
+    prob_slope=0.05, grades=[{"grade": "A", "min_points": 30}, {"grade": "B", "min_points": 0},
+                             {"grade": "C", "min_points": -100}])
+
+NAN, INF = float("nan"), float("inf")
+# lead_id, source, size (a DOUBLE column; its text in the CSV), visits (text), score (DOUBLE;
+# its text in the CSV), name_spam -> (source, size, visits, score) points or a reject reason
+MESSY = [
+    ("a1", "Web", (1.0, "1"), "3", (0.7, "0.7"), "yes", (5, 2, 2, 20)),
+    (" a2\t", "  Web\u3000", (2.5, "2.5"), " 2 ", (0.5, "0.5"), " yes ", (5, 3, 1, 10)),
+    ("a3", "NA", (-0.0, "0"), "-1", (NAN, ""), " yes", (1, 6, -4, 30)),
+    ("a4", " padded ", (NAN, "nan"), "1_000", (1.0, "1"), "no", "unparseable value"),
+    ("a1", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "duplicate id"),
+    ("", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "missing id"),
+    ("unknown", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "missing id"),
+    ("a8", "1", (-1.0, "-1"), "inf", (-1.0, "-1.0"), "no", (4, -1, 3, 10)),
+    ("a9", "zzz", (1e20, "1e20"), "+4", (INF, "inf"), None, (-3, 8, 2, 20)),
+    (" a2", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "duplicate id"),
+    ("a11", None, (None, ""), None, (None, ""), None, (1, -1, -4, 30)),
+    ("a12", "", (INF, "inf"), ".5", (0.5000000000000001, "0.5000000000000001"), "no",
+     (1, 8, 1, 20)),
+    ("a13", "unknown", (0.0, "0"), "nan", (1.0, "1"), "no", "unparseable value"),
+    ("a13", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "duplicate id"),
+    ("a15", "Ads\n", (2.0, "2"), "1.", (0.1, "0.1"), "no", (-2, 8, 1, 10)),
+    ("a16", "\u00a0NA\u2028", (1.0, "1"), "\u30001\t", (2.0, "2"), "no", (1, 2, 1, 20)),
+]
+MESSY_UNSEEN = {"source": 2, "size": 4}  # ' padded ' and 'zzz'; nan, 1e20, inf and 2
+
+
+def _messy_files(folder: Path) -> dict[str, Path]:
+    """The table as Parquet (size and score DOUBLE) and as CSV (every field quoted text)."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = ["lead_id", "source", "size", "visits", "score", "name_spam"]
+    typed = [(r[0], r[1], r[2][0], r[3], r[4][0], r[5]) for r in MESSY]
+    kinds = [pa.string(), pa.string(), pa.float64(), pa.string(), pa.float64(), pa.string()]
+    pq.write_table(pa.table({name: pa.array([row[i] for row in typed], type=kind)  # NaN stays
+                             for i, (name, kind) in enumerate(zip(columns, kinds, strict=True))}),
+                   folder / "messy.parquet")
+    text = pd.DataFrame([(r[0], r[1] or "", r[2][1], r[3] or "", r[4][1], r[5] or "")
+                         for r in MESSY], columns=columns)
+    text.to_csv(folder / "messy.csv", index=False, quoting=csv.QUOTE_ALL)
+    return {"parquet": folder / "messy.parquet", "csv": folder / "messy.csv"}
+
+
+def _check_messy(summary, output: Path, rejects: Path) -> None:
+    """The engine's output, rejects and counts are those MESSY spells out."""
+    scored = pd.read_parquet(output).set_index("lead_id").sort_index()
+    expected = {r[0].strip(): r for r in MESSY if isinstance(r[6], tuple)}
+    assert scored.index.tolist() == sorted(expected)
+    for lead, row in expected.items():
+        source, size, visits, score = row[6]
+        got = scored.loc[lead]
+        fit, pain = source + size, visits + score
+        assert (got["fit"], got["pain"], got["points"]) == (fit, pain, fit + pain), lead
+        spam = (row[5] or "").strip() == "yes"
+        assert bool(got["sdr_ready"]) == (fit + pain >= 20 and not spam), lead
+        assert got["grade"] == MESSY_RULES.grade(fit + pain), lead
+        assert got["probability"] == pytest.approx(MESSY_RULES.probability(fit + pain),
+                                                   rel=1e-12)
+    rejected = pd.read_csv(rejects, dtype={"lead_id": str}, keep_default_na=False)
+    want = [(i + 1, r[6]) for i, r in enumerate(MESSY) if isinstance(r[6], str)]
+    assert list(zip(rejected["row"], [x.split(":")[0] for x in rejected["reason"]],
+                    strict=True)) == want
+    assert "'a1' already appeared" in rejected["reason"][1]
+    assert (summary.rows, summary.scored, summary.sdr_ready) == (len(MESSY), len(expected), 4)
+    assert summary.reasons == {"unparseable value": 2, "duplicate id": 3, "missing id": 2}
+    assert summary.unseen == MESSY_UNSEEN
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_duckdb_cleans_each_distinct_value_as_the_rules_say(tmp_path, suffix):
+    source = _messy_files(tmp_path)[suffix]
+    summary = engines.score_duckdb(MESSY_RULES, source, tmp_path / "out.parquet",
+                                   tmp_path / "rejects.csv", id_column="lead_id",
+                                   spam_gate=True)
+    _check_messy(summary, tmp_path / "out.parquet", tmp_path / "rejects.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_spark_cleans_each_distinct_value_as_the_rules_say(tmp_path, spark, suffix):
+    source = _messy_files(tmp_path)[suffix]
+    summary = engines.score_spark(MESSY_RULES, source, tmp_path / "out.parquet",
+                                  tmp_path / "rejects.csv", id_column="lead_id",
+                                  spam_gate=True, spark=spark)
+    _check_messy(summary, tmp_path / "out.parquet", tmp_path / "rejects.csv")
+
+
+def test_sql_engines_publish_nothing_when_every_row_is_rejected(tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_text("lead_id,source,size,visits,score\n,Web,1,1,1\nx,Web,1,lots,1\n")
+    with pytest.raises(NothingScoredError, match="no lead could be scored"):
+        engines.score_duckdb(MESSY_RULES, source, tmp_path / "out.parquet", None,
+                             id_column="lead_id")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.mark.slow
+def test_spark_publishes_nothing_when_every_row_is_rejected(tmp_path, spark):
+    source = tmp_path / "bad.csv"
+    source.write_text("lead_id,source,size,visits,score\n,Web,1,1,1\nx,Web,1,lots,1\n")
+    with pytest.raises(NothingScoredError, match="2 rejected"):
+        engines.score_spark(MESSY_RULES, source, tmp_path / "out.parquet", None,
+                            id_column="lead_id", spark=spark)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+# ------------------------------------------------------------------------------ SQL pieces
+
+TRICKY_DOUBLES = [None, NAN, INF, -INF, 0.0, -0.0, -1.0, 1.0, 1e20, -2.5, 2.5, 7.0,
+                  *[math.nextafter(e, d) for e in (-2.5, 7.0) for d in (-INF, INF)]]
+
+
+def test_numeric_points_over_doubles_match_the_exported_case():
+    """``sql_factor_points(double=True)`` gives export_sql's points for every double, missing
+    tokens that are (or look like) the text of a number included."""
+    import duckdb
+
+    rules = PointsRules(
+        factors=[FactorRules("x", "FIT", "numeric", edges=[-2.5, 0.0, 7.0],
+                             bin_points=[1, 2, 3, 4], missing_points=-9)],
+        missing_values=["-1.0", "1", "inf", "nan", "-0.0", "1e+20", "NA"])
+    factor = rules.factors[0]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x DOUBLE)")
+    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in TRICKY_DOUBLES])
+    fast = sql_factor_points(factor, rules, dialect="duckdb", double=True)
+    slow = sql_factor_points(factor, rules, dialect="duckdb")
+    got = con.execute(f"SELECT x, {fast}, {slow} FROM t").fetchall()
+    assert [a for _, a, _ in got] == [b for _, _, b in got]
+    assert {a for _, a, _ in got} == {1, 2, 3, 4, -9}  # every bin, and missing, is hit
+
+
+def test_duckdb_strip_trims_exactly_what_python_strips():
+    """The cheap first/last character test never skips text that ``str.strip`` changes."""
+    import duckdb
+
+    ends = [*engines.WHITESPACE, "a", "é", "日", "😀", "!", "\x7f", "\x00"[:0]]
+    values = [f"{a}x y{b}" for a in ends for b in ends] + ["", " ", "\u3000\u3000"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
+    got = con.execute(f"SELECT v, {engines._strip_expr('v', 'duckdb')} FROM t").fetchall()
+    assert [s for _, s in got] == [v.strip() for v, _ in got]
+
+
+def test_score_totals_ends_export_sql():
+    """export_sql is the factor points followed by sql_score_totals (one formula for both)."""
+    rules = MESSY_RULES
+    text = export_sql(rules, dialect="spark", table="leads")
+    head, tail = text.split("  FROM (\n", 1)
+    factor_points = tail.split("  ) AS factor_points\n")[0]
+    assert sql_score_totals(rules, factor_points, dialect="spark") == text
