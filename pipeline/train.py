@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -153,7 +152,7 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
                                  base_metrics, notes)
 
 
-def _fit_and_evaluate(features: FeatureSet, config: Config, split: Any, analysis: Analysis,
+def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analysis: Analysis,
                       X_train: pd.DataFrame, X_test: pd.DataFrame, benchmark: Future,
                       base_metrics: dict[str, float], notes: list[str]) -> TrainResult:
     """Fit the points table on the kept factors, pick the threshold, evaluate on holdout."""
