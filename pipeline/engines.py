@@ -246,15 +246,19 @@ def _ids_sql(rules: PointsRules, types: dict[str, str], *, id_column: str, diale
 
 
 def _repeated_ids_sql(id_column: str, dialect: str, table: str) -> str:
-    """How many non-NULL ids of ``table`` a 64-bit hash cannot tell apart (0: all unique).
+    """How many 64-bit hashes of the non-NULL ids of ``table`` repeat (0: every id is unique).
 
-    Counting distinct hashes is much cheaper than grouping the id text; a repeated hash (a
-    repeated id, or very rarely a collision) only sends the exact check below to work.
+    Grouping hashes is much cheaper than grouping the id text; a repeated hash (a repeated
+    id, or very rarely a collision) only sends the exact check to work. Spark distributes
+    the hashes first, so that the grouping runs after the shuffle, in parallel.
     """
     ident = sql_identifier(id_column, dialect=dialect)
-    hashed = f"{'hash' if dialect == 'duckdb' else 'xxhash64'}({ident})"
-    return (f"SELECT count(*) - count(DISTINCT {hashed}) AS n FROM {table} "
-            f"WHERE {ident} IS NOT NULL")
+    hashes = (f"SELECT hash({ident}) AS h FROM {table} WHERE {ident} IS NOT NULL"
+              if dialect == "duckdb" else
+              f"SELECT xxhash64({ident}) AS h FROM {table} WHERE {ident} IS NOT NULL "
+              "DISTRIBUTE BY h")
+    return (f"SELECT count(*) AS n FROM (SELECT h FROM ({hashes}) AS hashes GROUP BY h "
+            "HAVING count(*) > 1) AS repeated")
 
 
 def _duplicates_sql(id_column: str, dialect: str, table: str) -> str:
