@@ -75,11 +75,12 @@ from pipeline.export import (
 from pipeline.io import atomic_path, table_format, write_text_atomic
 from pipeline.predict import REJECT_COLUMNS, ScoringSummary
 from pipeline.rules import FactorRules, PointsRules
+from pipeline.validate import PY_WHITESPACE
 
 ENGINES = ("pandas", "duckdb", "spark")
 SPARK_MASTER_ENV = "LEAD_SCORING_SPARK_MASTER"
 DEFAULT_SPARK_MASTER = "local[2]"
-WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+WHITESPACE = PY_WHITESPACE  # what Python's str.strip() removes, as training strips it
 # what pandas.to_numeric accepts as a number (after stripping), and nothing else
 NUMBER_PATTERN = (r"^[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
                   r"|[iI][nN][fF]([iI][nN][iI][tT][yY])?)$")
