@@ -42,10 +42,18 @@ _MIN_ROWS_PER_THREAD = 100_000  # below this, a second thread costs more than it
 
 @dataclass(frozen=True)
 class _Lookup:
-    """``slots[index]`` is the outcome slot of each row (``index`` may be -1: the last entry)."""
+    """``slots.take(index, mode=mode)`` is the outcome slot of each row.
+
+    Categorical codes may be -1 (null), which "wrap" sends to the last entry (missing);
+    integer values beyond the lookup's range "clip" to its end bins.
+    """
 
     index: np.ndarray
     slots: np.ndarray
+    mode: str = "wrap"
+
+    def slots_per_row(self) -> np.ndarray:
+        return self.slots.take(self.index, mode=self.mode)
 
 
 def _is_text(series: pd.Series) -> bool:
@@ -69,7 +77,7 @@ def _categorical_slot(factor: FactorRules, value: object, positions: dict[str, i
 def _codes_and_uniques(series: pd.Series) -> tuple[np.ndarray, list[object]]:
     """Integer codes per row (-1 for null) and the distinct values they index."""
     if isinstance(series.dtype, pd.CategoricalDtype):
-        return series.cat.codes.to_numpy(), series.cat.categories.tolist()
+        return series.array.codes, series.cat.categories.tolist()  # .array.codes: no copy
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return codes, list(uniques.tolist() if hasattr(uniques, "tolist") else uniques)
 
@@ -99,54 +107,71 @@ def _numeric_values(series: pd.Series, missing_values: list[str]) -> np.ndarray:
 
 
 def _integer_lookup(factor: FactorRules, values: np.ndarray) -> _Lookup | None:
-    """A value -> bin lookup array for integer columns whose values span a small range.
+    """A value -> bin lookup array for integer columns, when the edges span a small range.
 
-    The array covers both the edges and the column's own range, so each value indexes it
-    directly: no clipping, and no copy at all for non-negative counts.
+    The array covers ``[min(floor(edges[0]), 0), floor(edges[-1]) + 1]``: values beyond it
+    clip to its end entries, which are the end bins. Non-negative counts index it as they are,
+    with no copy.
     """
     edges = factor.edges
     if not edges:
         return _Lookup(np.zeros(len(values), dtype=np.int8), np.zeros(1, dtype=np.int32))
-    if len(values) == 0 or values.dtype.kind == "u" and values.dtype.itemsize == 8:
+    if values.dtype.kind == "u" and values.dtype.itemsize == 8:
         return None
-    lo = min(math.floor(edges[0]), int(values.min()), 0)
-    hi = max(math.floor(edges[-1]) + 1, int(values.max()))
+    lo = min(math.floor(edges[0]), 0)
+    hi = math.floor(edges[-1]) + 1
     if hi - lo > _MAX_LOOKUP:
         return None
     grid = np.arange(lo, hi + 1, dtype=np.float64)
     slots = np.searchsorted(np.asarray(edges, dtype=np.float64), grid, side="left")
     index = values if lo == 0 else values.astype(np.int64) - lo
-    return _Lookup(index, slots.astype(np.int32))
+    return _Lookup(index, slots.astype(np.int32), mode="clip")
 
 
-def _float_index(factor: FactorRules, values: np.ndarray) -> np.ndarray:
+def _float_bins(values: np.ndarray, edges: np.ndarray, missing_slot: int,
+               scratch: _Scratch | None = None) -> np.ndarray:
     """Bin index per value (the number of edges strictly below it); NaN -> the missing slot."""
-    edges = np.asarray(factor.edges, dtype=np.float64)
-    missing_slot = len(factor.bin_points)
-    nan = np.isnan(values)
-    if len(edges) <= _MAX_COMPARE_EDGES:
-        index = np.zeros(len(values), dtype=np.int8)
-        above = np.empty(len(values), dtype=bool)
-        for edge in edges:
-            np.greater(values, edge, out=above)
-            np.add(index, above, out=index, casting="unsafe")
-        index += nan.view(np.int8) * np.int8(missing_slot)  # NaN is above no edge: it was 0
-    else:
+    n = len(values)
+    if len(edges) > _MAX_COMPARE_EDGES or len(edges) == 0:
         index = np.searchsorted(edges, values, side="left").astype(np.int16)
-        index[nan] = missing_slot
+        index[np.isnan(values)] = missing_slot
+        return index
+    scratch = scratch or _Scratch(n)
+    index, flag = scratch.index[:n], scratch.flag[:n]
+    flag_as_int = flag.view(np.int8)
+    np.greater(values, edges[0], out=index.view(bool))
+    for edge in edges[1:]:
+        np.greater(values, edge, out=flag)
+        np.add(index, flag_as_int, out=index)
+    np.isnan(values, out=flag)  # NaN is above no edge: its index is 0 so far
+    np.multiply(flag_as_int, np.int8(missing_slot), out=flag_as_int)
+    np.add(index, flag_as_int, out=index)
     return index
+
+
+class _Scratch:
+    """Reusable buffers for binning floats (one set per thread)."""
+
+    def __init__(self, n: int) -> None:
+        self.index = np.empty(n, dtype=np.int8)
+        self.flag = np.empty(n, dtype=bool)
+
+
+def _integer_values_lookup(factor: FactorRules, series: pd.Series) -> _Lookup | None:
+    if pd.api.types.is_integer_dtype(series.dtype) and isinstance(series.dtype, np.dtype):
+        return _integer_lookup(factor, series.to_numpy())
+    return None
 
 
 def _numeric_lookup(factor: FactorRules, series: pd.Series, missing_values: list[str]
                     ) -> _Lookup:
-    n_slots = len(factor.bin_points) + 2
-    identity = np.arange(n_slots, dtype=np.int32)
-    if (pd.api.types.is_integer_dtype(series.dtype) and isinstance(series.dtype, np.dtype)):
-        lookup = _integer_lookup(factor, series.to_numpy())
-        if lookup is not None:
-            return lookup
+    lookup = _integer_values_lookup(factor, series)
+    if lookup is not None:
+        return lookup
     values = _numeric_values(series, missing_values)
-    return _Lookup(_float_index(factor, values), identity)
+    index = _float_bins(values, np.asarray(factor.edges, dtype=np.float64),
+                        len(factor.bin_points))
+    return _Lookup(index, np.arange(len(factor.bin_points) + 2, dtype=np.int32))
 
 
 def _lookup(factor: FactorRules, series: pd.Series, missing_values: list[str]) -> _Lookup:
@@ -171,7 +196,7 @@ def factor_slot_codes(factor: FactorRules, series: pd.Series, missing_values: li
                       ) -> np.ndarray:
     """Outcome slot per row: levels/bins, then missing, then unseen."""
     lookup = _lookup(factor, series, missing_values)
-    return lookup.slots.take(lookup.index)
+    return lookup.slots_per_row()
 
 
 def factor_points(factor: FactorRules, series: pd.Series, missing_values: list[str], *,
@@ -179,7 +204,7 @@ def factor_points(factor: FactorRules, series: pd.Series, missing_values: list[s
     """Points of one factor per row: one ``take`` from a small lookup table."""
     lookup = _lookup(factor, series, missing_values)
     table = factor_outcome_points(factor).take(lookup.slots).astype(dtype)
-    return table.take(lookup.index)
+    return table.take(lookup.index, mode=lookup.mode)
 
 
 def _check_columns(rules: PointsRules, frame: pd.DataFrame) -> None:
@@ -208,7 +233,7 @@ def unseen_counts(rules: PointsRules, frame: pd.DataFrame) -> dict[str, int]:
         is_unseen = lookup.slots == unseen_slot
         if not is_unseen.any():
             continue
-        n = int(is_unseen.take(lookup.index).sum())
+        n = int(is_unseen.take(lookup.index, mode=lookup.mode).sum())
         if n:
             counts[factor.name] = n
     return counts
@@ -223,44 +248,111 @@ def _accumulator_dtype(rules: PointsRules) -> type:
     return np.int64
 
 
-def _factor_cost(factor: FactorRules, series: pd.Series) -> int:
-    """Rough relative cost of scoring a factor (float bins compare once per edge)."""
-    if factor.kind == "categorical" or pd.api.types.is_integer_dtype(series.dtype):
-        return 1
-    return 1 + len(factor.edges) // 2
+@dataclass(frozen=True)
+class _Plan:
+    """One factor, ready to score any range of rows: a points table and what indexes it.
+
+    Categorical codes and integer values index the table directly; float values are binned
+    range by range, so the bins of one range stay in cache until the table lookup.
+    """
+
+    points: np.ndarray  # points per index value, in the accumulator dtype
+    index: np.ndarray | None  # per row: category code or integer value
+    values: np.ndarray | None  # per row: float value (when ``index`` is None)
+    edges: np.ndarray
+    is_fit: bool
+    mode: str = "wrap"  # how ``index`` beyond the table is read (see _Lookup)
+
+    def points_into(self, start: int, stop: int, out: np.ndarray, scratch: _Scratch) -> None:
+        if self.index is not None:
+            index = self.index[start:stop]
+        else:
+            index = _float_bins(self.values[start:stop], self.edges, len(self.points) - 2,
+                                scratch)
+        np.take(self.points, index, out=out, mode=self.mode)
 
 
-def _split_work(rules: PointsRules, frame: pd.DataFrame, parts: int) -> list[list[FactorRules]]:
-    """Factors in ``parts`` lists of about equal cost (largest first onto the lightest)."""
-    costed = sorted(((_factor_cost(f, frame[f.name]), i, f) for i, f in enumerate(rules.factors)),
-                    key=lambda t: (-t[0], t[1]))
-    bins: list[list[FactorRules]] = [[] for _ in range(parts)]
-    loads = [0] * parts
-    for cost, _, factor in costed:
-        k = loads.index(min(loads))
-        bins[k].append(factor)
-        loads[k] += cost
-    return [b for b in bins if b]
+def _plan(factor: FactorRules, series: pd.Series, missing_values: list[str], acc: type
+          ) -> _Plan:
+    is_fit = factor.group == "FIT"
+    outcome_points = factor_outcome_points(factor)
+    if factor.kind == "numeric":
+        lookup = _integer_values_lookup(factor, series)
+        if lookup is None:
+            values = _numeric_values(series, missing_values)
+            return _Plan(outcome_points.astype(acc), None, values,
+                         np.asarray(factor.edges, dtype=np.float64), is_fit)
+    else:
+        lookup = _categorical_lookup(factor, series, missing_values)
+    return _Plan(outcome_points.take(lookup.slots).astype(acc), lookup.index, None,
+                 np.empty(0), is_fit, lookup.mode)
 
 
-def _accumulate(factors: list[FactorRules], frame: pd.DataFrame, missing_values: list[str],
-                acc: type, reasons: bool) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """FIT and PAIN sums of ``factors`` (and each factor's outcome slots when ``reasons``)."""
-    n = len(frame)
-    fit = np.zeros(n, dtype=acc)
-    pain = np.zeros(n, dtype=acc)
-    points = np.empty(n, dtype=acc)
-    slots = {}
-    for factor in factors:
-        lookup = _lookup(factor, frame[factor.name], missing_values)
-        table = factor_outcome_points(factor).take(lookup.slots).astype(acc)
-        # "wrap" sends code -1 (null) to the table's last entry, and skips the bounds check
-        np.take(table, lookup.index, out=points, mode="wrap")
-        target = fit if factor.group == "FIT" else pain
+class _PerTotal:
+    """Probability and grade code of every possible total, looked up by ``total - lowest``.
+
+    Totals are integers within the sum of the factors' point ranges (clipped to the score
+    caps), so each is computed once instead of once per lead.
+    """
+
+    def __init__(self, rules: PointsRules) -> None:
+        lo = sum(f.min_points for f in rules.factors)
+        hi = sum(f.max_points for f in rules.factors)
+        self.lowest, highest = (int(np.clip(x, rules.score_min, rules.score_max))
+                                for x in (lo, hi))
+        totals = np.arange(self.lowest, highest + 1)
+        self.probability = _probabilities(rules, totals)
+        self.grade_names, codes = _grade_codes(rules, totals)
+        self.grade = codes.astype(np.int8 if len(self.grade_names) < 128 else np.int64)
+
+    def fill(self, total: np.ndarray, probability: np.ndarray, grade: np.ndarray,
+             scratch: np.ndarray) -> None:
+        offset = np.subtract(total, self.lowest, out=scratch)
+        np.take(self.probability, offset, out=probability, mode="clip")  # clip never acts
+        if self.grade_names:
+            np.take(self.grade, offset, out=grade, mode="clip")
+
+
+def _grade_codes(rules: PointsRules, totals: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Grade names from the lowest to the highest, and the grade code of each total."""
+    cuts = sorted(rules.grades, key=lambda g: g["min_points"])
+    mins = np.asarray([g["min_points"] for g in cuts], dtype=float)
+    names = [str(g["grade"]) for g in cuts]
+    if not names:
+        return [], np.zeros(len(totals), dtype=np.int64)
+    codes = np.clip(np.searchsorted(mins, totals, side="right") - 1, 0, len(names) - 1)
+    return names, codes
+
+
+@dataclass
+class _Outputs:
+    """The score columns being filled, each thread writing its own range of rows."""
+
+    block: np.ndarray  # points, fit, pain as the rows of one int64 block
+    probability: np.ndarray
+    sdr_ready: np.ndarray
+    grade: np.ndarray
+
+
+def _score_rows(plans: list[_Plan], rules: PointsRules, per_total: _PerTotal, acc: type,
+                start: int, stop: int, out: _Outputs) -> None:
+    """Score rows ``start:stop``: sum the factors' points, then everything that follows."""
+    m = stop - start
+    fit, pain, points = np.zeros(m, dtype=acc), np.zeros(m, dtype=acc), np.empty(m, dtype=acc)
+    scratch = _Scratch(m)
+    for plan in plans:
+        plan.points_into(start, stop, points, scratch)
+        target = fit if plan.is_fit else pain
         np.add(target, points, out=target)
-        if reasons:
-            slots[factor.name] = lookup.slots.take(lookup.index)
-    return fit, pain, slots
+    total = out.block[0, start:stop]
+    np.add(fit, pain, out=total, dtype=np.int64)
+    out.block[1, start:stop] = fit
+    out.block[2, start:stop] = pain
+    if rules.score_min is not None or rules.score_max is not None:
+        np.clip(total, rules.score_min, rules.score_max, out=total)
+    per_total.fill(total, out.probability[start:stop], out.grade[start:stop],
+                   np.empty(m, dtype=np.int64))
+    np.greater_equal(total, rules.sdr_threshold, out=out.sdr_ready[start:stop])
 
 
 def _scoring_threads(n_rows: int, threads: int | None) -> int:
@@ -269,38 +361,17 @@ def _scoring_threads(n_rows: int, threads: int | None) -> int:
     return min(2, os.cpu_count() or 1) if n_rows >= _MIN_ROWS_PER_THREAD else 1
 
 
-def _per_total(total: np.ndarray, values: Any) -> np.ndarray:
-    """``values(totals)`` for every row, computed once per distinct total and looked up.
-
-    Totals are integers in a small range, so this gives exactly what evaluating ``values`` on
-    every row would, for the cost of one ``take``.
-    """
-    lo, hi = (int(total.min()), int(total.max())) if len(total) else (0, 0)
-    if hi - lo > max(len(total), 1 << 16):
-        return values(total)
-    table = values(np.arange(lo, hi + 1))
-    return table.take(total - lo if lo else total, mode="clip")  # in range: clip never acts
-
-
 def _probabilities(rules: PointsRules, totals: np.ndarray) -> np.ndarray:
     z = rules.prob_intercept + rules.prob_slope * totals.astype(float)
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-z))
 
 
-def _grades(rules: PointsRules, total: np.ndarray) -> pd.Categorical:
+def _grade_column(names: list[str], codes: np.ndarray) -> pd.Categorical:
     """Grade per lead, as a categorical ordered from the lowest grade to the highest."""
-    cuts = sorted(rules.grades, key=lambda g: g["min_points"])
-    mins = np.asarray([g["min_points"] for g in cuts], dtype=float)
-    names = [str(g["grade"]) for g in cuts]
-
-    def codes(totals: np.ndarray) -> np.ndarray:
-        return np.clip(np.searchsorted(mins, totals, side="right") - 1, 0, len(names) - 1)
-
-    idx = _per_total(total, codes)
     if len(set(names)) != len(names):  # repeated names cannot be categories: plain text
-        return pd.Categorical(np.asarray(names, dtype=object)[idx])
-    return pd.Categorical.from_codes(idx, categories=names, ordered=True)
+        return pd.Categorical(np.asarray(names, dtype=object)[codes])
+    return pd.Categorical.from_codes(codes, categories=names, ordered=True, validate=False)
 
 
 def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = False,
@@ -308,40 +379,36 @@ def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = Fals
     """Score columns for every row: ``points, fit, pain, probability, sdr_ready`` (+ ``grade``).
 
     With ``reasons``, also ``reason_codes``: the three factors that added most and the three
-    that took away most, in words (see :func:`reason_codes`). The factors are shared between
-    up to ``threads`` threads (default: 2 when there are two cores and many rows); numpy
+    that took away most, in words (see :func:`reason_codes`). The rows are shared between up
+    to ``threads`` threads (default: 2 when there are two cores and many rows); numpy
     releases the GIL in the lookups, so they run in parallel.
     """
     _check_columns(rules, frame)
     n = len(frame)
     acc = _accumulator_dtype(rules)
-    parts = _split_work(rules, frame, _scoring_threads(n, threads))
-    if len(parts) > 1:
-        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-            results = list(pool.map(
-                lambda part: _accumulate(part, frame, rules.missing_values, acc, reasons), parts))
+    plans = [_plan(f, frame[f.name], rules.missing_values, acc) for f in rules.factors]
+    per_total = _PerTotal(rules)
+    out = _Outputs(np.empty((3, n), dtype=np.int64), np.empty(n), np.empty(n, dtype=bool),
+                   np.empty(n, dtype=per_total.grade.dtype))
+    parts = min(_scoring_threads(n, threads), max(n, 1))
+    bounds = [n * k // parts for k in range(parts + 1)]
+    ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
+    if len(ranges) > 1:
+        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+            list(pool.map(lambda r: _score_rows(plans, rules, per_total, acc, *r, out), ranges))
     else:
-        results = [_accumulate(rules.factors, frame, rules.missing_values, acc, reasons)]
-    fit, pain, slots = results[0]
-    for more_fit, more_pain, more_slots in results[1:]:
-        np.add(fit, more_fit, out=fit)
-        np.add(pain, more_pain, out=pain)
-        slots.update(more_slots)
-    # points, fit and pain as the rows of one int64 block: pandas adopts it without a copy
-    block = np.empty((3, n), dtype=np.int64)
-    total, block[1], block[2] = block[0], fit, pain
-    np.add(block[1], block[2], out=total)
-    if rules.score_min is not None or rules.score_max is not None:
-        np.clip(total, rules.score_min, rules.score_max, out=total)
-    out = pd.DataFrame(block.T, columns=["points", "fit", "pain"], index=frame.index, copy=False)
-    out["probability"] = _per_total(total, lambda t: _probabilities(rules, t))
-    out["sdr_ready"] = total >= rules.sdr_threshold
-    if rules.grades:
-        out["grade"] = _grades(rules, total)
+        _score_rows(plans, rules, per_total, acc, 0, n, out)
+    scores = pd.DataFrame(out.block.T, columns=["points", "fit", "pain"], index=frame.index,
+                          copy=False)
+    scores["probability"] = out.probability
+    scores["sdr_ready"] = out.sdr_ready
+    if per_total.grade_names:
+        scores["grade"] = _grade_column(per_total.grade_names, out.grade)
     if reasons:
-        ordered = [slots[f.name] for f in rules.factors]
-        out["reason_codes"] = _reason_texts(rules, ordered, n)
-    return out
+        slots = [factor_slot_codes(f, frame[f.name], rules.missing_values)
+                 for f in rules.factors]
+        scores["reason_codes"] = _reason_texts(rules, slots, n)
+    return scores
 
 
 def reason_codes(rules: PointsRules, frame: pd.DataFrame, matrix: np.ndarray | None = None,
