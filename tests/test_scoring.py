@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import scoring
 from pipeline.rules import FactorRules, PointsRules, factor_points, score_record
 from pipeline.scoring import (
     factor_outcome_labels,
@@ -193,6 +194,16 @@ def test_threads_give_the_same_scores_as_one_thread(case):
     rules, frame = case
     one = score_frame(rules, frame, threads=1, reasons=True)
     pd.testing.assert_frame_equal(score_frame(rules, frame, threads=3, reasons=True), one)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_and_leads(), st.integers(1, 5))
+def test_scoring_a_few_rows_at_a_time_gives_the_same_scores(case, rows_per_step):
+    rules, frame = case
+    whole = score_frame(rules, frame, threads=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scoring, "_ROWS_PER_STEP", rows_per_step)
+        pd.testing.assert_frame_equal(score_frame(rules, frame, threads=2), whole)
 
 
 def test_integer_lookup_covers_negative_values_and_wide_spans():
