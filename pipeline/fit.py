@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,23 @@ def _factor_of(encoder: FactorEncoder, column: int) -> int:
     return int(np.searchsorted(encoder.offsets_, column, side="right") - 1)
 
 
+def _maximum_likelihood(logit: Any, start: np.ndarray) -> Any:
+    """statsmodels' maximum likelihood, started from the regularised fit (in reference coding).
+
+    From there Newton needs a handful of steps. Collinear levels make its Hessian singular:
+    then BFGS takes over from the same start.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = logit.fit(method="newton", maxiter=25, disp=False, start_params=start)
+            if result.mle_retvals.get("converged") and np.isfinite(result.params).all():
+                return result
+        except np.linalg.LinAlgError:
+            pass
+        return logit.fit(method="bfgs", maxiter=100, disp=False, start_params=start)
+
+
 def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarray,
                       sk_fit: RegularisedFit, groups: dict[str, str], *,
                       max_rows: int | None = None, seed: int = 0
@@ -162,11 +180,7 @@ def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarr
                              for i in keep]])
     try:
         logit = sm.Logit(y, X, check_rank=False)  # rank is checked on the information below
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # start from the regularised fit (in reference coding): a few BFGS steps reach the
-            # maximum likelihood instead of hundreds from zero
-            result = logit.fit(method="bfgs", maxiter=100, disp=False, start_params=start)
+        result = _maximum_likelihood(logit, start)
         params = np.asarray(result.params)
         # pseudo-inverse of the Fisher information: collinear levels (e.g. "no product event"
         # in two factors) make the Hessian singular; their standard errors come out large

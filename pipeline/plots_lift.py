@@ -17,13 +17,16 @@ from matplotlib.figure import Figure
 
 _NEEDED = ["attribute", "level", "leads", "conversion_rate", "ci_low", "ci_high"]
 _SLUG_MAX = 60
+MAX_CHART_LEVELS = 30  # a chart shows at most this many levels: those with the most leads
 
 
 def lift_chart(lift_rows_for_one_attribute: pd.DataFrame, overall_rate: float) -> Figure:
     """Horizontal bars of the conversion rate per level (table order, top down).
 
     Error bars are the Wilson interval (``ci_low``/``ci_high``); a dashed vertical line
-    marks ``overall_rate``; the title is the attribute; rates are shown in percent.
+    marks ``overall_rate``; the title is the attribute; rates are shown in percent. An
+    attribute with more than :data:`MAX_CHART_LEVELS` levels shows the levels with the most
+    leads, and its title says how many of how many (the lift table has them all).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -39,6 +42,11 @@ def lift_chart(lift_rows_for_one_attribute: pd.DataFrame, overall_rate: float) -
         )
     if not 0.0 <= overall_rate <= 1.0:
         raise ValueError(f"overall_rate must be a share in [0, 1], got {overall_rate!r}")
+    title = str(attributes[0])
+    if len(rows) > MAX_CHART_LEVELS:
+        title += f" ({MAX_CHART_LEVELS} of {len(rows)} levels: those with the most leads)"
+        biggest = np.argsort(-rows["leads"].to_numpy(dtype=float), kind="stable")
+        rows = rows.iloc[np.sort(biggest[:MAX_CHART_LEVELS])]
     rate = 100.0 * rows["conversion_rate"].to_numpy(dtype=float)
     low = 100.0 * rows["ci_low"].to_numpy(dtype=float)
     high = 100.0 * rows["ci_high"].to_numpy(dtype=float)
@@ -65,7 +73,7 @@ def lift_chart(lift_rows_for_one_attribute: pd.DataFrame, overall_rate: float) -
     ax.set_xlim(0, 100)
     ax.set_xlabel("conversion rate (%), 95 % Wilson interval")
     ax.set_ylabel("level")
-    ax.set_title(str(attributes[0]))
+    ax.set_title(title)
     ax.legend(loc="best")
     return fig
 

@@ -107,6 +107,20 @@ def test_statsmodels_matches_its_own_logit(demo_like):
     np.testing.assert_allclose(rest["std_err"], result.bse[1:], rtol=1e-2)
 
 
+def test_collinear_levels_still_give_a_table_and_a_note():
+    # "copy" repeats "seniority" under other names: Newton's Hessian is singular, BFGS takes over
+    X, y = _demo_like(1500, 4)
+    X = X.assign(copy="s_" + X["seniority"].astype(str))
+    encoder = FactorEncoder(min_leads=30).fit(X)
+    design = encoder.transform(X)
+    fit = fit_regularised(design, y, c_grid=[1.0], folds=3, seed=0, max_iter=2000)
+    table, notes = coefficient_table(encoder, design, y, fit, {})
+    assert any(n.startswith("collinear levels") for n in notes), notes
+    body = table.iloc[1:][~table.iloc[1:]["reference"]]
+    assert np.isfinite(body["coef"]).all() and np.isfinite(body["std_err"]).all()
+    assert len(table) == design.shape[1] + 1
+
+
 def test_statsmodels_and_sklearn_agree_on_signs_of_significant_levels(demo_like):
     X, y, encoder, design, fit = demo_like
     table, _ = coefficient_table(encoder, design, y, fit, {})

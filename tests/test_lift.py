@@ -20,7 +20,7 @@ from pipeline.lift import (
     lift_table,
     wilson_interval,
 )
-from pipeline.plots_lift import chart_file_name, lift_chart, save_lift_charts
+from pipeline.plots_lift import MAX_CHART_LEVELS, chart_file_name, lift_chart, save_lift_charts
 from pipeline.rules import FactorRules, factor_points
 
 Z95 = 1.959963984540054
@@ -475,6 +475,22 @@ def test_lift_chart_draws_rates_intervals_and_overall(tmp_path):
     assert any(line.get_xdata()[0] == pytest.approx(100 * y.mean()) for line in vertical)
     with pytest.raises(ValueError, match="one attribute at a time, got 2"):
         lift_chart(table[table["attribute"].isin(["source", "visits"])], 0.3)
+
+
+def test_lift_chart_of_many_levels_shows_those_with_the_most_leads():
+    n_levels = MAX_CHART_LEVELS + 12
+    rows = pd.DataFrame({
+        "attribute": "city", "level": [f"city {k}" for k in range(n_levels)],
+        "leads": [(k * 37) % 101 + 1 for k in range(n_levels)],
+        "conversion_rate": np.linspace(0.05, 0.6, n_levels)})
+    rows["ci_low"], rows["ci_high"] = rows["conversion_rate"] - 0.02, rows["conversion_rate"] + 0.02
+    ax = lift_chart(rows, 0.3).axes[0]
+    shown = rows.nlargest(MAX_CHART_LEVELS, "leads", keep="first").sort_index()
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == pytest.approx(list(100 * shown["conversion_rate"]))
+    assert [t.get_text().split(" (n=")[0] for t in ax.get_yticklabels()] == list(shown["level"])
+    assert ax.get_title() == (
+        f"city ({MAX_CHART_LEVELS} of {n_levels} levels: those with the most leads)")
 
 
 def test_save_lift_charts_stays_inside_out_dir(tmp_path):
