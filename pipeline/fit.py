@@ -178,15 +178,23 @@ def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarr
     start = np.concatenate([[sk_fit.intercept + float(sum(sk_fit.coef[r] for r in ref_list))],
                             [sk_fit.coef[i] - sk_fit.coef[ref_list[_factor_of(encoder, i)]]
                              for i in keep]])
+    # levels with no lead in the sample have no estimate (and would make the Hessian singular)
+    observed = X.any(axis=0)
+    present = np.flatnonzero(observed)  # the intercept column is all ones: always present
+    if len(present) < X.shape[1]:
+        absent = [names[keep[k - 1]] for k in np.flatnonzero(~observed)]
+        notes.append(f"{len(absent)} level(s) have no lead in the statsmodels sample, so no "
+                     f"statsmodels estimate: {', '.join(absent[:5])}"
+                     + (" ..." if len(absent) > 5 else ""))
     try:
-        logit = sm.Logit(y, X, check_rank=False)  # rank is checked on the information below
-        result = _maximum_likelihood(logit, start)
-        params = np.asarray(result.params)
+        logit = sm.Logit(y, X[:, present], check_rank=False)  # rank: see the information below
+        result = _maximum_likelihood(logit, start[present])
+        params[present] = np.asarray(result.params)
         # pseudo-inverse of the Fisher information: collinear levels (e.g. "no product event"
         # in two factors) make the Hessian singular; their standard errors come out large
-        information = -logit.hessian(params)
+        information = -logit.hessian(params[present])
         cov = np.linalg.pinv(information)
-        bse = np.sqrt(np.clip(np.diag(cov), 0, None))
+        bse[present] = np.sqrt(np.clip(np.diag(cov), 0, None))
         if np.linalg.matrix_rank(information) < information.shape[0]:
             notes.append("collinear levels: the design is rank-deficient, so some statsmodels "
                          "standard errors are not identified (the regularised fit is unaffected)")

@@ -121,6 +121,19 @@ def test_collinear_levels_still_give_a_table_and_a_note():
     assert len(table) == design.shape[1] + 1
 
 
+def test_levels_absent_from_the_statsmodels_sample_get_no_estimate(demo_like):
+    X, y, encoder, design, fit = demo_like
+    # drop the leads of one non-reference level: its design column is all zero
+    column = next(i for i in range(design.shape[1]) if i not in set(reference_slots(encoder)))
+    rows = np.flatnonzero(np.asarray(design[:, column].todense()).ravel() == 0)
+    table, notes = coefficient_table(encoder, design[rows], y[rows], fit, {})
+    absent = table.iloc[1 + column]
+    assert np.isnan(absent["coef"]) and np.isnan(absent["std_err"])
+    assert any("no lead in the statsmodels sample" in n for n in notes), notes
+    others = table.iloc[1:][~table.iloc[1:]["reference"]].drop(index=1 + column)
+    assert np.isfinite(others["coef"]).all() and (others["std_err"] > 0).all()
+
+
 def test_statsmodels_and_sklearn_agree_on_signs_of_significant_levels(demo_like):
     X, y, encoder, design, fit = demo_like
     table, _ = coefficient_table(encoder, design, y, fit, {})
