@@ -339,7 +339,7 @@ def _score_rows(plans: list[_Plan], rules: PointsRules, per_total: _PerTotal, ac
                 start: int, stop: int, out: _Outputs) -> None:
     """Score rows ``start:stop``, a cache-sized step at a time: sum the factors' points, then
     everything that follows from the total."""
-    size = min(stop - start, _ROWS_PER_STEP)
+    size = max(1, min(stop - start, _ROWS_PER_STEP))
     fit, pain, points = (np.empty(size, dtype=acc) for _ in range(3))
     offsets = np.empty(size, dtype=np.int64)
     scratch = _Scratch(size)

@@ -80,16 +80,46 @@ def _mentioned(config: Config) -> set[str]:
 
 def normalise_missing(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
     """Strip whitespace; configured missing tokens and blanks become None (object columns)."""
-    tokens = [*dict.fromkeys([*missing_values, ""])]
-    out = {}
-    for column in frame.columns:
-        series = frame[column]
-        arrow = _arrow_text(series)
-        if arrow is not None:
-            out[column] = pd.Series(_clean_arrow(arrow, tokens), index=frame.index, dtype=object)
-        else:
-            out[column] = _clean_objects(series, set(tokens))
-    return pd.DataFrame(out, index=frame.index)
+    columns = CleanColumns(frame, missing_values)
+    return pd.DataFrame({column: columns[column] for column in frame.columns}, index=frame.index)
+
+
+class CleanColumns(Mapping[str, pd.Series]):
+    """The columns of a raw table cleaned as :func:`normalise_missing` does, each on first use.
+
+    A column the file gave as Arrow text is cleaned by Arrow's kernels, and :meth:`arrow`
+    gives that cleaned text: numbers are then cast from it without ever making Python strings,
+    and only the columns read as objects pay for the conversion.
+    """
+
+    def __init__(self, raw: pd.DataFrame, missing_values: list[str]) -> None:
+        self.raw = raw
+        self.tokens = [*dict.fromkeys([*missing_values, ""])]
+        self._objects: dict[str, pd.Series] = {}
+        self._arrow: dict[str, pa.ChunkedArray | None] = {}
+
+    def arrow(self, column: str) -> pa.ChunkedArray | None:
+        """The cleaned Arrow text of ``column`` (missing tokens are null), or None."""
+        if column not in self._arrow:
+            text = _arrow_text(self.raw[column])
+            self._arrow[column] = None if text is None else _clean_arrow(text, self.tokens)
+        return self._arrow[column]
+
+    def __getitem__(self, column: str) -> pd.Series:
+        if column not in self._objects:
+            text = self.arrow(column)
+            if text is None:
+                self._objects[column] = _clean_objects(self.raw[column], set(self.tokens))
+            else:
+                self._objects[column] = pd.Series(_arrow_objects(text), index=self.raw.index,
+                                                  dtype=object)
+        return self._objects[column]
+
+    def __iter__(self):  # noqa: ANN204 - Mapping protocol
+        return iter(self.raw.columns)
+
+    def __len__(self) -> int:
+        return len(self.raw.columns)
 
 
 def _arrow_text(series: pd.Series) -> pa.ChunkedArray | None:
@@ -103,17 +133,27 @@ def _arrow_text(series: pd.Series) -> pa.ChunkedArray | None:
     return data if pa.types.is_string(data.type) or pa.types.is_large_string(data.type) else None
 
 
-def _clean_arrow(text: pa.ChunkedArray, tokens: list[str]) -> np.ndarray:
-    """Arrow text stripped (Python's whitespace set), tokens -> None, as an object array.
-
-    Done in Arrow's C++ kernels, with Python strings made once per distinct value.
-    """
+def _clean_arrow(text: pa.ChunkedArray, tokens: list[str]) -> pa.ChunkedArray:
+    """Arrow text stripped (Python's whitespace set), with every token as null."""
     stripped = pc.utf8_trim(text, PY_WHITESPACE)
     is_token = pc.is_in(stripped, value_set=pa.array(tokens, type=text.type))
-    cleaned = pc.if_else(is_token, pa.scalar(None, text.type), stripped)
-    encoded = pc.dictionary_encode(cleaned, null_encoding="encode").combine_chunks()
+    return pc.if_else(is_token, pa.scalar(None, text.type), stripped)
+
+
+def _arrow_objects(text: pa.ChunkedArray) -> np.ndarray:
+    """Arrow text as an object array (None for null), one Python string per distinct value."""
+    encoded = pc.dictionary_encode(text, null_encoding="encode").combine_chunks()
     uniques = encoded.dictionary.to_numpy(zero_copy_only=False)
     return uniques.take(encoded.indices.to_numpy(zero_copy_only=False))
+
+
+def _arrow_numbers(text: pa.ChunkedArray) -> np.ndarray | None:
+    """Floats cast by Arrow from text (null -> NaN), or None when Arrow refuses a value."""
+    try:
+        pc.cast(text.slice(0, 1000), pa.float64())  # text columns fail here, cheaply
+        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
 
 
 def _clean_objects(series: pd.Series, tokens: set[str]) -> pd.Series:
@@ -138,11 +178,10 @@ def parse_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if series.dtype == object:
         try:
             text = pa.array(series.to_numpy(), type=pa.string(), from_pandas=True)
-            pc.cast(text.slice(0, 1000), pa.float64())  # text columns fail here, cheaply
-            values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowException, TypeError, ValueError):
-            pass
-        else:
+            text = None
+        values = None if text is None else _arrow_numbers(pa.chunked_array([text]))
+        if values is not None:
             numbers = pd.Series(values, index=series.index, dtype=float)
             return numbers, series.notna() & numbers.isna()
     codes, uniques = pd.factorize(series, use_na_sentinel=True)  # parse each value once
@@ -156,11 +195,29 @@ def parse_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series]:
 def _numeric_kind(series: pd.Series) -> tuple[pd.Series, pd.Series, bool, bool]:
     """(values, bad, every present value is a number, most are): one parse per column."""
     values, bad = parse_numeric(series)
-    n_present = int(series.notna().sum())
-    n_bad = int(bad.sum())
+    return values, bad, *_kind(int(series.notna().sum()), int(bad.sum()))
+
+
+def _numeric_kind_of(columns: CleanColumns, name: str
+                     ) -> tuple[pd.Series, pd.Series, bool, bool]:
+    """:func:`_numeric_kind` of a cleaned column, cast straight from its Arrow text if it has
+    one (no Python objects for a column of numbers)."""
+    text = columns.arrow(name)
+    values = None if text is None else _arrow_numbers(text)
+    if values is None:
+        return _numeric_kind(columns[name])
+    present = text.is_valid().to_numpy(zero_copy_only=False)
+    index = columns.raw.index
+    bad = pd.Series(present & np.isnan(values), index=index)
+    numbers = pd.Series(values, index=index, dtype=float)
+    return numbers, bad, *_kind(int(present.sum()), int(bad.sum()))
+
+
+def _kind(n_present: int, n_bad: int) -> tuple[bool, bool]:
+    """(every present value is a number, most are)."""
     numeric = n_present > 0 and n_bad == 0
     mostly = n_bad > 0 and 1 - n_bad / n_present >= MOSTLY_NUMERIC
-    return values, bad, numeric, mostly
+    return numeric, mostly
 
 
 def infer_numeric(series: pd.Series) -> bool:
@@ -211,8 +268,10 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             f"{expected_columns_diff(list(dict.fromkeys(required)), columns, _mentioned(config))}",
             hint="fix the column names in the file or in the config (columns.fit / columns.pain)",
         )
-    frame = normalise_missing(raw, config.data.missing_values)
-    ids = frame[id_col]
+    frame = CleanColumns(raw, config.data.missing_values)
+    id_text = frame.arrow(id_col)
+    ids = (pd.Series(id_text.to_pandas().array, index=raw.index) if id_text is not None
+           else frame[id_col])
     blank = ids.isna()
     if blank.any():
         rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()
@@ -222,7 +281,7 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
     if not dup.empty:
         raise UserError(f"{source}: id column {id_col!r} has duplicates: {_listing(dup.unique())}",
                         hint="ids must be unique: de-duplicate the export")
-    out = pd.DataFrame({id_col: ids.astype(str)}, index=frame.index)
+    out = pd.DataFrame({id_col: ids.astype(str)}, index=raw.index)
     if training:
         out["converted"] = _label(frame[label_col], config, source)
     if config.data.created_at_column:
@@ -231,18 +290,17 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
     extra_sources = [c for c in (config.derived.email_column, config.derived.title_column,
                                  *config.derived.name_columns, config.data.account_column) if c]
     for c in extra_sources:
-        if c in frame.columns:
+        if c in raw.columns:
             out[c] = frame[c]
     numeric, dropped, notes = [], {}, []
     for column in [*fit_cols, *pain_cols]:
-        series = frame[column]
-        values, bad, numeric_text, mostly = _numeric_kind(series)
+        values, bad, numeric_text, mostly = _numeric_kind_of(frame, column)
         if column in config.columns.numeric or mostly or numeric_text:
             if bad.any():
                 rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()
                 raise UserError(
                     f"{source}: column {column!r} is numeric but rows {_listing(rows)} hold text: "
-                    f"{_listing(series[bad].unique())}",
+                    f"{_listing(frame[column][bad].unique())}",
                     hint="clean the values (or add the text to data.missing_values if it means "
                     "'unknown')",
                 )
@@ -253,6 +311,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
                                 hint="counts cannot be negative")
             series = values
             numeric.append(column)
+        else:
+            series = frame[column]
         if series.isna().all():
             dropped[column] = "all missing"
         elif series.nunique(dropna=False) <= 1:

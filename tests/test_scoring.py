@@ -234,3 +234,10 @@ def test_probability_lookup_equals_the_logistic_of_each_total():
     z = -0.3 + 1.1 * scores["points"].to_numpy(dtype=float)
     with np.errstate(over="ignore"):
         assert scores["probability"].tolist() == (1.0 / (1.0 + np.exp(-z))).tolist()
+
+
+def test_no_rows_give_an_empty_score_frame():
+    f = FactorRules("visits", "PAIN", "numeric", edges=[1.0], bin_points=[0, 5])
+    out = score_frame(PointsRules(factors=[f]), pd.DataFrame({"visits": pd.Series([], dtype=float)}))
+    assert len(out) == 0
+    assert list(out.columns[:5]) == ["points", "fit", "pain", "probability", "sdr_ready"]
