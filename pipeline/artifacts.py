@@ -43,12 +43,15 @@ def _default(value: object) -> object:
 
 
 def write_training_artifacts(out_dir: Path, result: TrainResult, features: FeatureSet,
-                             config: Config) -> list[Path]:
+                             config: Config, *, charts_written: bool = False) -> list[Path]:
     """Everything a run logs: points table and rules, analysis tables, coefficients,
-    calibration, threshold trade-off, quadrant, fidelity, metrics, config and the report."""
+    calibration, threshold trade-off, quadrant, fidelity, metrics, config and the report.
+    ``charts_written``: the lift charts are already in ``out_dir/lift_charts``."""
     out_dir = Path(out_dir)
     overall = float(features.frame["converted"].mean())
-    paths = write_analysis(out_dir, result.analysis, overall)
+    paths = write_analysis(out_dir, result.analysis, overall, charts=not charts_written)
+    if charts_written:
+        paths += sorted((out_dir / "lift_charts").glob("*.png"))
     paths.append(write_frame_atomic(out_dir / "points_table.csv", result.points_table))
     paths.append(write_text_atomic(out_dir / "points_rules.json", result.rules.to_json()))
     paths.append(write_text_atomic(out_dir / "metrics.json", _json(result.metrics)))

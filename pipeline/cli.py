@@ -237,15 +237,18 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
         say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
     else:
         say(f"[2/5] features: {len(features.factors)} candidate factors")
-    result = train_model(features, cfg)
-    say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
-        f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
     out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
     from pipeline.artifacts import write_training_artifacts
+    from pipeline.plots_lift import BackgroundLiftCharts
 
-    with tempfile.TemporaryDirectory() as tmp:
+    overall_rate = float(features.frame["converted"].mean())
+    with tempfile.TemporaryDirectory() as tmp, BackgroundLiftCharts() as charts:
         art = Path(tmp)
-        write_training_artifacts(art, result, features, cfg)
+        result = train_model(features, cfg, on_analysis=lambda analysis: charts.start(
+            analysis.lift, overall_rate, art / "lift_charts"))
+        say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
+            f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
+        write_training_artifacts(art, result, features, cfg, charts_written=charts.wait())
         tags = _lineage_tags(cfg, features, result)
         ref = registry.log_training(
             model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,

@@ -151,10 +151,10 @@ def _read_csv_as_text(path: Path, *, strict: bool) -> RawTable:
     the pandas ``str`` dtype); any malformed record sends the file through the ``csv`` module,
     which lists each record whose field count differs from the header's as a
     :class:`BadRow` (pandas would silently pad short rows)."""
-    check_utf8(path)
-    fast = _read_csv_with_arrow(path)
+    fast = _read_csv_with_arrow(path)  # Arrow checks the text is UTF-8 as it reads
     if fast is not None:
         return RawTable(fast, [], path)
+    check_utf8(path)
     return _read_csv_with_csv_module(path, strict=strict)
 
 
@@ -164,8 +164,11 @@ def _read_csv_with_arrow(path: Path) -> pd.DataFrame | None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), None)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None
     if not header or len(set(header)) != len(header) or len(header) < 2:
         return None
     malformed = []
@@ -180,7 +183,7 @@ def _read_csv_with_arrow(path: Path) -> pd.DataFrame | None:
             parse_options=pacsv.ParseOptions(newlines_in_values=True,
                                              invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
+                column_types={name: pa.large_string() for name in header},  # pandas' own
                 strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowException, OSError, ValueError):
         return None

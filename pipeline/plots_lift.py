@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,6 +84,55 @@ def chart_file_name(attribute: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", attribute.lower()).strip("-")[:_SLUG_MAX].strip("-")
     digest = hashlib.sha256(attribute.encode("utf-8")).hexdigest()[:8]
     return f"{slug or 'attribute'}-{digest}.png"
+
+
+class BackgroundLiftCharts:
+    """Lift charts rendered by a separate process while training goes on.
+
+    Drawing holds the GIL, so a thread would not help; a spawned process draws on the other
+    core. :meth:`wait` says whether the charts were written: if the process could not start
+    or failed, the caller draws them itself, so charts are never lost to this shortcut.
+    """
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+        self._future: Any = None
+
+    def start(self, lift: pd.DataFrame, overall_rate: float, out_dir: Path) -> None:
+        if not len(lift):
+            return
+        try:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(max_workers=1,
+                                             mp_context=multiprocessing.get_context("spawn"))
+            self._future = self._pool.submit(save_lift_charts, lift, overall_rate, out_dir)
+        except (OSError, RuntimeError, ValueError):
+            self.close()
+
+    def wait(self) -> bool:
+        """True when the process wrote every chart."""
+        if self._future is None:
+            return False
+        try:
+            self._future.result()
+            return True
+        except Exception:  # noqa: BLE001 - any failure there: draw the charts here instead
+            return False
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._future = None
+
+    def __enter__(self) -> BackgroundLiftCharts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def save_lift_charts(lift: pd.DataFrame, overall_rate: float, out_dir: Path) -> list[Path]:

@@ -4,6 +4,7 @@ threshold -> evaluate. Pure: frames and config in, a :class:`TrainResult` out (n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -116,8 +117,12 @@ def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
                        decay_half_life_days=dict(features.half_lives))
 
 
-def train(features: FeatureSet, config: Config) -> TrainResult:
-    """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout."""
+def train(features: FeatureSet, config: Config, *,
+          on_analysis: Callable[[Analysis], None] | None = None) -> TrainResult:
+    """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout.
+
+    ``on_analysis`` is called with the attribute analysis as soon as it is done (the CLI
+    starts drawing the lift charts then, while the model fits)."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
@@ -126,6 +131,8 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     factors = features.factors
     analysis = analyse(train_frame[factors].reset_index(drop=True),
                        pd.Series(y_train), features.groups, config, dropped=features.dropped)
+    if on_analysis is not None:
+        on_analysis(analysis)
     notes: list[str] = []
     id_col = config.data.id_column
     base_metrics = {"n_leads": float(len(frame)), "n_train": float(len(split.train)),

@@ -7,7 +7,6 @@ Everything wrong is reported with the file, column and rows, and what to do.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +19,9 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 
 MAX_LISTED = 5
-PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+# what Python's str.strip() removes (every c with c.isspace(); a test checks the list)
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003"
+                 "\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 MOSTLY_NUMERIC = 0.9  # a column whose present values are at least this share numbers is numeric
 
 
@@ -97,6 +98,7 @@ class CleanColumns(Mapping[str, pd.Series]):
         self.tokens = [*dict.fromkeys([*missing_values, ""])]
         self._objects: dict[str, pd.Series] = {}
         self._arrow: dict[str, pa.ChunkedArray | None] = {}
+        self._distinct: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def arrow(self, column: str) -> pa.ChunkedArray | None:
         """The cleaned Arrow text of ``column`` (missing tokens are null), or None."""
@@ -105,13 +107,22 @@ class CleanColumns(Mapping[str, pd.Series]):
             self._arrow[column] = None if text is None else _clean_arrow(text, self.tokens)
         return self._arrow[column]
 
+    def distinct(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(code per row, distinct values as objects) of a column with Arrow text."""
+        if column not in self._distinct:
+            encoded = pc.dictionary_encode(self.arrow(column), null_encoding="encode")
+            encoded = encoded.combine_chunks()
+            self._distinct[column] = (encoded.indices.to_numpy(zero_copy_only=False),
+                                      encoded.dictionary.to_numpy(zero_copy_only=False))
+        return self._distinct[column]
+
     def __getitem__(self, column: str) -> pd.Series:
         if column not in self._objects:
-            text = self.arrow(column)
-            if text is None:
+            if self.arrow(column) is None:
                 self._objects[column] = _clean_objects(self.raw[column], set(self.tokens))
             else:
-                self._objects[column] = pd.Series(_arrow_objects(text), index=self.raw.index,
+                codes, uniques = self.distinct(column)  # one Python string per distinct value
+                self._objects[column] = pd.Series(uniques.take(codes), index=self.raw.index,
                                                   dtype=object)
         return self._objects[column]
 
@@ -138,13 +149,6 @@ def _clean_arrow(text: pa.ChunkedArray, tokens: list[str]) -> pa.ChunkedArray:
     stripped = pc.utf8_trim(text, PY_WHITESPACE)
     is_token = pc.is_in(stripped, value_set=pa.array(tokens, type=text.type))
     return pc.if_else(is_token, pa.scalar(None, text.type), stripped)
-
-
-def _arrow_objects(text: pa.ChunkedArray) -> np.ndarray:
-    """Arrow text as an object array (None for null), one Python string per distinct value."""
-    encoded = pc.dictionary_encode(text, null_encoding="encode").combine_chunks()
-    uniques = encoded.dictionary.to_numpy(zero_copy_only=False)
-    return uniques.take(encoded.indices.to_numpy(zero_copy_only=False))
 
 
 def _arrow_numbers(text: pa.ChunkedArray) -> np.ndarray | None:
@@ -203,9 +207,13 @@ def _numeric_kind_of(columns: CleanColumns, name: str
     """:func:`_numeric_kind` of a cleaned column, cast straight from its Arrow text if it has
     one (no Python objects for a column of numbers)."""
     text = columns.arrow(name)
-    values = None if text is None else _arrow_numbers(text)
-    if values is None:
+    if text is None:
         return _numeric_kind(columns[name])
+    values = _arrow_numbers(text)
+    if values is None:  # Arrow refused a value: pandas parses each distinct value once
+        codes, uniques = columns.distinct(name)
+        parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
+        values = parsed.to_numpy(dtype=float, na_value=np.nan).take(codes)
     present = text.is_valid().to_numpy(zero_copy_only=False)
     index = columns.raw.index
     bad = pd.Series(present & np.isnan(values), index=index)

@@ -238,6 +238,7 @@ def test_probability_lookup_equals_the_logistic_of_each_total():
 
 def test_no_rows_give_an_empty_score_frame():
     f = FactorRules("visits", "PAIN", "numeric", edges=[1.0], bin_points=[0, 5])
-    out = score_frame(PointsRules(factors=[f]), pd.DataFrame({"visits": pd.Series([], dtype=float)}))
+    empty = pd.DataFrame({"visits": pd.Series([], dtype=float)})
+    out = score_frame(PointsRules(factors=[f]), empty)
     assert len(out) == 0
     assert list(out.columns[:5]) == ["points", "fit", "pain", "probability", "sdr_ready"]

@@ -171,3 +171,12 @@ def test_event_warnings_lines():
         "events.csv: 10 events dated before their lead was created were ignored (5.0% of 200)",
     ]
     assert event_warnings({"events_total": 3, "events_used": 3}, "e.csv") == []
+
+
+def test_py_whitespace_is_every_character_python_strips():
+    import sys
+
+    from pipeline.validate import PY_WHITESPACE
+
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    assert every == PY_WHITESPACE
