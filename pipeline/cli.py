@@ -79,6 +79,15 @@ def _connect(cfg) -> None:
                      artifact_location=cfg.registry.artifact_location)
 
 
+def _import_training_modules() -> None:
+    """Import what training needs (statsmodels, scikit-learn, matplotlib: seconds)."""
+    import statsmodels.api  # noqa: F401 - imported for its side effect: loaded modules
+
+    import pipeline.artifacts  # noqa: F401
+    import pipeline.model_report  # noqa: F401
+    import pipeline.train  # noqa: F401
+
+
 def _connect_uri(tracking_uri: str | None) -> None:
     from pipeline import registry
     from pipeline.config import default_settings, resolve_tracking_uri
@@ -218,16 +227,19 @@ def train(
 
 
 def _train(cfg, out: Path | None, *, score: bool) -> None:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # a new MLflow store and the training modules take seconds to set up: do it while
+        # the leads are read (Arrow reads without holding the GIL)
+        connecting = background.submit(_connect, cfg)
+        importing = background.submit(_import_training_modules)
+        leads = _read_leads(cfg, training=True)  # a bad file is reported first
+        connecting.result()
+        importing.result()
     from pipeline import registry
     from pipeline.features import build_features
     from pipeline.train import train as train_model
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # a new MLflow store takes seconds to create: do it while the leads are read
-        connecting = background.submit(_connect, cfg)
-        leads = _read_leads(cfg, training=True)  # a bad file is reported first
-        connecting.result()
     events = _events_source(cfg, None)
     say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
     features = build_features(leads, cfg, events=events)
