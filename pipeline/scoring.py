@@ -39,6 +39,7 @@ _MAX_LOOKUP = 1 << 16  # largest value -> bin lookup array for integer columns
 _MAX_COMPARE_EDGES = 24  # above this many edges a binary search is cheaper than comparisons
 _MIN_ROWS_PER_THREAD = 100_000  # below this, a second thread costs more than it saves
 _ROWS_PER_STEP = 1 << 18  # rows scored at a time: the buffers of a step stay in cache
+_MAX_TOTALS = 1 << 22  # widest range of totals whose probabilities are tabulated
 
 
 @dataclass(frozen=True)
@@ -293,21 +294,28 @@ class _PerTotal:
     """Probability and grade code of every possible total, looked up by ``total - lowest``.
 
     Totals are integers within the sum of the factors' point ranges (clipped to the score
-    caps), so each is computed once instead of once per lead.
+    caps), so each is computed once instead of once per lead; a table whose range is too wide
+    for that (huge hand-written points) computes them per lead instead.
     """
 
     def __init__(self, rules: PointsRules) -> None:
         lo = sum(f.min_points for f in rules.factors)
         hi = sum(f.max_points for f in rules.factors)
+        self.rules = rules
         self.lowest, highest = (int(np.clip(x, rules.score_min, rules.score_max))
                                 for x in (lo, hi))
-        totals = np.arange(self.lowest, highest + 1)
+        self.per_lead = highest - self.lowest >= _MAX_TOTALS
+        totals = np.arange(self.lowest, self.lowest if self.per_lead else highest + 1)
         self.probability = _probabilities(rules, totals)
         self.grade_names, codes = _grade_codes(rules, totals)
         self.grade = codes.astype(np.int8 if len(self.grade_names) < 128 else np.int64)
 
     def fill(self, total: np.ndarray, probability: np.ndarray, grade: np.ndarray,
              scratch: np.ndarray) -> None:
+        if self.per_lead:
+            probability[:] = _probabilities(self.rules, total)
+            grade[:] = _grade_codes(self.rules, total)[1]
+            return
         offset = np.subtract(total, self.lowest, out=scratch)
         np.take(self.probability, offset, out=probability, mode="clip")  # clip never acts
         if self.grade_names:

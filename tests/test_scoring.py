@@ -242,3 +242,16 @@ def test_no_rows_give_an_empty_score_frame():
     out = score_frame(PointsRules(factors=[f]), empty)
     assert len(out) == 0
     assert list(out.columns[:5]) == ["points", "fit", "pain", "probability", "sdr_ready"]
+
+
+def test_huge_points_are_scored_per_lead_with_the_same_results():
+    f = FactorRules("visits", "PAIN", "numeric", edges=[1.0, 5.0],
+                    bin_points=[-3_000_000, 0, 3_000_000], missing_points=7)
+    grades = [{"grade": "B", "min_points": -1e9}, {"grade": "A", "min_points": 1_000_000}]
+    rules = PointsRules(factors=[f], prob_intercept=0.1, prob_slope=1e-6, grades=grades)
+    frame = pd.DataFrame({"visits": [0.0, 3.0, 9.0, np.nan]})
+    out = score_frame(rules, frame)
+    assert out["points"].tolist() == [-3_000_000, 0, 3_000_000, 7]
+    expected = 1 / (1 + np.exp(-(0.1 + 1e-6 * out["points"].to_numpy(dtype=float))))
+    np.testing.assert_allclose(out["probability"], expected)
+    assert out["grade"].astype(str).tolist() == ["B", "B", "A", "B"]
