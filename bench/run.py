@@ -239,6 +239,34 @@ def measure(name: str, n_rows: int, fn: Callable[[], Any], repeats: int, **extra
     return record
 
 
+def measure_side_by_side(n_rows: int, runs: dict[str, Callable[[], Any]], repeats: int,
+                         extras: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Like :func:`measure` for several functions whose ratio matters, called in turn, round
+    after round: a burst of load on the shared machine then slows all of them, not one.
+
+    The peak RSS is the one of the whole interleaved run.
+    """
+    _reset_peak()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    peak = round(_peak_mb(), 1)
+    records = []
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        record = {"name": name, "n_rows": n_rows, "median_s": round(median, 6),
+                  "rows_per_s": round(n_rows / median) if median > 0 else None,
+                  "peak_rss_mb": peak, "runs": repeats, "times_s": [round(t, 6) for t in ts],
+                  **extras.get(name, {})}
+        print(f"  {name:<24} {n_rows:>11,} rows  {median:9.4f} s  "
+              f"{record['rows_per_s'] or 0:>13,} rows/s  {peak:8.0f} MB", flush=True)
+        records.append(record)
+    return records
+
+
 def skipped(name: str, n_rows: int, why: str) -> dict[str, Any]:
     print(f"  {name:<24} {n_rows:>11,} rows  skipped: {why}", flush=True)
     return {"name": name, "n_rows": n_rows, "median_s": None, "rows_per_s": None,
@@ -389,11 +417,14 @@ def bench_scoring(sizes: Sizes, leads_path: Path, rules: Any, sample: pd.DataFra
                 np.add(total, c, out=total)
             return total
 
-        records.append(measure("floor_numpy", n, floor, max(repeats, 5)))
+        records += measure_side_by_side(
+            n, {"floor_numpy": floor,
+                "score_pandas": lambda frame=frame: score_frame(rules, frame)},
+            21 if n <= 1_000_000 else 7,
+            {"score_pandas": {"what": "score_frame on the frame read from Parquet "
+                                      "(dictionary-encoded categoricals), no reason codes; "
+                                      "runs alternate with floor_numpy's"}})
         del columns
-        records.append(measure("score_pandas", n, lambda frame=frame: score_frame(rules, frame),
-                               repeats, what="score_frame on the frame read from Parquet "
-                                             "(dictionary-encoded categoricals), no reason codes"))
         if n <= sizes.in_memory_limit:
             records.append(measure(
                 "score_pandas_reasons", n,

@@ -337,7 +337,7 @@ def _grade_codes(rules: PointsRules, totals: np.ndarray) -> tuple[list[str], np.
 class _Outputs:
     """The score columns being filled, each thread writing its own range of rows."""
 
-    block: np.ndarray  # points, fit, pain as the rows of one int64 block
+    block: np.ndarray  # points, fit, pain as the rows of one int64 array
     probability: np.ndarray
     sdr_ready: np.ndarray
     grade: np.ndarray
@@ -354,12 +354,18 @@ def _score_rows(plans: list[_Plan], rules: PointsRules, per_total: _PerTotal, ac
     for a in range(start, stop, size):
         b = min(a + size, stop)
         m = b - a
-        fit[:m] = 0
-        pain[:m] = 0
+        started = {True: False, False: False}  # FIT, PAIN: has a factor written its sum yet?
         for plan in plans:
-            plan.points_into(a, b, points[:m], scratch)
             target = fit[:m] if plan.is_fit else pain[:m]
-            np.add(target, points[:m], out=target)
+            if started[plan.is_fit]:
+                plan.points_into(a, b, points[:m], scratch)
+                np.add(target, points[:m], out=target)
+            else:  # the group's first factor writes the sum itself: no zeroing, no add
+                plan.points_into(a, b, target, scratch)
+                started[plan.is_fit] = True
+        for is_fit, done in started.items():
+            if not done:
+                (fit if is_fit else pain)[:m] = 0
         total = out.block[0, a:b]
         np.add(fit[:m], pain[:m], out=total, dtype=np.int64)
         out.block[1, a:b] = fit[:m]
@@ -413,12 +419,11 @@ def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = Fals
             list(pool.map(lambda r: _score_rows(plans, rules, per_total, acc, *r, out), ranges))
     else:
         _score_rows(plans, rules, per_total, acc, 0, n, out)
-    scores = pd.DataFrame(out.block.T, columns=["points", "fit", "pain"], index=frame.index,
-                          copy=False)
-    scores["probability"] = out.probability
-    scores["sdr_ready"] = out.sdr_ready
+    columns = {"points": out.block[0], "fit": out.block[1], "pain": out.block[2],
+               "probability": out.probability, "sdr_ready": out.sdr_ready}
     if per_total.grade_names:
-        scores["grade"] = _grade_column(per_total.grade_names, out.grade)
+        columns["grade"] = _grade_column(per_total.grade_names, out.grade)
+    scores = pd.DataFrame(columns, index=frame.index, copy=False)  # adopts the arrays
     if reasons:
         slots = [factor_slot_codes(f, frame[f.name], rules.missing_values)
                  for f in rules.factors]
