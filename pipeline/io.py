@@ -314,12 +314,3 @@ def run_lock(lock_file: str | Path, *, what: str = "run") -> Iterator[None]:
         yield
     finally:
         handle.close()
-
-
-def safe_child(out_dir: str | Path, name: str) -> Path:
-    """A path inside ``out_dir`` for a user-influenced name; refuses anything that escapes it."""
-    base = Path(out_dir).resolve()
-    candidate = (base / name).resolve()
-    if base != candidate and base not in candidate.parents:
-        raise UserError(f"output name {name!r} would escape the output directory {base}")
-    return candidate

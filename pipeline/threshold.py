@@ -81,16 +81,30 @@ def choose_threshold(total: np.ndarray, fit: np.ndarray, y: np.ndarray, *,
 
 
 def grade_cutoffs(total: np.ndarray, shares: dict[str, float]) -> list[dict]:
-    """Data-chosen grade cut-offs: ``shares`` (best grade first) of the leads per grade."""
-    cumulative = 0.0
-    cuts = []
+    """Data-chosen grade cut-offs: ``shares`` (best grade first) of the leads per grade.
+
+    Each grade but the last starts at the total whose share of leads at or above it is
+    closest to the grade's cumulative share (on a tie, the higher total); the last grade
+    starts at the lowest total, so every lead gets a grade. A block of leads with the same
+    total thus goes to the grade whose share it matches best, not always to the better one
+    (half the leads at 0 points make the bottom grade, not the top). A grade that would
+    start at or above the better grade's cut-off is merged into it.
+    """
+    total = np.asarray(total)
     names = list(shares)
+    if len(total) == 0:
+        return [{"grade": names[-1], "min_points": 0}]
+    values, counts = np.unique(total, return_counts=True)
+    # candidate cut-offs: every observed total, and one above them all (an empty grade)
+    cut_offs = np.append(values, values[-1] + 1)
+    share_at_or_above = np.append(np.cumsum(counts[::-1])[::-1], 0) / len(total)
+    cuts, cumulative = [], 0.0
     for name in names[:-1]:
         cumulative += shares[name]
-        cuts.append({"grade": name, "min_points": int(np.quantile(total, 1 - cumulative,
-                                                                  method="higher"))})
-    cuts.append({"grade": names[-1], "min_points": int(np.min(total)) if len(total) else 0})
-    # grades must be strictly decreasing in min_points; merge ties into the better grade
+        distance = np.round(np.abs(share_at_or_above - cumulative), 12)
+        best = int(np.flatnonzero(distance == distance.min())[-1])  # tie: the higher total
+        cuts.append({"grade": name, "min_points": int(cut_offs[best])})
+    cuts.append({"grade": names[-1], "min_points": int(values[0])})
     out: list[dict] = []
     for cut in cuts:
         if out and cut["min_points"] >= out[-1]["min_points"]:

@@ -585,7 +585,8 @@ def test_write_export_is_atomic_and_stays_inside(tmp_path):
     assert PointsRules.from_json((tmp_path / "rules.json").read_text("utf-8")).sdr_threshold == 31
 
 
-@pytest.mark.parametrize("name", ["../evil.sql", "a/../../evil.sql", "/etc/evil.sql", "", "."])
+@pytest.mark.parametrize("name", ["../evil.sql", "a/../../evil.sql", "/etc/evil.sql", "", ".",
+                                  "..", "sub/../../x"])
 def test_safe_output_path_refuses_escapes(tmp_path, name):
     with pytest.raises(ValueError, match="output name"):
         ex.safe_output_path(tmp_path / "out", name)
@@ -598,6 +599,7 @@ def test_safe_output_path_refuses_symlink_escape(tmp_path):
     with pytest.raises(ValueError, match="escapes the output directory"):
         ex.safe_output_path(out, "link/evil.sql")
     assert ex.safe_output_path(out, "ok.sql") == (out / "ok.sql").resolve()
+    assert ex.safe_output_path(out, "sub/x.json") == (out / "sub" / "x.json").resolve()
 
 
 def test_write_export_keeps_the_old_file_when_rendering_fails(tmp_path):

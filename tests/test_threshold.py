@@ -101,17 +101,34 @@ def test_grade_cutoffs(total, shares):
     assert names == [g for g in shares if g in names]  # best grade first, order kept
     assert mins[-1] == array.min()  # every lead gets a grade
     assert all(b < a for a, b in zip(mins, mins[1:], strict=False))  # strictly decreasing
-    # naive reference: the (1 - cumulative share) quantile, rounding up to an observed score;
-    # a grade whose cut does not lie strictly below the better grade's is merged into it
-    ordered = sorted(total)
+    # naive reference: the cut-off whose share of leads at or above it is closest to the
+    # cumulative share (ties: the higher); a cut not strictly below the better one is merged
+    candidates = sorted(set(total)) + [max(total) + 1]
     naive, cumulative = [], 0.0
     for name in shares:
         cumulative += shares[name]
-        position = int(np.ceil(round((1 - cumulative) * (len(ordered) - 1), 9)))
-        cut = ordered[max(position, 0)] if name != list(shares)[-1] else ordered[0]
+        if name == list(shares)[-1]:
+            cut = min(total)
+        else:
+            scored = [(round(abs(sum(t >= c for t in total) / len(total) - cumulative), 12), -c)
+                      for c in candidates]
+            cut = -min(scored)[1]
         if not naive or cut < naive[-1]["min_points"]:
             naive.append({"grade": name, "min_points": cut})
     assert cuts == naive
+
+
+def test_grade_cutoffs_put_a_block_of_tied_leads_in_the_grade_it_fits():
+    # half the leads have 0 points: they make the bottom grade, not the top one
+    total = np.concatenate([np.zeros(500, dtype=int), np.arange(1, 501)])
+    cuts = grade_cutoffs(total, {"A": 0.1, "B": 0.2, "C": 0.3, "D": 0.4})
+    assert [c["grade"] for c in cuts] == ["A", "B", "C", "D"]
+    assert cuts[-1]["min_points"] == 0 and cuts[-2]["min_points"] == 1
+    grade_of_zero = [c["grade"] for c in cuts if c["min_points"] <= 0][0]
+    assert grade_of_zero == "D"
+    # every lead equal: one grade holds them all, the one whose share is nearest 100 %
+    same = grade_cutoffs(np.full(50, 7), {"A": 0.1, "B": 0.2, "C": 0.3, "D": 0.4})
+    assert [c["grade"] for c in same if c["min_points"] <= 7] == ["C"]
 
 
 def test_grade_cutoffs_simple():
