@@ -79,6 +79,9 @@ def _connect(cfg) -> None:
                      artifact_location=cfg.registry.artifact_location)
 
 
+BACKGROUND_CHARTS_MIN_LEADS = 50_000  # from this many leads, lift charts draw in a process
+
+
 def _import_training_modules() -> None:
     """Import what training needs (statsmodels, scikit-learn, matplotlib: seconds)."""
     import statsmodels.api  # noqa: F401 - imported for its side effect: loaded modules
@@ -256,8 +259,10 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     overall_rate = float(features.frame["converted"].mean())
     with tempfile.TemporaryDirectory() as tmp, BackgroundLiftCharts() as charts:
         art = Path(tmp)
+        # a process takes a second or two to start: worth it only when fitting takes longer
+        draw_aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
         result = train_model(features, cfg, on_analysis=lambda analysis: charts.start(
-            analysis.lift, overall_rate, art / "lift_charts"))
+            analysis.lift, overall_rate, art / "lift_charts") if draw_aside else None)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
             f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
         write_training_artifacts(art, result, features, cfg, charts_written=charts.wait())

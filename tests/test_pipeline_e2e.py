@@ -55,6 +55,25 @@ def test_train_registers_a_version_with_tables_and_auc(trained_demo):
         assert run.data.tags[tag]
 
 
+def test_lift_charts_drawn_in_a_background_process_are_logged(demo_dir, make_config,
+                                                              monkeypatch, capsys, tmp_path):
+    from pipeline import cli
+
+    monkeypatch.setattr(cli, "BACKGROUND_CHARTS_MIN_LEADS", 0)  # as on 50k+ leads
+    config = make_config("demo", data_dir=demo_dir)
+    code, _, err = run_cli(["train", "--config", str(config), "--no-score", "--out",
+                            str(tmp_path / "out")], monkeypatch, capsys)
+    assert code == 0, err
+    import yaml
+
+    uri = yaml.safe_load(config.read_text())["registry"]["tracking_uri"]
+    client = MlflowClient(uri, registry_uri=uri)
+    version = client.get_model_version_by_alias("lead-scoring", "champion")
+    charts = [a.path for a in client.list_artifacts(version.run_id, "lift_charts")]
+    attributes = pd.read_csv(tmp_path / "out" / "lift_table.csv")["attribute"].nunique()
+    assert len(charts) == attributes and all(c.endswith(".png") for c in charts)
+
+
 def test_score_writes_every_lead_once(trained_demo, demo_dir, monkeypatch, capsys, tmp_path):
     config, *_ = trained_demo
     output = tmp_path / "scored.csv"
