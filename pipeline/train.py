@@ -104,6 +104,23 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         random_state=config.seed, max_cv_rows=m.max_cv_rows).fit(X, y)
 
 
+def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with its text ``columns`` as pandas Categoricals (a shallow copy).
+
+    Each distinct value is hashed once here, instead of once per stage: lift, associations,
+    selection, the encoder and the scorer all work from the category codes and give the
+    same results as on text.
+    """
+    converted = {}
+    for column in columns:
+        series = frame[column]
+        text = series.dtype != object and pd.api.types.is_string_dtype(series.dtype)
+        if text or (series.dtype == object
+                    and pd.api.types.infer_dtype(series, skipna=True) == "string"):
+            converted[column] = series.astype("category")  # (mixed types stay as they are)
+    return frame.assign(**converted) if converted else frame
+
+
 def _weeks(frame: pd.DataFrame) -> float | None:
     if "created_at" not in frame.columns or len(frame) < 2:
         return None
@@ -126,9 +143,11 @@ def train(features: FeatureSet, config: Config, *,
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
-    train_frame, test_frame = frame.iloc[split.train], frame.iloc[split.holdout]
-    y_train, y_test = y_all[split.train], y_all[split.holdout]
     factors = features.factors
+    # each part gets its own categories: nothing of the holdout's reaches the training side
+    train_frame, test_frame = (with_text_as_categories(frame.iloc[rows], factors)
+                               for rows in (split.train, split.holdout))
+    y_train, y_test = y_all[split.train], y_all[split.holdout]
     analysis = analyse(train_frame[factors].reset_index(drop=True),
                        pd.Series(y_train), features.groups, config, dropped=features.dropped)
     if on_analysis is not None:
@@ -259,7 +278,8 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
     factors = features.factors
     records = []
     for train_idx, test_idx in stratified_folds(y, folds, config.seed):
-        train_frame, test_frame = frame.iloc[train_idx], frame.iloc[test_idx]
+        train_frame, test_frame = (with_text_as_categories(frame.iloc[rows], factors)
+                                   for rows in (train_idx, test_idx))
         analysis = analyse(train_frame[factors].reset_index(drop=True), pd.Series(y[train_idx]),
                            features.groups, config)
         record = {"n_factors": len(analysis.kept)}
