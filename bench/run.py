@@ -56,6 +56,7 @@ CATEGORICALS = [f"cat_{i}" for i in range(len(CATEGORICAL_LEVELS))]
 NUMERICS = [*INTEGER_COLUMNS, *FLOAT_COLUMNS]
 FACTORS = [*CATEGORICALS, *NUMERICS]
 ID = "lead_id"
+TRAIN_REPEATS = 3  # runs of each training measurement (the median is reported)
 LABEL = "outcome"
 REQUIRED = ["floor_numpy", "score_pandas", "score_duckdb", "score_spark", "sklearn_predict_proba",
             "mlflow_pyfunc_predict", "score_stream_parquet", "train_lead_scoring",
@@ -273,9 +274,29 @@ def skipped(name: str, n_rows: int, why: str) -> dict[str, Any]:
             "peak_rss_mb": None, "skipped": why}
 
 
-def run_child(name: str, n_rows: int, argv: list[str], *, cwd: Path = REPO, **extra: Any
+def run_child(name: str, n_rows: int, argv: list[str], *, cwd: Path = REPO, repeats: int = 1,
+              before: Callable[[], Any] | None = None, **extra: Any
               ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run ``argv`` under a tiny wrapper that reports the child's own peak RSS and time."""
+    """Run ``argv`` ``repeats`` times (``before`` each run) under a tiny wrapper that reports
+    the child's own peak RSS and time: the median time and the largest peak."""
+    runs = []
+    for _ in range(repeats):
+        if before is not None:
+            before()
+        runs.append(_run_child_once(name, argv, cwd))
+    seconds = statistics.median(float(info["s"]) for info in runs)
+    rss_kb = max(info["rss_kb"] for info in runs)
+    record = {"name": name, "n_rows": n_rows, "median_s": round(seconds, 4),
+              "rows_per_s": round(n_rows / seconds), "peak_rss_mb": round(rss_kb / 1024, 1),
+              "runs": repeats, "times_s": [round(float(info["s"]), 4) for info in runs],
+              "measured_in": "subprocess (wall time incl. start-up)"}
+    record.update(extra)
+    print(f"  {name:<24} {n_rows:>11,} rows  {seconds:9.4f} s  {record['rows_per_s']:>13,} "
+          f"rows/s  {record['peak_rss_mb']:8.0f} MB (subprocess)", flush=True)
+    return record, runs[-1]
+
+
+def _run_child_once(name: str, argv: list[str], cwd: Path) -> dict[str, Any]:
     wrapper = ("import resource, subprocess, sys, time, json\n"
                "t = time.perf_counter()\n"
                "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
@@ -288,14 +309,7 @@ def run_child(name: str, n_rows: int, argv: list[str], *, cwd: Path = REPO, **ex
     info = json.loads(done.stdout.strip().splitlines()[-1])
     if info["rc"] != 0:
         raise RuntimeError(f"{name}: child failed ({info['rc']}):\n{info['out']}\n{info['err']}")
-    seconds = float(info["s"])
-    record = {"name": name, "n_rows": n_rows, "median_s": round(seconds, 4),
-              "rows_per_s": round(n_rows / seconds), "peak_rss_mb": round(info["rss_kb"] / 1024, 1),
-              "runs": 1, "measured_in": "subprocess (wall time incl. start-up)"}
-    record.update(extra)
-    print(f"  {name:<24} {n_rows:>11,} rows  {seconds:9.4f} s  {record['rows_per_s']:>13,} "
-          f"rows/s  {record['peak_rss_mb']:8.0f} MB (subprocess)", flush=True)
-    return record, info
+    return info
 
 
 def _child_env() -> dict[str, str]:
@@ -516,11 +530,18 @@ def bench_training(sizes: Sizes) -> list[dict[str, Any]]:
         csv = write_leads(TMP / f"train_{n}.csv", n, seed=11)
         config = _train_config(csv, out)
         cli = str(Path(sys.executable).with_name("lead-scoring"))
+        def fresh_store(out=out):  # every run creates its MLflow store, as a first run does
+            (out / "mlflow.db").unlink(missing_ok=True)
+            for folder in (out / "artifacts", out / "result"):
+                shutil.rmtree(folder, ignore_errors=True)
+
         record, info = run_child(
             "train_lead_scoring", n,
             [cli, "train", "--config", str(config), "--no-score", "--out", str(out / "result")],
+            repeats=TRAIN_REPEATS, before=fresh_store,
             what="whole `lead-scoring train --no-score` (read, validate, lift, selection, "
-                 "CV over C, points, MLflow logging) in a subprocess")
+                 "CV over C, points, MLflow logging, each run with a new MLflow store) in a "
+                 "subprocess")
         chosen_c, kept = _chosen(out)
         record["chosen_C"] = chosen_c
         records.append(record)
@@ -535,7 +556,7 @@ def bench_training(sizes: Sizes) -> list[dict[str, Any]]:
                                    missing_values=("",)).fit(X).transform(X)
             LogisticRegression(C=chosen_c, max_iter=2000).fit(design, y)
 
-        records.append(measure("train_sklearn_bare", n, bare, 1,
+        records.append(measure("train_sklearn_bare", n, bare, TRAIN_REPEATS,
                                what="FactorEncoder one-hot of the same factors + "
                                     f"LogisticRegression(C={chosen_c:g}), data already in memory",
                                factors=len(kept or FACTORS)))
