@@ -39,6 +39,23 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_features(demo_dir: Path):
+    """The demo config and features (fixed half-lives: no decay search), built once."""
+    from pipeline.config import load_config
+    from pipeline.features import build_features
+    from pipeline.io import read_table
+    from pipeline.validate import validate_leads
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
+                      data=demo_dir / "leads.csv")
+    leads = validate_leads(read_table(demo_dir / "leads.csv").frame, cfg, source="demo",
+                           training=True)
+    features = build_features(leads, cfg, events=demo_dir / "events.csv",
+                              half_lives={"product": 7.0, "non_product": 14.0, "trivial": 3.0})
+    return cfg, features
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real X Education file from ../shared/data (skipped when absent)."""
     if not SHARED_DATA.exists():

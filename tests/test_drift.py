@@ -178,20 +178,11 @@ def test_drift_chart_draws_one_bar_per_row() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_model(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Demo features and a points table trained on them (fixed half-lives: no decay search)."""
-    from pipeline.config import load_config
-    from pipeline.features import build_features
-    from pipeline.io import read_table
+def demo_model(demo_features):
+    """Demo features and a points table trained on them."""
     from pipeline.train import train
-    from pipeline.validate import validate_leads
 
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
-                      data=demo_dir / "leads.csv")
-    leads = validate_leads(read_table(demo_dir / "leads.csv").frame, cfg, source="demo",
-                           training=True)
-    features = build_features(leads, cfg, events=demo_dir / "events.csv",
-                              half_lives={"product": 7.0, "non_product": 14.0, "trivial": 3.0})
+    cfg, features = demo_features
     return train(features, cfg).rules, features.frame
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,18 +30,8 @@ def test_text_columns_become_categories_and_the_rest_stays():
 
 
 @pytest.mark.slow
-def test_training_on_categories_gives_what_training_on_text_gives(demo_dir: Path, monkeypatch):
-    from pipeline.config import load_config
-    from pipeline.features import build_features
-    from pipeline.io import read_table
-    from pipeline.validate import validate_leads
-
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
-                      data=demo_dir / "leads.csv")
-    leads = validate_leads(read_table(demo_dir / "leads.csv").frame, cfg, source="demo",
-                           training=True)
-    features = build_features(leads, cfg, events=demo_dir / "events.csv",
-                              half_lives={"product": 7.0, "non_product": 14.0, "trivial": 3.0})
+def test_training_on_categories_gives_what_training_on_text_gives(demo_features, monkeypatch):
+    cfg, features = demo_features
     as_categories = training.train(features, cfg)
     monkeypatch.setattr(training, "with_text_as_categories", lambda frame, columns: frame)
     as_text = training.train(features, cfg)
