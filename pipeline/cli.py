@@ -259,10 +259,12 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     overall_rate = float(features.frame["converted"].mean())
     with tempfile.TemporaryDirectory() as tmp, BackgroundLiftCharts() as charts:
         art = Path(tmp)
+        def draw_charts_aside(analysis) -> None:
+            charts.start(analysis.lift, overall_rate, art / "lift_charts")
+
         # a process takes a second or two to start: worth it only when fitting takes longer
         draw_aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
-        result = train_model(features, cfg, on_analysis=lambda analysis: charts.start(
-            analysis.lift, overall_rate, art / "lift_charts") if draw_aside else None)
+        result = train_model(features, cfg, on_analysis=draw_charts_aside if draw_aside else None)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
             f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
         write_training_artifacts(art, result, features, cfg, charts_written=charts.wait())

@@ -144,8 +144,11 @@ def train(features: FeatureSet, config: Config, *,
     y_all = frame["converted"].to_numpy(dtype=int)
     split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
     factors = features.factors
-    # each part gets its own categories: nothing of the holdout's reaches the training side
-    train_frame, test_frame = (with_text_as_categories(frame.iloc[rows], factors)
+    # the factors and the id only, each part with its own categories: nothing of the
+    # holdout's reaches the training side
+    positions = [frame.columns.get_loc(c) for c in dict.fromkeys([config.data.id_column,
+                                                                  *factors])]
+    train_frame, test_frame = (with_text_as_categories(frame.iloc[rows, positions], factors)
                                for rows in (split.train, split.holdout))
     y_train, y_test = y_all[split.train], y_all[split.holdout]
     analysis = analyse(train_frame[factors].reset_index(drop=True),
@@ -185,8 +188,9 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     y_train, y_test = y_all[split.train], y_all[split.holdout]
-    train_frame, test_frame = frame.iloc[split.train], frame.iloc[split.holdout]
     id_col = config.data.id_column
+    keys = frame[[c for c in (id_col, "created_at") if c in frame.columns]]  # no other column
+    train_keys, test_keys = keys.iloc[split.train], keys.iloc[split.holdout]
     kept = analysis.kept
     groups = {c: features.groups[c] for c in kept}
     scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config)
@@ -200,7 +204,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     choice = choose_threshold(train_scores["points"].to_numpy(), train_scores["fit"].to_numpy(),
                               y_train, target_rate=tuple(config.threshold.target_rate),
                               capacity_per_week=config.threshold.capacity_per_week,
-                              weeks=_weeks(train_frame))
+                              weeks=_weeks(train_keys))
     grades = (grade_cutoffs(train_scores["points"].to_numpy(), config.threshold.grades)
               if config.threshold.grades else [])
     rules = replace(scorecard.rules_, sdr_threshold=choice.threshold, grades=grades,
@@ -242,12 +246,12 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
         metrics["sdr_ready_per_week"] = choice.sdr_ready_per_week
     for group, h in features.half_lives.items():
         metrics[f"half_life_days_{group}"] = float(h)
-    holdout = pd.DataFrame({id_col: test_frame[id_col].to_numpy(), "converted": y_test,
+    holdout = pd.DataFrame({id_col: test_keys[id_col].to_numpy(), "converted": y_test,
                             **{c: test_scores[c].to_numpy() for c in
                                ("points", "fit", "pain", "probability", "sdr_ready")},
                             "unrounded_points": unrounded_test, "model_probability": model_prob})
-    if "created_at" in test_frame.columns:
-        holdout["created_at"] = test_frame["created_at"].to_numpy()
+    if "created_at" in test_keys.columns:
+        holdout["created_at"] = test_keys["created_at"].to_numpy()
     return TrainResult(rules, scorecard, scorecard.points_table(), coefficients, analysis, choice,
                        quadrant, calibration, fidelity, metrics, split, holdout, notes, False,
                        features.half_life_table)

@@ -276,10 +276,10 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             f"{expected_columns_diff(list(dict.fromkeys(required)), columns, _mentioned(config))}",
             hint="fix the column names in the file or in the config (columns.fit / columns.pain)",
         )
-    frame = CleanColumns(raw, config.data.missing_values)
-    id_text = frame.arrow(id_col)
+    cleaned = CleanColumns(raw, config.data.missing_values)
+    id_text = cleaned.arrow(id_col)
     ids = (pd.Series(id_text.to_pandas().array, index=raw.index) if id_text is not None
-           else frame[id_col])
+           else cleaned[id_col])
     blank = ids.isna()
     if blank.any():
         rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()
@@ -291,24 +291,24 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
                         hint="ids must be unique: de-duplicate the export")
     out = pd.DataFrame({id_col: ids.astype(str)}, index=raw.index)
     if training:
-        out["converted"] = _label(frame[label_col], config, source)
+        out["converted"] = _label(cleaned[label_col], config, source)
     if config.data.created_at_column:
-        out["created_at"] = _timestamps(frame[config.data.created_at_column],
+        out["created_at"] = _timestamps(cleaned[config.data.created_at_column],
                                         config.data.created_at_column, source)
     extra_sources = [c for c in (config.derived.email_column, config.derived.title_column,
                                  *config.derived.name_columns, config.data.account_column) if c]
     for c in extra_sources:
         if c in raw.columns:
-            out[c] = frame[c]
+            out[c] = cleaned[c]
     numeric, dropped, notes = [], {}, []
     for column in [*fit_cols, *pain_cols]:
-        values, bad, numeric_text, mostly = _numeric_kind_of(frame, column)
+        values, bad, numeric_text, mostly = _numeric_kind_of(cleaned, column)
         if column in config.columns.numeric or mostly or numeric_text:
             if bad.any():
                 rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()
                 raise UserError(
                     f"{source}: column {column!r} is numeric but rows {_listing(rows)} hold text: "
-                    f"{_listing(frame[column][bad].unique())}",
+                    f"{_listing(cleaned[column][bad].unique())}",
                     hint="clean the values (or add the text to data.missing_values if it means "
                     "'unknown')",
                 )
@@ -320,7 +320,7 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             series = values
             numeric.append(column)
         else:
-            series = frame[column]
+            series = cleaned[column]
         if series.isna().all():
             dropped[column] = "all missing"
         elif series.nunique(dropna=False) <= 1:
