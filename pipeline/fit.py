@@ -127,15 +127,18 @@ def _maximum_likelihood(logit: Any, start: np.ndarray) -> Any:
     From there Newton needs a handful of steps. Collinear levels make its Hessian singular:
     then BFGS takes over from the same start.
     """
-    with warnings.catch_warnings():
+    # convergence is read from mle_retvals, not from a warning: warning filters are global
+    # and training runs other threads, so a catch_warnings block here would not be safe alone
+    quiet = {"disp": False, "start_params": start, "warn_convergence": False}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            result = logit.fit(method="newton", maxiter=25, disp=False, start_params=start)
+            result = logit.fit(method="newton", maxiter=25, **quiet)
             if result.mle_retvals.get("converged") and np.isfinite(result.params).all():
                 return result
         except np.linalg.LinAlgError:
             pass
-        return logit.fit(method="bfgs", maxiter=100, disp=False, start_params=start)
+        return logit.fit(method="bfgs", maxiter=100, **quiet)
 
 
 def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarray,
