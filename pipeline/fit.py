@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 from pipeline.encoding import FactorEncoder
 
 QUASI_SEPARATION_COEF = 10.0  # |log odds ratio| beyond which a level is reported as separating
+START_C = 1e4  # penalty of the statsmodels start: enough to keep separated levels finite
 
 
 @dataclass(frozen=True)
@@ -116,15 +117,23 @@ def reference_slots(encoder: FactorEncoder) -> list[int]:
     return refs
 
 
-def _factor_of(encoder: FactorEncoder, column: int) -> int:
-    """Index of the factor a design column belongs to."""
-    return int(np.searchsorted(encoder.offsets_, column, side="right") - 1)
+def _sample_start(design: sp.csr_matrix, y: np.ndarray) -> np.ndarray:
+    """Start for statsmodels: a barely penalised fit of the same (reference-coded) sample.
+
+    Newton in statsmodels is dense (one Hessian of the whole sample per step); from this
+    start it needs a step or two. The sparse scikit-learn fit that gives it is much cheaper.
+    """
+    model = LogisticRegression(C=START_C, solver="newton-cholesky", tol=1e-8, max_iter=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(design, y)
+    return np.concatenate([model.intercept_, model.coef_[0]])
 
 
 def _maximum_likelihood(logit: Any, start: np.ndarray) -> Any:
-    """statsmodels' maximum likelihood, started from the regularised fit (in reference coding).
+    """statsmodels' maximum likelihood from ``start`` (the sample's near-unpenalised fit).
 
-    From there Newton needs a handful of steps. Collinear levels make its Hessian singular:
+    Newton needs a step or two from there. Collinear levels make its Hessian singular:
     then BFGS takes over from the same start.
     """
     # convergence is read from mle_retvals, not from a warning: warning filters are global
@@ -139,6 +148,29 @@ def _maximum_likelihood(logit: Any, start: np.ndarray) -> Any:
         except np.linalg.LinAlgError:
             pass
         return logit.fit(method="bfgs", maxiter=100, **quiet)
+
+
+def _information(logit: Any, result: Any) -> np.ndarray:
+    """Fisher information at the estimate: Newton's last Hessian when it has one."""
+    hessian = result.mle_retvals.get("Hessian")  # Newton's: -loglike Hessian / nobs
+    if hessian is not None and hessian.shape == (len(result.params),) * 2:
+        return np.asarray(hessian) * logit.endog.shape[0]
+    return -logit.hessian(np.asarray(result.params))
+
+
+def _identified_basis(gram: np.ndarray) -> np.ndarray | None:
+    """Orthonormal basis of the directions the data pin down (the row space of the design,
+    from its Gram matrix ``X'X``), or None when every direction is pinned down.
+
+    Collinear levels (e.g. "no product event" in two factors) leave the likelihood flat along
+    the other directions: many estimates fit equally well. Fitting in this basis gives the
+    shortest of them, the same whatever the start, and keeps Newton's Hessian invertible.
+    Numerically zero follows numpy's ``matrix_rank`` rule.
+    """
+    values, vectors = np.linalg.eigh(gram)
+    tolerance = np.abs(values).max() * len(values) * np.finfo(float).eps
+    pinned = values > tolerance
+    return None if pinned.all() else vectors[:, pinned]
 
 
 def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarray,
@@ -173,34 +205,38 @@ def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarr
     if len(sample) < len(y):
         notes.append(f"statsmodels inference on a stratified sample of {len(sample):,} of "
                      f"{len(y):,} leads (standard errors are conservative)")
-    X = np.column_stack([np.ones(len(sample)), design[sample][:, keep].toarray()])
+    sampled = sp.hstack([np.ones((len(sample), 1)), design[sample][:, keep]], format="csc")
     y = y[sample]
-    params = np.full(X.shape[1], np.nan)
-    bse = np.full(X.shape[1], np.nan)
-    ref_list = reference_slots(encoder)
-    start = np.concatenate([[sk_fit.intercept + float(sum(sk_fit.coef[r] for r in ref_list))],
-                            [sk_fit.coef[i] - sk_fit.coef[ref_list[_factor_of(encoder, i)]]
-                             for i in keep]])
+    n_columns = sampled.shape[1]
+    params = np.full(n_columns, np.nan)
+    bse = np.full(n_columns, np.nan)
     # levels with no lead in the sample have no estimate (and would make the Hessian singular)
-    observed = X.any(axis=0)
-    present = np.flatnonzero(observed)  # the intercept column is all ones: always present
-    if len(present) < X.shape[1]:
-        absent = [names[keep[k - 1]] for k in np.flatnonzero(~observed)]
+    present = np.flatnonzero(sampled.getnnz(axis=0) > 0)  # the intercept: always present
+    if len(present) < n_columns:
+        absent = [names[keep[k - 1]] for k in np.setdiff1d(np.arange(n_columns), present)]
         notes.append(f"{len(absent)} level(s) have no lead in the statsmodels sample, so no "
                      f"statsmodels estimate: {', '.join(absent[:5])}"
                      + (" ..." if len(absent) > 5 else ""))
+        sampled = sampled[:, present]
+    sampled = sampled.tocsr()
+    start = _sample_start(sampled[:, 1:], y)
+    basis = _identified_basis((sampled.T @ sampled).toarray())
+    X = sampled.toarray()
+    if basis is not None:  # collinear levels: fit the directions the data pin down
+        X, start = X @ basis, basis.T @ start
+        notes.append("collinear levels: the design is rank-deficient, so some statsmodels "
+                     "estimates are not identified (the table shows the shortest of the "
+                     "equally likely ones; the regularised fit is unaffected)")
     try:
-        logit = sm.Logit(y, X[:, present], check_rank=False)  # rank: see the information below
-        result = _maximum_likelihood(logit, start[present])
-        params[present] = np.asarray(result.params)
-        # pseudo-inverse of the Fisher information: collinear levels (e.g. "no product event"
-        # in two factors) make the Hessian singular; their standard errors come out large
-        information = -logit.hessian(params[present])
-        cov = np.linalg.pinv(information)
+        logit = sm.Logit(y, X, check_rank=False)
+        result = _maximum_likelihood(logit, start)
+        estimate = np.asarray(result.params)
+        # pseudo-inverse: quasi-separated levels can still make the information ill-conditioned
+        cov = np.linalg.pinv(_information(logit, result))
+        if basis is not None:
+            estimate, cov = basis @ estimate, basis @ cov @ basis.T
+        params[present] = estimate
         bse[present] = np.sqrt(np.clip(np.diag(cov), 0, None))
-        if np.linalg.matrix_rank(information) < information.shape[0]:
-            notes.append("collinear levels: the design is rank-deficient, so some statsmodels "
-                         "standard errors are not identified (the regularised fit is unaffected)")
         flagged = {i for i in keep if counts[i] > 0 and (wins[i] == 0 or wins[i] == counts[i])}
         for k, i in enumerate(keep):
             if i not in flagged and abs(params[k + 1]) > QUASI_SEPARATION_COEF:
@@ -224,16 +260,17 @@ def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarr
             coef = 0.0 if is_ref else params[position[col]]
             se = np.nan if is_ref else bse[position[col]]
             z = coef / se if se and np.isfinite(se) and se > 0 else np.nan
-            p = 2 * stats.norm.sf(abs(z)) if np.isfinite(z) else np.nan
             rows.append({
                 "factor": factor.name, "level": slot, "group": groups.get(factor.name, "FIT"),
                 "leads": int(factor.counts[s]), "reference": is_ref, "coef": coef, "std_err": se,
-                "z": z, "p_value": p, "ci_low": coef - 1.959964 * se if np.isfinite(se) else np.nan,
+                "z": z, "p_value": np.nan,  # below, for every row at once
+                "ci_low": coef - 1.959964 * se if np.isfinite(se) else np.nan,
                 "ci_high": coef + 1.959964 * se if np.isfinite(se) else np.nan,
                 "odds_ratio": float(np.exp(np.clip(coef, -50, 50))),
                 "sklearn_coef": float(sk_coef_rel[col]),
             })
     table = pd.DataFrame(rows)
+    table["p_value"] = 2 * stats.norm.sf(table["z"].abs().to_numpy())  # NaN z: NaN p
     intercept_row = pd.DataFrame([{
         "factor": "(intercept)", "level": "", "group": "", "leads": int(len(y)), "reference": False,
         "coef": params[0], "std_err": bse[0], "z": np.nan, "p_value": np.nan, "ci_low": np.nan,

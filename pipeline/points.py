@@ -159,8 +159,16 @@ def fit_probability_map(total: np.ndarray, y: np.ndarray) -> tuple[float, float]
     if np.ptp(total) == 0:
         rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
         return math.log(rate / (1 - rate)), 0.0
+    # the same likelihood from each distinct (total, outcome) pair, weighted by its leads:
+    # a few hundred rows instead of one per lead
+    totals, codes = np.unique(np.asarray(total), return_inverse=True)
+    won = np.bincount(codes, weights=np.asarray(y, dtype=float), minlength=len(totals))
+    leads = np.bincount(codes, minlength=len(totals)).astype(float)
+    x = np.concatenate([totals, totals]).astype(float).reshape(-1, 1)
+    outcome = np.repeat([1, 0], len(totals))
+    weight = np.concatenate([won, leads - won])
     model = LogisticRegression(C=1e6, max_iter=1000, tol=1e-8)
-    model.fit(total.reshape(-1, 1).astype(float), y)
+    model.fit(x[weight > 0], outcome[weight > 0], sample_weight=weight[weight > 0])
     return float(model.intercept_[0]), float(model.coef_[0, 0])
 
 

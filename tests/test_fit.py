@@ -121,6 +121,40 @@ def test_collinear_levels_still_give_a_table_and_a_note():
     assert len(table) == design.shape[1] + 1
 
 
+def test_collinear_estimate_is_the_same_from_any_start(monkeypatch):
+    # "copy" repeats "seniority": the likelihood is flat along some directions, so the
+    # estimate would depend on where Newton starts; the table reports the shortest one
+    import pipeline.fit as fit_module
+
+    X, y = _demo_like(1500, 4)
+    X = X.assign(copy="s_" + X["seniority"].astype(str))
+    encoder = FactorEncoder(min_leads=30).fit(X)
+    design = encoder.transform(X)
+    fit = fit_regularised(design, y, c_grid=[1.0], folds=3, seed=0, max_iter=2000)
+    reference, notes = coefficient_table(encoder, design, y, fit, {})
+    assert not any("did not converge" in n for n in notes), notes
+    body = reference.iloc[1:][~reference.iloc[1:]["reference"]]
+    copies = body[body["factor"] == "copy"].set_index("level")["coef"]
+    originals = body[body["factor"] == "seniority"].set_index("level")["coef"]
+    # the shortest estimate splits each level's effect equally between the two copies
+    np.testing.assert_allclose(copies.rename(lambda v: v[2:]).sort_index(),
+                               originals.sort_index(), atol=1e-6)
+    start = fit_module._sample_start
+    for seed in range(2):
+        noise = np.random.default_rng(seed).normal(0, 0.3, design.shape[1] + 1)
+
+        def moved(sampled, labels, noise=noise):
+            values = start(sampled, labels)
+            return values + noise[:len(values)]
+
+        monkeypatch.setattr(fit_module, "_sample_start", moved)
+        table, _ = coefficient_table(encoder, design, y, fit, {})
+        np.testing.assert_allclose(table["coef"].to_numpy(float),
+                                   reference["coef"].to_numpy(float), atol=1e-6)
+        np.testing.assert_allclose(table["std_err"].to_numpy(float),
+                                   reference["std_err"].to_numpy(float), rtol=1e-5)
+
+
 def test_levels_absent_from_the_statsmodels_sample_get_no_estimate(demo_like):
     X, y, encoder, design, fit = demo_like
     # drop the leads of one non-reference level: its design column is all zero
