@@ -8,6 +8,7 @@ Everything wrong is reported with the file, column and rows, and what to do.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,7 +99,25 @@ class CleanColumns(Mapping[str, pd.Series]):
         self.tokens = [*dict.fromkeys([*missing_values, ""])]
         self._objects: dict[str, pd.Series] = {}
         self._arrow: dict[str, pa.ChunkedArray | None] = {}
+        self._numbers: dict[str, np.ndarray | None] = {}
         self._distinct: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def prepare(self, columns: list[str]) -> None:
+        """Clean ``columns`` (and cast them to numbers) on two threads at once: Arrow's
+        kernels release the GIL, so the cleaning runs on both cores."""
+        todo = [c for c in dict.fromkeys(columns) if c not in self._arrow]
+        texts = [_arrow_text(self.raw[c]) for c in todo]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            done = list(pool.map(self._clean_and_cast, texts))
+        for column, (cleaned, numbers) in zip(todo, done, strict=True):
+            self._arrow[column], self._numbers[column] = cleaned, numbers
+
+    def _clean_and_cast(self, text: pa.ChunkedArray | None
+                        ) -> tuple[pa.ChunkedArray | None, np.ndarray | None]:
+        if text is None:
+            return None, None
+        cleaned = _clean_arrow(text, self.tokens)
+        return cleaned, _arrow_numbers(cleaned)
 
     def arrow(self, column: str) -> pa.ChunkedArray | None:
         """The cleaned Arrow text of ``column`` (missing tokens are null), or None."""
@@ -106,6 +125,14 @@ class CleanColumns(Mapping[str, pd.Series]):
             text = _arrow_text(self.raw[column])
             self._arrow[column] = None if text is None else _clean_arrow(text, self.tokens)
         return self._arrow[column]
+
+    def numbers(self, column: str) -> np.ndarray | None:
+        """Floats cast by Arrow from the cleaned text, or None (no Arrow text, or a value
+        Arrow will not cast)."""
+        if column not in self._numbers:
+            text = self.arrow(column)
+            self._numbers[column] = None if text is None else _arrow_numbers(text)
+        return self._numbers[column]
 
     def distinct(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """(code per row, distinct values as objects) of a column with Arrow text."""
@@ -202,23 +229,51 @@ def _numeric_kind(series: pd.Series) -> tuple[pd.Series, pd.Series, bool, bool]:
     return values, bad, *_kind(int(series.notna().sum()), int(bad.sum()))
 
 
-def _numeric_kind_of(columns: CleanColumns, name: str
-                     ) -> tuple[pd.Series, pd.Series, bool, bool]:
+def _numeric_kind_of(columns: CleanColumns, name: str, *, values_needed: bool = False
+                     ) -> tuple[pd.Series | None, pd.Series | None, bool, bool]:
     """:func:`_numeric_kind` of a cleaned column, cast straight from its Arrow text if it has
-    one (no Python objects for a column of numbers)."""
+    one (no Python objects for a column of numbers). A text column's values and bad mask are
+    None unless ``values_needed`` (nothing reads them)."""
     text = columns.arrow(name)
     if text is None:
         return _numeric_kind(columns[name])
-    values = _arrow_numbers(text)
+    index = columns.raw.index
+    values = columns.numbers(name)
     if values is None:  # Arrow refused a value: pandas parses each distinct value once
         codes, uniques = columns.distinct(name)
         parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
-        values = parsed.to_numpy(dtype=float, na_value=np.nan).take(codes)
+        parsed = parsed.to_numpy(dtype=float, na_value=np.nan)
+        leads = np.bincount(codes, minlength=len(uniques))
+        present_once = pd.notna(uniques)
+        kind = _kind(int(leads[present_once].sum()),
+                     int(leads[present_once & np.isnan(parsed)].sum()))
+        if not (values_needed or any(kind)):
+            return None, None, *kind
+        values = parsed.take(codes)
+        bad = pd.Series(present_once.take(codes) & np.isnan(values), index=index)
+        return pd.Series(values, index=index, dtype=float), bad, *kind
     present = text.is_valid().to_numpy(zero_copy_only=False)
-    index = columns.raw.index
     bad = pd.Series(present & np.isnan(values), index=index)
     numbers = pd.Series(values, index=index, dtype=float)
     return numbers, bad, *_kind(int(present.sum()), int(bad.sum()))
+
+
+def _emptiness(series: pd.Series, text: pa.ChunkedArray | None) -> str | None:
+    """"all missing", "constant" (one distinct value, missing counting as one) or None,
+    without hashing every value of a float or Arrow-text column."""
+    if series.dtype.kind == "f":
+        values = series.to_numpy()
+        missing = np.isnan(values)
+        if missing.all():
+            return "all missing"
+        return "constant" if not missing.any() and values.min() == values.max() else None
+    if text is not None:
+        if text.null_count == len(text):
+            return "all missing"
+        return "constant" if pc.count_distinct(text, mode="all").as_py() <= 1 else None
+    if series.isna().all():
+        return "all missing"
+    return "constant" if series.nunique(dropna=False) <= 1 else None
 
 
 def _kind(n_present: int, n_bad: int) -> tuple[bool, bool]:
@@ -277,6 +332,7 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             hint="fix the column names in the file or in the config (columns.fit / columns.pain)",
         )
     cleaned = CleanColumns(raw, config.data.missing_values)
+    cleaned.prepare([id_col, *fit_cols, *pain_cols])
     id_text = cleaned.arrow(id_col)
     ids = (pd.Series(id_text.to_pandas().array, index=raw.index) if id_text is not None
            else cleaned[id_col])
@@ -285,7 +341,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()
         raise UserError(f"{source}: id column {id_col!r} is blank on rows {_listing(rows)}",
                         hint="every lead needs an id (row numbers count the header as row 1)")
-    dup = ids[ids.duplicated(keep=False)]
+    unique = id_text is not None and len(pc.unique(id_text)) == len(id_text)  # faster than duplicated()
+    dup = ids[:0] if unique else ids[ids.duplicated(keep=False)]
     if not dup.empty:
         raise UserError(f"{source}: id column {id_col!r} has duplicates: {_listing(dup.unique())}",
                         hint="ids must be unique: de-duplicate the export")
@@ -302,8 +359,10 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             out[c] = cleaned[c]
     numeric, dropped, notes = [], {}, []
     for column in [*fit_cols, *pain_cols]:
-        values, bad, numeric_text, mostly = _numeric_kind_of(cleaned, column)
-        if column in config.columns.numeric or mostly or numeric_text:
+        declared = column in config.columns.numeric
+        values, bad, numeric_text, mostly = _numeric_kind_of(cleaned, column,
+                                                             values_needed=declared)
+        if declared or mostly or numeric_text:
             if bad.any():
                 rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()
                 raise UserError(
@@ -321,10 +380,9 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             numeric.append(column)
         else:
             series = cleaned[column]
-        if series.isna().all():
-            dropped[column] = "all missing"
-        elif series.nunique(dropna=False) <= 1:
-            dropped[column] = "constant"
+        emptiness = _emptiness(series, None if series is values else cleaned.arrow(column))
+        if emptiness:
+            dropped[column] = emptiness
         else:
             out[column] = series
     for column, reason in dropped.items():

@@ -119,6 +119,32 @@ def test_all_missing_or_constant_columns_warn_and_drop(config, values, reason):
                             "(it cannot earn points)"]
 
 
+@pytest.mark.parametrize("dtype", [object, "str"])  # "str": Arrow text, cleaned by Arrow
+@pytest.mark.parametrize(("column", "values", "reason"), [
+    ("region", ["north"] * 40, "constant"),
+    ("region", ["north"] * 39 + [""], None),  # missing counts as a second value
+    ("region", [" north", "north "] * 20, "constant"),
+    ("region", ["", "Select"] * 20, "all missing"),
+    ("visits", ["3"] * 40, "constant"),
+    ("visits", ["3.0", " 3"] * 20, "constant"),
+    ("visits", ["3"] * 39 + [""], None),
+    ("visits", [""] * 40, "all missing"),
+])
+def test_constant_and_all_missing_alike_for_arrow_and_object_text(config, dtype, column, values,
+                                                                   reason):
+    out = validate_leads(_raw(**{column: values}).astype(dtype), config, source=SRC)
+    assert out.dropped == ({column: reason} if reason else {})
+    assert (column in out.frame.columns) == (reason is None)
+
+
+def test_duplicate_ids_in_arrow_text(config):
+    ids = [f"L{i}" for i in range(40)]
+    ids[10], ids[20] = "L1", " L1"
+    with pytest.raises(UserError, match=r"has duplicates: 'L1'\n"):
+        validate_leads(_raw(id=ids).astype("str"), config, source=SRC)
+    assert len(validate_leads(_raw().astype("str"), config, source=SRC).frame) == 40
+
+
 def test_numbers_with_text_in_them(config):
     visits = [str(i % 7) for i in range(40)]
     visits[5], visits[17] = "12 visits", "n/a"
