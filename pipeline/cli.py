@@ -79,7 +79,7 @@ def _connect(cfg) -> None:
                      artifact_location=cfg.registry.artifact_location)
 
 
-BACKGROUND_CHARTS_MIN_LEADS = 50_000  # from this many leads, lift charts draw in a process
+BACKGROUND_CHARTS_MIN_LEADS = 50_000  # from this many leads, charts + benchmark: a process
 
 
 def _import_training_modules() -> None:
@@ -255,16 +255,19 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
     from pipeline.artifacts import write_training_artifacts
     from pipeline.plots_lift import BackgroundLiftCharts
+    from pipeline.side_process import SideProcess
 
     overall_rate = float(features.frame["converted"].mean())
-    with tempfile.TemporaryDirectory() as tmp, BackgroundLiftCharts() as charts:
+    with (tempfile.TemporaryDirectory() as tmp, SideProcess() as side,
+          BackgroundLiftCharts(side) as charts):
         art = Path(tmp)
         def draw_charts_aside(analysis) -> None:
             charts.start(analysis.lift, overall_rate, art / "lift_charts")
 
         # a process takes a second or two to start: worth it only when fitting takes longer
-        draw_aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
-        result = train_model(features, cfg, on_analysis=draw_charts_aside if draw_aside else None)
+        aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
+        result = train_model(features, cfg, on_analysis=draw_charts_aside if aside else None,
+                             side=side if aside else None)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
             f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
         write_training_artifacts(art, result, features, cfg, charts_written=charts.wait())

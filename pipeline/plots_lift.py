@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline.side_process import SideProcess
+
 _NEEDED = ["attribute", "level", "leads", "conversion_rate", "ci_low", "ci_high"]
 _SLUG_MAX = 60
 MAX_CHART_LEVELS = 30  # a chart shows at most this many levels: those with the most leads
@@ -89,27 +91,20 @@ def chart_file_name(attribute: str) -> str:
 class BackgroundLiftCharts:
     """Lift charts rendered by a separate process while training goes on.
 
-    Drawing holds the GIL, so a thread would not help; a spawned process draws on the other
-    core. :meth:`wait` says whether the charts were written: if the process could not start
-    or failed, the caller draws them itself, so charts are never lost to this shortcut.
+    Drawing holds the GIL, so a thread would not help; a :class:`SideProcess` draws on the
+    other core (``side``: one shared with other work, else one of its own). :meth:`wait`
+    says whether the charts were written: if the process could not start or failed, the
+    caller draws them itself, so charts are never lost to this shortcut.
     """
 
-    def __init__(self) -> None:
-        self._pool: Any = None
+    def __init__(self, side: SideProcess | None = None) -> None:
+        self._own = side is None
+        self._side = SideProcess() if side is None else side
         self._future: Any = None
 
     def start(self, lift: pd.DataFrame, overall_rate: float, out_dir: Path) -> None:
-        if not len(lift):
-            return
-        try:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._pool = ProcessPoolExecutor(max_workers=1,
-                                             mp_context=multiprocessing.get_context("spawn"))
-            self._future = self._pool.submit(save_lift_charts, lift, overall_rate, out_dir)
-        except (OSError, RuntimeError, ValueError):
-            self.close()
+        if len(lift):
+            self._future = self._side.submit(save_lift_charts, lift, overall_rate, out_dir)
 
     def wait(self) -> bool:
         """True when the process wrote every chart."""
@@ -121,12 +116,11 @@ class BackgroundLiftCharts:
         except Exception:  # noqa: BLE001 - any failure there: draw the charts here instead
             return False
         finally:
-            self.close()
+            self._future = None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = self._future = None
+        if self._own:
+            self._side.close()
 
     def __enter__(self) -> BackgroundLiftCharts:
         return self

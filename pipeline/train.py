@@ -15,11 +15,13 @@ from pipeline.associations import pairwise_associations, target_associations
 from pipeline.config import Config
 from pipeline.evaluate import Split, benchmark_auc, binary_metrics, holdout_split, stratified_folds
 from pipeline.features import FeatureSet
+from pipeline.fit import stratified_sample
 from pipeline.lift import level_frame, lift_table
 from pipeline.points import PointsScorecard, calibration_table, rounding_fidelity
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame
 from pipeline.selection import SelectionSettings, select_factors
+from pipeline.side_process import SideProcess
 from pipeline.threshold import (
     Quadrant,
     ThresholdChoice,
@@ -135,11 +137,13 @@ def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
 
 
 def train(features: FeatureSet, config: Config, *,
-          on_analysis: Callable[[Analysis], None] | None = None) -> TrainResult:
+          on_analysis: Callable[[Analysis], None] | None = None,
+          side: SideProcess | None = None) -> TrainResult:
     """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout.
 
     ``on_analysis`` is called with the attribute analysis as soon as it is done (the CLI
-    starts drawing the lift charts then, while the model fits)."""
+    starts drawing the lift charts then, while the model fits). The benchmark model trains
+    meanwhile: in ``side`` (a second process) when given, else on a background thread."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
@@ -173,16 +177,39 @@ def train(features: FeatureSet, config: Config, *,
     kept = analysis.kept
     X_train = train_frame[kept].reset_index(drop=True)
     X_test = test_frame[kept].reset_index(drop=True)
+    # the benchmark model is independent of the points: it trains on the second core
+    sample = stratified_sample(y_train, config.model.max_cv_rows, config.seed)
+    job = (benchmark_auc, X_train.iloc[sample], y_train[sample], X_test, y_test)
     with ThreadPoolExecutor(max_workers=1) as background:
-        # the benchmark model is independent of the points: it trains on the second core
-        benchmark = background.submit(benchmark_auc, X_train, y_train, X_test, y_test,
-                                      seed=config.seed, max_rows=config.model.max_cv_rows)
+        aside = side.submit(*job, seed=config.seed) if side is not None else None
+        benchmark = _Benchmark(aside or background.submit(*job, seed=config.seed),
+                               in_process=aside is not None, job=job, seed=config.seed)
         return _fit_and_evaluate(features, config, split, analysis, X_train, X_test, benchmark,
                                  base_metrics, notes)
 
 
+@dataclass(frozen=True)
+class _Benchmark:
+    """The benchmark model's pending result. If the side process failed (it died, or could
+    not take the data), the model is trained here instead, where a real error shows."""
+
+    future: Future
+    in_process: bool
+    job: tuple
+    seed: int
+
+    def result(self) -> dict[str, float]:
+        try:
+            return self.future.result()
+        except Exception:
+            if not self.in_process:
+                raise
+            fn, *args = self.job
+            return fn(*args, seed=self.seed)
+
+
 def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analysis: Analysis,
-                      X_train: pd.DataFrame, X_test: pd.DataFrame, benchmark: Future,
+                      X_train: pd.DataFrame, X_test: pd.DataFrame, benchmark: _Benchmark,
                       base_metrics: dict[str, float], notes: list[str]) -> TrainResult:
     """Fit the points table on the kept factors, pick the threshold, evaluate on holdout."""
     frame = features.frame

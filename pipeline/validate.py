@@ -341,7 +341,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()
         raise UserError(f"{source}: id column {id_col!r} is blank on rows {_listing(rows)}",
                         hint="every lead needs an id (row numbers count the header as row 1)")
-    unique = id_text is not None and len(pc.unique(id_text)) == len(id_text)  # faster than duplicated()
+    # Arrow's unique is 2-3x faster than pandas' duplicated: ask pandas only to list them
+    unique = id_text is not None and len(pc.unique(id_text)) == len(id_text)
     dup = ids[:0] if unique else ids[ids.duplicated(keep=False)]
     if not dup.empty:
         raise UserError(f"{source}: id column {id_col!r} has duplicates: {_listing(dup.unique())}",

@@ -39,3 +39,49 @@ def test_training_on_categories_gives_what_training_on_text_gives(demo_features,
     pd.testing.assert_frame_equal(as_categories.analysis.lift, as_text.analysis.lift)
     pd.testing.assert_frame_equal(as_categories.analysis.selection, as_text.analysis.selection)
     assert as_categories.metrics == as_text.metrics
+
+
+class _DeadSide:
+    """A side process whose work always fails (as if the process had died)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        future = Future()
+        future.set_exception(BrokenProcessPool("the side process died"))
+        return future
+
+
+@pytest.mark.slow
+def test_benchmark_in_a_side_process_is_the_benchmark_on_a_thread(demo_features):
+    from pipeline.side_process import SideProcess
+
+    cfg, features = demo_features
+    on_thread = training.train(features, cfg)
+    with SideProcess() as side:
+        in_process = training.train(features, cfg, side=side)
+    after_failure = training.train(features, cfg, side=_DeadSide())  # trained here instead
+    for result in (in_process, after_failure):
+        assert result.metrics["holdout_auc_benchmark"] == on_thread.metrics[
+            "holdout_auc_benchmark"]
+        assert result.metrics["holdout_brier_benchmark"] == on_thread.metrics[
+            "holdout_brier_benchmark"]
+        assert result.rules.to_json() == on_thread.rules.to_json()
+
+
+def test_side_process_runs_work_in_order_and_says_when_it_cannot_start(monkeypatch):
+    from pipeline.side_process import SideProcess
+
+    with SideProcess() as side:
+        first, second = side.submit(divmod, 7, 2), side.submit(pow, 2, 10)
+        assert (first.result(timeout=120), second.result(timeout=120)) == ((3, 1), 1024)
+    import concurrent.futures
+
+    def refuse(*args, **kwargs):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    with SideProcess() as side:
+        assert side.submit(divmod, 7, 2) is None  # the caller does the work itself
+        assert side.submit(divmod, 7, 2) is None
