@@ -275,7 +275,7 @@ def target_associations(
         series = X[column]
         numeric = is_numeric_column(series)
         # the levels are coded once and shared by V, IV and the AUC
-        codes, names = pd.factorize(levels[column].to_numpy(dtype=object), sort=True)
+        codes, names = sorted_level_codes(levels[column])
         if (codes < 0).any():
             raise ValueError("level_frame must label every value (missing is a level, not NaN)")
         n_levels = len(names)
@@ -325,8 +325,7 @@ def pairwise_associations(
         raise ValueError("level_frame must have the same index as X")
     numeric = {c: is_numeric_column(X[c]) for c in names}
     # each column coded once, renumbered as Cramér's V does, and reused by all its pairs
-    codes = {c: _dense_codes(pd.factorize(level_frame[c].astype(object), sort=True)[0])
-             for c in names}
+    codes = {c: _dense_codes(sorted_level_codes(level_frame[c])[0]) for c in names}
     k = {c: int(codes[c].max(initial=-1)) + 1 for c in names}
     values = {
         c: pd.to_numeric(X[c]).to_numpy(dtype=float, na_value=np.nan) for c in names if numeric[c]
@@ -390,6 +389,21 @@ def missing_mask(series: pd.Series) -> np.ndarray:
         return series.isna().to_numpy() | empty
     empty_value = [isinstance(u, str) and u == "" for u in uniques]
     return with_fill(empty_value, True, bool).take(codes)
+
+
+def sorted_level_codes(levels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(levels, sort=True)`` of a level-frame column (labels in sorted order,
+    only those present). A categorical column is renumbered from its codes: no label is
+    hashed again."""
+    if not isinstance(levels.dtype, pd.CategoricalDtype):
+        return pd.factorize(levels.to_numpy(dtype=object), sort=True)
+    codes = levels.cat.codes.to_numpy()
+    categories = levels.cat.categories.to_numpy(dtype=object)
+    present = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+    names = np.array(sorted(categories[present]), dtype=object)
+    position = {name: k for k, name in enumerate(names)}
+    renumber = np.array([position.get(c, -1) for c in categories] + [-1], dtype=np.intp)
+    return renumber.take(codes), names  # a missing cell (code -1) stays -1
 
 
 def _resolve_levels(

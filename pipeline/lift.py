@@ -68,6 +68,7 @@ def level_frame(
     n_bins: int = 5,
     missing_label: str = MISSING_LABEL,
     other_label: str = OTHER_LABEL,
+    categorical: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Every column as string levels, plus how each was cut.
 
@@ -79,10 +80,22 @@ def level_frame(
     order as ``X``, dtype ``object``) and ``{column: {"kind", "edges", "levels"}}`` where
     ``levels`` lists the labels in report order (bins or levels by descending leads,
     then other, then missing); numeric entries also hold ``bins``, the bin labels alone.
+    ``categorical=True`` gives each column as a pandas Categorical over its ``levels`` (the
+    same labels, but later stages read the codes instead of hashing every label again).
     """
     _check_level_args(X, min_leads=min_leads, n_bins=n_bins, missing_label=missing_label,
                       other_label=other_label)
     meta: dict[str, dict[str, Any]] = {}
+    if categorical:
+        columns = {}
+        for column in X.columns:
+            codes, info = _column_levels(X[column], column=str(column), min_leads=min_leads,
+                                         n_bins=n_bins, missing_label=missing_label,
+                                         other_label=other_label)
+            columns[column] = pd.Categorical.from_codes(
+                codes, categories=pd.Index(object_array(info["levels"]), dtype=object))
+            meta[str(column)] = info
+        return pd.DataFrame(columns, index=X.index, columns=X.columns, copy=False), meta
     # one row of labels per column, handed to the frame as its single block (no copy)
     labels = np.empty((len(X.columns), len(X)), dtype=object)
     for j, column in enumerate(X.columns):
@@ -468,7 +481,11 @@ def _coded_levels(
 def _frame_codes(labels: pd.Series, name: str, info: dict[str, Any]
                  ) -> tuple[np.ndarray, dict[str, Any]]:
     """A level frame column as indices into its ``info["levels"]``."""
-    codes = _codes_in(labels.to_numpy(dtype=object), list(info["levels"]))
+    if (isinstance(labels.dtype, pd.CategoricalDtype)
+            and list(labels.cat.categories) == list(info["levels"])):
+        codes = labels.cat.codes.to_numpy()  # a categorical level frame: nothing to look up
+    else:
+        codes = _codes_in(labels.to_numpy(dtype=object), list(info["levels"]))
     if (codes < 0).any():
         raise ValueError(f"column {name!r}: level frame holds levels missing from its metadata")
     return codes, info

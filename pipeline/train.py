@@ -80,10 +80,10 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
     ``dropped`` (column -> reason) adds report rows for columns that never reached the
     analysis (constant, all missing, excluded by the config)."""
     a = config.analysis
-    levels, _ = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins)
-    lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins)
-    assoc = target_associations(X, y, level_frame=levels)
-    pairwise = pairwise_associations(X, level_frame=levels)
+    levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True)
+    lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
+    assoc = target_associations(X, y, level_frame=levels[0])
+    pairwise = pairwise_associations(X, level_frame=levels[0])
     result = select_factors(X, y, groups, selection_settings(config), lift=lift,
                             associations=assoc, pairwise=pairwise)
     report = result.report

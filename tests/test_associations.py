@@ -23,11 +23,12 @@ from pipeline.associations import (
     missing_mask,
     oof_target_mean_auc,
     pairwise_associations,
+    sorted_level_codes,
     target_associations,
     vif_table,
     woe_table,
 )
-from pipeline.lift import level_frame
+from pipeline.lift import level_frame, lift_table
 
 
 def make_leads(seed: int = 0, n: int = 800) -> tuple[pd.DataFrame, pd.Series]:
@@ -322,3 +323,34 @@ def test_categorical_columns_associate_like_object_columns():
     holed = frame.assign(source=frame["source"].where(frame["source"] != "web", None))
     with pytest.raises(ValueError, match="must label every value"):
         target_associations(X, y, level_frame=holed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["b", "a", "(missing)", "(other)", "10", "9", "Z"]),
+                min_size=1, max_size=60),
+       st.lists(st.sampled_from(["b", "a", "(missing)", "(other)", "10", "9", "Z", "unused"]),
+                min_size=0, max_size=8, unique=True))
+def test_sorted_level_codes_of_a_categorical_are_factorize_sorted(labels, extra):
+    categories = list(dict.fromkeys([*reversed(labels), *extra]))  # any order, some unused
+    column = pd.Series(pd.Categorical(labels, categories=categories))
+    codes, names = sorted_level_codes(column)
+    want_codes, want_names = pd.factorize(np.array(labels, dtype=object), sort=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert list(names) == list(want_names)
+
+
+def test_categorical_level_frame_gives_the_same_associations():
+    X, y = make_leads(seed=3, n=800)
+    as_text, meta = level_frame(X, min_leads=20, n_bins=4)
+    as_categories, meta_too = level_frame(X, min_leads=20, n_bins=4, categorical=True)
+    assert meta == meta_too
+    for column in X.columns:
+        assert as_categories[column].astype(object).tolist() == as_text[column].tolist()
+    pd.testing.assert_frame_equal(target_associations(X, y, level_frame=as_categories),
+                                  target_associations(X, y, level_frame=as_text))
+    pd.testing.assert_frame_equal(pairwise_associations(X, level_frame=as_categories),
+                                  pairwise_associations(X, level_frame=as_text))
+    groups = {c: "FIT" for c in X.columns}
+    pd.testing.assert_frame_equal(
+        lift_table(X, y, groups, min_leads=20, n_bins=4, levels=(as_categories, meta)),
+        lift_table(X, y, groups, min_leads=20, n_bins=4))
