@@ -11,6 +11,7 @@ from pipeline.config import Config
 from pipeline.features import FeatureSet
 from pipeline.io import write_frame_atomic, write_text_atomic
 from pipeline.plots_lift import save_lift_charts
+from pipeline.side_process import SideProcess
 from pipeline.train import Analysis, TrainResult
 
 
@@ -43,10 +44,12 @@ def _default(value: object) -> object:
 
 
 def write_training_artifacts(out_dir: Path, result: TrainResult, features: FeatureSet,
-                             config: Config, *, charts_written: bool = False) -> list[Path]:
+                             config: Config, *, charts_written: bool = False,
+                             side: SideProcess | None = None) -> list[Path]:
     """Everything a run logs: points table and rules, analysis tables, coefficients,
     calibration, threshold trade-off, quadrant, fidelity, metrics, config and the report.
-    ``charts_written``: the lift charts are already in ``out_dir/lift_charts``."""
+    ``charts_written``: the lift charts are already in ``out_dir/lift_charts``; ``side``: a
+    second process that draws some of the report's figures."""
     out_dir = Path(out_dir)
     overall = float(features.frame["converted"].mean())
     paths = write_analysis(out_dir, result.analysis, overall, charts=not charts_written)
@@ -83,7 +86,7 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
     charts = out_dir / "lift_charts"
     lift_pngs = {a: (charts / chart_file_name(a)).read_bytes() for a in result.analysis.kept
                  if (charts / chart_file_name(a)).exists()}
-    report = build_report(result, features, config, lift_pngs=lift_pngs)
+    report = build_report(result, features, config, lift_pngs=lift_pngs, side=side)
     paths.append(write_text_atomic(out_dir / "report.html", report))
     try:
         if screenshot_html(out_dir / "report.html", out_dir / "report_screenshot.png"):

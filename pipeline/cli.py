@@ -270,7 +270,8 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
                              side=side if aside else None)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
             f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
-        write_training_artifacts(art, result, features, cfg, charts_written=charts.wait())
+        write_training_artifacts(art, result, features, cfg, charts_written=charts.wait(),
+                                 side=side if aside else None)
         tags = _lineage_tags(cfg, features, result)
         ref = registry.log_training(
             model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,

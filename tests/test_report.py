@@ -147,6 +147,44 @@ def test_ks_curve_maximum_is_the_ks_statistic() -> None:
     assert curve["won_share"].iloc[-1] == pytest.approx(1.0)
 
 
+def test_ks_curve_matches_naive_reference() -> None:
+    holdout = _holdout(700, 3)
+    curve = ks_curve(holdout)
+    y, pts = holdout["converted"].to_numpy(), holdout["points"].to_numpy()
+    scores = np.unique(pts)[::-1]
+    assert curve["points"].tolist() == scores.tolist()
+    assert curve["won_share"].tolist() == [((y == 1) & (pts >= v)).sum() / y.sum()
+                                           for v in scores]
+    assert curve["lost_share"].tolist() == [((y == 0) & (pts >= v)).sum() / (1 - y).sum()
+                                            for v in scores]
+
+
+class _DeadSide:
+    """A side process whose every drawing fails."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_exception(RuntimeError("the side process died"))
+        return future
+
+
+@pytest.mark.slow
+def test_report_figures_drawn_aside_are_the_same_bytes(demo_features) -> None:
+    from pipeline.model_report import build_report
+    from pipeline.side_process import SideProcess
+    from pipeline.train import train
+
+    cfg, features = demo_features
+    result = train(features, cfg)
+    here = build_report(result, features, cfg)
+    with SideProcess() as side:
+        aside = build_report(result, features, cfg, side=side)
+    assert aside == here
+    assert build_report(result, features, cfg, side=_DeadSide()) == here  # drawn here instead
+
+
 def test_screenshot_returns_false_without_chromium(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     page = tmp_path / "r.html"
