@@ -255,17 +255,20 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
     from pipeline.artifacts import write_training_artifacts
     from pipeline.plots_lift import BackgroundLiftCharts
-    from pipeline.side_process import SideProcess
+    from pipeline.side_process import SideProcess, preload
 
     overall_rate = float(features.frame["converted"].mean())
+    # a process takes a second or two to start: worth it only when fitting takes longer
+    aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
     with (tempfile.TemporaryDirectory() as tmp, SideProcess() as side,
           BackgroundLiftCharts(side) as charts):
+        if aside:  # it starts now, and imports its modules while this one analyses the leads
+            side.submit(preload, "pipeline.plots_lift", "pipeline.evaluate",
+                        "pipeline.model_report")
         art = Path(tmp)
         def draw_charts_aside(analysis) -> None:
             charts.start(analysis.lift, overall_rate, art / "lift_charts")
 
-        # a process takes a second or two to start: worth it only when fitting takes longer
-        aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
         result = train_model(features, cfg, on_analysis=draw_charts_aside if aside else None,
                              side=side if aside else None)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "

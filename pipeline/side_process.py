@@ -7,9 +7,16 @@ returns None and the caller does the work itself, so nothing is lost to this sho
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+
+
+def preload(*modules: str) -> None:
+    """Import ``modules`` (submitted first, so the side process is ready when work comes)."""
+    for module in modules:
+        importlib.import_module(module)
 
 
 class SideProcess:

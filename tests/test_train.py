@@ -71,11 +71,16 @@ def test_benchmark_in_a_side_process_is_the_benchmark_on_a_thread(demo_features)
 
 
 def test_side_process_runs_work_in_order_and_says_when_it_cannot_start(monkeypatch):
-    from pipeline.side_process import SideProcess
+    from pipeline.side_process import SideProcess, preload
 
     with SideProcess() as side:
+        ready = side.submit(preload, "json", "pipeline.side_process")
         first, second = side.submit(divmod, 7, 2), side.submit(pow, 2, 10)
         assert (first.result(timeout=120), second.result(timeout=120)) == ((3, 1), 1024)
+        assert ready.done() and ready.result() is None
+        missing = side.submit(preload, "no_such_module_here")
+        with pytest.raises(ModuleNotFoundError):
+            missing.result(timeout=120)
     import concurrent.futures
 
     def refuse(*args, **kwargs):
