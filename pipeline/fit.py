@@ -124,17 +124,20 @@ def _sample_start(design: sp.csr_matrix, y: np.ndarray) -> np.ndarray:
     start it needs a step or two. The sparse scikit-learn fit that gives it is much cheaper.
     """
     model = LogisticRegression(C=START_C, solver="newton-cholesky", tol=1e-8, max_iter=100)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(design, y)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(design, y)
+    except Warning:  # filters are process-wide: another thread's block can restore "error"
+        return np.zeros(design.shape[1] + 1)  # a worse start, the same estimate
     return np.concatenate([model.intercept_, model.coef_[0]])
 
 
 def _maximum_likelihood(logit: Any, start: np.ndarray) -> Any:
     """statsmodels' maximum likelihood from ``start`` (the sample's near-unpenalised fit).
 
-    Newton needs a step or two from there. Collinear levels make its Hessian singular:
-    then BFGS takes over from the same start.
+    Newton needs a step or two from there. Where its Hessian is singular (quasi-separated
+    levels), BFGS takes over from the same start.
     """
     # convergence is read from mle_retvals, not from a warning: warning filters are global
     # and training runs other threads, so a catch_warnings block here would not be safe alone
@@ -145,7 +148,7 @@ def _maximum_likelihood(logit: Any, start: np.ndarray) -> Any:
             result = logit.fit(method="newton", maxiter=25, **quiet)
             if result.mle_retvals.get("converged") and np.isfinite(result.params).all():
                 return result
-        except np.linalg.LinAlgError:
+        except (np.linalg.LinAlgError, Warning):  # a Warning: raised by a filter, see above
             pass
         return logit.fit(method="bfgs", maxiter=100, **quiet)
 
@@ -245,7 +248,7 @@ def coefficient_table(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarr
                              "is unreliable, the regularised fit keeps it finite")
         if not result.mle_retvals.get("converged", True):
             notes.append("statsmodels Logit did not converge; standard errors are approximate")
-    except (np.linalg.LinAlgError, ValueError) as exc:
+    except (np.linalg.LinAlgError, ValueError, Warning) as exc:
         notes.append(f"statsmodels Logit failed ({exc}); inference columns are empty")
     sk_coef_rel = sk_fit.coef.copy()
     for j, ref in enumerate(sorted(refs)):

@@ -155,6 +155,34 @@ def test_collinear_estimate_is_the_same_from_any_start(monkeypatch):
                                    reference["std_err"].to_numpy(float), rtol=1e-5)
 
 
+def test_a_warning_raised_as_an_error_costs_only_the_start(demo_like, monkeypatch):
+    # warning filters are process-wide: another thread leaving a catch_warnings block can
+    # restore an "error" filter while the start is fitted; the table must not change
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    import pipeline.fit as fit_module
+
+    X, y, encoder, design, fit = demo_like
+    reference, _ = coefficient_table(encoder, design, y, fit, {})
+
+    class Raising(LogisticRegression):
+        def fit(self, *args, **kwargs):
+            warnings.warn("raised by an 'error' filter", ConvergenceWarning, stacklevel=2)
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "LogisticRegression", Raising)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monkeypatch.setattr(warnings, "simplefilter", lambda *a, **k: None)  # "error" stays
+        table, notes = coefficient_table(encoder, design, y, fit, {})
+        monkeypatch.undo()
+    assert not any("failed" in n for n in notes), notes
+    np.testing.assert_allclose(table["coef"].to_numpy(float), reference["coef"].to_numpy(float),
+                               atol=1e-6)
+
+
 def test_levels_absent_from_the_statsmodels_sample_get_no_estimate(demo_like):
     X, y, encoder, design, fit = demo_like
     # drop the leads of one non-reference level: its design column is all zero
