@@ -107,13 +107,19 @@ def test_statsmodels_matches_its_own_logit(demo_like):
     np.testing.assert_allclose(rest["std_err"], result.bse[1:], rtol=1e-2)
 
 
-def test_collinear_levels_still_give_a_table_and_a_note():
-    # "copy" repeats "seniority" under other names: Newton's Hessian is singular, BFGS takes over
+@pytest.fixture(scope="module")
+def collinear():
+    """"copy" repeats "seniority" under other names: the design is rank-deficient."""
     X, y = _demo_like(1500, 4)
     X = X.assign(copy="s_" + X["seniority"].astype(str))
     encoder = FactorEncoder(min_leads=30).fit(X)
     design = encoder.transform(X)
     fit = fit_regularised(design, y, c_grid=[1.0], folds=3, seed=0, max_iter=2000)
+    return y, encoder, design, fit
+
+
+def test_collinear_levels_still_give_a_table_and_a_note(collinear):
+    y, encoder, design, fit = collinear
     table, notes = coefficient_table(encoder, design, y, fit, {})
     assert any(n.startswith("collinear levels") for n in notes), notes
     body = table.iloc[1:][~table.iloc[1:]["reference"]]
@@ -121,16 +127,12 @@ def test_collinear_levels_still_give_a_table_and_a_note():
     assert len(table) == design.shape[1] + 1
 
 
-def test_collinear_estimate_is_the_same_from_any_start(monkeypatch):
-    # "copy" repeats "seniority": the likelihood is flat along some directions, so the
-    # estimate would depend on where Newton starts; the table reports the shortest one
+def test_collinear_estimate_is_the_same_from_any_start(collinear, monkeypatch):
+    # the likelihood is flat along some directions, so the estimate would depend on where
+    # Newton starts; the table reports the shortest one
     import pipeline.fit as fit_module
 
-    X, y = _demo_like(1500, 4)
-    X = X.assign(copy="s_" + X["seniority"].astype(str))
-    encoder = FactorEncoder(min_leads=30).fit(X)
-    design = encoder.transform(X)
-    fit = fit_regularised(design, y, c_grid=[1.0], folds=3, seed=0, max_iter=2000)
+    y, encoder, design, fit = collinear
     reference, notes = coefficient_table(encoder, design, y, fit, {})
     assert not any("did not converge" in n for n in notes), notes
     body = reference.iloc[1:][~reference.iloc[1:]["reference"]]
