@@ -19,7 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline import cli, engines
+from pipeline import cli, engine_sql, engines
 from pipeline.config import load_config
 from pipeline.errors import NothingScoredError, UserError
 from pipeline.export import export_sql, sql_factor_points, sql_score_totals
@@ -427,12 +427,12 @@ def test_duckdb_strip_trims_exactly_what_python_strips():
     """The cheap first/last character test never skips text that ``str.strip`` changes."""
     import duckdb
 
-    ends = [*engines.WHITESPACE, "a", "é", "日", "😀", "!", "\x7f", "\x00"[:0]]
+    ends = [*engine_sql.WHITESPACE, "a", "é", "日", "😀", "!", "\x7f", "\x00"[:0]]
     values = [f"{a}x y{b}" for a in ends for b in ends] + ["", " ", "\u3000\u3000"]
     con = duckdb.connect()
     con.execute("CREATE TABLE t (v VARCHAR)")
     con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
-    got = con.execute(f"SELECT v, {engines._strip_expr('v', 'duckdb')} FROM t").fetchall()
+    got = con.execute(f"SELECT v, {engine_sql._strip_expr('v', 'duckdb')} FROM t").fetchall()
     assert [s for _, s in got] == [v.strip() for v, _ in got]
 
 
