@@ -116,10 +116,14 @@ def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataF
     converted = {}
     for column in columns:
         series = frame[column]
-        text = series.dtype != object and pd.api.types.is_string_dtype(series.dtype)
-        if text or (series.dtype == object
-                    and pd.api.types.infer_dtype(series, skipna=True) == "string"):
-            converted[column] = series.astype("category")  # (mixed types stay as they are)
+        if series.dtype != object and pd.api.types.is_string_dtype(series.dtype):
+            converted[column] = series.astype("category")
+        elif series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "string":
+            # what astype("category") gives, without first turning every value into "str"
+            codes, levels = pd.factorize(series.to_numpy(), sort=True)
+            converted[column] = pd.Categorical.from_codes(
+                codes, categories=pd.Index(levels, dtype=object))
+        # (mixed types stay as they are)
     return frame.assign(**converted) if converted else frame
 
 
