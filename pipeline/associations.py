@@ -66,10 +66,10 @@ def _average_ranks(s: np.ndarray) -> np.ndarray:
     (a target-mean encoding, a count) by counting per value instead of sorting every row; the
     ranks are whole or half numbers, so both ways give the same floats."""
     if s.ndim != 1 or s.size < 4096 or np.unique(s[:4096]).size > 1024:  # many distinct
-        return stats.rankdata(s)
+        return _sorted_ranks(s)
     codes, uniques = pd.factorize(s + 0.0)  # + 0.0: -0.0 ties with 0.0, as in a sort
     if (codes < 0).any() or len(uniques) > s.size // 8:  # NaN, or many distinct after all
-        return stats.rankdata(s)
+        return _sorted_ranks(s)
     order = np.argsort(uniques, kind="stable")
     counts = np.bincount(codes, minlength=len(uniques))[order]
     first = np.cumsum(counts) - counts + 1  # ordinal rank of each value's first row
@@ -229,6 +229,21 @@ def _oof_auc_from_codes(
             rate = np.where(n > 0, s / n, fallback)
         encoded[test] = rate[codes[test]]
     return auc(encoded, t)
+
+
+def _sorted_ranks(s: np.ndarray) -> np.ndarray:
+    """``scipy.stats.rankdata(s)`` by one unstable sort: the average rank of a run of ties
+    does not depend on the order within it (twice as fast as rankdata's stable sort)."""
+    if s.ndim != 1 or s.size == 0 or np.isnan(s).any():
+        return stats.rankdata(s)
+    order = np.argsort(s)
+    ascending = s[order]
+    starts = np.r_[True, ascending[1:] != ascending[:-1]]
+    run = np.cumsum(starts)  # 1-based run of ties of each sorted value
+    bounds = np.r_[np.flatnonzero(starts), s.size]  # where each run starts, then the end
+    ranks = np.empty(s.size)
+    ranks[order] = 0.5 * (bounds[run] + bounds[run - 1] + 1)
+    return ranks
 
 
 def numeric_auc(x: np.ndarray, y: np.ndarray) -> float:

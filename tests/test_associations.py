@@ -18,6 +18,7 @@ from pipeline.associations import (
     TARGET_COLUMNS,
     _average_ranks,
     _dense_codes,
+    _sorted_ranks,
     auc,
     cramers_v_from_codes,
     missing_mask,
@@ -354,3 +355,14 @@ def test_categorical_level_frame_gives_the_same_associations():
     pd.testing.assert_frame_equal(
         lift_table(X, y, groups, min_leads=20, n_bins=4, levels=(as_categories, meta)),
         lift_table(X, y, groups, min_leads=20, n_bins=4))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 1.5, -2.0, 3.0, float("inf"), -float("inf"), 7.25]),
+                min_size=1, max_size=200),
+       st.lists(st.floats(allow_nan=False, width=64), max_size=50))
+def test_sorted_ranks_are_rankdata(ties, spread):
+    values = np.array(ties + spread, dtype=float)
+    np.testing.assert_array_equal(_sorted_ranks(values), stats.rankdata(values))
+    np.testing.assert_array_equal(_sorted_ranks(np.array([np.nan, 1.0])),
+                                  stats.rankdata(np.array([np.nan, 1.0])))
