@@ -51,6 +51,12 @@ def test_train_registers_a_version_with_tables_and_auc(trained_demo):
     assert 0.6 < run.data.metrics["holdout_auc"] <= 1.0
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"points_table.csv", "lift_table.csv", "report.html", "points_rules.json"} <= artifacts
+    from pipeline.report import chromium_binary
+
+    if chromium_binary() is not None:  # rendered while the run was logged, then added to it
+        assert "report_screenshot.png" in artifacts
+        png = client.download_artifacts(version.run_id, "report_screenshot.png")
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for tag in ("data_hash", "config_hash", "rows"):
         assert run.data.tags[tag]
 
