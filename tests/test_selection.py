@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +11,6 @@ import pytest
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.lift import level_frame, lift_table
 from pipeline.selection import SelectionResult, SelectionSettings, _early_reason, select_factors
-
-DATA = Path("/work/shared/data/x_education_leads.csv")
 
 
 def make_leads(seed: int = 0, n: int = 3000) -> tuple[pd.DataFrame, pd.Series, dict[str, str]]:
@@ -210,9 +207,8 @@ def test_settings_and_inputs_are_validated():
         select_factors(X, y, groups, SelectionSettings(), lift=lift[lift.attribute != "visits"])
 
 
-@pytest.mark.skipif(not DATA.exists(), reason=f"real data set not present at {DATA}")
-def test_x_education_leads_end_to_end():
-    raw = pd.read_csv(DATA)
+def test_x_education_leads_end_to_end(shared_data):
+    raw = pd.read_csv(shared_data)
     y = raw["Converted"].astype(int)
     X = raw.drop(columns=["Prospect ID", "Lead Number", "Converted"]).replace("Select", np.nan)
     pain = {
