@@ -256,8 +256,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
                      f"(> {config.points.max_rounding_auc_loss}): raise points.pdo")
     pts = binary_metrics(y_test, test_scores["points"].to_numpy(),
                          test_scores["probability"].to_numpy())
-    model_prob = 1 / (1 + np.exp(-(scorecard.fit_.intercept + np.asarray(
-        scorecard.encoder_.transform(X_test) @ scorecard.fit_.coef).ravel())))
+    model_prob = _model_probability(scorecard, X_test)
     mdl = binary_metrics(y_test, model_prob, model_prob)
     bench = benchmark.result()
     calibration = calibration_table(y_test, test_scores["points"].to_numpy(), rules)
@@ -286,6 +285,13 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     return TrainResult(rules, scorecard, scorecard.points_table(), coefficients, analysis, choice,
                        quadrant, calibration, fidelity, metrics, split, holdout, notes, False,
                        features.half_life_table)
+
+
+def _model_probability(scorecard: PointsScorecard, X: pd.DataFrame) -> np.ndarray:
+    """The unrounded logistic regression's probability (before the points are rounded)."""
+    design = scorecard.encoder_.transform(X)
+    return 1 / (1 + np.exp(-(scorecard.fit_.intercept
+                             + np.asarray(design @ scorecard.fit_.coef).ravel())))
 
 
 def _cv_metrics(scorecard: PointsScorecard) -> dict[str, float]:
@@ -332,9 +338,7 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
         scorecard = fit_scorecard(X_train, y[train_idx], groups, features.numeric, config)
         total = scorecard.points(X_test)
         prob_points = scorecard.predict_proba(X_test)[:, 1]
-        design = scorecard.encoder_.transform(X_test)
-        prob_model = 1 / (1 + np.exp(-(scorecard.fit_.intercept
-                                       + np.asarray(design @ scorecard.fit_.coef).ravel())))
+        prob_model = _model_probability(scorecard, X_test)
         unrounded = scorecard.unrounded_points(X_test)
         y_test = y[test_idx]
         bench = benchmark_auc(X_train, y[train_idx], X_test, y_test, seed=config.seed,
