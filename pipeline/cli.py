@@ -260,7 +260,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     overall_rate = float(features.frame["converted"].mean())
     # a process takes a second or two to start: worth it only when fitting takes longer
     aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
-    with (tempfile.TemporaryDirectory() as tmp, SideProcess() as side,
+    with (tempfile.TemporaryDirectory() as tmp, SideProcess(fork_when_safe=True) as side,
           BackgroundLiftCharts(side) as charts):
         if aside:  # it starts now, and imports its modules while this one analyses the leads
             side.submit(preload, "pipeline.plots_lift", "pipeline.evaluate",
@@ -880,6 +880,42 @@ def _register_optional_commands() -> None:
                 raise
             continue
         mod.register(app)
+
+
+def run() -> None:
+    """The console script: :func:`main`, then exit without tearing the interpreter down.
+
+    A 1M-lead training leaves millions of Python objects behind; freeing them one by one
+    at exit took 1.6 s and served nothing (the OS takes the memory back at once). The
+    atexit handlers still run and the output is flushed first, so nothing is lost."""
+    code: int | str | None = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    if not isinstance(code, int):  # sys.exit("message") prints it, like Python does
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """What the interpreter does at exit (wait for threads, atexit handlers, flush), short of
+    freeing every object, then end the process with ``code``."""
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    import contextlib
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def main() -> None:

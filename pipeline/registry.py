@@ -71,7 +71,11 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
             raise UserError(f"MLflow tracking server {tracking_uri} is unreachable ({exc})",
                             hint="start it, or set registry.tracking_uri in the config") from None
     elif tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        from pipeline.store_template import seed_sqlite_store
+
+        db_path = Path(tracking_uri[len("sqlite:///"):])
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        seed_sqlite_store(db_path)  # a new store: MLflow's schema, copied (not re-migrated)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if experiment:

@@ -1,13 +1,21 @@
 """A second process for training work that holds the GIL (lift charts, the benchmark model).
 
-A thread would take turns with the main thread's fit; a spawned process runs on the other
+A thread would take turns with the main thread's fit; a second process runs on the other
 core. Work runs in submission order. When no process can start, :meth:`SideProcess.submit`
 returns None and the caller does the work itself, so nothing is lost to this shortcut.
+
+A spawned process imports scikit-learn, matplotlib and pandas again (2-3 s of CPU). With
+``fork_when_safe`` the process is forked instead, inheriting every loaded module, when that
+is safe: on Linux, with no other Python thread alive (a thread could hold a lock the child
+would inherit locked). The forked child runs its native thread pools (BLAS, OpenMP) on one
+thread: it is the second core, and a pool inherited through fork must not be used.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -19,12 +27,25 @@ def preload(*modules: str) -> None:
         importlib.import_module(module)
 
 
+def _one_native_thread() -> None:
+    """In a forked child: BLAS and OpenMP on the calling thread only (see the module doc)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 class SideProcess:
     """One spawned worker process, started on first use and shut down on :meth:`close`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fork_when_safe: bool = False) -> None:
         self._pool: Any = None
         self._broken = False
+        self._fork_when_safe = fork_when_safe
+        self.start_method: str | None = None  # "fork" or "spawn" once started
+
+    def _choose_start_method(self) -> str:
+        safe = sys.platform.startswith("linux") and threading.active_count() == 1
+        return "fork" if self._fork_when_safe and safe else "spawn"
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future | None:
         """``fn(*args, **kwargs)`` in the side process (``fn`` and its arguments must pickle),
@@ -36,8 +57,11 @@ class SideProcess:
                 import multiprocessing
                 from concurrent.futures import ProcessPoolExecutor
 
+                method = self._choose_start_method()
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                    max_workers=1, mp_context=multiprocessing.get_context(method),
+                    initializer=_one_native_thread if method == "fork" else None)
+                self.start_method = method
             return self._pool.submit(fn, *args, **kwargs)
         except (OSError, RuntimeError, ValueError):
             self._broken = True

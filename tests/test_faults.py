@@ -283,3 +283,28 @@ def test_lead_accounts_survive_duplicate_blank_and_padded_ids():
     assert got.tolist() == ["A", "B", None, None] or got.iloc[:2].tolist() == ["A", "B"]
     assert got.iloc[2] is None or pd.isna(got.iloc[2])
     assert pd.isna(got.iloc[3])
+
+
+def _console_script(*args: str, code: str = "from pipeline.cli import run; run()"
+                    ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_console_script_exits_fast_with_every_line_and_exit_code_kept(tmp_path):
+    """``run`` (the console script) skips the interpreter's teardown: its output, exit code
+    and atexit handlers must survive that."""
+    helped = _console_script("--help")
+    assert helped.returncode == 0 and "train" in helped.stdout
+    missing = _console_script("train", "--config", str(tmp_path / "absent.yaml"))
+    assert missing.returncode != 0
+    assert "error:" in missing.stderr and "Traceback" not in missing.stderr
+    hooked = _console_script(code="import atexit, sys; from pipeline.cli import _exit_now; "
+                                  "atexit.register(lambda: print('atexit ran')); "
+                                  "print('buffered', end=' '); sys.stdout.flush(); "
+                                  "print('unflushed'); _exit_now(3)")
+    assert hooked.returncode == 3
+    assert hooked.stdout.split() == ["buffered", "unflushed", "atexit", "ran"]
+    said = _console_script(code="import sys; from pipeline import cli; "
+                                "cli.main = lambda: sys.exit('a message'); cli.run()")
+    assert said.returncode == 1 and said.stderr.strip() == "a message"

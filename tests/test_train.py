@@ -90,3 +90,43 @@ def test_side_process_runs_work_in_order_and_says_when_it_cannot_start(monkeypat
     with SideProcess() as side:
         assert side.submit(divmod, 7, 2) is None  # the caller does the work itself
         assert side.submit(divmod, 7, 2) is None
+
+
+_SET_IN_PARENT = {"value": "as imported"}
+
+
+def _inherited_state() -> tuple[str, list[int]]:
+    from threadpoolctl import threadpool_info
+
+    return _SET_IN_PARENT["value"], [pool["num_threads"] for pool in threadpool_info()]
+
+
+def test_side_process_is_forked_when_safe_and_spawned_otherwise():
+    import threading
+
+    from pipeline.side_process import SideProcess
+
+    _SET_IN_PARENT["value"] = "changed in the parent"
+    try:
+        with SideProcess(fork_when_safe=True) as side:
+            value, threads = side.submit(_inherited_state).result(timeout=120)
+            if threading.active_count() == 1:  # the test runner started no thread of its own
+                assert side.start_method == "fork"
+                assert value == "changed in the parent"  # inherited, not imported again
+                assert set(threads) <= {1}  # native pools on one thread in the child
+        stop = threading.Event()
+        other = threading.Thread(target=stop.wait)
+        other.start()
+        try:
+            with SideProcess(fork_when_safe=True) as side:
+                value, _ = side.submit(_inherited_state).result(timeout=120)
+                assert side.start_method == "spawn"  # a live thread could hold a lock
+                assert value == "as imported"
+        finally:
+            stop.set()
+            other.join()
+        with SideProcess() as side:
+            assert side.submit(_inherited_state).result(timeout=120)[0] == "as imported"
+            assert side.start_method == "spawn"
+    finally:
+        _SET_IN_PARENT["value"] = "as imported"
