@@ -45,11 +45,14 @@ def _default(value: object) -> object:
 
 def write_training_artifacts(out_dir: Path, result: TrainResult, features: FeatureSet,
                              config: Config, *, charts_written: bool = False,
-                             side: SideProcess | None = None) -> list[Path]:
+                             side: SideProcess | None = None,
+                             screenshot: bool = True) -> list[Path]:
     """Everything a run logs: points table and rules, analysis tables, coefficients,
     calibration, threshold trade-off, quadrant, fidelity, metrics, config and the report.
     ``charts_written``: the lift charts are already in ``out_dir/lift_charts``; ``side``: a
-    second process that draws some of the report's figures."""
+    second process that draws some of the report's figures; ``screenshot``: take the
+    report's screenshot here (else the caller runs :func:`report_screenshot` itself, e.g.
+    while it logs to MLflow)."""
     out_dir = Path(out_dir)
     overall = float(features.frame["converted"].mean())
     paths = write_analysis(out_dir, result.analysis, overall, charts=not charts_written)
@@ -81,18 +84,28 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
             "expected_close_rate": t.expected_close_rate, "fit_only_share": t.fit_only_share})))
     from pipeline.model_report import build_report
     from pipeline.plots_lift import chart_file_name
-    from pipeline.report import screenshot_html
 
     charts = out_dir / "lift_charts"
     lift_pngs = {a: (charts / chart_file_name(a)).read_bytes() for a in result.analysis.kept
                  if (charts / chart_file_name(a)).exists()}
     report = build_report(result, features, config, lift_pngs=lift_pngs, side=side)
     paths.append(write_text_atomic(out_dir / "report.html", report))
+    if screenshot:
+        paths += report_screenshot(out_dir)
+    return paths
+
+
+def report_screenshot(out_dir: Path) -> list[Path]:
+    """``out_dir/report_screenshot.png`` of ``out_dir/report.html`` in headless Chromium:
+    [its path], or [] without Chromium. A broken Chromium warns; it never fails training."""
+    from pipeline.report import screenshot_html
+
+    out_dir = Path(out_dir)
     try:
         if screenshot_html(out_dir / "report.html", out_dir / "report_screenshot.png"):
-            paths.append(out_dir / "report_screenshot.png")
-    except RuntimeError as exc:  # a broken Chromium must not fail training
+            return [out_dir / "report_screenshot.png"]
+    except RuntimeError as exc:
         import warnings
 
         warnings.warn(f"report screenshot skipped: {exc}", RuntimeWarning, stacklevel=2)
-    return paths
+    return []

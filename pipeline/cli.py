@@ -253,7 +253,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     else:
         say(f"[2/5] features: {len(features.factors)} candidate factors")
     out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
-    from pipeline.artifacts import write_training_artifacts
+    from pipeline.artifacts import report_screenshot, write_training_artifacts
     from pipeline.plots_lift import BackgroundLiftCharts
     from pipeline.side_process import SideProcess, preload
 
@@ -274,13 +274,18 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
             f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
         write_training_artifacts(art, result, features, cfg, charts_written=charts.wait(),
-                                 side=side if aside else None)
-        tags = _lineage_tags(cfg, features, result)
-        ref = registry.log_training(
-            model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,
-            tags=tags, artifact_dir=art, rules=result.rules, derived_settings=_derived(cfg),
-            input_example=features.frame[result.rules.factor_names()].head(5).reset_index(drop=True)
-            if result.rules.factors else features.frame[[cfg.data.id_column]].head(5))
+                                 side=side if aside else None, screenshot=False)
+        with ThreadPoolExecutor(max_workers=1) as shooter:
+            # Chromium renders the report while MLflow logs; its PNG is logged last
+            screenshot = shooter.submit(report_screenshot, art)
+            tags = _lineage_tags(cfg, features, result)
+            ref = registry.log_training(
+                model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,
+                tags=tags, artifact_dir=art, rules=result.rules, derived_settings=_derived(cfg),
+                input_example=features.frame[result.rules.factor_names()].head(5)
+                .reset_index(drop=True) if result.rules.factors
+                else features.frame[[cfg.data.id_column]].head(5),
+                before_artifacts=screenshot.result)
         final_rules = _with_version(result.rules, ref, tags)
         decision = _gate(cfg, ref, result, features)
         say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
@@ -906,9 +911,10 @@ def _exit_now(code: int) -> None:
     import atexit
     import threading
 
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter itself calls
+    if shutdown is None:
+        sys.exit(code)  # an unknown Python: the ordinary exit
+    shutdown()  # tells thread pools to stop, then waits for every non-daemon thread
     atexit._run_exitfuncs()
     import contextlib
 

@@ -8,6 +8,7 @@ and reports perfect or quasi separation per level instead of failing.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -37,16 +38,34 @@ class RegularisedFit:
     n_iter: int  # solver iterations of the final fit
 
 
+_SAMPLES: dict[tuple, np.ndarray] = {}  # the last few samples drawn, by labels + size + seed
+_SAMPLES_KEPT = 8
+
+
 def stratified_sample(y: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray:
-    """Row positions of a stratified sample of at most ``max_rows`` (all rows when fewer)."""
+    """Row positions of a stratified sample of at most ``max_rows`` (all rows when fewer).
+
+    A training run draws the same sample of its 800k training labels three times (the C
+    search, the statsmodels inference, the benchmark): 0.2 s each. The draw is remembered
+    by a digest of the labels, so the second and third are a lookup, the same positions."""
     y = np.asarray(y)
     n = len(y)
     if max_rows is None or n <= max_rows:
         return np.arange(n)
-    from sklearn.model_selection import train_test_split
+    labels = np.ascontiguousarray(y)
+    key = (hashlib.blake2b(labels.view(np.uint8), digest_size=16).digest(), labels.dtype.str,
+           n, int(max_rows), int(seed))
+    drawn = _SAMPLES.get(key)
+    if drawn is None:
+        from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(n), train_size=max_rows, stratify=y, random_state=seed)
-    return np.sort(keep)
+        keep, _ = train_test_split(np.arange(n), train_size=max_rows, stratify=y,
+                                   random_state=seed)
+        drawn = np.sort(keep)
+        if len(_SAMPLES) >= _SAMPLES_KEPT:
+            _SAMPLES.pop(next(iter(_SAMPLES)))
+        _SAMPLES[key] = drawn
+    return drawn.copy()
 
 
 def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float], folds: int,

@@ -20,6 +20,7 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,9 +162,12 @@ def download_artifact(ref: ModelRef, artifact: str, dst: Path) -> Path:
 
 def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, float],
                  tags: dict[str, str], artifact_dir: Path, rules: PointsRules,
-                 derived_settings: dict[str, Any], input_example: pd.DataFrame) -> ModelRef:
-    """One MLflow run: params, metrics, tags, every file in ``artifact_dir``, the pyfunc model;
-    registers a new version and points ``challenger`` at it.
+                 derived_settings: dict[str, Any], input_example: pd.DataFrame,
+                 before_artifacts: Callable[[], object] | None = None) -> ModelRef:
+    """One MLflow run: params, metrics, tags, the pyfunc model, every file in
+    ``artifact_dir``; registers a new version and points ``challenger`` at it.
+    ``before_artifacts`` is called (and waited for) just before ``artifact_dir`` is logged,
+    the last step: a file still being written there (the report's screenshot) makes it.
 
     The model is logged from code (no pickle): a generated script that builds
     :class:`pipeline.serving.LeadScoringModel`, with the points table and the derived-signal
@@ -181,7 +185,6 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})
         mlflow.set_tags(tags)
-        mlflow.log_artifacts(str(artifact_dir))
         rules_path = Path(tmp) / RULES_FILE
         rules_path.write_text(rules.to_json(), encoding="utf-8")
         derived_path = Path(tmp) / "derived_settings.json"
@@ -195,6 +198,9 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
             signature=signature, input_example=example,
             registered_model_name=model_name, pip_requirements=_requirements())
         version = str(info.registered_model_version)
+        if before_artifacts is not None:
+            before_artifacts()
+        mlflow.log_artifacts(str(artifact_dir))
     ref = ModelRef(model_name, version, run.info.run_id)
     set_challenger(ref)
     return ref

@@ -305,6 +305,10 @@ def test_console_script_exits_fast_with_every_line_and_exit_code_kept(tmp_path):
                                   "print('unflushed'); _exit_now(3)")
     assert hooked.returncode == 3
     assert hooked.stdout.split() == ["buffered", "unflushed", "atexit", "ran"]
+    pooled = _console_script(code="from concurrent.futures import ThreadPoolExecutor; "
+                                  "pool = ThreadPoolExecutor(1); pool.submit(print, 'pooled')"
+                                  ".result(); from pipeline.cli import _exit_now; _exit_now(0)")
+    assert pooled.returncode == 0 and pooled.stdout.split() == ["pooled"]  # idle worker: no hang
     said = _console_script(code="import sys; from pipeline import cli; "
                                 "cli.main = lambda: sys.exit('a message'); cli.run()")
     assert said.returncode == 1 and said.stderr.strip() == "a message"

@@ -277,3 +277,29 @@ def test_holdout_falls_back_to_stratified():
     late = holdout_split(frame, y_late, share=0.2, seed=0)
     assert late.method == "stratified_random"
     assert y_late[late.holdout].sum() > 0
+
+
+def test_a_remembered_stratified_sample_is_the_sample_drawn_afresh():
+    from sklearn.model_selection import train_test_split
+
+    from pipeline import fit
+
+    rng = np.random.default_rng(5)
+    fit._SAMPLES.clear()
+    for trial in range(12):  # more than are kept: old ones are dropped, not wrong
+        y = (rng.random(5_000 + trial) < 0.3).astype(int)
+        seed, size = trial % 3, 1_000 + 10 * trial
+        fresh = np.sort(train_test_split(np.arange(len(y)), train_size=size, stratify=y,
+                                         random_state=seed)[0])
+        first = fit.stratified_sample(y, size, seed)
+        first[:] = -1  # a caller's copy: changing it changes nothing remembered
+        again = fit.stratified_sample(y, size, seed)
+        assert np.array_equal(again, fresh)
+        assert np.array_equal(fit.stratified_sample(y.astype(bool), size, seed), fresh)
+        flipped = y.copy()
+        flipped[0] = 1 - flipped[0]  # other labels: their own draw, never the remembered one
+        assert np.array_equal(fit.stratified_sample(flipped, size, seed), np.sort(
+            train_test_split(np.arange(len(y)), train_size=size, stratify=flipped,
+                             random_state=seed)[0]))
+    assert len(fit._SAMPLES) <= fit._SAMPLES_KEPT
+    assert np.array_equal(fit.stratified_sample(np.zeros(10, dtype=int), 20, 0), np.arange(10))

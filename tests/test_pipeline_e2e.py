@@ -182,3 +182,28 @@ def test_x_education_exports_score_every_lead_like_the_model(shared_data, make_c
     assert not reasons["Lead Origin"].startswith("leak")
     assert not reasons["TotalVisits"].startswith("leak")
     assert selection["kept"].sum() <= 20
+
+
+@pytest.mark.filterwarnings("always::RuntimeWarning")  # as outside pytest: a warning only
+def test_a_broken_chromium_warns_and_the_version_is_still_registered(
+        demo_dir, make_config, monkeypatch, capsys, tmp_path):
+    """The screenshot is taken on a thread while MLflow logs: its failure must not be lost
+    nor fail the training."""
+    import pipeline.report
+
+    def broken(html, png, **kwargs):
+        raise RuntimeError("chromium crashed")
+
+    monkeypatch.setattr(pipeline.report, "screenshot_html", broken)
+    config = make_config("demo", data_dir=demo_dir)
+    code, _, err = run_cli(["train", "--config", str(config), "--no-score",
+                            "--out", str(tmp_path / "out")], monkeypatch, capsys)
+    assert code == 0, err
+    assert "warning: report screenshot skipped: chromium crashed" in err
+    import yaml
+
+    uri = yaml.safe_load(config.read_text())["registry"]["tracking_uri"]
+    client = MlflowClient(uri, registry_uri=uri)
+    version = client.get_model_version_by_alias("lead-scoring", "challenger")
+    artifacts = {a.path for a in client.list_artifacts(version.run_id)}
+    assert "report.html" in artifacts and "report_screenshot.png" not in artifacts
