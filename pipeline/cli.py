@@ -84,7 +84,7 @@ BACKGROUND_CHARTS_MIN_LEADS = 50_000  # from this many leads, charts + benchmark
 
 def _import_training_modules() -> None:
     """Import what training needs (statsmodels, scikit-learn, matplotlib: seconds)."""
-    import statsmodels.api  # noqa: F401 - imported for its side effect: loaded modules
+    import statsmodels.discrete.discrete_model  # noqa: F401 - imported for its side effect
 
     import pipeline.artifacts  # noqa: F401
     import pipeline.model_report  # noqa: F401
@@ -266,10 +266,10 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
             side.submit(preload, "pipeline.plots_lift", "pipeline.evaluate",
                         "pipeline.model_report")
         art = Path(tmp)
-        def draw_charts_aside(analysis) -> None:
-            charts.start(analysis.lift, overall_rate, art / "lift_charts")
+        def draw_charts_aside(lift) -> None:
+            charts.start(lift, overall_rate, art / "lift_charts")
 
-        result = train_model(features, cfg, on_analysis=draw_charts_aside if aside else None,
+        result = train_model(features, cfg, on_lift=draw_charts_aside if aside else None,
                              side=side if aside else None)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
             f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")

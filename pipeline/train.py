@@ -7,15 +7,24 @@ import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.config import Config
+from pipeline.encoding import FactorEncoder
 from pipeline.evaluate import Split, benchmark_auc, binary_metrics, holdout_split, stratified_folds
 from pipeline.features import FeatureSet
-from pipeline.fit import stratified_sample
+from pipeline.fit import (
+    InferenceSample,
+    inference_sample,
+    statsmodels_estimates,
+    stratified_sample,
+    tabulate_coefficients,
+)
 from pipeline.lift import level_frame, lift_table
 from pipeline.points import PointsScorecard, calibration_table, rounding_fidelity
 from pipeline.rules import PointsRules
@@ -74,14 +83,18 @@ def selection_settings(config: Config) -> SelectionSettings:
 
 
 def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
-            dropped: dict[str, str] | None = None) -> Analysis:
+            dropped: dict[str, str] | None = None,
+            on_lift: Callable[[pd.DataFrame], None] | None = None) -> Analysis:
     """Lift, associations and factor selection (the conversion-rate method, done properly).
 
     ``dropped`` (column -> reason) adds report rows for columns that never reached the
-    analysis (constant, all missing, excluded by the config)."""
+    analysis (constant, all missing, excluded by the config); ``on_lift`` is called with the
+    lift table as soon as it exists (the CLI's side process draws the charts meanwhile)."""
     a = config.analysis
     levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
+    if on_lift is not None:
+        on_lift(lift)
     assoc = target_associations(X, y, level_frame=levels[0])
     pairwise = pairwise_associations(X, level_frame=levels[0])
     result = select_factors(X, y, groups, selection_settings(config), lift=lift,
@@ -95,7 +108,8 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
 
 
 def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeric: list[str],
-                  config: Config) -> PointsScorecard:
+                  config: Config, *, on_design: Callable[..., None] | None = None
+                  ) -> PointsScorecard:
     p, m, a = config.points, config.model, config.analysis
     return PointsScorecard(
         groups=groups, numeric=[c for c in numeric if c in X.columns], n_bins=a.n_bins,
@@ -103,7 +117,7 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         pdo=p.pdo, base_score=p.base_score, base_odds=p.base_odds, score_range=tuple(p.range),
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
-        random_state=config.seed, max_cv_rows=m.max_cv_rows).fit(X, y)
+        random_state=config.seed, max_cv_rows=m.max_cv_rows).fit(X, y, on_design=on_design)
 
 
 def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -141,13 +155,13 @@ def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
 
 
 def train(features: FeatureSet, config: Config, *,
-          on_analysis: Callable[[Analysis], None] | None = None,
+          on_lift: Callable[[pd.DataFrame], None] | None = None,
           side: SideProcess | None = None) -> TrainResult:
     """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout.
 
-    ``on_analysis`` is called with the attribute analysis as soon as it is done (the CLI
-    starts drawing the lift charts then, while the model fits). The benchmark model trains
-    meanwhile: in ``side`` (a second process) when given, else on a background thread."""
+    ``on_lift`` is called with the lift table as soon as it exists (the CLI starts drawing
+    the lift charts then, while the analysis goes on). The benchmark model trains while the
+    model fits: in ``side`` (a second process) when given, else on a background thread."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
@@ -160,9 +174,8 @@ def train(features: FeatureSet, config: Config, *,
                                for rows in (split.train, split.holdout))
     y_train, y_test = y_all[split.train], y_all[split.holdout]
     analysis = analyse(train_frame[factors].reset_index(drop=True),
-                       pd.Series(y_train), features.groups, config, dropped=features.dropped)
-    if on_analysis is not None:
-        on_analysis(analysis)
+                       pd.Series(y_train), features.groups, config, dropped=features.dropped,
+                       on_lift=on_lift)
     notes: list[str] = []
     id_col = config.data.id_column
     base_metrics = {"n_leads": float(len(frame)), "n_train": float(len(split.train)),
@@ -185,37 +198,58 @@ def train(features: FeatureSet, config: Config, *,
     sample = stratified_sample(y_train, config.model.max_cv_rows, config.seed)
     job = (benchmark_auc, X_train.iloc[sample], y_train[sample], X_test, y_test)
     with ThreadPoolExecutor(max_workers=1) as background:
-        aside = side.submit(*job, seed=config.seed) if side is not None else None
-        benchmark = _Benchmark(aside or background.submit(*job, seed=config.seed),
-                               in_process=aside is not None, job=job, seed=config.seed)
-        return _fit_and_evaluate(features, config, split, analysis, X_train, X_test, benchmark,
-                                 base_metrics, notes)
+        def start_benchmark() -> _Aside:
+            aside = side.submit(*job, seed=config.seed) if side is not None else None
+            return _Aside(aside or background.submit(*job, seed=config.seed),
+                          in_process=aside is not None, job=job, kwargs={"seed": config.seed})
+
+        return _fit_and_evaluate(features, config, split, analysis, X_train, X_test,
+                                 start_benchmark, base_metrics, notes, side)
 
 
 @dataclass(frozen=True)
-class _Benchmark:
-    """The benchmark model's pending result. If the side process failed (it died, or could
-    not take the data), the model is trained here instead, where a real error shows."""
+class _Aside:
+    """A pending result of work sent aside (the benchmark model, the statsmodels inference).
+    If the side process failed (it died, or could not take the data), or there was none,
+    the work runs here instead, where a real error shows."""
 
-    future: Future
-    in_process: bool
+    future: Future | None  # None: nothing was sent, run ``job`` here when asked
+    in_process: bool  # True: ``future`` is the side process's
     job: tuple
-    seed: int
+    kwargs: dict = field(default_factory=dict)
 
-    def result(self) -> dict[str, float]:
+    def result(self) -> Any:
+        fn, *args = self.job
+        if self.future is None:
+            return fn(*args, **self.kwargs)
         try:
             return self.future.result()
         except Exception:
             if not self.in_process:
                 raise
-            fn, *args = self.job
-            return fn(*args, seed=self.seed)
+            return fn(*args, **self.kwargs)
+
+
+def _start_inference(side: SideProcess | None, encoder: FactorEncoder, design: sp.spmatrix,
+                     y: np.ndarray, config: Config) -> tuple[InferenceSample, _Aside]:
+    """Draw the statsmodels sample from the training design and send the statsmodels fit to
+    ``side``: it runs there while the regularised fit runs here (without a side process it
+    runs here, when its result is asked for)."""
+    sample = inference_sample(encoder, design, y, max_rows=config.model.max_inference_rows,
+                              seed=config.seed)
+    future = side.submit(statsmodels_estimates, sample) if side is not None else None
+    return sample, _Aside(future, in_process=future is not None,
+                          job=(statsmodels_estimates, sample))
 
 
 def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analysis: Analysis,
-                      X_train: pd.DataFrame, X_test: pd.DataFrame, benchmark: _Benchmark,
-                      base_metrics: dict[str, float], notes: list[str]) -> TrainResult:
-    """Fit the points table on the kept factors, pick the threshold, evaluate on holdout."""
+                      X_train: pd.DataFrame, X_test: pd.DataFrame,
+                      start_benchmark: Callable[[], _Aside], base_metrics: dict[str, float],
+                      notes: list[str], side: SideProcess | None = None) -> TrainResult:
+    """Fit the points table on the kept factors, pick the threshold, evaluate on holdout.
+
+    Once the design exists, the statsmodels inference and then the benchmark model go to the
+    side process (in that order: the inference is wanted first, right after the fit)."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     y_train, y_test = y_all[split.train], y_all[split.holdout]
@@ -224,12 +258,18 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     train_keys, test_keys = keys.iloc[split.train], keys.iloc[split.holdout]
     kept = analysis.kept
     groups = {c: features.groups[c] for c in kept}
-    scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config)
-    from pipeline.fit import coefficient_table
+    started: dict[str, Any] = {}
 
-    coefficients, fit_notes = coefficient_table(
-        scorecard.encoder_, scorecard.encoder_.transform(X_train), y_train, scorecard.fit_, groups,
-        max_rows=config.model.max_inference_rows, seed=config.seed)
+    def on_design(encoder: FactorEncoder, design: sp.spmatrix) -> None:
+        started["inference"] = _start_inference(side, encoder, design, y_train, config)
+        started["benchmark"] = start_benchmark()
+
+    scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config,
+                              on_design=on_design)
+    sample, estimates = started["inference"]
+    benchmark = started["benchmark"]
+    coefficients, fit_notes = tabulate_coefficients(scorecard.encoder_, sample,
+                                                    estimates.result(), scorecard.fit_, groups)
     notes.extend(fit_notes)
     train_scores = score_frame(scorecard.rules_, X_train)
     choice = choose_threshold(train_scores["points"].to_numpy(), train_scores["fit"].to_numpy(),
