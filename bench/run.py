@@ -540,8 +540,8 @@ def bench_training(sizes: Sizes) -> list[dict[str, Any]]:
             [cli, "train", "--config", str(config), "--no-score", "--out", str(out / "result")],
             repeats=TRAIN_REPEATS, before=fresh_store,
             what="whole `lead-scoring train --no-score` (read, validate, lift, selection, "
-                 "CV over C, points, MLflow logging, each run with a new MLflow store) in a "
-                 "subprocess")
+                 "CV over C, points, MLflow logging, each run with a new MLflow store, its "
+                 "schema copied from the cached template) in a subprocess")
         chosen_c, kept = _chosen(out)
         record["chosen_C"] = chosen_c
         records.append(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -236,9 +237,11 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
         # the leads are read (Arrow reads without holding the GIL)
         connecting = background.submit(_connect, cfg)
         importing = background.submit(_import_training_modules)
+        hashing = background.submit(_input_digests, cfg)  # hashlib releases the GIL
         leads = _read_leads(cfg, training=True)  # a bad file is reported first
         connecting.result()
         importing.result()
+        digests = hashing.result()
     from pipeline import registry
     from pipeline.features import build_features
     from pipeline.train import train as train_model
@@ -278,7 +281,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
         with ThreadPoolExecutor(max_workers=1) as shooter:
             # Chromium renders the report while MLflow logs; its PNG is logged last
             screenshot = shooter.submit(report_screenshot, art)
-            tags = _lineage_tags(cfg, features, result)
+            tags = _lineage_tags(cfg, features, result, digests)
             ref = registry.log_training(
                 model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,
                 tags=tags, artifact_dir=art, rules=result.rules, derived_settings=_derived(cfg),
@@ -372,16 +375,28 @@ def _params(cfg, result) -> dict[str, Any]:
     return params
 
 
-def _lineage_tags(cfg, features, result) -> dict[str, str]:
-    import subprocess
-
+def _input_digests(cfg) -> dict[str, str]:
+    """SHA-256 prefixes of the leads file and the event log, as lineage tags."""
     from pipeline.io import file_digest
 
-    tags = {"data_hash": file_digest(cfg.data.leads), "config_hash": cfg.digest(),
+    digests = {}
+    with contextlib.suppress(OSError):  # an unreadable file is reported by the reader
+        digests["data_hash"] = file_digest(cfg.data.leads)
+    if cfg.data.events and Path(cfg.data.events).exists():
+        digests["events_hash"] = file_digest(cfg.data.events)
+    return digests
+
+
+def _lineage_tags(cfg, features, result, digests: dict[str, str] | None = None
+                  ) -> dict[str, str]:
+    import subprocess
+
+    digests = _input_digests(cfg) if digests is None else digests
+    tags = {"data_hash": digests.get("data_hash", ""), "config_hash": cfg.digest(),
             "rows": str(len(features.frame)), "config_name": cfg.name,
             "no_signal": str(result.no_signal).lower()}
-    if cfg.data.events and Path(cfg.data.events).exists():
-        tags["events_hash"] = file_digest(cfg.data.events)
+    if "events_hash" in digests:
+        tags["events_hash"] = digests["events_hash"]
     if "created_at" in features.frame.columns:
         tags["date_min"] = str(features.frame["created_at"].min())
         tags["date_max"] = str(features.frame["created_at"].max())

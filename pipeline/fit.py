@@ -92,9 +92,10 @@ def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float]
     solutions: list[list[LogisticRegression]] = [[] for _ in c_grid]
     for k, (train, test) in enumerate(splits):
         previous = None
+        fold_design, fold_y, test_design = design[train], y[train], design[test]  # once a fold
         for i in order:
-            model = _logistic(c_grid[i], max_iter, start=previous).fit(design[train], y[train])
-            oof[i, test] = model.predict_proba(design[test])[:, 1]
+            model = _logistic(c_grid[i], max_iter, start=previous).fit(fold_design, fold_y)
+            oof[i, test] = model.predict_proba(test_design)[:, 1]
             fold_losses[i, k] = log_loss(y[test], oof[i, test], labels=[0, 1])
             solutions[i].append(model)
             previous = model
