@@ -89,6 +89,7 @@ def _import_training_modules() -> None:
 
     import pipeline.artifacts  # noqa: F401
     import pipeline.model_report  # noqa: F401
+    import pipeline.serving  # noqa: F401 - MLflow's pyfunc: half a second, at logging time
     import pipeline.train  # noqa: F401
 
 
