@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -11,10 +12,20 @@ from pipeline import store_template
 
 
 def _schema(db: Path) -> tuple[list[tuple], list[tuple]]:
+    """Tables, indexes and the alembic revision. The parts of a CREATE TABLE are compared as
+    a set: MLflow's own migrations write a table's CHECK constraints in varying order (two
+    stores it builds in one process can differ so), which SQLite does not care about."""
     with sqlite3.connect(db) as con:
-        tables = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
-                             "ORDER BY type, name").fetchall()
+        rows = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                           "ORDER BY type, name").fetchall()
         revision = con.execute("SELECT version_num FROM alembic_version").fetchall()
+    tables = []
+    for kind, name, table, sql in rows:
+        if sql and sql.startswith("CREATE TABLE"):
+            head, _, body = sql.partition("(")
+            parts = re.split(r",\s*\n", body.rsplit(")", 1)[0])
+            sql = (head.strip(), tuple(sorted(part.strip() for part in parts)))
+        tables.append((kind, name, table, sql))
     return tables, revision
 
 
