@@ -229,14 +229,19 @@ def measure(name: str, n_rows: int, fn: Callable[[], Any], repeats: int, **extra
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
+    return timing_record(name, n_rows, times, round(_peak_mb(), 1), **extra)
+
+
+def timing_record(name: str, n_rows: int, times: list[float], peak_mb: float, **extra: Any
+                  ) -> dict[str, Any]:
+    """The record of in-process runs taking ``times`` seconds (the median is reported)."""
     median = statistics.median(times)
     record = {"name": name, "n_rows": n_rows, "median_s": round(median, 6),
               "rows_per_s": round(n_rows / median) if median > 0 else None,
-              "peak_rss_mb": round(_peak_mb(), 1), "runs": repeats,
-              "times_s": [round(t, 6) for t in times]}
-    record.update(extra)
+              "peak_rss_mb": peak_mb, "runs": len(times),
+              "times_s": [round(t, 6) for t in times], **extra}
     print(f"  {name:<24} {n_rows:>11,} rows  {median:9.4f} s  "
-          f"{record['rows_per_s'] or 0:>13,} rows/s  {record['peak_rss_mb']:8.0f} MB", flush=True)
+          f"{record['rows_per_s'] or 0:>13,} rows/s  {peak_mb:8.0f} MB", flush=True)
     return record
 
 
@@ -255,17 +260,8 @@ def measure_side_by_side(n_rows: int, runs: dict[str, Callable[[], Any]], repeat
             fn()
             times[name].append(time.perf_counter() - started)
     peak = round(_peak_mb(), 1)
-    records = []
-    for name, ts in times.items():
-        median = statistics.median(ts)
-        record = {"name": name, "n_rows": n_rows, "median_s": round(median, 6),
-                  "rows_per_s": round(n_rows / median) if median > 0 else None,
-                  "peak_rss_mb": peak, "runs": repeats, "times_s": [round(t, 6) for t in ts],
-                  **extras.get(name, {})}
-        print(f"  {name:<24} {n_rows:>11,} rows  {median:9.4f} s  "
-              f"{record['rows_per_s'] or 0:>13,} rows/s  {peak:8.0f} MB", flush=True)
-        records.append(record)
-    return records
+    return [timing_record(name, n_rows, ts, peak, **extras.get(name, {}))
+            for name, ts in times.items()]
 
 
 def skipped(name: str, n_rows: int, why: str) -> dict[str, Any]:
@@ -574,15 +570,11 @@ def bench_training(sizes: Sizes) -> list[dict[str, Any]]:
                  "CV over C, points, MLflow logging, each run with a new MLflow store, its "
                  "schema copied from the cached template) in a subprocess, runs alternating "
                  "with the bare fit's"))
-        median = statistics.median(bare_times)
-        records.append({
-            "name": "train_sklearn_bare", "n_rows": n, "median_s": round(median, 6),
-            "rows_per_s": round(n / median), "peak_rss_mb": round(_peak_mb(), 1),
-            "runs": TRAIN_REPEATS, "times_s": [round(t, 6) for t in bare_times],
-            "what": "FactorEncoder one-hot of the same factors + "
-                    f"LogisticRegression(C={chosen_c:g}), data already in memory",
-            "factors": len(kept or FACTORS)})
-        print(f"  {'train_sklearn_bare':<24} {n:>11,} rows  {median:9.4f} s", flush=True)
+        records.append(timing_record(
+            "train_sklearn_bare", n, bare_times, round(_peak_mb(), 1),
+            what="FactorEncoder one-hot of the same factors + "
+                 f"LogisticRegression(C={chosen_c:g}), data already in memory",
+            factors=len(kept or FACTORS)))
         del frame, X
         csv.unlink()
     return records

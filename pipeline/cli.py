@@ -171,8 +171,6 @@ def _lock_path(cfg, what: str) -> Path:
 
 
 def _maybe_lock(cfg, lock: bool, what: str):
-    import contextlib
-
     from pipeline.io import run_lock
 
     return run_lock(_lock_path(cfg, what), what=f"'{what}' for {cfg.model_name}") if lock \
@@ -266,7 +264,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
     with (tempfile.TemporaryDirectory() as tmp, SideProcess(fork_when_safe=True) as side,
           BackgroundLiftCharts(side) as charts):
-        if aside:  # it starts now, and imports its modules while this one analyses the leads
+        if aside:  # it starts now (forked: with every module this one has loaded)
             side.submit(preload, "pipeline.plots_lift", "pipeline.evaluate",
                         "pipeline.model_report")
         art = Path(tmp)
@@ -380,20 +378,17 @@ def _input_digests(cfg) -> dict[str, str]:
     """SHA-256 prefixes of the leads file and the event log, as lineage tags."""
     from pipeline.io import file_digest
 
-    digests = {}
-    with contextlib.suppress(OSError):  # an unreadable file is reported by the reader
-        digests["data_hash"] = file_digest(cfg.data.leads)
+    digests = {"data_hash": file_digest(cfg.data.leads)}
     if cfg.data.events and Path(cfg.data.events).exists():
         digests["events_hash"] = file_digest(cfg.data.events)
     return digests
 
 
-def _lineage_tags(cfg, features, result, digests: dict[str, str] | None = None
-                  ) -> dict[str, str]:
+def _lineage_tags(cfg, features, result, digests: dict[str, str]) -> dict[str, str]:
+    """Tags that tie a run to its data, config and code (``digests``: :func:`_input_digests`)."""
     import subprocess
 
-    digests = _input_digests(cfg) if digests is None else digests
-    tags = {"data_hash": digests.get("data_hash", ""), "config_hash": cfg.digest(),
+    tags = {"data_hash": digests["data_hash"], "config_hash": cfg.digest(),
             "rows": str(len(features.frame)), "config_name": cfg.name,
             "no_signal": str(result.no_signal).lower()}
     if "events_hash" in digests:
@@ -932,8 +927,6 @@ def _exit_now(code: int) -> None:
         sys.exit(code)  # an unknown Python: the ordinary exit
     shutdown()  # tells thread pools to stop, then waits for every non-daemon thread
     atexit._run_exitfuncs()
-    import contextlib
-
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
             stream.flush()

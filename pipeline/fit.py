@@ -206,16 +206,8 @@ class InferenceSample:
     keep: list[int]  # design column of each non-reference slot (column k + 1 of the fit)
     present: np.ndarray  # positions (0 = intercept) of the columns that have a lead
     names: list[str]  # design column names
-    counts: np.ndarray  # leads per design column, all rows
-    wins: np.ndarray  # won leads per design column, all rows
-    n_rows: int  # leads before sampling
+    separated: frozenset[int]  # design columns whose leads (all rows) all won or all lost
     notes: list[str]
-
-    @property
-    def separated(self) -> set[int]:
-        """Design columns whose leads all won or all lost."""
-        c, w = self.counts, self.wins
-        return {i for i in self.keep if c[i] > 0 and (w[i] == 0 or w[i] == c[i])}
 
 
 @dataclass(frozen=True)
@@ -235,15 +227,12 @@ def inference_sample(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarra
     names = [str(n) for n in encoder.get_feature_names_out()]
     keep = [i for i in range(design.shape[1]) if i not in refs]
     y = np.asarray(y, dtype=int)
-    notes = []
     counts = np.asarray(design.sum(axis=0)).ravel()
     wins = np.asarray(design.T @ y).ravel()
-    for i in keep:
-        if counts[i] > 0 and (wins[i] == 0 or wins[i] == counts[i]):
-            outcome = "won" if wins[i] == counts[i] else "lost"
-            notes.append(f"separation: every lead with {names[i]} ({int(counts[i])} leads) "
-                         f"{outcome}; its odds ratio is unbounded, the regularised fit "
-                         "keeps it finite")
+    separated = [i for i in keep if counts[i] > 0 and (wins[i] == 0 or wins[i] == counts[i])]
+    notes = [f"separation: every lead with {names[i]} ({int(counts[i])} leads) "
+             f"{'won' if wins[i] == counts[i] else 'lost'}; its odds ratio is unbounded, the "
+             "regularised fit keeps it finite" for i in separated]
     sample = stratified_sample(y, max_rows, seed)
     if len(sample) < len(y):
         notes.append(f"statsmodels inference on a stratified sample of {len(sample):,} of "
@@ -258,8 +247,8 @@ def inference_sample(encoder: FactorEncoder, design: sp.csr_matrix, y: np.ndarra
                      f"statsmodels estimate: {', '.join(absent[:5])}"
                      + (" ..." if len(absent) > 5 else ""))
         sampled = sampled[:, present]
-    return InferenceSample(sampled.tocsr(), y[sample], keep, present, names, counts, wins,
-                           len(y), notes)
+    return InferenceSample(sampled.tocsr(), y[sample], keep, present, names,
+                           frozenset(separated), notes)
 
 
 def statsmodels_estimates(sample: InferenceSample) -> Estimates:
@@ -290,9 +279,8 @@ def statsmodels_estimates(sample: InferenceSample) -> Estimates:
             estimate, cov = basis @ estimate, basis @ cov @ basis.T
         params[sample.present] = estimate
         bse[sample.present] = np.sqrt(np.clip(np.diag(cov), 0, None))
-        flagged = sample.separated
         for k, i in enumerate(keep):
-            if i not in flagged and abs(params[k + 1]) > QUASI_SEPARATION_COEF:
+            if i not in sample.separated and abs(params[k + 1]) > QUASI_SEPARATION_COEF:
                 notes.append(f"quasi-separation: {names[i]} has coefficient {params[k + 1]:+.1f} "
                              "(the outcome is almost determined by it); its statsmodels estimate "
                              "is unreliable, the regularised fit keeps it finite")

@@ -75,10 +75,8 @@ def seed_sqlite_store(db_path: Path) -> bool:
         shutil.copyfile(template, copy)
         if db_path.exists():  # an empty file: MLflow would have filled it in place
             db_path.unlink()
-        os.link(copy, db_path)  # fails if another process laid its store meanwhile
+        os.link(copy, db_path)  # FileExistsError if another process laid its store meanwhile
         return True
-    except FileExistsError:
-        return False
     except Exception:  # noqa: BLE001 - any failure here: MLflow builds the store as usual
         return False
     finally:
