@@ -312,3 +312,17 @@ def test_console_script_exits_fast_with_every_line_and_exit_code_kept(tmp_path):
     said = _console_script(code="import sys; from pipeline import cli; "
                                 "cli.main = lambda: sys.exit('a message'); cli.run()")
     assert said.returncode == 1 and said.stderr.strip() == "a message"
+
+
+def test_console_script_collects_young_objects_less_often():
+    """``run`` raises the young generation's threshold (imports make millions of objects that
+    live as long as the process) and keeps the older generations' own."""
+    import gc
+
+    from pipeline.cli import GC_FIRST_GENERATION
+
+    shown = _console_script(code="import gc, sys; from pipeline import cli; "
+                                 "cli.main = lambda: print(*gc.get_threshold()); cli.run()")
+    assert shown.returncode == 0
+    assert [int(v) for v in shown.stdout.split()] == [GC_FIRST_GENERATION,
+                                                     *gc.get_threshold()[1:]]

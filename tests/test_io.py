@@ -16,6 +16,7 @@ from pipeline.io import (
     file_digest,
     read_table,
     run_lock,
+    use_system_allocator,
     write_frame_atomic,
     write_text_atomic,
 )
@@ -35,6 +36,21 @@ def test_reads_every_value_as_text(tmp_path):
     assert list(table.frame.columns) == ["lead_id", "size", "outcome"]
     assert table.frame["lead_id"].tolist() == ["L1", "L2", "L3", "007"]  # leading zeros kept
     assert table.frame.loc[2, "size"] == "" and table.bad_rows == []
+
+
+def test_system_allocator_reads_the_same_table(tmp_path):
+    """Training switches Arrow to the C library's malloc; reading is unchanged by it."""
+    import pyarrow as pa
+
+    path = _csv(tmp_path, [HEADER, *ROWS])
+    before = read_table(path).frame
+    default = pa.default_memory_pool()
+    try:
+        use_system_allocator()
+        assert pa.default_memory_pool().backend_name == "system"
+        pd.testing.assert_frame_equal(read_table(path).frame, before)
+    finally:
+        pa.set_memory_pool(default)
 
 
 @pytest.mark.parametrize(("make", "pattern"), [
