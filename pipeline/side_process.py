@@ -13,6 +13,7 @@ thread: it is the second core, and a pool inherited through fork must not be use
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import threading
@@ -58,10 +59,18 @@ class SideProcess:
                 from concurrent.futures import ProcessPoolExecutor
 
                 method = self._choose_start_method()
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context(method),
-                    initializer=_one_native_thread if method == "fork" else None)
-                self.start_method = method
+                if method == "fork":
+                    # the child's collections then skip every object it inherits, so they
+                    # do not copy the parent's pages by touching them
+                    gc.freeze()
+                try:
+                    self._pool = ProcessPoolExecutor(
+                        max_workers=1, mp_context=multiprocessing.get_context(method),
+                        initializer=_one_native_thread if method == "fork" else None)
+                    self.start_method = method
+                    return self._pool.submit(fn, *args, **kwargs)  # forks, or spawns
+                finally:
+                    gc.unfreeze()  # the parent's own collections are as before
             return self._pool.submit(fn, *args, **kwargs)
         except (OSError, RuntimeError, ValueError):
             self._broken = True

@@ -101,7 +101,14 @@ def _inherited_state() -> tuple[str, list[int]]:
     return _SET_IN_PARENT["value"], [pool["num_threads"] for pool in threadpool_info()]
 
 
+def _frozen_objects() -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
 def test_side_process_is_forked_when_safe_and_spawned_otherwise():
+    import gc
     import threading
 
     from pipeline.side_process import SideProcess
@@ -114,6 +121,10 @@ def test_side_process_is_forked_when_safe_and_spawned_otherwise():
                 assert side.start_method == "fork"
                 assert value == "changed in the parent"  # inherited, not imported again
                 assert set(threads) <= {1}  # native pools on one thread in the child
+                # what the child inherited its collections leave alone; the parent's are as
+                # before the fork
+                assert side.submit(_frozen_objects).result(timeout=120) > 0
+                assert gc.get_freeze_count() == 0
         stop = threading.Event()
         other = threading.Thread(target=stop.wait)
         other.start()
