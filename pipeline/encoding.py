@@ -104,10 +104,16 @@ def is_numeric_column(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
+def categorical_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, labels)``: the distinct strings the points table matches on and each row's
+    index into them (``-1`` where missing)."""
+    return canonical_codes(series, _canonical_text)
+
+
 def categorical_text(series: pd.Series) -> pd.Series:
     """Values as the strings the points table matches on; missing stays None (NaN once mixed
     with text, as ``Series.map`` infers it). Text is worked out once per distinct value."""
-    codes, labels = canonical_codes(series, _canonical_text)
+    codes, labels = categorical_codes(series)
     out = with_fill(labels, None).take(codes)
     return pd.Series(out, index=series.index, name=series.name).astype(object)
 
@@ -250,7 +256,7 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
     def _text_codes(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         """Codes into the distinct level strings; ``-1`` = missing (null, empty or a missing
         token)."""
-        codes, labels = canonical_codes(series, _canonical_text)
+        codes, labels = categorical_codes(series)
         tokens = {"", *self.missing_values}
         dropped = np.array([label in tokens for label in labels], dtype=bool)
         if not dropped.any():

@@ -10,7 +10,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from pipeline.encoding import categorical_text, is_numeric_column
+from pipeline.encoding import categorical_codes, is_numeric_column, with_fill
 from pipeline.points import ks_statistic, safe_auc
 
 
@@ -50,6 +50,8 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, probability: np.ndarray | N
 
 def _benchmark_design(train: pd.DataFrame, test: pd.DataFrame
                       ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """Numbers as they are; text as the index of its level among the training part's 250
+    most frequent (sorted), other levels NaN. Worked out once per distinct value, not per row."""
     cols_train, cols_test, categorical = [], [], []
     for column in train.columns:
         if is_numeric_column(train[column]):
@@ -57,18 +59,33 @@ def _benchmark_design(train: pd.DataFrame, test: pd.DataFrame
             cols_test.append(pd.to_numeric(test[column], errors="coerce").to_numpy(float))
             categorical.append(False)
             continue
-        text_train = categorical_text(train[column]).fillna("(missing)")
-        counts = text_train.value_counts()
-        levels = [lvl for lvl in counts.index[:250]]
-        mapping = {lvl: float(i) for i, lvl in enumerate(sorted(levels))}
-        cols_train.append(text_train.map(mapping).to_numpy(float, na_value=np.nan))
-        text_test = categorical_text(test[column]).fillna("(missing)")
-        cols_test.append(text_test.map(mapping).to_numpy(float, na_value=np.nan))
+        codes, texts = _level_text(train[column])
+        present = np.unique(codes, return_index=True)
+        in_order = present[0][np.argsort(present[1], kind="stable")]  # first seen first
+        counts = np.bincount(codes, minlength=len(texts))
+        # most frequent first, ties in the order first seen (as Series.value_counts ranks)
+        ranked = pd.Series(counts[in_order], index=texts[in_order]).sort_values(
+            ascending=False, kind="stable")
+        mapping = {lvl: float(i) for i, lvl in enumerate(sorted(ranked.index[:250]))}
+        cols_train.append(_mapped(codes, texts, mapping))
+        cols_test.append(_mapped(*_level_text(test[column]), mapping))
         categorical.append(True)
     empty = np.empty((len(train), 0)), np.empty((len(test), 0))
     if not cols_train:
         return empty[0], empty[1], []
     return np.column_stack(cols_train), np.column_stack(cols_test), categorical
+
+
+def _level_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, distinct text): the points table's text of each value, missing as
+    "(missing)" (one level with a value written that way)."""
+    codes, labels = categorical_codes(series)
+    merged, texts = pd.factorize(with_fill(labels, "(missing)"))
+    return merged.take(codes), np.asarray(texts, dtype=object)  # code -1 takes the last
+
+
+def _mapped(codes: np.ndarray, texts: np.ndarray, mapping: dict[str, float]) -> np.ndarray:
+    return np.array([mapping.get(t, np.nan) for t in texts], dtype=float).take(codes)
 
 
 def benchmark_auc(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame,

@@ -141,3 +141,45 @@ def test_side_process_is_forked_when_safe_and_spawned_otherwise():
             assert side.start_method == "spawn"
     finally:
         _SET_IN_PARENT["value"] = "as imported"
+
+
+def _row_by_row_benchmark_design(train: pd.DataFrame, test: pd.DataFrame):
+    """The benchmark design as first written (text mapped row by row): the reference."""
+    from pipeline.encoding import categorical_text, is_numeric_column
+
+    cols_train, cols_test = [], []
+    for column in train.columns:
+        if is_numeric_column(train[column]):
+            cols_train.append(pd.to_numeric(train[column], errors="coerce").to_numpy(float))
+            cols_test.append(pd.to_numeric(test[column], errors="coerce").to_numpy(float))
+            continue
+        text_train = categorical_text(train[column]).fillna("(missing)")
+        levels = list(text_train.value_counts().index[:250])
+        mapping = {lvl: float(i) for i, lvl in enumerate(sorted(levels))}
+        cols_train.append(text_train.map(mapping).to_numpy(float, na_value=np.nan))
+        text_test = categorical_text(test[column]).fillna("(missing)")
+        cols_test.append(text_test.map(mapping).to_numpy(float, na_value=np.nan))
+    return np.column_stack(cols_train), np.column_stack(cols_test)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_benchmark_design_maps_each_level_as_row_by_row_mapping_did(seed):
+    """Levels past the 250 most frequent (ties at the cut included), missing, a level
+    written "(missing)", numbers as text, Categoricals, unseen test levels."""
+    from pipeline.evaluate import _benchmark_design
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    many = np.array([f"v{i}" for i in range(400)], dtype=object)[rng.integers(0, 400, n)]
+    many[rng.random(n) < 0.05] = None
+    few = rng.choice(np.array(["a", "b", "(missing)", None, "12"], dtype=object), n)
+    train = pd.DataFrame({"many": many, "few": few, "cat": pd.Categorical(few.astype(str)),
+                          "num": rng.normal(size=n)})
+    test = pd.DataFrame({"many": many[::-1].copy(), "few": np.where(rng.random(n) < 0.1, "new",
+                                                                    few).astype(object),
+                         "cat": pd.Categorical(few[::-1].astype(str)), "num": rng.normal(size=n)})
+    got_train, got_test, categorical = _benchmark_design(train, test)
+    want_train, want_test = _row_by_row_benchmark_design(train, test)
+    np.testing.assert_array_equal(got_train, want_train)
+    np.testing.assert_array_equal(got_test, want_test)
+    assert categorical == [True, True, True, False]
