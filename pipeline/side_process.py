@@ -59,9 +59,10 @@ class SideProcess:
                 from concurrent.futures import ProcessPoolExecutor
 
                 method = self._choose_start_method()
-                if method == "fork":
-                    # the child's collections then skip every object it inherits, so they
-                    # do not copy the parent's pages by touching them
+                # frozen, what the child inherits is skipped by its collections, which then
+                # do not copy the parent's pages by touching them (a caller's own freeze stays)
+                thaw = method == "fork" and gc.get_freeze_count() == 0
+                if thaw:
                     gc.freeze()
                 try:
                     self._pool = ProcessPoolExecutor(
@@ -70,7 +71,8 @@ class SideProcess:
                     self.start_method = method
                     return self._pool.submit(fn, *args, **kwargs)  # forks, or spawns
                 finally:
-                    gc.unfreeze()  # the parent's own collections are as before
+                    if thaw:
+                        gc.unfreeze()  # the parent's own collections are as before
             return self._pool.submit(fn, *args, **kwargs)
         except (OSError, RuntimeError, ValueError):
             self._broken = True
