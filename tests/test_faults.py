@@ -314,15 +314,26 @@ def test_console_script_exits_fast_with_every_line_and_exit_code_kept(tmp_path):
     assert said.returncode == 1 and said.stderr.strip() == "a message"
 
 
-def test_console_script_collects_young_objects_less_often():
-    """``run`` raises the young generation's threshold (imports make millions of objects that
-    live as long as the process) and keeps the older generations' own."""
+
+def test_training_memory_settings_hold_for_the_run_only(monkeypatch, demo_dir, tmp_path):
+    """While ``train`` runs, Arrow allocates from the system pool and young objects are
+    collected after 50,000 new ones; both are restored after it, also when it fails."""
     import gc
 
-    from pipeline.cli import GC_FIRST_GENERATION
+    import pyarrow as pa
 
-    shown = _console_script(code="import gc, sys; from pipeline import cli; "
-                                 "cli.main = lambda: print(*gc.get_threshold()); cli.run()")
-    assert shown.returncode == 0
-    assert [int(v) for v in shown.stdout.split()] == [GC_FIRST_GENERATION,
-                                                     *gc.get_threshold()[1:]]
+    seen = {}
+
+    def stop_at_reading(cfg, *, training):
+        seen["threshold"] = gc.get_threshold()[0]
+        seen["pool"] = pa.default_memory_pool().backend_name
+        raise cli.UserError("stopped by the test")
+
+    before_thresholds, before_pool = gc.get_threshold(), pa.default_memory_pool().backend_name
+    monkeypatch.setattr(cli, "_read_leads", stop_at_reading)
+    code, err = run_cli("train", "--config", REPO / "configs" / "demo.yaml",
+                        "--data", demo_dir / "leads.csv", "--out", tmp_path / "out")
+    assert code == 2 and "stopped by the test" in err
+    assert seen == {"threshold": cli.GC_FIRST_GENERATION, "pool": "system"}
+    assert gc.get_threshold() == before_thresholds
+    assert pa.default_memory_pool().backend_name == before_pool

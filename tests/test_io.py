@@ -16,7 +16,7 @@ from pipeline.io import (
     file_digest,
     read_table,
     run_lock,
-    use_system_allocator,
+    system_allocator,
     write_frame_atomic,
     write_text_atomic,
 )
@@ -38,19 +38,17 @@ def test_reads_every_value_as_text(tmp_path):
     assert table.frame.loc[2, "size"] == "" and table.bad_rows == []
 
 
-def test_system_allocator_reads_the_same_table(tmp_path):
-    """Training switches Arrow to the C library's malloc; reading is unchanged by it."""
+def test_system_allocator_reads_the_same_table_and_restores_the_pool(tmp_path):
+    """Training reads with Arrow on the C library's malloc: the same table; the pool Arrow
+    had is back afterwards."""
     import pyarrow as pa
 
     path = _csv(tmp_path, [HEADER, *ROWS])
-    before = read_table(path).frame
-    default = pa.default_memory_pool()
-    try:
-        use_system_allocator()
+    before, pool = read_table(path).frame, pa.default_memory_pool().backend_name
+    with system_allocator():
         assert pa.default_memory_pool().backend_name == "system"
         pd.testing.assert_frame_equal(read_table(path).frame, before)
-    finally:
-        pa.set_memory_pool(default)
+    assert pa.default_memory_pool().backend_name == pool
 
 
 @pytest.mark.parametrize(("make", "pattern"), [
