@@ -411,11 +411,8 @@ def _lineage_tags(cfg, features, result, digests: dict[str, str]) -> dict[str, s
     """Tags that tie a run to its data, config and code (``digests``: :func:`_input_digests`)."""
     import subprocess
 
-    tags = {"data_hash": digests["data_hash"], "config_hash": cfg.digest(),
-            "rows": str(len(features.frame)), "config_name": cfg.name,
-            "no_signal": str(result.no_signal).lower()}
-    if "events_hash" in digests:
-        tags["events_hash"] = digests["events_hash"]
+    tags = {**digests, "config_hash": cfg.digest(), "rows": str(len(features.frame)),
+            "config_name": cfg.name, "no_signal": str(result.no_signal).lower()}
     if "created_at" in features.frame.columns:
         tags["date_min"] = str(features.frame["created_at"].min())
         tags["date_max"] = str(features.frame["created_at"].max())

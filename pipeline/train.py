@@ -201,7 +201,7 @@ def train(features: FeatureSet, config: Config, *,
         def start_benchmark() -> _Aside:
             aside = side.submit(*job, seed=config.seed) if side is not None else None
             return _Aside(aside or background.submit(*job, seed=config.seed),
-                          in_process=aside is not None, job=job, kwargs={"seed": config.seed})
+                          from_side=aside is not None, job=job, kwargs={"seed": config.seed})
 
         return _fit_and_evaluate(features, config, split, analysis, X_train, X_test,
                                  start_benchmark, base_metrics, notes, side)
@@ -214,7 +214,7 @@ class _Aside:
     the work runs here instead, where a real error shows."""
 
     future: Future | None  # None: nothing was sent, run ``job`` here when asked
-    in_process: bool  # True: ``future`` is the side process's
+    from_side: bool  # True: ``future`` is the side process's
     job: tuple
     kwargs: dict = field(default_factory=dict)
 
@@ -225,7 +225,7 @@ class _Aside:
         try:
             return self.future.result()
         except Exception:
-            if not self.in_process:
+            if not self.from_side:
                 raise
             return fn(*args, **self.kwargs)
 
@@ -238,7 +238,7 @@ def _start_inference(side: SideProcess | None, encoder: FactorEncoder, design: s
     sample = inference_sample(encoder, design, y, max_rows=config.model.max_inference_rows,
                               seed=config.seed)
     future = side.submit(statsmodels_estimates, sample) if side is not None else None
-    return sample, _Aside(future, in_process=future is not None,
+    return sample, _Aside(future, from_side=future is not None,
                           job=(statsmodels_estimates, sample))
 
 
