@@ -25,6 +25,10 @@ from pipeline.encoding import FactorEncoder
 
 QUASI_SEPARATION_COEF = 10.0  # |log odds ratio| beyond which a level is reported as separating
 START_C = 1e4  # penalty of the statsmodels start: enough to keep separated levels finite
+# the production fit's solver: Newton with a Cholesky solve, to max |gradient| <= 1e-8 (the
+# points are the coefficients scaled and rounded, so the optimum must be reached, not neared)
+SOLVER = "newton-cholesky"
+TOLERANCE = 1e-8
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def _mean_solution(models: list[LogisticRegression]) -> LogisticRegression:
 def _logistic(C: float, max_iter: int, *, start: LogisticRegression | None = None
               ) -> LogisticRegression:
     """Newton-Cholesky L2 logistic regression, optionally starting from ``start``'s solution."""
-    model = LogisticRegression(C=C, solver="newton-cholesky", max_iter=max_iter, tol=1e-8,
+    model = LogisticRegression(C=C, solver=SOLVER, max_iter=max_iter, tol=TOLERANCE,
                                warm_start=start is not None)
     if start is not None:
         model.coef_ = start.coef_.copy()
@@ -143,7 +147,7 @@ def _sample_start(design: sp.csr_matrix, y: np.ndarray) -> np.ndarray:
     Newton in statsmodels is dense (one Hessian of the whole sample per step); from this
     start it needs a step or two. The sparse scikit-learn fit that gives it is much cheaper.
     """
-    model = LogisticRegression(C=START_C, solver="newton-cholesky", tol=1e-8, max_iter=100)
+    model = LogisticRegression(C=START_C, solver=SOLVER, tol=TOLERANCE, max_iter=100)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

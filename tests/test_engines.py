@@ -258,6 +258,9 @@ def test_bench_quick_runs_end_to_end(tmp_path):
     from bench.run import REQUIRED
 
     assert set(REQUIRED) <= {r["name"] for r in records}
+    bare = {r["name"]: r for r in records if r["name"].startswith("train_sklearn_bare")}
+    assert bare["train_sklearn_bare"]["max_coef_error"] == 0  # it is the reference
+    assert bare["train_sklearn_bare_default"]["max_coef_error"] >= 0
     for r in records:
         assert set(r) >= {"name", "n_rows", "median_s", "rows_per_s", "peak_rss_mb"}
         assert r["median_s"] is None or (r["median_s"] > 0 and r["rows_per_s"] > 0)
