@@ -533,10 +533,11 @@ def bench_training(sizes: Sizes) -> list[dict[str, Any]]:
     cheaper because it stops short of the optimum, and its record says how far short."""
     from sklearn.linear_model import LogisticRegression
 
+    from pipeline.config import default_settings
     from pipeline.encoding import FactorEncoder
     from pipeline.fit import SOLVER, TOLERANCE
 
-    max_iter = 2000  # the default config's model.max_iter
+    max_iter = default_settings()["model"]["max_iter"]  # what the train runs use
     records = []
     for n in sizes.train:
         out = TMP / f"train_{n}"
