@@ -82,7 +82,10 @@ def _connect(cfg) -> None:
                      artifact_location=cfg.registry.artifact_location)
 
 
-BACKGROUND_CHARTS_MIN_LEADS = 50_000  # from this many leads, charts + benchmark: a process
+# from this many leads the lift charts, the inference and the benchmark go to a second
+# process even when it has to be spawned (2-3 s of imports); a forked one (~0.1 s) draws the
+# charts at any size
+BACKGROUND_CHARTS_MIN_LEADS = 50_000
 
 
 def _import_training_modules() -> None:
@@ -283,10 +286,12 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
     from pipeline.side_process import SideProcess, preload
 
     overall_rate = float(features.frame["converted"].mean())
-    # a process takes a second or two to start: worth it only when fitting takes longer
-    aside = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
     with (tempfile.TemporaryDirectory() as tmp, SideProcess(fork_when_safe=True) as side,
           BackgroundLiftCharts(side) as charts):
+        large = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
+        # on small data the charts take longer than the fit: a forked process draws them,
+        # and the inference and the benchmark stay here rather than wait behind them
+        aside = large or side.will_fork()
         if aside:  # it starts now (forked: with every module this one has loaded)
             side.submit(preload, "pipeline.plots_lift", "pipeline.evaluate",
                         "pipeline.model_report")
@@ -295,7 +300,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
             charts.start(lift, overall_rate, art / "lift_charts")
 
         result = train_model(features, cfg, on_lift=draw_charts_aside if aside else None,
-                             side=side if aside else None)
+                             side=side if large else None)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
             f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
         write_training_artifacts(art, result, features, cfg, charts_written=charts.wait(),

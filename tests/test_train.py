@@ -116,7 +116,10 @@ def test_side_process_is_forked_when_safe_and_spawned_otherwise():
     _SET_IN_PARENT["value"] = "changed in the parent"
     try:
         with SideProcess(fork_when_safe=True) as side:
+            would_fork = side.will_fork()
             value, threads = side.submit(_inherited_state).result(timeout=120)
+            assert would_fork == (side.start_method == "fork")  # it said what happened
+            assert not side.will_fork()  # started: nothing more to fork
             if threading.active_count() == 1:  # the test runner started no thread of its own
                 assert side.start_method == "fork"
                 assert value == "changed in the parent"  # inherited, not imported again
@@ -130,6 +133,7 @@ def test_side_process_is_forked_when_safe_and_spawned_otherwise():
         other.start()
         try:
             with SideProcess(fork_when_safe=True) as side:
+                assert not side.will_fork()
                 value, _ = side.submit(_inherited_state).result(timeout=120)
                 assert side.start_method == "spawn"  # a live thread could hold a lock
                 assert value == "as imported"
@@ -137,6 +141,7 @@ def test_side_process_is_forked_when_safe_and_spawned_otherwise():
             stop.set()
             other.join()
         with SideProcess() as side:
+            assert not side.will_fork()
             assert side.submit(_inherited_state).result(timeout=120)[0] == "as imported"
             assert side.start_method == "spawn"
     finally:
