@@ -2,7 +2,9 @@
 
 A thread would take turns with the main thread's fit; a second process runs on the other
 core. Work runs in submission order. When no process can start, :meth:`SideProcess.submit`
-returns None and the caller does the work itself, so nothing is lost to this shortcut.
+returns None and the caller does the work itself, so nothing is lost to this shortcut. A job
+sent with :meth:`SideProcess.submit_claimable` can be taken back while the side process has
+not started it: a caller that would wait for it behind other work does it itself instead.
 
 A spawned process imports scikit-learn, matplotlib and pandas again (2-3 s of CPU). With
 ``fork_when_safe`` the process is forked instead, inheriting every loaded module, when that
@@ -15,10 +17,14 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -26,6 +32,34 @@ def preload(*modules: str) -> None:
     """Import ``modules`` (submitted first, so the side process is ready when work comes)."""
     for module in modules:
         importlib.import_module(module)
+
+
+def _claim(token: str) -> bool:
+    """True for the first process to ask for ``token`` (a path): creating a file that must
+    not exist yet is atomic, so exactly one of the two processes runs the job."""
+    try:
+        os.close(os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _run_if_claimed(token: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """In the side process: ``fn(*args, **kwargs)``, or None if the parent took it back."""
+    return fn(*args, **kwargs) if _claim(token) else None
+
+
+@dataclass(frozen=True)
+class Claimable:
+    """A job sent to the side process that the sender can take back until it starts there."""
+
+    future: Future
+    token: str
+
+    def take_back(self) -> bool:
+        """True when the side process had not started the job: it will skip it, and the
+        caller runs it instead. False when it has started (or finished) it."""
+        return _claim(self.token)
 
 
 def _one_native_thread() -> None:
@@ -43,6 +77,8 @@ class SideProcess:
         self._broken = False
         self._fork_when_safe = fork_when_safe
         self.start_method: str | None = None  # "fork" or "spawn" once started
+        self._claims: str | None = None  # folder of the claim files of claimable jobs
+        self._jobs = 0
 
     def _choose_start_method(self) -> str:
         safe = sys.platform.startswith("linux") and threading.active_count() == 1
@@ -84,10 +120,24 @@ class SideProcess:
             self.close()
             return None
 
+    def submit_claimable(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+                         ) -> Claimable | None:
+        """Like :meth:`submit`, but the caller may :meth:`Claimable.take_back` the job while
+        the side process has not started it (rather than wait for it behind other work)."""
+        if self._claims is None:
+            self._claims = tempfile.mkdtemp(prefix="lead-scoring-side-")
+        self._jobs += 1
+        token = os.path.join(self._claims, f"job-{self._jobs}")
+        future = self.submit(_run_if_claimed, token, fn, *args, **kwargs)
+        return None if future is None else Claimable(future, token)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
+        if self._claims is not None:
+            shutil.rmtree(self._claims, ignore_errors=True)
+            self._claims = None
 
     def __enter__(self) -> SideProcess:
         return self

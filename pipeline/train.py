@@ -30,7 +30,7 @@ from pipeline.points import PointsScorecard, calibration_table, rounding_fidelit
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame
 from pipeline.selection import SelectionSettings, select_factors
-from pipeline.side_process import SideProcess
+from pipeline.side_process import Claimable, SideProcess
 from pipeline.threshold import (
     Quadrant,
     ThresholdChoice,
@@ -199,9 +199,11 @@ def train(features: FeatureSet, config: Config, *,
     job = (benchmark_auc, X_train.iloc[sample], y_train[sample], X_test, y_test)
     with ThreadPoolExecutor(max_workers=1) as background:
         def start_benchmark() -> _Aside:
-            aside = side.submit(*job, seed=config.seed) if side is not None else None
-            return _Aside(aside or background.submit(*job, seed=config.seed),
-                          from_side=aside is not None, job=job, kwargs={"seed": config.seed})
+            claim = side.submit_claimable(*job, seed=config.seed) if side is not None else None
+            if claim is None:
+                return _Aside(background.submit(*job, seed=config.seed), job=job,
+                              kwargs={"seed": config.seed})
+            return _Aside(claim.future, job=job, kwargs={"seed": config.seed}, claim=claim)
 
         return _fit_and_evaluate(features, config, split, analysis, X_train, X_test,
                                  start_benchmark, base_metrics, notes, side)
@@ -210,24 +212,44 @@ def train(features: FeatureSet, config: Config, *,
 @dataclass(frozen=True)
 class _Aside:
     """A pending result of work sent aside (the benchmark model, the statsmodels inference).
-    If the side process failed (it died, or could not take the data), or there was none,
-    the work runs here instead, where a real error shows."""
+
+    Work the side process has not started yet is taken back and done here when its result
+    is asked for (or by :meth:`take_back`), rather than waited for behind other work. If the
+    side process failed (it died, or could not take the data), or there was none, the work
+    runs here too, where a real error shows."""
 
     future: Future | None  # None: nothing was sent, run ``job`` here when asked
-    from_side: bool  # True: ``future`` is the side process's
     job: tuple
     kwargs: dict = field(default_factory=dict)
+    claim: Claimable | None = None  # set when ``future`` is the side process's
+    _done_here: list = field(default_factory=list)  # [result] once the work was done here
+
+    def _run(self) -> Any:
+        fn, *args = self.job
+        return fn(*args, **self.kwargs)
+
+    def take_back(self) -> None:
+        """Do the work here now if the side process has not started it."""
+        if not self._done_here and self.claim is not None and self.claim.take_back():
+            self._done_here.append(self._run())
+
+    def pending_aside(self) -> bool:
+        """True while the work is the side process's and not finished there (after a failed
+        :meth:`take_back`: while the side process is doing it)."""
+        return self.claim is not None and not self._done_here and not self.future.done()
 
     def result(self) -> Any:
-        fn, *args = self.job
+        self.take_back()
+        if self._done_here:
+            return self._done_here[0]
         if self.future is None:
-            return fn(*args, **self.kwargs)
+            return self._run()
         try:
             return self.future.result()
         except Exception:
-            if not self.from_side:
+            if self.claim is None:
                 raise
-            return fn(*args, **self.kwargs)
+            return self._run()
 
 
 def _start_inference(side: SideProcess | None, encoder: FactorEncoder, design: sp.spmatrix,
@@ -237,9 +259,9 @@ def _start_inference(side: SideProcess | None, encoder: FactorEncoder, design: s
     runs here, when its result is asked for)."""
     sample = inference_sample(encoder, design, y, max_rows=config.model.max_inference_rows,
                               seed=config.seed)
-    future = side.submit(statsmodels_estimates, sample) if side is not None else None
-    return sample, _Aside(future, from_side=future is not None,
-                          job=(statsmodels_estimates, sample))
+    claim = side.submit_claimable(statsmodels_estimates, sample) if side is not None else None
+    return sample, _Aside(None if claim is None else claim.future,
+                          job=(statsmodels_estimates, sample), claim=claim)
 
 
 def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analysis: Analysis,
@@ -268,6 +290,12 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
                               on_design=on_design)
     sample, estimates = started["inference"]
     benchmark = started["benchmark"]
+    # what the side process has not started is done here instead of waited for: the
+    # inference first (it is needed first), then the benchmark if the inference is still
+    # running there
+    estimates.take_back()
+    if estimates.pending_aside():
+        benchmark.take_back()
     coefficients, fit_notes = tabulate_coefficients(scorecard.encoder_, sample,
                                                     estimates.result(), scorecard.fit_, groups)
     notes.extend(fit_notes)

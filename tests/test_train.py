@@ -42,7 +42,7 @@ def test_training_on_categories_gives_what_training_on_text_gives(demo_features,
 
 
 class _DeadSide:
-    """A side process whose work always fails (as if the process had died)."""
+    """A side process whose work always fails (as if the process had died while on it)."""
 
     def submit(self, fn, /, *args, **kwargs):
         from concurrent.futures import Future
@@ -51,6 +51,14 @@ class _DeadSide:
         future = Future()
         future.set_exception(BrokenProcessPool("the side process died"))
         return future
+
+    def submit_claimable(self, fn, /, *args, **kwargs):
+        import os
+
+        from pipeline.side_process import Claimable
+
+        # a token that exists already: the job was claimed there, then the process died
+        return Claimable(self.submit(fn, *args, **kwargs), os.devnull)
 
 
 @pytest.mark.slow
@@ -90,6 +98,62 @@ def test_side_process_runs_work_in_order_and_says_when_it_cannot_start(monkeypat
     with SideProcess() as side:
         assert side.submit(divmod, 7, 2) is None  # the caller does the work itself
         assert side.submit(divmod, 7, 2) is None
+
+
+def _pid_when_let(started: str | None = None, gate: str | None = None) -> int:
+    """This process's id, after saying it started (``started`` appears) and being let go
+    (``gate`` appears): a job the test can hold in the side process."""
+    import os
+    import time
+    from pathlib import Path
+
+    if started:
+        Path(started).touch()
+    deadline = time.monotonic() + 120
+    while gate and not Path(gate).exists():
+        assert time.monotonic() < deadline, "the test never let the job go"
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def _wait_for(path) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_work_not_started_aside_is_taken_back_and_done_here(tmp_path):
+    """A job the side process has not started is done here when its result is asked for
+    (the side process then skips it); one it is running is waited for; a claim is won once."""
+    import os
+
+    from pipeline.side_process import SideProcess
+
+    started, gate = tmp_path / "started", tmp_path / "go"
+    with SideProcess(fork_when_safe=True) as side:
+        first = side.submit_claimable(_pid_when_let, str(started), str(gate))
+        running = training._Aside(first.future, job=(_pid_when_let,), claim=first)
+        second = side.submit_claimable(_pid_when_let)
+        queued = training._Aside(second.future, job=(_pid_when_let,), claim=second)
+        _wait_for(started)
+        assert running.pending_aside() and queued.pending_aside()
+        assert queued.result() == os.getpid()  # not started there: done here, not waited for
+        assert not queued.pending_aside()
+        assert queued.result() == os.getpid()  # once: the result is kept
+        assert not second.take_back()  # claimed already
+        gate.touch()
+        assert running.result() != os.getpid()  # it was running there: waited for
+        assert not running.pending_aside()
+        assert second.future.result(timeout=120) is None  # the side process skipped it
+        done = side.submit_claimable(_pid_when_let)
+        assert done.future.result(timeout=120) != os.getpid()
+        assert not done.take_back()  # finished there: nothing to take back
+    thread_work = training._Aside(None, job=(_pid_when_let,))  # no side process at all
+    thread_work.take_back()
+    assert not thread_work.pending_aside() and thread_work.result() == os.getpid()
 
 
 _SET_IN_PARENT = {"value": "as imported"}
