@@ -222,7 +222,7 @@ class _Aside:
     job: tuple
     kwargs: dict = field(default_factory=dict)
     claim: Claimable | None = None  # set when ``future`` is the side process's
-    _done_here: list = field(default_factory=list)  # [result] once the work was done here
+    _done_here: list = field(default_factory=list, init=False, repr=False)  # [its result]
 
     def _run(self) -> Any:
         fn, *args = self.job
