@@ -199,17 +199,13 @@ def train(features: FeatureSet, config: Config, *,
     job = (benchmark_auc, X_train.iloc[sample], y_train[sample], X_test, y_test)
     with ThreadPoolExecutor(max_workers=1) as background:
         def start_benchmark() -> _Aside:
-            claim = side.submit_claimable(*job, seed=config.seed) if side is not None else None
-            if claim is None:
-                return _Aside(background.submit(*job, seed=config.seed), job=job,
-                              kwargs={"seed": config.seed})
-            return _Aside(claim.future, job=job, kwargs={"seed": config.seed}, claim=claim)
+            return _send_aside(side, job, {"seed": config.seed}, fallback=background)
 
         return _fit_and_evaluate(features, config, split, analysis, X_train, X_test,
                                  start_benchmark, base_metrics, notes, side)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Aside:
     """A pending result of work sent aside (the benchmark model, the statsmodels inference).
 
@@ -222,7 +218,7 @@ class _Aside:
     job: tuple
     kwargs: dict = field(default_factory=dict)
     claim: Claimable | None = None  # set when ``future`` is the side process's
-    _done_here: list = field(default_factory=list, init=False, repr=False)  # [its result]
+    _done_here: tuple[Any] | None = field(default=None, init=False, repr=False)  # (result,)
 
     def _run(self) -> Any:
         fn, *args = self.job
@@ -230,17 +226,17 @@ class _Aside:
 
     def take_back(self) -> None:
         """Do the work here now if the side process has not started it."""
-        if not self._done_here and self.claim is not None and self.claim.take_back():
-            self._done_here.append(self._run())
+        if self._done_here is None and self.claim is not None and self.claim.take_back():
+            self._done_here = (self._run(),)
 
     def pending_aside(self) -> bool:
         """True while the work is the side process's and not finished there (after a failed
         :meth:`take_back`: while the side process is doing it)."""
-        return self.claim is not None and not self._done_here and not self.future.done()
+        return self.claim is not None and self._done_here is None and not self.future.done()
 
     def result(self) -> Any:
         self.take_back()
-        if self._done_here:
+        if self._done_here is not None:
             return self._done_here[0]
         if self.future is None:
             return self._run()
@@ -252,6 +248,18 @@ class _Aside:
             return self._run()
 
 
+def _send_aside(side: SideProcess | None, job: tuple, kwargs: dict | None = None, *,
+                fallback: ThreadPoolExecutor | None = None) -> _Aside:
+    """``job`` sent to ``side`` (it can be taken back until started there); without a side
+    process, to ``fallback`` (a thread), or else done here when its result is asked for."""
+    kwargs = kwargs or {}
+    claim = side.submit_claimable(*job, **kwargs) if side is not None else None
+    if claim is not None:
+        return _Aside(claim.future, job=job, kwargs=kwargs, claim=claim)
+    future = fallback.submit(*job, **kwargs) if fallback is not None else None
+    return _Aside(future, job=job, kwargs=kwargs)
+
+
 def _start_inference(side: SideProcess | None, encoder: FactorEncoder, design: sp.spmatrix,
                      y: np.ndarray, config: Config) -> tuple[InferenceSample, _Aside]:
     """Draw the statsmodels sample from the training design and send the statsmodels fit to
@@ -259,9 +267,7 @@ def _start_inference(side: SideProcess | None, encoder: FactorEncoder, design: s
     runs here, when its result is asked for)."""
     sample = inference_sample(encoder, design, y, max_rows=config.model.max_inference_rows,
                               seed=config.seed)
-    claim = side.submit_claimable(statsmodels_estimates, sample) if side is not None else None
-    return sample, _Aside(None if claim is None else claim.future,
-                          job=(statsmodels_estimates, sample), claim=claim)
+    return sample, _send_aside(side, (statsmodels_estimates, sample))
 
 
 def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analysis: Analysis,
