@@ -437,8 +437,9 @@ def _print_training(result, ref, decision, out_dir: Path, scored: Path | None, s
     console = _console()
     m = result.metrics
     if result.no_signal:
-        console.print("[bold red]no signal[/]: no factor passed selection; the points table is "
-                      "empty and the version was not promoted.")
+        console.print("[bold red]no signal[/]: nothing beats the base rate out of sample; the "
+                      "points table is empty, no lead is SDR-ready and the version was not "
+                      "promoted.")
     table = Table(title=f"{ref.name} v{ref.version}: points table", show_lines=False)
     for col in ("factor", "group", "level", "points", "leads"):
         table.add_column(col, justify="right" if col in ("points", "leads") else "left")
@@ -450,6 +451,10 @@ def _print_training(result, ref, decision, out_dir: Path, scored: Path | None, s
     if len(result.points_table):
         console.print(table)
     if not result.no_signal:
+        if "cv_auc_kept" in m:
+            console.print(f"selection: CV AUC {m['cv_auc_kept']:.4f} with the "
+                          f"{len(result.analysis.kept)} kept factors, "
+                          f"{m['cv_auc_eligible']:.4f} with every eligible candidate")
         console.print(
             f"holdout AUC points {m['holdout_auc']:.4f} | model {m['holdout_auc_model']:.4f} | "
             f"gradient boosting {m['holdout_auc_benchmark']:.4f} | Brier {m['holdout_brier']:.4f} "
@@ -672,7 +677,7 @@ def lift(
     _say_warnings(leads, features, events)
     frame = features.frame
     analysis = analyse(frame[features.factors], frame["converted"], features.groups, cfg,
-                       dropped=features.dropped)
+                       dropped=features.dropped, numeric=features.numeric)
     paths = write_analysis(out, analysis, float(frame["converted"].mean()))
     _print_lift(analysis, top)
     say(f"analysed {len(features.factors)} columns of {len(frame):,} leads in "

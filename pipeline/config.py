@@ -112,6 +112,7 @@ class AnalysisConfig(_Strict):
     min_lift_pp: float
     max_association: float
     leakage_auc: float
+    min_cv_auc_gain: float
 
     @model_validator(mode="after")
     def _ranges(self) -> AnalysisConfig:
@@ -125,6 +126,8 @@ class AnalysisConfig(_Strict):
             raise ValueError(f"max_association must be in (0, 1], got {self.max_association}")
         if not 0.5 < self.leakage_auc <= 1:
             raise ValueError(f"leakage_auc must be in (0.5, 1], got {self.leakage_auc}")
+        if not 0 <= self.min_cv_auc_gain < 0.5:
+            raise ValueError(f"min_cv_auc_gain must be in [0, 0.5), got {self.min_cv_auc_gain}")
         return self
 
 
@@ -135,6 +138,7 @@ class ModelConfig(_Strict):
     max_iter: int
     max_cv_rows: int
     max_inference_rows: int
+    refit_on_all: bool
 
     @model_validator(mode="after")
     def _ranges(self) -> ModelConfig:
@@ -178,6 +182,7 @@ class PointsConfig(_Strict):
 class ThresholdConfig(_Strict):
     target_rate: tuple[float, float]
     capacity_per_week: float | None
+    min_lift: float
     fit_quantile: float
     pain_quantile: float
     grades: dict[str, float] | None
@@ -189,6 +194,9 @@ class ThresholdConfig(_Strict):
             raise ValueError(f"target_rate must be [low, high] within 0..1, got {[low, high]}")
         if self.capacity_per_week is not None and self.capacity_per_week <= 0:
             raise ValueError(f"capacity_per_week must be > 0, got {self.capacity_per_week}")
+        if self.min_lift <= 1:
+            raise ValueError(f"min_lift must be > 1 (a multiple of the base rate), "
+                             f"got {self.min_lift}")
         for name in ("fit_quantile", "pain_quantile"):
             q = getattr(self, name)
             if not 0 < q < 1:

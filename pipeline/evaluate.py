@@ -112,3 +112,57 @@ def benchmark_auc(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFra
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
+
+
+def auc_interval(y: np.ndarray, score: np.ndarray, *, z: float = 1.959964
+                 ) -> tuple[float, float, float]:
+    """ROC AUC with its 95% interval (Hanley & McNeil 1982 standard error):
+    ``se^2 = (A(1-A) + (n1-1)(Q1-A^2) + (n0-1)(Q2-A^2)) / (n1 n0)`` with
+    ``Q1 = A/(2-A)``, ``Q2 = 2A^2/(1+A)``."""
+    y = np.asarray(y, dtype=int)
+    n1, n0 = int(y.sum()), int(len(y) - y.sum())
+    auc = safe_auc(y, score)
+    if n1 == 0 or n0 == 0 or not np.isfinite(auc):
+        return auc, 0.0, 1.0
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
+    se = float(np.sqrt(max(var, 0.0)))
+    return auc, max(0.0, auc - z * se), min(1.0, auc + z * se)
+
+
+def base_rate_log_loss(y: np.ndarray) -> float:
+    """Log loss (nats) of predicting every lead at the base rate: what a model must beat."""
+    p = float(np.clip(np.mean(y), 1e-12, 1 - 1e-12))
+    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+
+
+@dataclass(frozen=True)
+class SignalCheck:
+    """Whether the model beats the base rate out of sample, and the figures that say so."""
+
+    has_signal: bool
+    cv_log_loss: float
+    prior_log_loss: float
+    auc: float
+    auc_low: float
+    auc_high: float
+    reason: str  # why there is no signal ("" when there is)
+
+
+def signal_check(*, cv_log_loss: float, y_cv: np.ndarray, y_holdout: np.ndarray,
+                 score_holdout: np.ndarray) -> SignalCheck:
+    """A model has signal when its cross-validated log loss is below the base rate's (on the
+    leads ``y_cv`` it was cross-validated on) and the 95% interval of its holdout AUC
+    excludes 0.5. Selection picks the factors that look best on the training leads, so only
+    the holdout, untouched by selection, can show that they were chance."""
+    prior = base_rate_log_loss(y_cv)
+    auc, low, high = auc_interval(y_holdout, score_holdout)
+    problems = []
+    if not cv_log_loss < prior:
+        problems.append(f"CV log loss {cv_log_loss:.4f} is not below the base rate's "
+                        f"{prior:.4f}")
+    if not low > 0.5:
+        problems.append(f"holdout AUC {auc:.4f} (95% interval {low:.3f}-{high:.3f}) does not "
+                        "exclude 0.5")
+    return SignalCheck(not problems, float(cv_log_loss), prior, auc, low, high,
+                       "; ".join(problems))

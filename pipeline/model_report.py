@@ -291,9 +291,11 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
     sections = [_data_section(result, features, config),
                 _lift_section(result, rate, lift_pngs)]
     if result.no_signal:
+        why = [n for n in result.notes if n.startswith("no signal")]
         sections.append(Section("Result", [
-            "no signal: no factor passed selection; the points table is empty and this version "
-            "is not promoted."], key="result"))
+            *(why or ["no signal"]),
+            "The points table is empty, no lead is SDR-ready and this version is not promoted."],
+            key="result"))
         return render_html(f"{config.model_name}: model report", config.name, sections)
     holdout = result.holdout_scores
     t, q = result.threshold, result.quadrant

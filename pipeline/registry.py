@@ -383,7 +383,7 @@ def gate_decision(*, challenger_auc: float, champion_auc: float | None, margin: 
     """Promote unless the challenger is worse than the champion by more than ``margin`` AUC."""
     if no_signal:
         return {"promoted": False, "challenger_auc": challenger_auc, "champion_auc": champion_auc,
-                "summary": "not promoted: no signal (no factor passed selection)"}
+                "summary": "not promoted: no signal (nothing beats the base rate out of sample)"}
     if champion_auc is None:
         return {"promoted": True, "challenger_auc": challenger_auc, "champion_auc": None,
                 "summary": f"promoted: first champion (holdout AUC {challenger_auc:.4f})"}

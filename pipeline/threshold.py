@@ -13,7 +13,7 @@ class ThresholdChoice:
     """The chosen SDR-ready score and what it means in volume and close rate."""
 
     threshold: int
-    method: str  # "target_rate" | "capacity" | "fallback"
+    method: str  # "target_rate" | "min_lift" | "top_score" | "capacity" | "no_signal"
     sdr_ready_share: float
     sdr_ready_per_week: float | None
     expected_close_rate: float
@@ -43,14 +43,27 @@ def tradeoff_table(total: np.ndarray, y: np.ndarray, *, weeks: float | None) -> 
     return table
 
 
+def required_close_rate(base_rate: float, min_lift: float) -> float:
+    """The close rate SDR-ready leads must reach when the target band cannot be used:
+    ``min_lift`` times the base rate, or halfway from the base rate to 100% when that is
+    lower (at a 63% base rate no set of leads closes at twice it)."""
+    return min(min_lift * base_rate, (1.0 + base_rate) / 2)
+
+
 def choose_threshold(total: np.ndarray, fit: np.ndarray, y: np.ndarray, *,
                      target_rate: tuple[float, float], capacity_per_week: float | None = None,
-                     weeks: float | None = None) -> ThresholdChoice:
-    """Lowest score whose leads at or above it close within the target band; or, with a
-    weekly capacity, the lowest score that keeps the SDR-ready volume within capacity."""
+                     weeks: float | None = None, min_lift: float = 2.0) -> ThresholdChoice:
+    """The SDR-ready score: the lowest score whose leads at or above it close within the
+    target band, when the band lies above the base rate and that score selects at most half
+    of the leads; otherwise the lowest score selecting at most half of the leads whose leads
+    close at :func:`required_close_rate` or better (method ``min_lift``); if none does, the
+    top score (method ``top_score``). With a weekly capacity: the lowest score that keeps
+    the SDR-ready volume within capacity. Whenever the band is not used, the note says why:
+    a threshold never makes every lead SDR-ready silently."""
     table = tradeoff_table(total, y, weeks=weeks)
     low, high = target_rate
-    note = ""
+    base = float(np.mean(y)) if len(y) else 0.0
+    at_most_half = table[table["share"] <= 0.5]
     if capacity_per_week is not None:
         if not weeks:
             raise ValueError("capacity_per_week needs lead creation dates (data.created_at_column)")
@@ -59,17 +72,26 @@ def choose_threshold(total: np.ndarray, fit: np.ndarray, y: np.ndarray, *,
         method = "capacity"
         note = f"at most {capacity_per_week:g} SDR-ready leads per week"
     else:
-        inside = table[(table["close_rate"] >= low) & (table["close_rate"] <= high)]
-        if not inside.empty:
+        inside = at_most_half[(at_most_half["close_rate"] >= low)
+                              & (at_most_half["close_rate"] <= high)]
+        if low > base and not inside.empty:
             row, method = inside.iloc[0], "target_rate"
             note = f"lowest score whose leads at or above it close at {low:.0%}-{high:.0%}"
         else:
-            above = table[table["close_rate"] >= low]
-            row = above.iloc[0] if not above.empty else table.iloc[-1]
-            method = "fallback"
-            note = (f"no score gives a close rate within {low:.0%}-{high:.0%} "
-                    f"(overall rate {np.mean(y):.1%}); took the lowest score closing at "
-                    f">= {low:.0%}, or the top score")
+            why = (f"the target band {low:.0%}-{high:.0%} does not lie above the base rate "
+                   f"{base:.1%}" if low <= base else
+                   f"no score selecting at most half of the leads closes at {low:.0%}-{high:.0%}")
+            required = required_close_rate(base, min_lift)
+            good = at_most_half[at_most_half["close_rate"] >= required]
+            if not good.empty:
+                row, method = good.iloc[0], "min_lift"
+                note = (f"{why}: took the lowest score whose leads close at >= {required:.1%} "
+                        f"({min_lift:g}x the base rate, at most halfway to 100%) and that "
+                        f"selects at most half of the leads (threshold.min_lift)")
+            else:
+                row, method = table.iloc[-1], "top_score"
+                note = (f"{why}, and no score selecting at most half of the leads closes at "
+                        f">= {required:.1%}: took the top score")
     threshold = int(row["points"])
     fit_only = float(np.mean(np.asarray(fit) >= threshold)) if len(fit) else 0.0
     return ThresholdChoice(
@@ -78,6 +100,19 @@ def choose_threshold(total: np.ndarray, fit: np.ndarray, y: np.ndarray, *,
         expected_close_rate=float(row["close_rate"]), fit_only_share=fit_only, note=note,
         tradeoff=table,
     )
+
+
+def no_signal_threshold(total: np.ndarray, y: np.ndarray, *, weeks: float | None = None
+                        ) -> ThresholdChoice:
+    """No lead is SDR-ready when the model does not beat the base rate: the threshold is one
+    point above the highest score."""
+    total = np.asarray(total)
+    top = int(total.max()) + 1 if len(total) else 1
+    return ThresholdChoice(
+        threshold=top, method="no_signal", sdr_ready_share=0.0,
+        sdr_ready_per_week=0.0 if weeks else None, expected_close_rate=float("nan"),
+        fit_only_share=0.0, note="no signal: no lead is SDR-ready",
+        tradeoff=tradeoff_table(total, y, weeks=weeks))
 
 
 def grade_cutoffs(total: np.ndarray, shares: dict[str, float]) -> list[dict]:

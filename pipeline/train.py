@@ -16,7 +16,14 @@ import scipy.sparse as sp
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.config import Config
 from pipeline.encoding import FactorEncoder
-from pipeline.evaluate import Split, benchmark_auc, binary_metrics, holdout_split, stratified_folds
+from pipeline.evaluate import (
+    Split,
+    benchmark_auc,
+    binary_metrics,
+    holdout_split,
+    signal_check,
+    stratified_folds,
+)
 from pipeline.features import FeatureSet
 from pipeline.fit import (
     InferenceSample,
@@ -29,7 +36,8 @@ from pipeline.lift import level_frame, lift_table
 from pipeline.points import PointsScorecard, calibration_table, rounding_fidelity
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame
-from pipeline.selection import SelectionSettings, select_factors
+from pipeline.selection import SelectionResult, SelectionSettings, select_factors
+from pipeline.selection_check import SelectionCheck, check_selection, eligible_columns
 from pipeline.side_process import Claimable, SideProcess
 from pipeline.threshold import (
     Quadrant,
@@ -51,6 +59,7 @@ class Analysis:
     pairwise: pd.DataFrame
     selection: pd.DataFrame
     kept: list[str]
+    cv_check: pd.DataFrame | None = None  # set, n_factors, cv_auc (see selection_check)
 
 
 @dataclass(frozen=True)
@@ -83,13 +92,15 @@ def selection_settings(config: Config) -> SelectionSettings:
 
 
 def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
-            dropped: dict[str, str] | None = None,
+            dropped: dict[str, str] | None = None, numeric: list[str] | None = None,
             on_lift: Callable[[pd.DataFrame], None] | None = None) -> Analysis:
-    """Lift, associations and factor selection (the conversion-rate method, done properly).
+    """Lift, associations and factor selection (the conversion-rate method, done properly),
+    then the CV check that selection costs no accuracy (:mod:`pipeline.selection_check`).
 
     ``dropped`` (column -> reason) adds report rows for columns that never reached the
-    analysis (constant, all missing, excluded by the config); ``on_lift`` is called with the
-    lift table as soon as it exists (the CLI's side process draws the charts meanwhile)."""
+    analysis (constant, all missing, excluded by the config); ``numeric`` names the numeric
+    candidates; ``on_lift`` is called with the lift table as soon as it exists (the CLI's
+    side process draws the charts meanwhile)."""
     a = config.analysis
     levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
@@ -99,21 +110,45 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
     pairwise = pairwise_associations(X, level_frame=levels[0])
     result = select_factors(X, y, groups, selection_settings(config), lift=lift,
                             associations=assoc, pairwise=pairwise)
-    report = result.report
+    report, check = _check_selection(X, y, result, config, numeric)
     if dropped:
         extra = pd.DataFrame([{"column": c, "kept": False, "reason": r} for c, r in dropped.items()
                               if c not in set(report["column"])], columns=report.columns)
         report = pd.concat([report, extra], ignore_index=True) if len(extra) else report
-    return Analysis(lift, assoc, pairwise, report, list(result.kept))
+    return Analysis(lift, assoc, pairwise, report, check.kept, check.table)
+
+
+def _check_selection(X: pd.DataFrame, y: pd.Series, result: SelectionResult, config: Config,
+                     numeric: list[str] | None) -> tuple[pd.DataFrame, SelectionCheck]:
+    """The selection report with the factors the CV check brought back marked kept."""
+    a, m = config.analysis, config.model
+    check = check_selection(
+        X, y.to_numpy(), result.report, list(result.kept),
+        numeric=list(numeric) if numeric is not None else
+        [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c].dtype)],
+        n_bins=a.n_bins, min_leads=a.min_leads,
+        missing_values=tuple(config.data.missing_values), max_factors=a.max_factors,
+        min_gain=a.min_cv_auc_gain, c_grid=list(m.c_grid), folds=m.cv_folds, seed=config.seed,
+        max_rows=m.max_cv_rows, max_iter=m.max_iter)
+    report = result.report.copy()
+    for column, gain in check.added.items():
+        row = report["column"] == column
+        was = report.loc[row, "reason"].iloc[0]
+        report.loc[row, "kept"] = True
+        report.loc[row, "reason"] = f"kept: adds {gain:.4f} CV AUC (the rules said {was})"
+    return report, check
 
 
 def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeric: list[str],
-                  config: Config, *, on_design: Callable[..., None] | None = None
-                  ) -> PointsScorecard:
+                  config: Config, *, on_design: Callable[..., None] | None = None,
+                  c_grid: tuple[float, ...] | None = None) -> PointsScorecard:
+    """The points table of ``config`` fitted on ``X``, ``y`` (``c_grid`` overrides the
+    config's grid: a refit with the C already chosen)."""
     p, m, a = config.points, config.model, config.analysis
     return PointsScorecard(
         groups=groups, numeric=[c for c in numeric if c in X.columns], n_bins=a.n_bins,
-        min_leads=a.min_leads, c_grid=tuple(m.c_grid), cv_folds=m.cv_folds, scaling=p.scaling,
+        min_leads=a.min_leads, c_grid=c_grid or tuple(m.c_grid), cv_folds=m.cv_folds,
+        scaling=p.scaling,
         pdo=p.pdo, base_score=p.base_score, base_odds=p.base_odds, score_range=tuple(p.range),
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
@@ -175,28 +210,25 @@ def train(features: FeatureSet, config: Config, *,
     y_train, y_test = y_all[split.train], y_all[split.holdout]
     analysis = analyse(train_frame[factors].reset_index(drop=True),
                        pd.Series(y_train), features.groups, config, dropped=features.dropped,
-                       on_lift=on_lift)
+                       numeric=features.numeric, on_lift=on_lift)
     notes: list[str] = []
-    id_col = config.data.id_column
     base_metrics = {"n_leads": float(len(frame)), "n_train": float(len(split.train)),
                     "n_holdout": float(len(split.holdout)),
                     "conversion_rate": float(y_all.mean()), "n_factors": float(len(analysis.kept))}
     if not analysis.kept:
         notes.append(NO_SIGNAL)
-        rules = _empty_rules(config, features)
-        rules = replace(rules, sdr_threshold=1, prob_intercept=_logit(y_train.mean()))
-        holdout = pd.DataFrame({id_col: test_frame[id_col].to_numpy(), "converted": y_test})
         metrics = {**base_metrics, "holdout_auc": 0.5, "holdout_auc_model": 0.5}
-        empty = pd.DataFrame(columns=["factor", "group", "level", "points"])
-        return TrainResult(rules, None, empty,
-                           pd.DataFrame(), analysis, None, None, pd.DataFrame(), {}, metrics, split,
-                           holdout, notes, True, features.half_life_table)
+        return _no_signal_result(features, config, split, analysis, metrics, notes, train_frame,
+                                 y_train, test_frame, y_test)
     kept = analysis.kept
     X_train = train_frame[kept].reset_index(drop=True)
     X_test = test_frame[kept].reset_index(drop=True)
-    # the benchmark model is independent of the points: it trains on the second core
+    # the benchmark model is independent of the points: it trains on the second core, on
+    # every eligible candidate (so it shows what the points table gives up)
     sample = stratified_sample(y_train, config.model.max_cv_rows, config.seed)
-    job = (benchmark_auc, X_train.iloc[sample], y_train[sample], X_test, y_test)
+    eligible = eligible_columns(analysis.selection)
+    job = (benchmark_auc, train_frame[eligible].iloc[sample].reset_index(drop=True),
+           y_train[sample], test_frame[eligible].reset_index(drop=True), y_test)
     with ThreadPoolExecutor(max_workers=1) as background:
         def start_benchmark() -> _Aside:
             return _send_aside(side, job, {"seed": config.seed}, fallback=background)
@@ -274,10 +306,12 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
                       X_train: pd.DataFrame, X_test: pd.DataFrame,
                       start_benchmark: Callable[[], _Aside], base_metrics: dict[str, float],
                       notes: list[str], side: SideProcess | None = None) -> TrainResult:
-    """Fit the points table on the kept factors, pick the threshold, evaluate on holdout.
+    """Fit the points table on the kept factors, evaluate it on the holdout, check that it
+    beats the base rate, then (``model.refit_on_all``) refit it on every labelled lead and
+    pick the threshold.
 
-    Once the design exists, the statsmodels inference and then the benchmark model go to the
-    side process (in that order: the inference is wanted first, right after the fit)."""
+    The statsmodels inference runs on the design of the table that is registered; it and
+    the benchmark model go to the side process once that design exists."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     y_train, y_test = y_all[split.train], y_all[split.holdout]
@@ -286,42 +320,21 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     train_keys, test_keys = keys.iloc[split.train], keys.iloc[split.holdout]
     kept = analysis.kept
     groups = {c: features.groups[c] for c in kept}
+    refit = config.model.refit_on_all
     started: dict[str, Any] = {}
 
     def on_design(encoder: FactorEncoder, design: sp.spmatrix) -> None:
-        started["inference"] = _start_inference(side, encoder, design, y_train, config)
+        if not refit:
+            started["inference"] = _start_inference(side, encoder, design, y_train, config)
         started["benchmark"] = start_benchmark()
 
     scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config,
                               on_design=on_design)
-    sample, estimates = started["inference"]
     benchmark = started["benchmark"]
-    # what the side process has not started is done here instead of waited for: the
-    # inference first (it is needed first), then the benchmark if the inference is still
-    # running there
-    estimates.take_back()
-    if estimates.pending_aside():
-        benchmark.take_back()
-    coefficients, fit_notes = tabulate_coefficients(scorecard.encoder_, sample,
-                                                    estimates.result(), scorecard.fit_, groups)
-    notes.extend(fit_notes)
     train_scores = score_frame(scorecard.rules_, X_train)
-    choice = choose_threshold(train_scores["points"].to_numpy(), train_scores["fit"].to_numpy(),
-                              y_train, target_rate=tuple(config.threshold.target_rate),
-                              capacity_per_week=config.threshold.capacity_per_week,
-                              weeks=_weeks(train_keys))
-    grades = (grade_cutoffs(train_scores["points"].to_numpy(), config.threshold.grades)
-              if config.threshold.grades else [])
-    rules = replace(scorecard.rules_, sdr_threshold=choice.threshold, grades=grades,
-                    id_column=id_col, model_name=config.model_name,
-                    decay_half_life_days=dict(features.half_lives))
-    quadrant = fit_pain_quadrant(train_scores["fit"].to_numpy(), train_scores["pain"].to_numpy(),
-                                 y_train, train_scores["points"].to_numpy() >= choice.threshold,
-                                 fit_quantile=config.threshold.fit_quantile,
-                                 pain_quantile=config.threshold.pain_quantile)
-    if quadrant.warning:
-        notes.append(quadrant.warning)
-    test_scores = score_frame(rules, X_test)
+    choice = _choose_threshold(train_scores, y_train, train_keys, config)
+    evaluated = replace(scorecard.rules_, sdr_threshold=choice.threshold)
+    test_scores = score_frame(evaluated, X_test)
     unrounded_test = scorecard.unrounded_points(X_test)
     fidelity = rounding_fidelity(y_test, unrounded_test, test_scores["points"].to_numpy(),
                                  choice.threshold)
@@ -332,20 +345,77 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
                          test_scores["probability"].to_numpy())
     model_prob = _model_probability(scorecard, X_test)
     mdl = binary_metrics(y_test, model_prob, model_prob)
-    bench = benchmark.result()
-    calibration = calibration_table(y_test, test_scores["points"].to_numpy(), rules)
+    cv = _cv_metrics(scorecard)
+    signal = signal_check(cv_log_loss=cv["cv_log_loss"], y_cv=y_train, y_holdout=y_test,
+                          score_holdout=test_scores["points"].to_numpy())
     metrics = {
         **base_metrics,
-        "holdout_auc": pts["auc"], "holdout_ks": pts["ks"], "holdout_brier": pts["brier"],
-        "holdout_auc_model": mdl["auc"], "holdout_brier_model": mdl["brier"],
+        "holdout_auc": pts["auc"], "holdout_auc_low": signal.auc_low,
+        "holdout_auc_high": signal.auc_high, "holdout_ks": pts["ks"],
+        "holdout_brier": pts["brier"], "holdout_auc_model": mdl["auc"],
+        "holdout_brier_model": mdl["brier"], "rounding_auc_loss": fidelity["rounding_auc_loss"],
+        "C": scorecard.fit_.C, **cv, "prior_log_loss": signal.prior_log_loss,
+    }
+    if analysis.cv_check is not None and len(analysis.cv_check):
+        auc_of = dict(zip(analysis.cv_check["set"], analysis.cv_check["cv_auc"], strict=True))
+        metrics["cv_auc_kept"] = float(auc_of["kept"])
+        metrics["cv_auc_eligible"] = float(auc_of["all eligible candidates"])
+    if not signal.has_signal:
+        bench = benchmark.result()
+        metrics.update(holdout_auc_benchmark=bench["auc"], holdout_brier_benchmark=bench["brier"])
+        notes.append(f"no signal: the model does not beat the base rate out of sample "
+                     f"({signal.reason}); no lead is SDR-ready")
+        return _no_signal_result(features, config, split, analysis, metrics, notes, X_train,
+                                 y_train, test_keys, y_test)
+    if refit:
+        X_final = with_text_as_categories(frame[kept], kept).reset_index(drop=True)
+        y_final, final_keys = y_all, keys
+
+        def on_final_design(encoder: FactorEncoder, design: sp.spmatrix) -> None:
+            started["inference"] = _start_inference(side, encoder, design, y_final, config)
+
+        final = fit_scorecard(X_final, y_final, groups, features.numeric, config,
+                              on_design=on_final_design, c_grid=(scorecard.fit_.C,))
+        final_scores = score_frame(final.rules_, X_final)
+        choice = _choose_threshold(final_scores, y_final, final_keys, config)
+        notes.append(f"holdout figures are of the table fitted on the other {len(y_train):,} "
+                     f"leads; the registered table was refit on all {len(y_final):,} labelled "
+                     "leads (model.refit_on_all)")
+    else:
+        final, X_final, y_final, final_scores = scorecard, X_train, y_train, train_scores
+    metrics["n_final_fit"] = float(len(y_final))
+    sample, estimates = started["inference"]
+    # what the side process has not started is done here instead of waited for: the
+    # inference first (it is needed first), then the benchmark if the inference is still
+    # running there
+    estimates.take_back()
+    if estimates.pending_aside():
+        benchmark.take_back()
+    coefficients, fit_notes = tabulate_coefficients(final.encoder_, sample, estimates.result(),
+                                                    final.fit_, groups)
+    notes.extend(fit_notes)
+    if choice.method != "target_rate":
+        notes.append(f"SDR-ready threshold: {choice.note}")
+    grades = (grade_cutoffs(final_scores["points"].to_numpy(), config.threshold.grades)
+              if config.threshold.grades else [])
+    rules = replace(final.rules_, sdr_threshold=choice.threshold, grades=grades,
+                    id_column=id_col, model_name=config.model_name,
+                    decay_half_life_days=dict(features.half_lives))
+    quadrant = fit_pain_quadrant(final_scores["fit"].to_numpy(), final_scores["pain"].to_numpy(),
+                                 y_final, final_scores["points"].to_numpy() >= choice.threshold,
+                                 fit_quantile=config.threshold.fit_quantile,
+                                 pain_quantile=config.threshold.pain_quantile)
+    if quadrant.warning:
+        notes.append(quadrant.warning)
+    bench = benchmark.result()
+    calibration = calibration_table(y_test, test_scores["points"].to_numpy(), evaluated)
+    metrics.update({
         "holdout_auc_benchmark": bench["auc"], "holdout_brier_benchmark": bench["brier"],
-        "rounding_auc_loss": fidelity["rounding_auc_loss"],
         "sdr_threshold": float(choice.threshold), "sdr_ready_share": choice.sdr_ready_share,
         "sdr_expected_close_rate": choice.expected_close_rate,
-        "fit_only_sdr_share": choice.fit_only_share, "C": scorecard.fit_.C,
-        **_cv_metrics(scorecard),
+        "fit_only_sdr_share": choice.fit_only_share,
         "bad_fit_low_pain_sdr_share": quadrant.bad_fit_low_pain_sdr_share,
-    }
+    })
     if choice.sdr_ready_per_week is not None:
         metrics["sdr_ready_per_week"] = choice.sdr_ready_per_week
     for group, h in features.half_lives.items():
@@ -356,9 +426,31 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
                             "unrounded_points": unrounded_test, "model_probability": model_prob})
     if "created_at" in test_keys.columns:
         holdout["created_at"] = test_keys["created_at"].to_numpy()
-    return TrainResult(rules, scorecard, scorecard.points_table(), coefficients, analysis, choice,
+    return TrainResult(rules, final, final.points_table(), coefficients, analysis, choice,
                        quadrant, calibration, fidelity, metrics, split, holdout, notes, False,
                        features.half_life_table)
+
+
+def _choose_threshold(scores: pd.DataFrame, y: np.ndarray, keys: pd.DataFrame,
+                      config: Config) -> ThresholdChoice:
+    t = config.threshold
+    return choose_threshold(scores["points"].to_numpy(), scores["fit"].to_numpy(), y,
+                            target_rate=tuple(t.target_rate), min_lift=t.min_lift,
+                            capacity_per_week=t.capacity_per_week, weeks=_weeks(keys))
+
+
+def _no_signal_result(features: FeatureSet, config: Config, split: Split, analysis: Analysis,
+                      metrics: dict[str, float], notes: list[str], X_train: pd.DataFrame,
+                      y_train: np.ndarray, test_keys: pd.DataFrame, y_test: np.ndarray
+                      ) -> TrainResult:
+    """An empty points table that makes no lead SDR-ready (nothing beat the base rate)."""
+    rules = replace(_empty_rules(config, features), sdr_threshold=1,
+                    prob_intercept=_logit(y_train.mean()))
+    id_col = config.data.id_column
+    holdout = pd.DataFrame({id_col: test_keys[id_col].to_numpy(), "converted": y_test})
+    empty = pd.DataFrame(columns=["factor", "group", "level", "points"])
+    return TrainResult(rules, None, empty, pd.DataFrame(), analysis, None, None, pd.DataFrame(),
+                       {}, metrics, split, holdout, notes, True, features.half_life_table)
 
 
 def _model_probability(scorecard: PointsScorecard, X: pd.DataFrame) -> np.ndarray:
@@ -396,7 +488,7 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
         train_frame, test_frame = (with_text_as_categories(frame.iloc[rows], factors)
                                    for rows in (train_idx, test_idx))
         analysis = analyse(train_frame[factors].reset_index(drop=True), pd.Series(y[train_idx]),
-                           features.groups, config)
+                           features.groups, config, numeric=features.numeric)
         record = {"n_factors": len(analysis.kept)}
         if not analysis.kept:
             rate = y[train_idx].mean()
@@ -415,8 +507,10 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
         prob_model = _model_probability(scorecard, X_test)
         unrounded = scorecard.unrounded_points(X_test)
         y_test = y[test_idx]
-        bench = benchmark_auc(X_train, y[train_idx], X_test, y_test, seed=config.seed,
-                              max_rows=config.model.max_cv_rows)
+        eligible = eligible_columns(analysis.selection)
+        bench = benchmark_auc(train_frame[eligible].reset_index(drop=True), y[train_idx],
+                              test_frame[eligible].reset_index(drop=True), y_test,
+                              seed=config.seed, max_rows=config.model.max_cv_rows)
         record.update(
             auc_points=binary_metrics(y_test, total)["auc"],
             auc_model=binary_metrics(y_test, prob_model)["auc"],

@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.threshold import choose_threshold, fit_pain_quadrant, grade_cutoffs, tradeoff_table
+from pipeline.threshold import (
+    choose_threshold,
+    fit_pain_quadrant,
+    grade_cutoffs,
+    no_signal_threshold,
+    tradeoff_table,
+)
 
 
 def _naive_rows(total, y):
@@ -35,30 +41,79 @@ def test_tradeoff_table_matches_naive_loop(data):
     np.testing.assert_allclose(table["per_week"], [n / 4.0 for _, n, _ in naive])
 
 
-@settings(max_examples=80, deadline=None)
-@given(data=scores, low=st.floats(0, 1), width=st.floats(0, 0.5))
-def test_target_band_is_the_lowest_score_inside(data, low, width):
+def _naive_choice(total, y, band, min_lift):
+    """The threshold rule spelled out: (threshold, method)."""
+    rows = _naive_rows(total, y)
+    n, base = len(total), sum(y) / len(y)
+    half = [(s, k, r) for s, k, r in rows if k <= n / 2]
+    inside = [s for s, _, r in half if band[0] <= r <= band[1]]
+    if band[0] > base and inside:
+        return inside[0], "target_rate"
+    required = min(min_lift * base, (1 + base) / 2)
+    good = [s for s, _, r in half if r >= required]
+    if good:
+        return good[0], "min_lift"
+    return rows[-1][0], "top_score"
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=scores, low=st.floats(0, 1), width=st.floats(0, 0.5),
+       min_lift=st.sampled_from([1.5, 2.0, 3.0]))
+def test_threshold_matches_the_rule_spelled_out(data, low, width, min_lift):
     total = np.asarray([t for t, _ in data])
     y = np.asarray([v for _, v in data])
     fit = total // 2
     band = (low, min(1.0, low + width))
-    choice = choose_threshold(total, fit, y, target_rate=band)
-    naive = _naive_rows(total, y)
-    inside = [s for s, _, r in naive if band[0] <= r <= band[1]]
-    if inside:
-        assert choice.method == "target_rate"
-        assert choice.threshold == inside[0]
+    choice = choose_threshold(total, fit, y, target_rate=band, min_lift=min_lift)
+    assert (choice.threshold, choice.method) == _naive_choice(total, y, band, min_lift)
+    if choice.method == "target_rate":
         assert band[0] <= choice.expected_close_rate <= band[1]
     else:
-        assert choice.method == "fallback"
-        at_least = [s for s, _, r in naive if r >= band[0]]
-        assert choice.threshold == (at_least[0] if at_least else naive[-1][0])
-        assert "no score gives a close rate within" in choice.note
+        assert choice.note  # the band was not used: the note says why
+    if choice.method != "top_score":
+        assert choice.sdr_ready_share <= 0.5
     ready = total >= choice.threshold
     assert choice.sdr_ready_share == pytest.approx(ready.mean())
     assert choice.expected_close_rate == pytest.approx(y[ready].mean())
     assert choice.fit_only_share == pytest.approx(np.mean(fit >= choice.threshold))
     assert choice.sdr_ready_per_week is None
+
+
+@pytest.mark.parametrize("base_rate", [0.105, 0.11, 0.40, 0.63])
+def test_default_band_at_high_base_rates_never_selects_everyone(base_rate):
+    """The default band (10-15%) contains or lies below these base rates: the threshold
+    falls back to min_lift x the base rate (at most halfway to 100%), on at most half."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    total = rng.integers(0, 60, n)
+    logit = np.log(base_rate / (1 - base_rate)) + (total - 30) / 8
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    choice = choose_threshold(total, total, y, target_rate=(0.10, 0.15))
+    base = y.mean()
+    assert choice.method == "min_lift"
+    assert choice.sdr_ready_share <= 0.5
+    required = min(2 * base, (1 + base) / 2)
+    assert choice.expected_close_rate >= required
+    assert "does not lie above the base rate" in choice.note
+    # the lowest such score: one point lower closes below the requirement or selects > half
+    lower = total >= choice.threshold - 1
+    assert y[lower].mean() < required or lower.mean() > 0.5
+
+
+def test_band_above_the_base_rate_is_used():
+    rng = np.random.default_rng(4)
+    total = rng.integers(0, 60, 10_000)
+    y = (rng.random(10_000) < 0.02 + total / 200).astype(int)  # base rate ~17%
+    choice = choose_threshold(total, total, y, target_rate=(0.30, 0.40))
+    assert choice.method == "target_rate"
+    assert 0.30 <= choice.expected_close_rate <= 0.40
+
+
+def test_no_signal_threshold_makes_no_lead_sdr_ready():
+    total = np.array([0, 3, 7, 7])
+    choice = no_signal_threshold(total, np.array([0, 1, 0, 1]))
+    assert choice.threshold == 8 and choice.method == "no_signal"
+    assert not (total >= choice.threshold).any() and choice.sdr_ready_share == 0.0
 
 
 @settings(max_examples=60, deadline=None)
@@ -86,7 +141,7 @@ def test_fallback_takes_top_score_when_nothing_closes_enough():
     total = np.array([0, 10, 20, 30])
     y = np.array([1, 0, 0, 0])  # higher scores close worse
     choice = choose_threshold(total, total, y, target_rate=(0.6, 0.9))
-    assert choice.method == "fallback" and choice.threshold == 30
+    assert choice.method == "top_score" and choice.threshold == 30
 
 
 @settings(max_examples=80, deadline=None)
