@@ -352,6 +352,7 @@ def _gate(cfg, ref, result, features) -> dict[str, Any]:
 
     current = registry.champion(cfg.model_name)
     champion_auc, basis = None, "on the same holdout"
+    challenger_auc = float(result.metrics["holdout_auc"])
     if current is not None and current.version != ref.version:
         try:
             rules = registry.load_rules(current)
@@ -366,14 +367,20 @@ def _gate(cfg, ref, result, features) -> dict[str, Any]:
         same_features = all(f in holdout.columns for f in rules.factor_names()) and \
             dict(rules.decay_half_life_days) == dict(features.half_lives)
         if same_features:
-            scores = score_frame(rules, holdout)
-            champion_auc = safe_auc(holdout["converted"].to_numpy(), scores["points"].to_numpy())
+            # both tables as registered: a table refit on every lead has seen this holdout,
+            # and so may the champion's, so the challenger is scored the same way
+            y = holdout["converted"].to_numpy()
+            champion_auc = safe_auc(y, score_frame(rules, holdout)["points"].to_numpy())
+            if result.rules.factors:
+                challenger_auc = safe_auc(y, score_frame(result.rules, holdout)["points"]
+                                          .to_numpy())
+            basis = "on the same holdout (both tables as registered)"
         else:
             champion_auc = float(registry._client().get_run(current.run_id)
                                  .data.metrics.get("holdout_auc", float("nan")))
             basis = "(champion's logged holdout AUC: its features differ)"
     decision = registry.gate_decision(
-        challenger_auc=float(result.metrics["holdout_auc"]), champion_auc=champion_auc,
+        challenger_auc=challenger_auc, champion_auc=champion_auc,
         margin=cfg.registry.promotion_margin, no_signal=result.no_signal,
         champion_version=current.version if current else None)
     if champion_auc is not None:
