@@ -414,12 +414,21 @@ def _params(cfg, result) -> dict[str, Any]:
 
 
 def _input_digests(cfg) -> dict[str, str]:
-    """SHA-256 prefixes of the leads file and the event log, as lineage tags."""
+    """SHA-256 prefixes of the leads file, the event log, the lookups (one hash over their
+    hashes, in config order) and the closed-deals file, as lineage tags."""
+    import hashlib
+
     from pipeline.io import file_digest
 
     digests = {"data_hash": file_digest(cfg.data.leads)}
     if cfg.data.events and Path(cfg.data.events).exists():
         digests["events_hash"] = file_digest(cfg.data.events)
+    lookups = [file_digest(entry.path) for entry in cfg.data.lookups
+               if Path(entry.path).is_file()]
+    if lookups:
+        digests["lookups_hash"] = hashlib.sha256(" ".join(lookups).encode()).hexdigest()[:16]
+    if cfg.label.won_in is not None and Path(cfg.label.won_in.path).is_file():
+        digests["won_in_hash"] = file_digest(cfg.label.won_in.path)
     return digests
 
 

@@ -33,6 +33,7 @@ PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u200
                  "\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 MOSTLY_NUMERIC = 0.9  # a column whose present values are at least this share numbers is numeric
 MOSTLY_DATES = 0.9  # a text column whose present values are at least this share dates is a date
+DATE_SAMPLE = 1000  # distinct values looked at first: mostly not date-shaped means not dates
 DATE_DROPPED = "date: not a factor (derive one, e.g. days since, to use it)"
 # what a date looks like before it is parsed: a year first (2024-03-01, 2024/3/1 10:00) or
 # last (01/03/2024, 1.3.24); month names alone ("March") are categories, not dates
@@ -331,8 +332,11 @@ def looks_like_dates(values: np.ndarray, counts: np.ndarray) -> bool:
     if total == 0:
         return False
     text = pd.Series(values[present], dtype=object)
-    shaped = text.str.match(DATE_SHAPE).to_numpy(dtype=bool)
     weights = counts[present]
+    sample = text.head(DATE_SAMPLE).str.match(DATE_SHAPE).to_numpy(dtype=bool)
+    if weights[:DATE_SAMPLE][sample].sum() < weights[:DATE_SAMPLE].sum() / 2:
+        return False  # a text column: no need to match its other distinct values
+    shaped = text.str.match(DATE_SHAPE).to_numpy(dtype=bool)
     if weights[shaped].sum() < MOSTLY_DATES * total:
         return False
     parsed = pd.to_datetime(text[shaped], errors="coerce", format="mixed", utc=True)

@@ -345,3 +345,30 @@ def test_train_and_score_with_a_lookup_and_open_labels(tmp_path, mlflow_db_templ
     points = result.set_index("lead_id")["points"]
     premium = leads.set_index("lead_id")["product"].eq("GTX Pro")
     assert points[premium].mean() > points[~premium].mean()
+
+
+def test_a_stored_config_from_before_these_keys_still_loads(tmp_path):
+    """A version registered before data.lookups / label.open ... existed: its config.json
+    lacks the keys; score and drift fill them from the defaults."""
+    from pipeline.config import Config, with_defaults
+
+    stored = load_config(_config(tmp_path, _leads())).model_dump(mode="json")
+    del stored["data"]["lookups"]
+    for key in ("open", "won_in", "window_days", "converted_at_column"):
+        del stored["label"][key]
+    stored["targets"] = {"new": {"column": "converted", "positive": [1], "negative": [0]}}
+    cfg = Config.model_validate(with_defaults(stored))
+    assert cfg.data.lookups == [] and cfg.label.open == [] and cfg.label.won_in is None
+    assert cfg.targets["new"].window_days is None
+
+
+def test_other_engines_refuse_lookups_they_cannot_join(tmp_path):
+    from pipeline.cli import _score_to_file
+
+    config = _config(tmp_path, _leads(product=["GTX Pro"] * 400),
+                     data={"lookups": [{"path": "products.csv", "on": "product"}]})
+    _products(tmp_path, [("GTX Pro", "premium")])
+    with pytest.raises(UserError, match=r"--engine duckdb: data\.lookups are joined by the "
+                       r"pandas engine only"):
+        _score_to_file(load_config(config), None, tmp_path / "leads.csv", tmp_path / "o.csv",
+                       None, as_of=None, since=None, batch_size=100, engine="duckdb")
