@@ -317,6 +317,8 @@ def test_train_and_score_with_a_lookup_and_open_labels(tmp_path, mlflow_db_templ
     rate = pd.Series(product).map({"GTX Pro": 0.45, "Basic": 0.08, "Team": 0.2}).to_numpy()
     won = rng.random(n) < rate
     stage = np.where(rng.random(n) < 0.1, "Open", np.where(won, "Won", "Lost"))
+    typo = np.flatnonzero(product == "GTX Pro")[:40]
+    product[typo] = "GTXPro"  # a near miss of the lookup's key
     leads = pd.DataFrame({"lead_id": [f"L{i:05d}" for i in range(n)], "product": product,
                           "region": rng.choice(["north", "south"], n), "stage": stage})
     _products(tmp_path, [("GTX Pro", "premium"), ("Basic", "entry"), ("Team", "mid")])
@@ -334,6 +336,8 @@ def test_train_and_score_with_a_lookup_and_open_labels(tmp_path, mlflow_db_templ
     assert f"{n_open:,} open leads (label in ['Open']) left out of training; score scores them" \
         in err
     assert f"validated {n - n_open:,} leads" in err
+    assert ("warning: GTXPro: 40 leads not in products.csv; did you mean 'GTX Pro'? "
+            "(key column 'product')") in err
     table = pd.read_csv(tmp_path / "out" / "points_table.csv")
     assert "tier" in set(table.iloc[:, 0])  # the looked-up column earned points
     scored = tmp_path / "scored.csv"
@@ -343,7 +347,7 @@ def test_train_and_score_with_a_lookup_and_open_labels(tmp_path, mlflow_db_templ
     open_ids = set(leads.loc[stage == "Open", "lead_id"])
     assert len(result) == n and open_ids <= set(result["lead_id"])
     points = result.set_index("lead_id")["points"]
-    premium = leads.set_index("lead_id")["product"].eq("GTX Pro")
+    premium = leads.set_index("lead_id")["product"].eq("GTX Pro")  # the typos are not
     assert points[premium].mean() > points[~premium].mean()
 
 
@@ -372,3 +376,27 @@ def test_other_engines_refuse_lookups_they_cannot_join(tmp_path):
                        r"pandas engine only"):
         _score_to_file(load_config(config), None, tmp_path / "leads.csv", tmp_path / "o.csv",
                        None, as_of=None, since=None, batch_size=100, engine="duckdb")
+
+
+def test_won_in_on_another_key_counts_blank_keys_as_lost(tmp_path):
+    emails = [f"p{i}@acme.com" if i % 8 else "" for i in range(400)]  # 50 blank
+    leads_frame = _leads(contact=emails).drop(columns="converted")
+    won = [e for i, e in enumerate(emails) if e and i % 4 == 1]  # 100 won
+    pd.DataFrame({"contact": won + won[:5], "amount": 5}).to_csv(tmp_path / "deals.csv",
+                                                                  index=False)
+    config = _config(tmp_path, leads_frame,
+                     label={"won_in": {"path": "deals.csv", "on": "contact"}})
+    leads = read_leads(load_config(config), training=True)
+    assert leads.frame["converted"].sum() == 100  # a lead with two deals is won once
+    assert leads.notes == ["100 of 400 leads are won ('contact' found in deals.csv); 300 lost",
+                           "50 leads have no 'contact': counted as lost"]
+    assert "contact" not in leads.fit_columns  # the outcome key is never a factor
+
+
+def test_won_in_matching_no_lead_is_an_error(tmp_path):
+    pd.DataFrame({"lead_id": ["X1", "X2"]}).to_csv(tmp_path / "deals.csv", index=False)
+    config = _config(tmp_path, _leads().drop(columns="converted"),
+                     label={"won_in": {"path": "deals.csv", "on": "lead_id"}})
+    with pytest.raises(UserError, match=r"no lead's 'lead_id' is in deals\.csv \(it holds e\.g\. "
+                       r"'X1', 'X2'\)"):
+        read_leads(load_config(config), training=True)
