@@ -400,3 +400,21 @@ def test_won_in_matching_no_lead_is_an_error(tmp_path):
     with pytest.raises(UserError, match=r"no lead's 'lead_id' is in deals\.csv \(it holds e\.g\. "
                        r"'X1', 'X2'\)"):
         read_leads(load_config(config), training=True)
+
+
+def test_events_of_open_leads_are_not_reported_as_unknown(demo_dir, tmp_path):
+    """Open leads leave the training frame but keep their events: the event log warning
+    counts only events of leads absent from the file."""
+    from pipeline.validate import validate_leads
+
+    leads_frame = pd.read_csv(demo_dir / "leads.csv", dtype=str, keep_default_na=False)
+    leads_frame.loc[leads_frame.index[::10], "outcome"] = "open"
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
+                      data=demo_dir / "leads.csv", overrides={"label": {"open": ["open"]}})
+    leads = validate_leads(leads_frame, cfg, source="leads.csv")
+    assert len(leads.undecided) == 300 and len(leads.frame) == 2700
+    features = build_features(leads, cfg, events=demo_dir / "events.csv",
+                              half_lives={"product": 7.0, "non_product": 14.0, "trivial": 3.0})
+    assert features.event_diagnostics["events_unknown_lead"] == 0
+    assert len(features.frame) == 2700
+    assert set(features.frame["lead_id"]) == set(leads.frame["lead_id"])
