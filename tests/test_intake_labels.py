@@ -161,7 +161,7 @@ def test_won_in_with_a_label_column_takes_open_from_it(tmp_path):
 # --------------------------------------------------------------------------- window
 
 
-def test_window_days_wins_converted_in_time_and_leaves_young_leads_undecided(tmp_path):
+def test_window_days_wins_conversions_in_the_window_and_loses_later_ones(tmp_path):
     start = pd.Timestamp("2024-01-01")
     created = [start + pd.Timedelta(days=i // 4) for i in range(400)]  # 100 days of leads
     converted_at = []
