@@ -140,17 +140,26 @@ def _model_config(ref, cfg):
     if cfg is not None:
         return cfg
     from pipeline import registry
-    from pipeline.config import Config
+    from pipeline.config import Config, with_defaults
 
-    return Config.model_validate(registry.load_run_json(ref, "config.json"))
+    return Config.model_validate(with_defaults(registry.load_run_json(ref, "config.json")))
 
 
 def _read_leads(cfg, *, training: bool):
-    from pipeline.io import read_table
-    from pipeline.validate import validate_leads
+    """The leads with their lookups joined (data.lookups), validated and labelled."""
+    from pipeline.intake import read_leads
 
-    raw = read_table(cfg.data.leads, strict=True)
-    return validate_leads(raw.frame, cfg, source=str(cfg.data.leads), training=training)
+    return read_leads(cfg, training=training)
+
+
+def _lookup_adder(cfg, missing_values: list[str]):
+    """A function adding the data.lookups columns to a batch of leads, or None."""
+    if not cfg.data.lookups:
+        return None
+    from pipeline.intake import lookup_adder, read_lookups
+
+    return lookup_adder(read_lookups(cfg.data.lookups), missing_values,
+                        source=str(cfg.data.leads))
 
 
 def _events_source(cfg, events: Path | None):
@@ -167,6 +176,8 @@ def _say_warnings(leads, features, events) -> None:
     """Dropped columns and ignored events, as warning lines on stderr."""
     from pipeline.validate import event_warnings
 
+    for line in leads.notes:
+        say(line)
     for line in [*leads.warnings, *event_warnings(features.event_diagnostics, str(events))]:
         say(f"warning: {line}")
 
@@ -410,12 +421,21 @@ def _params(cfg, result) -> dict[str, Any]:
 
 
 def _input_digests(cfg) -> dict[str, str]:
-    """SHA-256 prefixes of the leads file and the event log, as lineage tags."""
+    """SHA-256 prefixes of the leads file, the event log, the lookups (one hash over their
+    hashes, in config order) and the closed-deals file, as lineage tags."""
+    import hashlib
+
     from pipeline.io import file_digest
 
     digests = {"data_hash": file_digest(cfg.data.leads)}
     if cfg.data.events and Path(cfg.data.events).exists():
         digests["events_hash"] = file_digest(cfg.data.events)
+    lookups = [file_digest(entry.path) for entry in cfg.data.lookups
+               if Path(entry.path).is_file()]
+    if lookups:
+        digests["lookups_hash"] = hashlib.sha256(" ".join(lookups).encode()).hexdigest()[:16]
+    if cfg.label.won_in is not None and Path(cfg.label.won_in.path).is_file():
+        digests["won_in_hash"] = file_digest(cfg.label.won_in.path)
     return digests
 
 
@@ -494,11 +514,15 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     if engine != "pandas":
         from pipeline import engines
 
+        if cfg.data.lookups:
+            raise UserError(f"--engine {engine}: data.lookups are joined by the pandas engine "
+                            "only", hint="score with --engine pandas, or join the lookup "
+                            "columns into the leads file first")
         if engine not in ("duckdb", "spark"):
             raise UserError(f"--engine {engine!r} is not one of pandas, duckdb, spark")
         return engines.score_with_engine(engine, cfg, rules, input_path, output, rejects,
                                          master=master)
-    extra = None
+    extra = add_lookups = _lookup_adder(cfg, rules.missing_values)
     row_filter = None
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
     if events is not None:
@@ -509,6 +533,8 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
         wanted = [c for c in event_feature_columns(cfg) if c in ev.columns]
 
         def extra(frame: pd.DataFrame) -> pd.DataFrame:
+            if add_lookups is not None:
+                frame = add_lookups(frame)
             ids = frame[cfg.data.id_column].astype(str)
             joined = ev[wanted].reindex(ids.to_numpy())
             joined.index = frame.index
@@ -880,6 +906,9 @@ def _feature_frame_for_rules(cfg, rules, input_path: Path | None):
     source = Path(input_path) if input_path else Path(cfg.data.leads)
     raw = read_table(source, strict=True).frame
     frame = normalise_missing(raw, rules.missing_values)
+    add_lookups = _lookup_adder(cfg, rules.missing_values)
+    if add_lookups is not None:
+        frame = add_lookups(frame)
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
     if events is not None:
         from pipeline.scoring_events import event_features_for_scoring

@@ -26,6 +26,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FileKeyConfig(_Strict):
+    """A second file joined to the leads by a key column (``{path, on}``)."""
+
+    path: Path
+    on: str
+
+    @field_validator("on")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("needs the name of the key column")
+        return v
+
+
 class DataConfig(_Strict):
     leads: Path
     events: Path | None
@@ -33,20 +47,45 @@ class DataConfig(_Strict):
     created_at_column: str | None
     account_column: str | None
     missing_values: list[str]
+    lookups: list[FileKeyConfig]
 
 
 class LabelConfig(_Strict):
     column: str
     positive: list[Scalar]
     negative: list[Scalar]
+    open: list[Scalar]
+    won_in: FileKeyConfig | None
+    window_days: int | None
+    converted_at_column: str | None
 
     @model_validator(mode="after")
     def _disjoint(self) -> LabelConfig:
-        both = {str(v) for v in self.positive} & {str(v) for v in self.negative}
+        positive, negative = {str(v) for v in self.positive}, {str(v) for v in self.negative}
+        both = positive & negative
         if both:
             raise ValueError(f"values {sorted(both)} are both positive and negative")
         if not self.positive:
             raise ValueError("positive needs at least one value meaning 'won'")
+        decided = sorted({str(v) for v in self.open} & (positive | negative))
+        if decided:
+            raise ValueError(f"open values {decided} are also positive or negative: an open "
+                             "lead is undecided, pick one")
+        return self
+
+    @model_validator(mode="after")
+    def _window(self) -> LabelConfig:
+        if self.window_days is not None and self.window_days < 1:
+            raise ValueError(f"window_days must be >= 1, got {self.window_days}")
+        if (self.window_days is None) != (self.converted_at_column is None):
+            raise ValueError("window_days and converted_at_column go together: won means "
+                             "converted_at_column within window_days of the creation date")
+        if self.window_days is not None and self.won_in is not None:
+            raise ValueError("won_in and window_days are two ways to say who is won: pick one")
+        if self.window_days is not None and self.open:
+            raise ValueError("open is read from the label column, which window_days replaces "
+                             "(leads younger than window_days are the undecided ones): "
+                             "leave open empty")
         return self
 
 
@@ -245,6 +284,16 @@ class Config(_Strict):
                 for name, label in self.targets.items()]
 
     @model_validator(mode="after")
+    def _window_needs_created_at(self) -> Config:
+        targets = self.targets or {}
+        labels = {"label": self.label, **{f"targets.{k}": v for k, v in targets.items()}}
+        for key, label in labels.items():
+            if label.window_days is not None and not self.data.created_at_column:
+                raise ValueError(f"{key}.window_days needs data.created_at_column (the window "
+                                 "runs from each lead's creation date)")
+        return self
+
+    @model_validator(mode="after")
     def _roles(self) -> Config:
         used = {"columns.fit": self.columns.fit, "columns.pain": self.columns.pain}
         for role, column in (("label.column", self.label.column),
@@ -326,6 +375,13 @@ def load_config(
     for key in ("leads", "events"):
         if data_section[key] is not None:
             data_section[key] = str((root / data_section[key]).resolve())
+    if isinstance(data_section["lookups"], list):
+        data_section["lookups"] = [_resolve_file_key(entry, root)
+                                   for entry in data_section["lookups"]]
+    settings["label"]["won_in"] = _resolve_file_key(settings["label"]["won_in"], root)
+    if isinstance(settings["targets"], dict):
+        settings["targets"] = {name: _target_label(label, root)
+                               for name, label in settings["targets"].items()}
     registry = settings["registry"]
     registry["tracking_uri"] = resolve_tracking_uri(registry["tracking_uri"], root)
     registry["artifact_location"] = str((root / registry["artifact_location"]).resolve())
@@ -333,6 +389,46 @@ def load_config(
         return Config.model_validate(settings)
     except ValidationError as exc:
         raise UserError(f"{path}: invalid config:\n{_format_validation(exc)}") from None
+
+
+LABEL_OUTCOME_KEYS = ("open", "won_in", "window_days", "converted_at_column")
+
+
+def _resolve_file_key(entry: Any, root: Path) -> Any:
+    """``{path, on}`` with the path made absolute against the config root (other shapes are
+    left for the validation to name)."""
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+        return {**entry, "path": str((root / entry["path"]).resolve())}
+    return entry
+
+
+def _target_label(label: Any, root: Path) -> Any:
+    """A ``targets`` entry: the outcome keys it omits (open, won_in, window_days,
+    converted_at_column) take the shipped label defaults; column/positive/negative stay
+    required, as before."""
+    if not isinstance(label, dict):
+        return label
+    defaults = default_settings()["label"]
+    filled = {**{k: defaults[k] for k in LABEL_OUTCOME_KEYS}, **label}
+    filled["won_in"] = _resolve_file_key(filled["won_in"], root)
+    return filled
+
+
+def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config (a registered version's ``config.json``) with the keys added to the
+    defaults since it was written filled in, so older versions still load."""
+    def fill(base: Any, value: Any) -> Any:
+        if not (isinstance(base, dict) and isinstance(value, dict)):
+            return value
+        return {**{k: v for k, v in base.items() if k not in value},
+                **{k: fill(base.get(k), v) for k, v in value.items()}}
+
+    filled = fill(default_settings(), stored)
+    if isinstance(filled.get("targets"), dict):
+        defaults = default_settings()["label"]
+        filled["targets"] = {n: {**{k: defaults[k] for k in LABEL_OUTCOME_KEYS}, **t}
+                             for n, t in filled["targets"].items()}
+    return filled
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:
