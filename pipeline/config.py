@@ -112,6 +112,7 @@ class AnalysisConfig(_Strict):
     min_lift_pp: float
     max_association: float
     leakage_auc: float
+    significance: float
 
     @model_validator(mode="after")
     def _ranges(self) -> AnalysisConfig:
@@ -125,6 +126,8 @@ class AnalysisConfig(_Strict):
             raise ValueError(f"max_association must be in (0, 1], got {self.max_association}")
         if not 0.5 < self.leakage_auc <= 1:
             raise ValueError(f"leakage_auc must be in (0.5, 1], got {self.leakage_auc}")
+        if not 0 < self.significance <= 1:
+            raise ValueError(f"significance must be in (0, 1], got {self.significance}")
         return self
 
 

@@ -302,8 +302,8 @@ def test_beta_prior_recovers_a_known_prior():
     ("k", "n"),
     [
         ([5], [10]),  # single level
-        ([10, 10], [100, 100]),  # identical rates: no excess variance
         ([0, 0], [10, 20]),  # nobody converts
+        ([1, 0], [1, 1]),  # too few leads to estimate
     ],
 )
 def test_beta_prior_falls_back_to_weak_prior(k, n):
@@ -373,7 +373,10 @@ def test_lift_table_matches_naive_reference():
         a, b, _ = beta_prior(
             rows["conversions"].to_numpy(), rows["leads"].to_numpy(), overall_rate=overall
         )
-        expected = (a + rows["conversions"]) / (a + b + rows["leads"])
+        if math.isinf(a):  # no spread beyond chance: every level at the overall rate
+            expected = pd.Series(overall, index=rows.index)
+        else:
+            expected = (a + rows["conversions"]) / (a + b + rows["leads"])
         assert rows["shrunk_rate"].to_numpy() == pytest.approx(expected.to_numpy()), attribute
 
 

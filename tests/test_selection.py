@@ -56,7 +56,7 @@ def test_each_rule_gives_its_reason():
     settings = SelectionSettings(declared_leaky=("sales_rating",))
     result = select_factors(X, y, groups, settings)
     why = reasons(result)
-    assert list(result.report.columns) == ["column", "kept", "reason"]
+    assert list(result.report.columns) == ["column", "kept", "reason", "p_adjusted"]
     assert list(result.report["column"]) == list(X.columns)  # one row per column, in order
     assert why["sales_rating"] == "leak: declared filled in after sales contact"
     assert why["outcome_note"].startswith("leak: single-attribute AUC 0.9")
@@ -90,8 +90,14 @@ def test_weak_reason_quotes_the_figures():
     best = noise["shrunk_diff_pp"].abs().max()
     why = reasons(select_factors(X, y, groups, SelectionSettings(), lift=lift))
     assert why["noise"] == f"weak: best level changes the close rate by {best:.1f} pp < 5 pp"
-    strict = SelectionSettings(min_lift_pp=best / 2)
-    assert not reasons(select_factors(X, y, groups, strict, lift=lift))["noise"].startswith("weak")
+    lenient = SelectionSettings(min_lift_pp=best / 2)
+    # past the lift rule, the noise column still fails the significance test ...
+    why = reasons(select_factors(X, y, groups, lenient, lift=lift))
+    assert why["noise"].startswith("weak: not significant (p = ")
+    assert why["noise"].endswith(" adjusted, chi2 test over 3 levels)")
+    # ... and with the test switched off it is no longer weak
+    off = SelectionSettings(min_lift_pp=best / 2, significance=1.0)
+    assert not reasons(select_factors(X, y, groups, off, lift=lift))["noise"].startswith("weak")
 
 
 def test_levels_below_min_leads_cannot_make_a_factor_strong():
@@ -146,6 +152,7 @@ def test_duplicates_are_greedy_by_information_value():
             "attribute": ["a", "b", "c", "d"],
             "level": "x",
             "leads": 4,
+            "conversions": 2,
             "shrunk_diff_pp": [20.0, 15.0, -12.0, 8.0],
         }
     )
@@ -161,7 +168,7 @@ def test_duplicates_are_greedy_by_information_value():
         X,
         y,
         dict.fromkeys("abcd", "FIT"),
-        SelectionSettings(),
+        SelectionSettings(significance=1.0),  # one-level fabricated tables: nothing to test
         lift=lift,
         associations=assoc,
         pairwise=pairwise,
