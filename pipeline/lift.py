@@ -2,9 +2,12 @@
 
 For every attribute (input column) and each of its levels: leads, conversions, the
 conversion rate with a Wilson interval, lift over the overall rate, an empirical-Bayes
-shrunk rate (so a 3-lead level cannot outrank a 500-lead one by luck), a level-vs-rest
+shrunk rate (so a 3-lead level cannot outrank a 500-lead one by luck, and levels that
+differ no more than chance all shrink to the overall rate), a level-vs-rest
 significance test with Benjamini-Hochberg adjustment, and the seed's points
 (``round(rate - overall rate)`` in percentage points: 40 % against 15 % gives 25).
+Per attribute, factor selection adds a chi-square test of independence of all its levels
+vs conversion (:func:`independence_test`), Holm-corrected across attributes (:func:`holm`).
 
 Numeric columns are cut into right-closed bins with the same edges and labels as
 :class:`pipeline.rules.FactorRules`, so a lift row maps one-to-one onto a points bin.
@@ -494,7 +497,8 @@ def lift_table(
     conversions, conversion_rate, ci_low, ci_high`` (Wilson, level ``1 - alpha``),
     ``lift`` (rate / overall rate), ``diff_pp`` (rate - overall, in percentage points),
     ``shrunk_rate`` (beta-binomial posterior mean, prior fitted on the attribute's levels
-    by :func:`beta_prior`), ``shrunk_diff_pp``, ``p_value`` (level vs rest),
+    by :func:`beta_prior`: the overall rate for every level of an attribute whose levels
+    differ no more than chance), ``shrunk_diff_pp``, ``p_value`` (level vs rest),
     ``p_adjusted`` (Benjamini-Hochberg over the whole table) and ``seed_points``
     (``diff_pp`` rounded half away from zero). ``bin_lower``/``bin_upper`` bound the
     right-closed numeric bin (``-inf``/``inf`` at the ends, NaN for categorical levels and
