@@ -411,7 +411,8 @@ def _params(cfg, result) -> dict[str, Any]:
         "config_name": cfg.name, "scaling": cfg.points.scaling, "pdo": cfg.points.pdo,
         "n_bins": cfg.analysis.n_bins, "min_leads": cfg.analysis.min_leads,
         "max_factors": cfg.analysis.max_factors, "min_lift_pp": cfg.analysis.min_lift_pp,
-        "leakage_auc": cfg.analysis.leakage_auc, "holdout_share": cfg.model.holdout_share,
+        "leakage_auc": cfg.analysis.leakage_auc, "significance": cfg.analysis.significance,
+        "holdout_share": cfg.model.holdout_share,
         "split_method": result.split.method, "seed": cfg.seed,
         "kept_factors": result.analysis.kept,
     }

@@ -152,6 +152,7 @@ class AnalysisConfig(_Strict):
     max_association: float
     leakage_auc: float
     min_cv_auc_gain: float
+    significance: float
 
     @model_validator(mode="after")
     def _ranges(self) -> AnalysisConfig:
@@ -167,6 +168,8 @@ class AnalysisConfig(_Strict):
             raise ValueError(f"leakage_auc must be in (0.5, 1], got {self.leakage_auc}")
         if not 0 <= self.min_cv_auc_gain < 0.5:
             raise ValueError(f"min_cv_auc_gain must be in [0, 0.5), got {self.min_cv_auc_gain}")
+        if not 0 < self.significance <= 1:
+            raise ValueError(f"significance must be in (0, 1], got {self.significance}")
         return self
 
 

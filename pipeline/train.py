@@ -88,7 +88,7 @@ def selection_settings(config: Config) -> SelectionSettings:
     return SelectionSettings(max_factors=a.max_factors, min_lift_pp=a.min_lift_pp,
                              max_association=a.max_association, leakage_auc=a.leakage_auc,
                              declared_leaky=tuple(config.columns.declared_leaky),
-                             min_leads=a.min_leads)
+                             min_leads=a.min_leads, significance=a.significance)
 
 
 def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
