@@ -150,7 +150,7 @@ def _weeks(frame: pd.DataFrame) -> float | None:
 
 def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
     return PointsRules(factors=[], missing_values=list(config.data.missing_values),
-                       id_column=config.data.id_column, model_name=config.model_name,
+                       id_column=config.data.id_name, model_name=config.model_name,
                        decay_half_life_days=dict(features.half_lives))
 
 
@@ -168,7 +168,7 @@ def train(features: FeatureSet, config: Config, *,
     factors = features.factors
     # the factors and the id only, each part with its own categories: nothing of the
     # holdout's reaches the training side
-    positions = [frame.columns.get_loc(c) for c in dict.fromkeys([config.data.id_column,
+    positions = [frame.columns.get_loc(c) for c in dict.fromkeys([config.data.id_name,
                                                                   *factors])]
     train_frame, test_frame = (with_text_as_categories(frame.iloc[rows, positions], factors)
                                for rows in (split.train, split.holdout))
@@ -177,7 +177,7 @@ def train(features: FeatureSet, config: Config, *,
                        pd.Series(y_train), features.groups, config, dropped=features.dropped,
                        on_lift=on_lift)
     notes: list[str] = []
-    id_col = config.data.id_column
+    id_col = config.data.id_name
     base_metrics = {"n_leads": float(len(frame)), "n_train": float(len(split.train)),
                     "n_holdout": float(len(split.holdout)),
                     "conversion_rate": float(y_all.mean()), "n_factors": float(len(analysis.kept))}
@@ -281,7 +281,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     y_train, y_test = y_all[split.train], y_all[split.holdout]
-    id_col = config.data.id_column
+    id_col = config.data.id_name
     keys = frame[[c for c in (id_col, "created_at") if c in frame.columns]]  # no other column
     train_keys, test_keys = keys.iloc[split.train], keys.iloc[split.holdout]
     kept = analysis.kept

@@ -73,7 +73,7 @@ def expected_columns_diff(expected: list[str], found: list[str],
 def _mentioned(config: Config) -> set[str]:
     """Every column name the config gives a role to."""
     cols, derived = config.columns, config.derived
-    named = {config.data.id_column, config.label.column, config.data.created_at_column,
+    named = {config.data.id_name, config.label.column, config.data.created_at_column,
              config.data.account_column, derived.email_column, derived.title_column,
              *derived.name_columns, *cols.fit, *cols.pain, *cols.numeric, *cols.exclude,
              *cols.declared_leaky}
@@ -300,7 +300,7 @@ def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], li
     cols = config.columns
     if cols.fit or cols.pain:
         return list(cols.fit), list(cols.pain)
-    reserved = {config.data.id_column, config.label.column, config.data.created_at_column,
+    reserved = {config.data.id_name, config.label.column, config.data.created_at_column,
                 config.data.account_column, config.derived.email_column,
                 config.derived.title_column,
                 *config.derived.name_columns, *cols.exclude, *cols.declared_leaky}
@@ -310,7 +310,7 @@ def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], li
 def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: bool = True
                    ) -> ValidatedLeads:
     """Check and type a raw (all-text) lead table; raises :class:`UserError` on bad input."""
-    id_col, label_col = config.data.id_column, config.label.column
+    id_col, label_col = config.data.id_name, config.label.column
     columns = list(raw.columns)
     fit_cols, pain_cols = candidate_columns(config, columns)
     required = [id_col, *fit_cols, *pain_cols]
