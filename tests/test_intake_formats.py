@@ -323,3 +323,41 @@ def test_duckdb_engine_reads_the_file_as_the_keys_say(tmp_path, mlflow_db_templa
     columns = ["row_id", "points", "fit", "pain", "sdr_ready"]
     assert len(outputs["duckdb"]) == 400
     pd.testing.assert_frame_equal(outputs["duckdb"][columns], outputs["pandas"][columns])
+
+
+def test_sql_engines_read_plain_files_as_they_are_and_copy_the_others(tmp_path):
+    """Only a comma-separated UTF-8 file with decimal points and an id column (or Parquet) is
+    handed to DuckDB/Spark as it is; any other goes through the reader first."""
+    from pipeline.engines import _refuse_remote, plain_input
+
+    plain = _write(tmp_path / "plain.csv", ["id,x", "1,0.5"], "utf-8")
+    semicolons = _write(tmp_path / "semi.csv", ["id;x", "1;0,5"], "utf-8")
+    latin = _write(tmp_path / "latin.csv", ["id,x", "1,Renée"], "cp1252")
+    parquet = tmp_path / "leads.parquet"
+    pd.DataFrame({"id": ["1"]}).to_parquet(parquet)
+    assert plain_input(plain, ReadOptions()) and plain_input(parquet, ReadOptions())
+    assert not plain_input(semicolons, ReadOptions())
+    assert not plain_input(latin, ReadOptions())
+    assert not plain_input(plain, ReadOptions(decimal=","))
+    assert not plain_input(plain, ReadOptions(encoding="cp1252"))
+    assert not plain_input(parquet, ReadOptions(row_ids=True))
+    for options, key in ((ReadOptions(delimiter=";"), "data.delimiter"),
+                         (ReadOptions(encoding="cp1252"), "data.encoding"),
+                         (ReadOptions(decimal=","), "data.decimal"),
+                         (ReadOptions(row_ids=True), "data.id_column")):
+        with pytest.raises(UserError, match=key):  # a cluster path: refused, naming the key
+            _refuse_remote(options)
+    _refuse_remote(ReadOptions())  # auto: read as before
+
+
+def test_a_version_trained_before_these_keys_still_loads_its_config(tmp_path):
+    """A logged config.json without data.delimiter/encoding/decimal takes their defaults."""
+    from pipeline.config import logged_config
+
+    path = _write(tmp_path / "leads.csv", GERMAN, "utf-8")
+    logged = load_config(_config(tmp_path, path)).model_dump(mode="json")
+    for key in ("delimiter", "encoding", "decimal"):
+        del logged["data"][key]
+    cfg = logged_config(logged)
+    assert (cfg.data.delimiter, cfg.data.encoding, cfg.data.decimal) == ("auto",) * 3
+    assert cfg.data.id_column == "Kunden-Nr"
