@@ -1,4 +1,23 @@
-"""File I/O at the edges: reading lead tables with clear errors, atomic writes, run locks."""
+"""File I/O at the edges: reading lead tables with clear errors, atomic writes, run locks.
+
+Every path that reads the leads (training, ``score``, the DuckDB and Spark engines, drift,
+verify, event scoring) goes through one reader, set by the config's ``data`` keys:
+
+* ``delimiter``: ``auto`` sniffs ``,`` ``;`` tab ``|`` from the header and first lines (quotes
+  respected); an explicit character is used as is;
+* ``encoding``: ``auto`` reads UTF-8 with or without a BOM, else cp1252 with a warning naming
+  the file; an explicit codec (``latin-1``...) is used as is;
+* ``decimal``: ``auto`` is ``.`` in a comma-separated file; in a ``;``/tab/``|`` file it is
+  ``,`` when numeric-looking columns write ``1.234,56`` / ``3,5`` (and none ``0.5``). With a
+  decimal comma every such value is rewritten as ``1234.56`` text, so validation and scoring
+  read numbers as usual and a decimal-comma column is never taken for a category;
+* ``id_column: null``: the reader adds ``row_id``, the 1-based data row number as text (blank
+  lines not counted, the same number as ``row`` in the rejects), which the pipeline then
+  uses as the id (``Config.data.id_name``).
+
+A plain UTF-8 comma file still takes Arrow's fast path; the others go through the ``csv``
+module.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +27,7 @@ import csv
 import fcntl
 import hashlib
 import io
+import itertools
 import os
 import re
 import sys
@@ -25,7 +45,8 @@ from pipeline.errors import LockedError, UserError
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 AUTO = "auto"
 SNIFFED_DELIMITERS = (",", ";", "\t", "|")  # in order of preference on a tie
-SNIFF_BYTES = 64 * 1024  # the header and first lines the delimiter is sniffed from
+SNIFF_BYTES = 16 * 1024  # the header and first lines the delimiter is sniffed from
+SNIFF_RECORDS = 50  # at most this many records of them
 UTF8_BOM = b"\xef\xbb\xbf"
 FALLBACK_ENCODING = "cp1252"  # what Excel writes on a Western European Windows
 CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")  # bytes cp1252 gives no character
@@ -288,12 +309,16 @@ def sniff_delimiter(sample: str, *, complete: bool) -> str:
     """
     best, best_key = ",", (-1.0, 0)
     for delimiter in SNIFFED_DELIMITERS:
+        if delimiter not in sample:
+            continue
+        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
         try:
-            records = [r for r in csv.reader(io.StringIO(sample, newline=""),
-                                             delimiter=delimiter) if r]
+            records = [r for r in itertools.islice(reader, SNIFF_RECORDS + 1) if r]
         except csv.Error:
             continue
-        if not complete and len(records) > 1:
+        if len(records) > SNIFF_RECORDS:
+            records = records[:SNIFF_RECORDS]
+        elif not complete and len(records) > 1:
             records = records[:-1]
         if not records or len(records[0]) < 2:
             continue
