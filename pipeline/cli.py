@@ -140,9 +140,9 @@ def _model_config(ref, cfg):
     if cfg is not None:
         return cfg
     from pipeline import registry
-    from pipeline.config import Config, with_defaults
+    from pipeline.config import logged_config
 
-    return Config.model_validate(with_defaults(registry.load_run_json(ref, "config.json")))
+    return logged_config(registry.load_run_json(ref, "config.json"))
 
 
 def _read_leads(cfg, *, training: bool):
@@ -325,7 +325,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
                 tags=tags, artifact_dir=art, rules=result.rules, derived_settings=_derived(cfg),
                 input_example=features.frame[result.rules.factor_names()].head(5)
                 .reset_index(drop=True) if result.rules.factors
-                else features.frame[[cfg.data.id_column]].head(5),
+                else features.frame[[cfg.data.id_name]].head(5),
                 before_artifacts=screenshot.result)
         final_rules = _with_version(result.rules, ref, tags)
         decision = _gate(cfg, ref, result, features)
@@ -536,7 +536,7 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
         def extra(frame: pd.DataFrame) -> pd.DataFrame:
             if add_lookups is not None:
                 frame = add_lookups(frame)
-            ids = frame[cfg.data.id_column].astype(str)
+            ids = frame[cfg.data.id_name].astype(str)
             joined = ev[wanted].reindex(ids.to_numpy())
             joined.index = frame.index
             return pd.concat([frame.drop(columns=[c for c in wanted if c in frame.columns]),
@@ -548,14 +548,17 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
             changed = changed_since(cfg, events, since, leads=Path(input_path))
 
             def row_filter(frame: pd.DataFrame) -> pd.Series:
-                return frame[cfg.data.id_column].astype(str).isin(changed)
+                return frame[cfg.data.id_name].astype(str).isin(changed)
     elif since is not None:
         raise UserError("--since needs an event log (data.events) to know which leads changed")
     progress = None
     if sys.stderr.isatty():
         progress = _progress_printer()
+    from pipeline.io import read_options
+
     return score_file(rules, Path(input_path), output, rejects_path=rejects,
-                      id_column=cfg.data.id_column, derived=_derived(cfg),
+                      id_column=cfg.data.id_name, derived=_derived(cfg),
+                      options=read_options(cfg),
                       batch_size=batch_size, extra_features=extra, row_filter=row_filter,
                       progress=progress, reasons=reasons)
 
@@ -658,7 +661,7 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
             say(f"{ref.name} v{ref.version}: {summary.scored:,} scored, "
                 f"{summary.rejected:,} rejected")
             frame = pd.read_parquet(part)
-            id_col = cfg.data.id_column
+            id_col = cfg.data.id_name
             frame = frame.rename(columns={c: f"{c}_{target}" for c in frame.columns if c != id_col})
             merged = frame if merged is None else merged.merge(frame, on=id_col, how="outer")
             all_rejects.append(pd.read_csv(part_rejects).assign(target=target))
@@ -672,13 +675,13 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
 def _write_accounts(cfg, source: Path, output: Path) -> None:
     import pandas as pd
 
-    from pipeline.io import read_table, table_format, write_frame_atomic
+    from pipeline.io import read_options, read_table, table_format, write_frame_atomic
     from pipeline.predict import account_rollup, lead_accounts
 
-    id_col = cfg.data.id_column
+    id_col = cfg.data.id_name
     scored = pd.read_parquet(output) if table_format(output) == "parquet" else \
         pd.read_csv(output, dtype={id_col: str})
-    raw = read_table(source, strict=False).frame
+    raw = read_table(source, strict=False, options=read_options(cfg)).frame
     accounts = lead_accounts(raw, scored[id_col].astype(str), id_column=id_col,
                              account_column=cfg.data.account_column)
     rolled = account_rollup(scored, accounts, id_column=id_col)
@@ -900,12 +903,12 @@ def _feature_frame_for_rules(cfg, rules, input_path: Path | None):
     """The per-lead table the points table reads (derived signals and event features added)."""
     import pandas as pd
 
-    from pipeline.io import read_table
+    from pipeline.io import read_options, read_table
     from pipeline.serving import derive_missing_signals
     from pipeline.validate import normalise_missing
 
     source = Path(input_path) if input_path else Path(cfg.data.leads)
-    raw = read_table(source, strict=True).frame
+    raw = read_table(source, strict=True, options=read_options(cfg)).frame
     frame = normalise_missing(raw, rules.missing_values)
     add_lookups = _lookup_adder(cfg, rules.missing_values)
     if add_lookups is not None:
@@ -915,7 +918,7 @@ def _feature_frame_for_rules(cfg, rules, input_path: Path | None):
         from pipeline.scoring_events import event_features_for_scoring
 
         ev = event_features_for_scoring(cfg, events, rules, as_of=None)
-        ids = frame[cfg.data.id_column].astype(str).to_numpy()
+        ids = frame[cfg.data.id_name].astype(str).to_numpy()
         missing = [c for c in rules.factor_names() if c in ev.columns and c not in frame.columns]
         frame = pd.concat([frame, ev[missing].reindex(ids).set_axis(frame.index)], axis=1)
     frame = derive_missing_signals(frame, rules, _derived(cfg))

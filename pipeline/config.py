@@ -7,6 +7,7 @@ settings fail up front with a message naming the file and the key.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import hashlib
 import json
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from pipeline.errors import UserError
 
 Scalar = str | int | float | bool
+ROW_ID_COLUMN = "row_id"  # the ids the reader adds when data.id_column is null
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}  # YAML-friendly spellings of a tab
 
 
 class _Strict(BaseModel):
@@ -43,11 +46,54 @@ class FileKeyConfig(_Strict):
 class DataConfig(_Strict):
     leads: Path
     events: Path | None
-    id_column: str
+    id_column: str | None
     created_at_column: str | None
     account_column: str | None
     missing_values: list[str]
     lookups: list[FileKeyConfig]
+    delimiter: str
+    encoding: str
+    decimal: Literal["auto", ".", ","]
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, v: str) -> str:
+        """``auto`` or one character (``tab`` / ``\\t`` spell a tab): a longer text would be
+        taken for a field separator nobody meant."""
+        v = DELIMITER_NAMES.get(v, v)
+        if v != "auto" and (len(v) != 1 or v in "\"\r\n"):
+            raise ValueError(f"must be 'auto' or one character such as ',', ';', 'tab' or '|', "
+                             f"got {v!r}")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, v: str) -> str:
+        """``auto`` or a text encoding Python knows (``latin-1``, ``cp1252``, ``utf-8``...)."""
+        if v == "auto":
+            return v
+        try:
+            info = codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"must be 'auto' or a text encoding such as utf-8, cp1252 or "
+                             f"latin-1, got {v!r}") from None
+        if not _is_text_codec(info):
+            raise ValueError(f"{v!r} is not a text encoding") from None
+        return v
+
+    @property
+    def id_name(self) -> str:
+        """The id column the pipeline uses: ``id_column``, or the row numbers the reader adds
+        (``row_id``) when it is null."""
+        return self.id_column or ROW_ID_COLUMN
+
+
+def _is_text_codec(info: codecs.CodecInfo) -> bool:
+    """Whether a codec turns bytes into text (``rot13``, ``base64`` and the like do not)."""
+    try:
+        return isinstance(info.decode(b"a")[0], str)
+    except Exception:  # noqa: BLE001 - a codec that cannot decode b"a" is no text codec here
+        return False
 
 
 class LabelConfig(_Strict):
@@ -300,7 +346,7 @@ class Config(_Strict):
     def _roles(self) -> Config:
         used = {"columns.fit": self.columns.fit, "columns.pain": self.columns.pain}
         for role, column in (("label.column", self.label.column),
-                             ("data.id_column", self.data.id_column)):
+                             ("data.id_column", self.data.id_name)):
             for key, columns in used.items():
                 if column in columns:
                     raise ValueError(f"column {column!r} is the {role} and also listed in "
@@ -450,3 +496,11 @@ def _format_validation(exc: ValidationError) -> str:
         got_text = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  key '{where}': {err['msg']}{got_text}")
     return "\n".join(lines)
+
+
+def logged_config(settings: dict[str, Any]) -> Config:
+    """The config a model version was trained with (its logged ``config.json``).
+
+    Keys added to the defaults since that version was trained (``data.delimiter``, say) take
+    their default value, so older versions keep scoring."""
+    return Config.model_validate(with_defaults(settings))

@@ -76,7 +76,7 @@ def snapshot_times(leads: pd.DataFrame, config: Config, *, as_of: pd.Timestamp |
         snap = created + pd.Timedelta(days=config.events.snapshot_horizon_days)
     else:
         snap = pd.Series(as_of, index=leads.index)
-    return pd.DataFrame({"lead_id": leads[config.data.id_column].astype(str),
+    return pd.DataFrame({"lead_id": leads[config.data.id_name].astype(str),
                          "created_at": created, "snapshot_at": snap})
 
 

@@ -196,10 +196,10 @@ def read_won_keys(config: Config) -> WonKeys | None:
 
 def read_leads(config: Config, *, training: bool) -> ValidatedLeads:
     """The leads file with its lookups joined, validated (and labelled, in training)."""
-    from pipeline.io import read_table
+    from pipeline.io import read_options, read_table
 
     source = str(config.data.leads)
-    raw = read_table(config.data.leads, strict=True).frame
+    raw = read_table(config.data.leads, strict=True, options=read_options(config)).frame
     joined = join_lookups(raw, read_lookups(config.data.lookups), source=source)
     won = read_won_keys(config) if training else None
     leads = validate_leads(joined.frame, config, source=source, training=training, won=won)

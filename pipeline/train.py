@@ -185,7 +185,7 @@ def _weeks(frame: pd.DataFrame) -> float | None:
 
 def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
     return PointsRules(factors=[], missing_values=list(config.data.missing_values),
-                       id_column=config.data.id_column, model_name=config.model_name,
+                       id_column=config.data.id_name, model_name=config.model_name,
                        decay_half_life_days=dict(features.half_lives))
 
 
@@ -203,7 +203,7 @@ def train(features: FeatureSet, config: Config, *,
     factors = features.factors
     # the factors and the id only, each part with its own categories: nothing of the
     # holdout's reaches the training side
-    positions = [frame.columns.get_loc(c) for c in dict.fromkeys([config.data.id_column,
+    positions = [frame.columns.get_loc(c) for c in dict.fromkeys([config.data.id_name,
                                                                   *factors])]
     train_frame, test_frame = (with_text_as_categories(frame.iloc[rows, positions], factors)
                                for rows in (split.train, split.holdout))
@@ -315,7 +315,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     y_train, y_test = y_all[split.train], y_all[split.holdout]
-    id_col = config.data.id_column
+    id_col = config.data.id_name
     keys = frame[[c for c in (id_col, "created_at") if c in frame.columns]]  # no other column
     train_keys, test_keys = keys.iloc[split.train], keys.iloc[split.holdout]
     kept = analysis.kept
@@ -446,7 +446,7 @@ def _no_signal_result(features: FeatureSet, config: Config, split: Split, analys
     """An empty points table that makes no lead SDR-ready (nothing beat the base rate)."""
     rules = replace(_empty_rules(config, features), sdr_threshold=1,
                     prob_intercept=_logit(y_train.mean()))
-    id_col = config.data.id_column
+    id_col = config.data.id_name
     holdout = pd.DataFrame({id_col: test_keys[id_col].to_numpy(), "converted": y_test})
     empty = pd.DataFrame(columns=["factor", "group", "level", "points"])
     return TrainResult(rules, None, empty, pd.DataFrame(), analysis, None, None, pd.DataFrame(),

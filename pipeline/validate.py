@@ -92,7 +92,7 @@ def expected_columns_diff(expected: list[str], found: list[str],
 def _mentioned(config: Config) -> set[str]:
     """Every column name the config gives a role to."""
     cols, derived = config.columns, config.derived
-    named = {config.data.id_column, config.label.column, config.data.created_at_column,
+    named = {config.data.id_name, config.label.column, config.data.created_at_column,
              config.data.account_column, derived.email_column, derived.title_column,
              *outcome_columns(config),
              *derived.name_columns, *cols.fit, *cols.pain, *cols.numeric, *cols.exclude,
@@ -360,7 +360,7 @@ def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], li
     cols = config.columns
     if cols.fit or cols.pain:
         return list(cols.fit), list(cols.pain)
-    reserved = {config.data.id_column, config.label.column, config.data.created_at_column,
+    reserved = {config.data.id_name, config.label.column, config.data.created_at_column,
                 config.data.account_column, config.derived.email_column,
                 config.derived.title_column, *outcome_columns(config),
                 *config.derived.name_columns, *cols.exclude, *cols.declared_leaky}
@@ -376,7 +376,7 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
     outcome is undecided are left out of ``frame`` (listed in ``undecided``, counted in
     ``notes``).
     """
-    id_col = config.data.id_column
+    id_col = config.data.id_name
     columns = list(raw.columns)
     fit_cols, pain_cols = candidate_columns(config, columns)
     required = [id_col, *fit_cols, *pain_cols]
