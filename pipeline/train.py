@@ -91,7 +91,8 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
     analysis (constant, all missing, excluded by the config); ``on_lift`` is called with the
     lift table as soon as it exists (the CLI's side process draws the charts meanwhile)."""
     a = config.analysis
-    levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True)
+    levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True,
+                         special_values=config.columns.special_values)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
     if on_lift is not None:
         on_lift(lift)
@@ -117,7 +118,8 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         pdo=p.pdo, base_score=p.base_score, base_odds=p.base_odds, score_range=tuple(p.range),
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
-        random_state=config.seed, max_cv_rows=m.max_cv_rows).fit(X, y, on_design=on_design)
+        random_state=config.seed, max_cv_rows=m.max_cv_rows,
+        special_values=dict(config.columns.special_values)).fit(X, y, on_design=on_design)
 
 
 def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
