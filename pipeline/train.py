@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.config import Config
 from pipeline.encoding import FactorEncoder
+from pipeline.errors import UserError
 from pipeline.evaluate import Split, benchmark_auc, binary_metrics, holdout_split, stratified_folds
 from pipeline.features import FeatureSet
 from pipeline.fit import (
@@ -25,7 +26,7 @@ from pipeline.fit import (
     stratified_sample,
     tabulate_coefficients,
 )
-from pipeline.lift import level_frame, lift_table
+from pipeline.lift import is_numeric_column, level_frame, lift_table
 from pipeline.points import PointsScorecard, calibration_table, rounding_fidelity
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame
@@ -82,6 +83,18 @@ def selection_settings(config: Config) -> SelectionSettings:
                              min_leads=a.min_leads)
 
 
+def check_special_columns(X: pd.DataFrame, special_values: dict[str, list[float]]) -> None:
+    """Refuse ``columns.special_values`` for a factor that is not numeric: a sentinel is a
+    number with a meaning of its own, while every text value already is a level. Columns not
+    among the factors (excluded, or dropped as constant) are left alone."""
+    text = [c for c in special_values if c in X.columns and not is_numeric_column(X[c])]
+    if text:
+        raise UserError(f"columns.special_values names {text}, which hold text, not numbers",
+                        hint="special values are for numeric columns (each text value is "
+                             "already a level of its own); remove them or list the column in "
+                             "columns.numeric")
+
+
 def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
             dropped: dict[str, str] | None = None,
             on_lift: Callable[[pd.DataFrame], None] | None = None) -> Analysis:
@@ -91,6 +104,7 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
     analysis (constant, all missing, excluded by the config); ``on_lift`` is called with the
     lift table as soon as it exists (the CLI's side process draws the charts meanwhile)."""
     a = config.analysis
+    check_special_columns(X, config.columns.special_values)
     levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True,
                          special_values=config.columns.special_values)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
