@@ -218,6 +218,9 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
     ``X`` is a DataFrame (one column per factor) or a 2-D array (factors ``x0``, ``x1``, ...);
     NaN and text levels are allowed, sparse input is not. Any two labels work for ``y``:
     ``classes_[1]`` (the larger, e.g. ``1`` or ``"won"``) is the converted class.
+    ``special_values`` (``{column: [numbers]}``, the config's ``columns.special_values``)
+    gives sentinel values of numeric columns a level, and points, of their own
+    (``FactorRules.special_points``); see :mod:`pipeline.levels`.
 
     Fitted attributes: ``encoder_``, ``fit_`` (coefficients, chosen C), ``scaled_`` (unrounded
     points), ``slot_points_``, ``rules_`` (:class:`PointsRules`), ``classes_``,
