@@ -11,6 +11,7 @@ import codecs
 import copy
 import hashlib
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -141,6 +142,19 @@ class ColumnsConfig(_Strict):
     numeric: list[str]
     exclude: list[str]
     declared_leaky: list[str]
+    special_values: dict[str, list[float]]
+
+    @field_validator("special_values")
+    @classmethod
+    def _finite_specials(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        for column, values in v.items():
+            if not values:
+                raise ValueError(f"column {column!r}: list at least one value, or leave it out")
+            bad = [x for x in values if not math.isfinite(x)]
+            if bad:
+                raise ValueError(f"column {column!r}: special values must be finite numbers, "
+                                 f"got {bad}")
+        return v
 
     @model_validator(mode="after")
     def _no_contradiction(self) -> ColumnsConfig:

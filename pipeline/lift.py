@@ -9,8 +9,11 @@ significance test with Benjamini-Hochberg adjustment, and the seed's points
 Per attribute, factor selection adds a chi-square test of independence of all its levels
 vs conversion (:func:`independence_test`), Holm-corrected across attributes (:func:`holm`).
 
-Numeric columns are cut into right-closed bins with the same edges and labels as
-:class:`pipeline.rules.FactorRules`, so a lift row maps one-to-one onto a points bin.
+The levels are decided by :mod:`pipeline.levels`, the module the encoder (hence the points
+table) uses too: a lift row maps one-to-one onto a points-table level. Numeric columns are cut
+into right-closed bins labelled as :meth:`pipeline.rules.FactorRules.bin_labels` labels them;
+a sentinel value (configured, or one value holding most of the column) is a level of its own
+such as ``= 999``.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.encoding import canonical_codes, few_distinct, object_array, with_fill
-from pipeline.rules import GROUPS, _canonical_str, _interval_label
+from pipeline.encoding import canonical_codes, object_array, with_fill
+from pipeline.levels import MISSING, OTHER, categorical_cut, numeric_cut
+from pipeline.rules import GROUPS, _canonical_str
 
-MISSING_LABEL = "(missing)"
-OTHER_LABEL = "(other)"
+MISSING_LABEL = MISSING
+OTHER_LABEL = OTHER
 
 LIFT_COLUMNS = [
     "attribute",
@@ -72,29 +76,36 @@ def level_frame(
     missing_label: str = MISSING_LABEL,
     other_label: str = OTHER_LABEL,
     categorical: bool = False,
+    special_values: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Every column as string levels, plus how each was cut.
 
     Categorical: missing -> ``missing_label``; levels with fewer than ``min_leads`` leads
-    pool into ``other_label``. Numeric: right-closed quantile bins (edges are observed
-    values, duplicates dropped, so no bin is empty) labelled like ``(3, 7]``; a column with
-    at most ``n_bins`` distinct values gets one level per value (labelled by the value,
-    edges = every value but the largest). Returns the level frame (same index and column
-    order as ``X``, dtype ``object``) and ``{column: {"kind", "edges", "levels"}}`` where
-    ``levels`` lists the labels in report order (bins or levels by descending leads,
-    then other, then missing); numeric entries also hold ``bins``, the bin labels alone.
+    pool into ``other_label``. Numeric (:func:`pipeline.levels.numeric_cut`): right-closed
+    quantile bins (edges are observed values, duplicates dropped, so no bin is empty)
+    labelled like ``(3, 7]``; a column with at most ``n_bins`` distinct values gets one bin
+    per value (edges = every value but the largest); the values of ``special_values``
+    (``{column: [numbers]}``) and a value holding more than half of the column are levels of
+    their own (``= 999``, reported by a :class:`pipeline.levels.SentinelWarning` when found
+    automatically). Returns the level frame (same index and column order as ``X``, dtype
+    ``object``) and ``{column: {"kind", "edges", "levels"}}`` where ``levels`` lists the
+    labels in report order (bins, then special values, or levels by descending leads then
+    other; then missing); numeric entries also hold ``bins``, the bin labels alone, and
+    ``special``, the special values.
     ``categorical=True`` gives each column as a pandas Categorical over its ``levels`` (the
     same labels, but later stages read the codes instead of hashing every label again).
     """
     _check_level_args(X, min_leads=min_leads, n_bins=n_bins, missing_label=missing_label,
                       other_label=other_label)
     meta: dict[str, dict[str, Any]] = {}
+    special_values = special_values or {}
     if categorical:
         columns = {}
         for column in X.columns:
             codes, info = _column_levels(X[column], column=str(column), min_leads=min_leads,
                                          n_bins=n_bins, missing_label=missing_label,
-                                         other_label=other_label)
+                                         other_label=other_label,
+                                         special=special_values.get(str(column), ()))
             columns[column] = pd.Categorical.from_codes(
                 codes, categories=pd.Index(object_array(info["levels"]), dtype=object))
             meta[str(column)] = info
@@ -104,7 +115,8 @@ def level_frame(
     for j, column in enumerate(X.columns):
         codes, info = _column_levels(X[column], column=str(column), min_leads=min_leads,
                                      n_bins=n_bins, missing_label=missing_label,
-                                     other_label=other_label)
+                                     other_label=other_label,
+                                     special=special_values.get(str(column), ()))
         labels[j] = object_array(info["levels"]).take(codes)
         meta[str(column)] = info
     frame = pd.DataFrame(labels.T, index=X.index, columns=X.columns, dtype=object, copy=False)
@@ -131,10 +143,12 @@ def _column_levels(
     n_bins: int,
     missing_label: str,
     other_label: str,
+    special: Any = (),
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Each row's index into ``info["levels"]``, and the column's info (see level_frame)."""
     if is_numeric_column(series):
-        return _numeric_levels(series, n_bins=n_bins, missing_label=missing_label)
+        return _numeric_levels(series, n_bins=n_bins, missing_label=missing_label,
+                               special=special, column=column)
     return _categorical_levels(series, column=column, min_leads=min_leads,
                                missing_label=missing_label, other_label=other_label)
 
@@ -151,18 +165,15 @@ def _categorical_levels(
                 f"column {column!r}: the value {reserved!r} is reserved for pooled levels; "
                 "rename it before the analysis"
             )
-    missing = codes < 0
-    counts = np.bincount(codes[~missing], minlength=len(names))
-    rare = counts < min_leads
-    ordinary = sorted(np.flatnonzero(~rare).tolist(), key=lambda i: (-counts[i], names[i]))
-    position = np.empty(len(names), dtype=np.intp)  # each distinct value's place in the order
-    position[ordinary] = np.arange(len(ordinary))
-    position[rare] = len(ordinary)
-    order = [names[i] for i in ordinary]
-    order += [other_label] if rare.any() else []
-    order += [missing_label] if missing.any() else []
-    info = {"kind": "categorical", "edges": [], "levels": order}
-    return with_fill(position, len(order) - 1, np.intp).take(codes), info
+    levels, cut = categorical_cut(codes, names, min_leads=min_leads)
+    order = _relabel(cut.labels, missing_label=missing_label, other_label=other_label)
+    return levels, {"kind": "categorical", "edges": [], "levels": order}
+
+
+def _relabel(labels: list[str], *, missing_label: str, other_label: str) -> list[str]:
+    """``labels`` with the pooled levels named as the caller asked."""
+    names = {MISSING: missing_label, OTHER: other_label}
+    return [names.get(label, label) for label in labels]
 
 
 #: ``infer_dtype`` kinds in which equal values always get the same level text, so the text is
@@ -206,54 +217,16 @@ def _canonical_level(value: Any) -> str | None:
 
 
 def _numeric_levels(
-    series: pd.Series, *, n_bins: int, missing_label: str
+    series: pd.Series, *, n_bins: int, missing_label: str, special: Any = (), column: str = ""
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Each row's bin (or missing) as an index into the report order, and the column's info."""
+    """Each row's level (a bin, a special value or missing) as an index into the report
+    order, and the column's info; the levels are :func:`pipeline.levels.numeric_cut`'s."""
     x = pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
-    missing = np.isnan(x)
-    observed = x[~missing]
-    distinct = few_distinct(observed, n_bins)
-    if observed.size == 0:
-        edges: list[float] = []
-        bin_names: list[str] = []
-    elif distinct is not None:
-        edges = [float(v) for v in distinct[:-1]]
-        bin_names = _distinct_labels(distinct)
-    else:
-        probs = np.arange(1, n_bins) / n_bins
-        cuts = np.unique(np.quantile(observed, probs, method="inverted_cdf"))
-        top = observed.max()
-        edges = [float(v) for v in cuts if v < top]
-        bin_names = _bin_labels(edges)
-    index = np.searchsorted(np.asarray(edges, dtype=float), x, side="left")
-    index[missing] = len(bin_names)  # the missing level comes after the bins
-    order = list(bin_names) + ([missing_label] if missing.any() else [])
-    info = {"kind": "numeric", "edges": edges, "levels": order, "bins": list(bin_names)}
-    return index, info
-
-
-def _bin_labels(edges: list[float]) -> list[str]:
-    """Labels of the bins, identical to ``FactorRules.bin_labels()``."""
-    bounds = [-math.inf, *edges, math.inf]
-    labels = [_interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
-    if len(set(labels)) < len(labels):  # edges too close for %g: fall back to full precision
-        labels = [_full_interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
-    return labels
-
-
-def _full_interval_label(lo: float, hi: float) -> str:
-    if math.isinf(lo):
-        return f"<= {hi!r}"
-    if math.isinf(hi):
-        return f"> {lo!r}"
-    return f"({lo!r}, {hi!r}]"
-
-
-def _distinct_labels(values: np.ndarray) -> list[str]:
-    labels = [f"{float(v):g}" for v in values]
-    if len(set(labels)) < len(labels):
-        labels = [repr(float(v)) for v in values]
-    return labels
+    codes, cut = numeric_cut(x, n_bins=n_bins, special_values=special, name=column)
+    order = _relabel(cut.labels, missing_label=missing_label, other_label=OTHER)
+    info = {"kind": "numeric", "edges": list(cut.edges), "levels": order,
+            "bins": list(cut.labels[:cut.n_bins]), "special": list(cut.special)}
+    return codes, info
 
 
 # ----------------------------------------------------------------------- statistics
@@ -490,6 +463,7 @@ def lift_table(
     n_bins: int = 5,
     alpha: float = 0.05,
     levels: tuple[pd.DataFrame, dict[str, dict[str, Any]]] | None = None,
+    special_values: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per attribute level with its conversion statistics.
 
@@ -501,15 +475,18 @@ def lift_table(
     differ no more than chance), ``shrunk_diff_pp``, ``p_value`` (level vs rest),
     ``p_adjusted`` (Benjamini-Hochberg over the whole table) and ``seed_points``
     (``diff_pp`` rounded half away from zero). ``bin_lower``/``bin_upper`` bound the
-    right-closed numeric bin (``-inf``/``inf`` at the ends, NaN for categorical levels and
-    missing). Rows: attributes in column order, levels as in :func:`level_frame`.
-    ``levels`` may pass a precomputed ``level_frame(X, ...)`` result to avoid recomputing.
+    right-closed numeric bin (``-inf``/``inf`` at the ends; both the value for a special
+    value's level such as ``= 999``; NaN for categorical levels and missing). Rows:
+    attributes in column order, levels as in :func:`level_frame` (``special_values`` as
+    there). ``levels`` may pass a precomputed ``level_frame(X, ...)`` result to avoid
+    recomputing.
     """
     y_arr = _check_target(X, y)
     _check_groups(X, groups)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    coded = _coded_levels(X, levels, min_leads=min_leads, n_bins=n_bins)
+    coded = _coded_levels(X, levels, min_leads=min_leads, n_bins=n_bins,
+                          special_values=special_values or {})
     total_leads = int(y_arr.size)
     total_conv = int(y_arr.sum())
     overall = total_conv / total_leads
@@ -570,6 +547,7 @@ def _coded_levels(
     *,
     min_leads: int,
     n_bins: int,
+    special_values: Mapping[str, Any],
 ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
     """Per column of ``X``: each row's index into ``info["levels"]``, and ``info``. Computed
     straight from ``X`` (no label frame to build and hash again), or read off ``levels``."""
@@ -578,7 +556,8 @@ def _coded_levels(
                           other_label=OTHER_LABEL)
         return (
             _column_levels(X[c], column=str(c), min_leads=min_leads, n_bins=n_bins,
-                           missing_label=MISSING_LABEL, other_label=OTHER_LABEL)
+                           missing_label=MISSING_LABEL, other_label=OTHER_LABEL,
+                           special=special_values.get(str(c), ()))
             for c in X.columns
         )
     frame, meta = levels
@@ -612,11 +591,15 @@ def _bin_bounds(info: dict[str, Any], order: list[str]) -> tuple[np.ndarray, np.
     lower = np.full(len(order), np.nan)
     upper = np.full(len(order), np.nan)
     n_bins = len(info.get("bins", ()))
-    if info["kind"] != "numeric" or n_bins == 0:
+    if info["kind"] != "numeric":
         return lower, upper
-    bounds = np.array([-math.inf, *info["edges"], math.inf])
-    lower[:n_bins] = bounds[:-1]
-    upper[:n_bins] = bounds[1:]
+    if n_bins:
+        bounds = np.array([-math.inf, *info["edges"], math.inf])
+        lower[:n_bins] = bounds[:-1]
+        upper[:n_bins] = bounds[1:]
+    special = list(info.get("special", ()))
+    lower[n_bins:n_bins + len(special)] = special
+    upper[n_bins:n_bins + len(special)] = special
     return lower, upper
 
 

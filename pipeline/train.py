@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.config import Config
 from pipeline.encoding import FactorEncoder
+from pipeline.errors import UserError
 from pipeline.evaluate import (
     Split,
     benchmark_auc,
@@ -32,7 +33,7 @@ from pipeline.fit import (
     stratified_sample,
     tabulate_coefficients,
 )
-from pipeline.lift import level_frame, lift_table
+from pipeline.lift import is_numeric_column, level_frame, lift_table
 from pipeline.points import PointsScorecard, calibration_table, rounding_fidelity
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame
@@ -91,6 +92,18 @@ def selection_settings(config: Config) -> SelectionSettings:
                              min_leads=a.min_leads, significance=a.significance)
 
 
+def check_special_columns(X: pd.DataFrame, special_values: dict[str, list[float]]) -> None:
+    """Refuse ``columns.special_values`` for a factor that is not numeric: a sentinel is a
+    number with a meaning of its own, while every text value already is a level. Columns not
+    among the factors (excluded, or dropped as constant) are left alone."""
+    text = [c for c in special_values if c in X.columns and not is_numeric_column(X[c])]
+    if text:
+        raise UserError(f"columns.special_values names {text}, which hold text, not numbers",
+                        hint="special values are for numeric columns (each text value is "
+                             "already a level of its own); remove them or list the column in "
+                             "columns.numeric")
+
+
 def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
             dropped: dict[str, str] | None = None, numeric: list[str] | None = None,
             on_lift: Callable[[pd.DataFrame], None] | None = None) -> Analysis:
@@ -102,7 +115,9 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
     candidates; ``on_lift`` is called with the lift table as soon as it exists (the CLI's
     side process draws the charts meanwhile)."""
     a = config.analysis
-    levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True)
+    check_special_columns(X, config.columns.special_values)
+    levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True,
+                         special_values=config.columns.special_values)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
     if on_lift is not None:
         on_lift(lift)
@@ -128,7 +143,8 @@ def _check_selection(X: pd.DataFrame, y: pd.Series, result: SelectionResult, con
         [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c].dtype)],
         n_bins=a.n_bins, min_leads=a.min_leads,
         missing_values=tuple(config.data.missing_values), max_factors=a.max_factors,
-        min_gain=a.min_cv_auc_gain, c_grid=list(m.c_grid), folds=m.cv_folds, seed=config.seed,
+        min_gain=a.min_cv_auc_gain, special_values=dict(config.columns.special_values),
+        c_grid=list(m.c_grid), folds=m.cv_folds, seed=config.seed,
         max_rows=m.max_cv_rows, max_iter=m.max_iter)
     report = result.report.copy()
     for column, gain in check.added.items():
@@ -152,7 +168,8 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         pdo=p.pdo, base_score=p.base_score, base_odds=p.base_odds, score_range=tuple(p.range),
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
-        random_state=config.seed, max_cv_rows=m.max_cv_rows).fit(X, y, on_design=on_design)
+        random_state=config.seed, max_cv_rows=m.max_cv_rows,
+        special_values=dict(config.columns.special_values)).fit(X, y, on_design=on_design)
 
 
 def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

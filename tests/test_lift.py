@@ -72,15 +72,15 @@ def make_leads(seed: int = 0, n: int = 600) -> tuple[pd.DataFrame, pd.Series, di
 
 
 def naive_edges(values: list[float], n_bins: int) -> list[float]:
-    """Quantile edges by hand: the smallest observed x with F(x) >= q, unique, < max."""
+    """Quantile edges by hand: the sorted value at position floor(q * (n - 1)) (the "lower"
+    quantile, the points table's rule since one module decides both), unique, < max."""
     xs = sorted(v for v in values if not math.isnan(v))
     distinct = sorted(set(xs))
     if len(distinct) <= n_bins:
         return distinct[:-1]
     edges: list[float] = []
     for j in range(1, n_bins):
-        q = j / n_bins
-        edge = next(x for i, x in enumerate(xs, start=1) if i / len(xs) >= q - 1e-12)
+        edge = xs[math.floor(j * (len(xs) - 1) / n_bins + 1e-9)]
         if edge not in edges and edge < distinct[-1]:
             edges.append(edge)
     return edges
@@ -161,15 +161,12 @@ def test_numeric_bins_match_reference_and_points_contract(n_bins):
         rules = FactorRules(
             column, "FIT", "numeric", edges=edges, bin_points=[0] * (len(edges) + 1)
         )
-        assert meta[column]["bins"] == rules.bin_labels() or len(set(X[column].dropna())) <= n_bins
+        assert meta[column]["bins"] == rules.bin_labels()
         for value, label in zip(X[column], frame[column], strict=True):
             if math.isnan(value):
                 assert label == "(missing)"
-            elif len(set(X[column].dropna())) > n_bins:
-                # quantile bins: the label is the points table's bin label for that value
+            else:  # the label is the points table's bin label for that value
                 assert factor_points(rules, value, [])[1] == label
-            else:
-                assert label == f"{value:g}"
         # no empty bin
         assert all((frame[column] == lv).any() for lv in meta[column]["levels"])
 
@@ -182,10 +179,11 @@ def test_numeric_only_missing_and_distinct_values():
         "edges": [],
         "levels": ["(missing)"],
         "bins": [],
+        "special": [],
     }
     assert meta["binary"]["edges"] == [0.0]
-    assert meta["binary"]["levels"] == ["0", "1"]
-    assert set(frame["binary"]) == {"0", "1"}
+    assert meta["binary"]["levels"] == ["<= 0", "> 0"]  # one bin per value, labelled as bins
+    assert set(frame["binary"]) == {"<= 0", "> 0"}
 
 
 def test_level_frame_rejects_reserved_values_and_does_not_mutate():
