@@ -12,7 +12,8 @@ Both score with the points table's own SQL (the per-factor CASE and the totals o
   one regular expression plus ``try_cast``, so ``"1_000"``, ``"1d"`` or ``"nan"`` are
   rejected as pandas rejects them);
 * everything else is scored: scored + rejected = input rows, the same leads and the same
-  points as the pandas engine. The spam gate (``derived.spam_gate``) and grades apply too.
+  points as the pandas engine. The spam gate (``rules.spam_gate``: the points table's) and
+  grades apply too.
 
 How the work is kept small (the results are those of cleaning and scoring row by row):
 
@@ -93,21 +94,22 @@ def score_with_engine(engine: str, cfg: Any, rules: PointsRules, input_path: Pat
                       rejects: Path | None, *, master: str | None = None) -> ScoringSummary:
     """Score ``input_path`` into ``output`` (+ ``rejects``) with ``engine``; counts as pandas.
 
-    ``cfg`` supplies ``data.id_column`` and ``derived.spam_gate``.
+    ``cfg`` supplies ``data.id_column``; the spam gate is the points table's
+    (``rules.spam_gate``). The pandas engine here scores the file's columns as they are
+    (derived signals and event features: :func:`pipeline.predict.score_file` with
+    ``extra_features``).
     """
-    spam_gate = bool(getattr(getattr(cfg, "derived", None), "spam_gate", False))
     id_column = cfg.data.id_column
     if engine == "pandas":
         from pipeline.predict import score_file
 
         return score_file(rules, Path(input_path), Path(output), rejects_path=rejects,
-                          id_column=id_column, derived=cfg.derived.model_dump(mode="json"))
+                          id_column=id_column)
     if engine == "duckdb":
-        return score_duckdb(rules, input_path, output, rejects, id_column=id_column,
-                            spam_gate=spam_gate)
+        return score_duckdb(rules, input_path, output, rejects, id_column=id_column)
     if engine == "spark":
         return score_spark(rules, input_path, output, rejects, id_column=id_column,
-                           spam_gate=spam_gate, master=master)
+                           master=master)
     raise UserError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
 
 
@@ -124,8 +126,8 @@ def _check_input(input_path: Path) -> Path:
 
 
 def required_columns(rules: PointsRules, id_column: str) -> list[str]:
-    """Columns an SQL engine needs in the input: the id and every factor."""
-    return [id_column, *rules.factor_names()]
+    """Columns an SQL engine needs in the input: the id, every factor and the gate columns."""
+    return [id_column, *rules.input_columns()]
 
 
 def check_columns(rules: PointsRules, columns: Sequence[str], *, id_column: str, engine: str,
@@ -135,7 +137,7 @@ def check_columns(rules: PointsRules, columns: Sequence[str], *, id_column: str,
     if id_column not in present:
         raise UserError(f"{source}: id column {id_column!r} not found in the input",
                         hint=f"columns found: {', '.join(list(columns)[:20])}")
-    missing = [c for c in rules.factor_names() if c not in present]
+    missing = [c for c in rules.input_columns() if c not in present]
     if missing:
         raise UserError(
             f"{source}: the {engine} engine needs every factor column in the input; missing: "
@@ -163,7 +165,7 @@ def _nothing_scored(source: Path, summary: ScoringSummary) -> NothingScoredError
 
 
 def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Path | None, *,
-                 id_column: str, spam_gate: bool = False, threads: int | None = None,
+                 id_column: str, threads: int | None = None,
                  memory_limit: str | None = None) -> ScoringSummary:
     """Score with DuckDB straight over the CSV/Parquet file (out of core); COPY the output.
 
@@ -178,7 +180,7 @@ def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Pa
             types = _duckdb_source(con, source)
             check_columns(rules, list(types), id_column=id_column, engine="duckdb",
                           source=source)
-            gate = spam_gate and "name_spam" in types
+            gate = rules.spam_gate
             query = CheckedQuery(rules, types, _duckdb_levels(con, rules), id_column,
                                  "duckdb", gate)
             con.execute(f"CREATE TEMP TABLE checked AS {query.sql('src')}")
@@ -358,7 +360,7 @@ def _spark_numbered(spark: Any, frame: Any) -> Any:
 
 
 def _spark_checked(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
-                   spam_gate: bool) -> tuple[Any, Any, bool]:
+                   ) -> tuple[Any, Any, bool]:
     """(checked, unseen, gate): every row as (row, id, reason, fit, pain[, gate], flags).
 
     Runs one job, the count of repeated ids: the duplicate join is planned only when some id
@@ -369,7 +371,7 @@ def _spark_checked(spark: Any, frame: Any, rules: PointsRules, *, id_column: str
 
     types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
     check_columns(rules, list(types), id_column=id_column, engine="spark", source=Path("input"))
-    gate = spam_gate and "name_spam" in types
+    gate = rules.spam_gate
     tag = id(frame)
     view, front_view = f"lead_scoring_src_{tag}", f"lead_scoring_front_{tag}"
     _spark_numbered(spark, frame).createOrReplaceTempView(view)
@@ -429,7 +431,7 @@ def _spark_rejects(checked: Any, id_column: str) -> Any:
 
 
 def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
-                 spam_gate: bool = False) -> tuple[Any, Any, Any]:
+                 ) -> tuple[Any, Any, Any]:
     """(scored, rejects, checked) DataFrames: native Spark SQL, no Python UDF.
 
     ``frame`` is any Spark DataFrame holding the id and the factor columns (and ``__row``,
@@ -438,14 +440,13 @@ def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
     ``checked`` is every row with its reject reason (NULL when scored). Runs one job (the
     repeated-id count); nothing is cached (``checked.unpersist()`` is harmless).
     """
-    checked, _, gate = _spark_checked(spark, frame, rules, id_column=id_column,
-                                      spam_gate=spam_gate)
+    checked, _, gate = _spark_checked(spark, frame, rules, id_column=id_column)
     scored = _spark_scored(spark, checked, rules, id_column=id_column, gate=gate)
     return scored, _spark_rejects(checked, id_column), checked
 
 
 def score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
-                rejects: Path | str | None, *, id_column: str, spam_gate: bool = False,
+                rejects: Path | str | None, *, id_column: str,
                 master: str | None = None, spark: Any = None) -> ScoringSummary:
     """Score a CSV/Parquet file with Spark SQL; the points table runs as a native expression.
 
@@ -461,8 +462,7 @@ def score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
     source = _check_input(Path(input_path)) if local else Path(input_path)
     spark = spark or spark_session(chosen)
     frame = _spark_read(spark, str(source), table_format(source))
-    checked, unseen, gate = _spark_checked(spark, frame, rules, id_column=id_column,
-                                           spam_gate=spam_gate)
+    checked, unseen, gate = _spark_checked(spark, frame, rules, id_column=id_column)
     counts, ready = Observation(), Observation()
     kind = F.split(F.col(REASON), ":").getItem(0)
     observed = checked.observe(counts, F.count(F.lit(1)).alias("rows"),
