@@ -225,18 +225,19 @@ def model_input_example(rules: PointsRules, settings: FeatureSettings, frame: pd
 
 
 def model_signature(rules: PointsRules, settings: FeatureSettings):
-    """Input: the raw lead columns (:func:`pipeline.serving.raw_input_columns`), each optional
-    and of any type (an integer, float or text column, with gaps, is never a schema error;
-    other columns are dropped by MLflow); params ``events`` (path of the event log) and
+    """Input: the raw lead columns, then the derived and event feature columns
+    (:func:`pipeline.serving.signature_columns`), each optional and of any type (an integer,
+    float or text column, with gaps, is never a schema error; other columns are dropped by
+    MLflow); params ``events`` (path of the event log) and
     ``as_of`` (ISO time), both optional; output: the score columns."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import AnyType
 
-    from pipeline.serving import PARAMS, raw_input_columns
+    from pipeline.serving import PARAMS, signature_columns
 
     inputs = Schema([ColSpec(AnyType(), n, required=False)
-                     for n in raw_input_columns(rules, settings)])
+                     for n in signature_columns(rules, settings)])
     outputs = Schema([ColSpec("long", "points"), ColSpec("long", "fit"), ColSpec("long", "pain"),
                       ColSpec("double", "probability"), ColSpec("boolean", "sdr_ready"),
                       ColSpec("string", "grade"), ColSpec("string", "reason_codes")])

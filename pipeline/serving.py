@@ -59,6 +59,12 @@ def raw_input_columns(rules: PointsRules, settings: FeatureSettings) -> list[str
     return [c for c in dict.fromkeys(columns) if c]
 
 
+def signature_columns(rules: PointsRules, settings: FeatureSettings) -> list[str]:
+    """The model's input columns: the raw ones, then the derived-signal and event-feature
+    columns, for callers who have them already (given columns are used as they are)."""
+    return [*dict.fromkeys([*raw_input_columns(rules, settings), *rules.input_columns()])]
+
+
 def score_columns(rules: PointsRules, settings: FeatureSettings, frame: pd.DataFrame, *,
                   events: Any = None, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """The pyfunc output for raw leads ``frame``: exactly :data:`SCORE_COLUMNS`, one row per
