@@ -94,17 +94,18 @@ def score_with_engine(engine: str, cfg: Any, rules: PointsRules, input_path: Pat
                       rejects: Path | None, *, master: str | None = None) -> ScoringSummary:
     """Score ``input_path`` into ``output`` (+ ``rejects``) with ``engine``; counts as pandas.
 
-    ``cfg`` supplies ``data.id_column``; the spam gate is the points table's
-    (``rules.spam_gate``). The pandas engine here scores the file's columns as they are
-    (derived signals and event features: :func:`pipeline.predict.score_file` with
-    ``extra_features``).
+    ``cfg`` (the model's config) supplies ``data.id_column`` and the feature settings; the
+    spam gate is the points table's (``rules.spam_gate``). The pandas engine derives the
+    profile signals; event features must be in the file (``lead-scoring score`` adds them
+    from the event log).
     """
     id_column = cfg.data.id_column
     if engine == "pandas":
+        from pipeline.features import FeatureSettings
         from pipeline.predict import score_file
 
         return score_file(rules, Path(input_path), Path(output), rejects_path=rejects,
-                          id_column=id_column)
+                          id_column=id_column, settings=FeatureSettings.from_config(cfg))
     if engine == "duckdb":
         return score_duckdb(rules, input_path, output, rejects, id_column=id_column)
     if engine == "spark":

@@ -150,12 +150,13 @@ def _profile_offset(frame: pd.DataFrame, groups: dict[str, str], numeric: list[s
 
 
 def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFrame | Path | None,
-                   half_lives: dict[str, float] | None = None, as_of: pd.Timestamp | None = None,
-                   training: bool = True) -> FeatureSet:
-    """Join profile columns, derived signals and event features into one per-lead table.
+                   half_lives: dict[str, float] | None = None) -> FeatureSet:
+    """Training: join profile columns, derived signals and event features into one per-lead
+    table, each lead's events counted up to its snapshot (creation + horizon).
 
-    In training (``half_lives`` None) the half-lives are chosen from the data by
-    cross-validated log loss; in scoring the model's half-lives are applied at ``as_of``.
+    The half-lives are chosen from the data by cross-validated log loss unless ``half_lives``
+    fixes them. Scoring makes its table with :func:`scoring_features` (the same signals and
+    event aggregation, at one as-of time with the model's half-lives).
     """
     frame = leads.frame
     groups = {c: "FIT" for c in leads.fit_columns}
@@ -174,17 +175,17 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
         from pipeline import decay
         from pipeline import events as event_features
 
-        snapshots = snapshot_times(frame, config, as_of=as_of)
+        snapshots = snapshot_times(frame, config, as_of=None)
         grid = {g: list(config.events.half_life_grid) for g in config.events.groups}
         start = {g: float(np.median(config.events.half_life_grid)) for g in config.events.groups}
         result = event_features.aggregate_events(
             events, snapshots, event_groups=config.events.event_to_group,
             half_lives=chosen or start, windows=tuple(config.events.windows),
             key_group=config.events.key_group,
-            extra_half_life_grid=grid if training and not half_lives else None)
+            extra_half_life_grid=grid if not half_lives else None)
         ev = result.features.set_index("lead_id")
         diagnostics = dict(result.diagnostics)
-        if training and not half_lives:
+        if not half_lives:
             candidates = ev.reindex(snapshots["lead_id"]).reset_index(drop=True)
             y = frame["converted"].reset_index(drop=True)
             profile = _profile_offset(pd.concat([frame, derived], axis=1).reset_index(drop=True),
