@@ -60,9 +60,10 @@ def raw_input_columns(rules: PointsRules, settings: FeatureSettings) -> list[str
 
 
 def signature_columns(rules: PointsRules, settings: FeatureSettings) -> list[str]:
-    """The model's input columns: the raw ones, then the derived-signal and event-feature
-    columns, for callers who have them already (given columns are used as they are)."""
-    return [*dict.fromkeys([*raw_input_columns(rules, settings), *rules.input_columns()])]
+    """The model's input columns: every factor (and gate) column in the table's order, for
+    callers who have the features already (given columns are used as they are; a Spark UDF
+    takes them by position), then the other raw columns a raw lead needs."""
+    return [*dict.fromkeys([*rules.input_columns(), *raw_input_columns(rules, settings)])]
 
 
 def score_columns(rules: PointsRules, settings: FeatureSettings, frame: pd.DataFrame, *,
