@@ -495,9 +495,12 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
             raise UserError(f"--engine {engine!r} is not one of pandas, duckdb, spark")
         return engines.score_with_engine(engine, cfg, rules, input_path, output, rejects,
                                          master=master)
-    from pipeline.features import FeatureSettings, event_factors
+    from pipeline.features import FeatureSettings, domain_lists_note, event_factors
 
     settings = FeatureSettings.from_config(cfg)
+    note = domain_lists_note(rules)
+    if note:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
     event_table = None
     row_filter = None
     events = _events_source(cfg, None) if rules.decay_half_life_days else None

@@ -269,6 +269,20 @@ def signal_settings(rules: PointsRules, settings: FeatureSettings) -> DerivedSig
     return rules.derived if rules.derived != DerivedSignals() else settings.derived
 
 
+def domain_lists_note(rules: PointsRules) -> str | None:
+    """A warning when the table scores ``email_domain_type`` and was trained with other shipped
+    domain lists than these (the digest it records differs): some domains may change type."""
+    from pipeline.signals import domain_lists_digest
+
+    recorded = rules.derived.domain_lists_sha256
+    if EMAIL_TYPE not in rules.factor_names() or not recorded or \
+            recorded == domain_lists_digest():
+        return None
+    return (f"the points table's {EMAIL_TYPE} was learned with other free-mail / disposable "
+            f"domain lists (sha256 {recorded[:12]}..., shipped now "
+            f"{domain_lists_digest()[:12]}...): a domain on one list only changes type")
+
+
 def event_factors(rules: PointsRules, settings: FeatureSettings) -> list[str]:
     """The factors (and gate columns) of ``rules`` that are event features."""
     made = set(settings.event_columns())

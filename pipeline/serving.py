@@ -19,6 +19,7 @@ artifacts, never a pickle.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +29,7 @@ import pandas as pd
 from pipeline.features import (
     DERIVED_SIGNALS,
     FeatureSettings,
+    domain_lists_note,
     event_factors,
     scoring_features,
     signal_settings,
@@ -122,6 +124,9 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
         else:
             with open(context.artifacts[DERIVED_ARTIFACT], encoding="utf-8") as handle:
                 self.rules, self.settings = legacy_settings(rules, json.load(handle))
+        note = domain_lists_note(self.rules)
+        if note:
+            warnings.warn(note, stacklevel=2)
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -155,3 +155,19 @@ def test_models_logged_with_only_derived_settings_still_score_raw_leads():
     email_only = make_rules(derived=DerivedSignals(), spam_gate=False,
                             factors=make_rules().factors[:1], decay_half_life_days={})
     assert not legacy_settings(email_only, {**legacy, "name_columns": []})[0].spam_gate
+
+
+def test_a_table_learned_with_other_domain_lists_is_noted():
+    from dataclasses import replace
+
+    from pipeline.features import domain_lists_note
+    from pipeline.signals import domain_lists_digest
+
+    current = replace(DERIVED, domain_lists_sha256=domain_lists_digest())
+    assert domain_lists_note(make_rules(derived=current)) is None
+    assert domain_lists_note(make_rules()) is None  # no digest recorded (schema 1.0)
+    other = make_rules(derived=replace(DERIVED, domain_lists_sha256="f" * 64))
+    assert "other free-mail / disposable domain lists" in domain_lists_note(other)
+    no_email = make_rules(derived=replace(DERIVED, domain_lists_sha256="f" * 64),
+                          factors=make_rules().factors[1:])
+    assert domain_lists_note(no_email) is None
