@@ -141,8 +141,8 @@ def check_columns(rules: PointsRules, columns: Sequence[str], *, id_column: str,
     missing = [c for c in rules.input_columns() if c not in present]
     if missing:
         raise UserError(
-            f"{source}: the {engine} engine needs every factor column in the input; missing: "
-            f"{', '.join(missing)}",
+            f"{source}: the {engine} engine needs every factor (and spam-gate) column in the "
+            f"input; missing: {', '.join(missing)}",
             hint="derived signals and event features are computed by --engine pandas only: "
                  "score with --engine pandas, or add these columns to the file first")
 
@@ -360,7 +360,7 @@ def _spark_numbered(spark: Any, frame: Any) -> Any:
             .drop("__part", "__offset", "__mid"))
 
 
-def _spark_checked(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
+def _spark_checked(spark: Any, frame: Any, rules: PointsRules, *, id_column: str
                    ) -> tuple[Any, Any, bool]:
     """(checked, unseen, gate): every row as (row, id, reason, fit, pain[, gate], flags).
 
@@ -431,7 +431,7 @@ def _spark_rejects(checked: Any, id_column: str) -> Any:
             .repartition(1).sortWithinPartitions("row"))
 
 
-def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
+def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str
                  ) -> tuple[Any, Any, Any]:
     """(scored, rejects, checked) DataFrames: native Spark SQL, no Python UDF.
 
