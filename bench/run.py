@@ -493,7 +493,7 @@ def bench_stream(sizes: Sizes, rules: Any) -> dict[str, Any]:
             "from pipeline.predict import score_file\n"
             "rules = PointsRules.from_json(Path(sys.argv[1]).read_text())\n"
             "s = score_file(rules, Path(sys.argv[2]), Path(sys.argv[3]), rejects_path=None,"
-            f" id_column={ID!r}, derived={{}}, reasons=False)\n"
+            f" id_column={ID!r}, reasons=False)\n"
             "print(s.rows, s.scored)\n")
     record, info = run_child("score_stream_parquet", sizes.stream,
                              [sys.executable, "-c", code, str(TMP / "rules.json"), str(path),

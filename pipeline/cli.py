@@ -279,7 +279,7 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
         importing.result()
         digests = hashing.result()
     from pipeline import registry
-    from pipeline.features import build_features
+    from pipeline.features import FeatureSettings, build_features
     from pipeline.train import train as train_model
 
     events = _events_source(cfg, None)
@@ -322,10 +322,9 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
             tags = _lineage_tags(cfg, features, result, digests)
             ref = registry.log_training(
                 model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,
-                tags=tags, artifact_dir=art, rules=result.rules, derived_settings=_derived(cfg),
-                input_example=features.frame[result.rules.factor_names()].head(5)
-                .reset_index(drop=True) if result.rules.factors
-                else features.frame[[cfg.data.id_name]].head(5),
+                tags=tags, artifact_dir=art, rules=result.rules,
+                feature_settings=FeatureSettings.from_config(cfg),
+                input_example=_raw_example(cfg, features.frame),
                 before_artifacts=screenshot.result)
         final_rules = _with_version(result.rules, ref, tags)
         decision = _gate(cfg, ref, result, features)
@@ -375,7 +374,7 @@ def _gate(cfg, ref, result, features) -> dict[str, Any]:
             registry.record_decision(ref, decision)
             return decision
         holdout = features.frame.iloc[result.split.holdout]
-        same_features = all(f in holdout.columns for f in rules.factor_names()) and \
+        same_features = all(f in holdout.columns for f in rules.input_columns()) and \
             dict(rules.decay_half_life_days) == dict(features.half_lives)
         if same_features:
             # both tables as registered: a table refit on every lead has seen this holdout,
@@ -402,8 +401,13 @@ def _gate(cfg, ref, result, features) -> dict[str, Any]:
     return decision
 
 
-def _derived(cfg) -> dict[str, Any]:
-    return cfg.derived.model_dump(mode="json")
+def _raw_example(cfg, frame):
+    """The first training leads as raw leads (the creation time under its input name)."""
+    created = cfg.data.created_at_column
+    head = frame.head(5).reset_index(drop=True)
+    if created and created not in head.columns and "created_at" in head.columns:
+        head = head.assign(**{created: head["created_at"].astype(str)})
+    return head
 
 
 def _params(cfg, result) -> dict[str, Any]:
@@ -523,25 +527,22 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
             raise UserError(f"--engine {engine!r} is not one of pandas, duckdb, spark")
         return engines.score_with_engine(engine, cfg, rules, input_path, output, rejects,
                                          master=master)
-    extra = add_lookups = _lookup_adder(cfg, rules.missing_values)
+    from pipeline.features import FeatureSettings, domain_lists_note, event_factors
+
+    settings = FeatureSettings.from_config(cfg)
+    note = domain_lists_note(rules)
+    if note:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
+    event_table = None
+    add_lookups = _lookup_adder(cfg, rules.missing_values)
     row_filter = None
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
     if events is not None:
-        from pipeline.features import event_feature_columns
         from pipeline.scoring_events import event_features_for_scoring
 
-        ev = event_features_for_scoring(cfg, events, rules, as_of=as_of, leads=Path(input_path))
-        wanted = [c for c in event_feature_columns(cfg) if c in ev.columns]
-
-        def extra(frame: pd.DataFrame) -> pd.DataFrame:
-            if add_lookups is not None:
-                frame = add_lookups(frame)
-            ids = frame[cfg.data.id_name].astype(str)
-            joined = ev[wanted].reindex(ids.to_numpy())
-            joined.index = frame.index
-            return pd.concat([frame.drop(columns=[c for c in wanted if c in frame.columns]),
-                              joined], axis=1)
-
+        if event_factors(rules, settings):
+            event_table = event_features_for_scoring(cfg, events, rules, as_of=as_of,
+                                                     leads=Path(input_path))
         if since is not None:
             from pipeline.scoring_events import changed_since
 
@@ -557,9 +558,9 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     from pipeline.io import read_options
 
     return score_file(rules, Path(input_path), output, rejects_path=rejects,
-                      id_column=cfg.data.id_name, derived=_derived(cfg),
-                      options=read_options(cfg),
-                      batch_size=batch_size, extra_features=extra, row_filter=row_filter,
+                      id_column=cfg.data.id_name, settings=settings,
+                      options=read_options(cfg), add_columns=add_lookups,
+                      event_table=event_table, batch_size=batch_size, row_filter=row_filter,
                       progress=progress, reasons=reasons)
 
 
@@ -887,7 +888,7 @@ def verify_export(
     ref, cfg = _resolve_model(model, config, tracking_uri)
     model_cfg = _model_config(ref, cfg)
     rules = registry.load_rules(ref)
-    frame = _feature_frame_for_rules(model_cfg, rules, input)
+    frame = _read_features(model_cfg, rules, input)
     results = verify_exports(rules, frame, formats=tuple(f.strip() for f in formats.split(",")))
     failed = False
     for result in results:
@@ -899,33 +900,26 @@ def verify_export(
         raise typer.Exit(1)
 
 
-def _feature_frame_for_rules(cfg, rules, input_path: Path | None):
-    """The per-lead table the points table reads (derived signals and event features added)."""
+def _read_features(cfg, rules, input_path: Path | None):
+    """Read a leads file (default: the config's) and make the per-lead table the points table
+    reads with :func:`pipeline.features.scoring_features` (events: the config's event log, at
+    its newest event); numeric factors as numbers (unparseable text as missing)."""
     import pandas as pd
 
+    from pipeline.features import FeatureSettings, event_factors, scoring_features
     from pipeline.io import read_options, read_table
-    from pipeline.serving import derive_missing_signals
-    from pipeline.validate import normalise_missing
 
     source = Path(input_path) if input_path else Path(cfg.data.leads)
     raw = read_table(source, strict=True, options=read_options(cfg)).frame
-    frame = normalise_missing(raw, rules.missing_values)
     add_lookups = _lookup_adder(cfg, rules.missing_values)
     if add_lookups is not None:
-        frame = add_lookups(frame)
-    events = _events_source(cfg, None) if rules.decay_half_life_days else None
-    if events is not None:
-        from pipeline.scoring_events import event_features_for_scoring
-
-        ev = event_features_for_scoring(cfg, events, rules, as_of=None)
-        ids = frame[cfg.data.id_name].astype(str).to_numpy()
-        missing = [c for c in rules.factor_names() if c in ev.columns and c not in frame.columns]
-        frame = pd.concat([frame, ev[missing].reindex(ids).set_axis(frame.index)], axis=1)
-    frame = derive_missing_signals(frame, rules, _derived(cfg))
-    for factor in rules.factors:
-        if factor.kind == "numeric" and factor.name in frame.columns:
-            frame[factor.name] = pd.to_numeric(frame[factor.name], errors="coerce")
-    return frame
+        raw = add_lookups(raw)
+    settings = FeatureSettings.from_config(cfg)
+    events = _events_source(cfg, None) if event_factors(rules, settings) else None
+    frame = scoring_features(raw, rules, settings, events=events)
+    numeric = {f.name: pd.to_numeric(frame[f.name], errors="coerce") for f in rules.factors
+               if f.kind == "numeric" and f.name in frame.columns}
+    return frame.assign(**numeric)
 
 
 @app.command()

@@ -65,7 +65,7 @@ def drift(
 ) -> None:
     """PSI per factor and for the score; exit 3 when any of them says 'retrain'."""
     from pipeline import registry
-    from pipeline.cli import _feature_frame_for_rules, _model_config, _resolve_model
+    from pipeline.cli import _model_config, _read_features, _resolve_model
     from pipeline.drift import drift_chart, drift_report
     from pipeline.io import write_bytes_atomic, write_frame_atomic
     from pipeline.report import figure_png
@@ -82,8 +82,8 @@ def drift(
     if not rules.factors:
         raise UserError(f"{ref.name} v{ref.version} has an empty points table (no signal): "
                         "no factor to check for drift")
-    ref_frame = _feature_frame_for_rules(model_cfg, rules, reference)
-    batch = _feature_frame_for_rules(model_cfg, rules, input)
+    ref_frame = _read_features(model_cfg, rules, reference)
+    batch = _read_features(model_cfg, rules, input)
     result = drift_report(rules, ref_frame, batch, bins=bins)
     out.mkdir(parents=True, exist_ok=True)
     write_frame_atomic(out / "drift.csv", result.table)

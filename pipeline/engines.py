@@ -12,7 +12,8 @@ Both score with the points table's own SQL (the per-factor CASE and the totals o
   one regular expression plus ``try_cast``, so ``"1_000"``, ``"1d"`` or ``"nan"`` are
   rejected as pandas rejects them);
 * everything else is scored: scored + rejected = input rows, the same leads and the same
-  points as the pandas engine. The spam gate (``derived.spam_gate``) and grades apply too.
+  points as the pandas engine. The spam gate (``rules.spam_gate``: the points table's) and
+  grades apply too.
 
 How the work is kept small (the results are those of cleaning and scoring row by row):
 
@@ -104,23 +105,26 @@ def score_with_engine(engine: str, cfg: Any, rules: PointsRules, input_path: Pat
                       rejects: Path | None, *, master: str | None = None) -> ScoringSummary:
     """Score ``input_path`` into ``output`` (+ ``rejects``) with ``engine``; counts as pandas.
 
-    ``cfg`` supplies ``data.id_column`` and ``derived.spam_gate``.
+    ``cfg`` (the model's config) supplies ``data.id_column`` and the feature settings; the
+    spam gate is the points table's (``rules.spam_gate``). The pandas engine derives the
+    profile signals; event features must be in the file (``lead-scoring score`` adds them
+    from the event log).
     """
-    spam_gate = bool(getattr(getattr(cfg, "derived", None), "spam_gate", False))
     id_column = cfg.data.id_name
     options = read_options(cfg)
     if engine == "pandas":
+        from pipeline.features import FeatureSettings
         from pipeline.predict import score_file
 
         return score_file(rules, Path(input_path), Path(output), rejects_path=rejects,
-                          id_column=id_column, derived=cfg.derived.model_dump(mode="json"),
+                          id_column=id_column, settings=FeatureSettings.from_config(cfg),
                           options=options)
     if engine == "duckdb":
         return score_duckdb(rules, input_path, output, rejects, id_column=id_column,
-                            spam_gate=spam_gate, options=options)
+                            options=options)
     if engine == "spark":
         return score_spark(rules, input_path, output, rejects, id_column=id_column,
-                           spam_gate=spam_gate, master=master, options=options)
+                           master=master, options=options)
     raise UserError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
 
 
@@ -217,8 +221,8 @@ def _refuse_remote(options: ReadOptions | None) -> None:
 
 
 def required_columns(rules: PointsRules, id_column: str) -> list[str]:
-    """Columns an SQL engine needs in the input: the id and every factor."""
-    return [id_column, *rules.factor_names()]
+    """Columns an SQL engine needs in the input: the id, every factor and the gate columns."""
+    return [id_column, *rules.input_columns()]
 
 
 def check_columns(rules: PointsRules, columns: Sequence[str], *, id_column: str, engine: str,
@@ -228,11 +232,11 @@ def check_columns(rules: PointsRules, columns: Sequence[str], *, id_column: str,
     if id_column not in present:
         raise UserError(f"{source}: id column {id_column!r} not found in the input",
                         hint=f"columns found: {', '.join(list(columns)[:20])}")
-    missing = [c for c in rules.factor_names() if c not in present]
+    missing = [c for c in rules.input_columns() if c not in present]
     if missing:
         raise UserError(
-            f"{source}: the {engine} engine needs every factor column in the input; missing: "
-            f"{', '.join(missing)}",
+            f"{source}: the {engine} engine needs every factor (and spam-gate) column in the "
+            f"input; missing: {', '.join(missing)}",
             hint="derived signals and event features are computed by --engine pandas only: "
                  "score with --engine pandas, or add these columns to the file first")
 
@@ -256,7 +260,7 @@ def _nothing_scored(source: Path, summary: ScoringSummary) -> NothingScoredError
 
 
 def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Path | None, *,
-                 id_column: str, spam_gate: bool = False, threads: int | None = None,
+                 id_column: str, threads: int | None = None,
                  memory_limit: str | None = None,
                  options: ReadOptions | None = None) -> ScoringSummary:
     """Score with DuckDB straight over the CSV/Parquet file (out of core); COPY the output.
@@ -270,13 +274,13 @@ def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Pa
     checked_source = _check_input(input_path)
     with _readable_source(checked_source, options) as readable:
         summary = _score_duckdb(rules, readable, output, rejects, id_column=id_column,
-                                spam_gate=spam_gate, threads=threads,
+                                threads=threads,
                                 memory_limit=memory_limit, shown=checked_source)
     return summary
 
 
 def _score_duckdb(rules: PointsRules, source: Path, output: Path, rejects: Path | None, *,
-                  id_column: str, spam_gate: bool, threads: int | None,
+                  id_column: str, threads: int | None,
                   memory_limit: str | None, shown: Path) -> ScoringSummary:
     """:func:`score_duckdb` on a file DuckDB reads as it is; ``shown``: the path in messages."""
     with tempfile.TemporaryDirectory(prefix="lead-scoring-duckdb-") as tmp:
@@ -285,7 +289,7 @@ def _score_duckdb(rules: PointsRules, source: Path, output: Path, rejects: Path 
             types = _duckdb_source(con, source, shown)
             check_columns(rules, list(types), id_column=id_column, engine="duckdb",
                           source=shown)
-            gate = spam_gate and "name_spam" in types
+            gate = rules.spam_gate
             query = CheckedQuery(rules, types, _duckdb_levels(con, rules), id_column,
                                  "duckdb", gate)
             con.execute(f"CREATE TEMP TABLE checked AS {query.sql('src')}")
@@ -465,8 +469,8 @@ def _spark_numbered(spark: Any, frame: Any) -> Any:
             .drop("__part", "__offset", "__mid"))
 
 
-def _spark_checked(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
-                   spam_gate: bool) -> tuple[Any, Any, bool]:
+def _spark_checked(spark: Any, frame: Any, rules: PointsRules, *, id_column: str
+                   ) -> tuple[Any, Any, bool]:
     """(checked, unseen, gate): every row as (row, id, reason, fit, pain[, gate], flags).
 
     Runs one job, the count of repeated ids: the duplicate join is planned only when some id
@@ -477,7 +481,7 @@ def _spark_checked(spark: Any, frame: Any, rules: PointsRules, *, id_column: str
 
     types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
     check_columns(rules, list(types), id_column=id_column, engine="spark", source=Path("input"))
-    gate = spam_gate and "name_spam" in types
+    gate = rules.spam_gate
     tag = id(frame)
     view, front_view = f"lead_scoring_src_{tag}", f"lead_scoring_front_{tag}"
     _spark_numbered(spark, frame).createOrReplaceTempView(view)
@@ -536,8 +540,8 @@ def _spark_rejects(checked: Any, id_column: str) -> Any:
             .repartition(1).sortWithinPartitions("row"))
 
 
-def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
-                 spam_gate: bool = False) -> tuple[Any, Any, Any]:
+def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str
+                 ) -> tuple[Any, Any, Any]:
     """(scored, rejects, checked) DataFrames: native Spark SQL, no Python UDF.
 
     ``frame`` is any Spark DataFrame holding the id and the factor columns (and ``__row``,
@@ -546,14 +550,13 @@ def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
     ``checked`` is every row with its reject reason (NULL when scored). Runs one job (the
     repeated-id count); nothing is cached (``checked.unpersist()`` is harmless).
     """
-    checked, _, gate = _spark_checked(spark, frame, rules, id_column=id_column,
-                                      spam_gate=spam_gate)
+    checked, _, gate = _spark_checked(spark, frame, rules, id_column=id_column)
     scored = _spark_scored(spark, checked, rules, id_column=id_column, gate=gate)
     return scored, _spark_rejects(checked, id_column), checked
 
 
 def score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
-                rejects: Path | str | None, *, id_column: str, spam_gate: bool = False,
+                rejects: Path | str | None, *, id_column: str,
                 master: str | None = None, spark: Any = None,
                 options: ReadOptions | None = None) -> ScoringSummary:
     """Score a CSV/Parquet file with Spark SQL; the points table runs as a native expression.
@@ -568,16 +571,16 @@ def score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
     if not local:
         _refuse_remote(options)
         return _score_spark(rules, input_path, output, rejects, id_column=id_column,
-                            spam_gate=spam_gate, chosen=chosen, local=False, spark=spark)
+                            chosen=chosen, local=False, spark=spark)
     checked_source = _check_input(Path(input_path))
     with _readable_source(checked_source, options) as readable:
         return _score_spark(rules, readable, output, rejects, id_column=id_column,
-                            spam_gate=spam_gate, chosen=chosen, local=True, spark=spark,
+                            chosen=chosen, local=True, spark=spark,
                             shown=checked_source)
 
 
 def _score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
-                 rejects: Path | str | None, *, id_column: str, spam_gate: bool, chosen: str,
+                 rejects: Path | str | None, *, id_column: str, chosen: str,
                  local: bool, spark: Any, shown: Path | None = None) -> ScoringSummary:
     """:func:`score_spark` on an input Spark reads as it is; ``shown``: the path in messages."""
     from pyspark.sql import Observation
@@ -586,8 +589,7 @@ def _score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
     source = Path(input_path)
     spark = spark or spark_session(chosen)
     frame = _spark_read(spark, str(source), table_format(source))
-    checked, unseen, gate = _spark_checked(spark, frame, rules, id_column=id_column,
-                                           spam_gate=spam_gate)
+    checked, unseen, gate = _spark_checked(spark, frame, rules, id_column=id_column)
     counts, ready = Observation(), Observation()
     kind = F.split(F.col(REASON), ":").getItem(0)
     observed = checked.observe(counts, F.count(F.lit(1)).alias("rows"),

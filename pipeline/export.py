@@ -343,18 +343,35 @@ def sql_factor_points(factor: FactorRules, rules: PointsRules, *, dialect: str,
     return _sql_factor_case(factor, rules, dialect, "", column=column, double=double)
 
 
+def sql_spam_expr(rules: PointsRules, *, dialect: str, column: str | None = None) -> str:
+    """Whether a lead is spam for the spam gate, as SQL: its ``name_spam`` text is ``'yes'``
+    and not a missing token (NULL counts as not spam), as :meth:`PointsRules.is_spam`."""
+    from pipeline.rules import SPAM_COLUMN, SPAM_VALUE
+
+    if SPAM_VALUE in _missing_tokens(rules):
+        return "FALSE"
+    col = column or sql_identifier(SPAM_COLUMN, dialect=dialect)
+    literal = sql_string(SPAM_VALUE, dialect=dialect)
+    return f"COALESCE(CAST({col} AS {_SQL_TEXT[dialect]}) = {literal}, FALSE)"
+
+
 def sql_score_totals(rules: PointsRules, factor_points: str, *, dialect: str,
-                     id_column: str | None = None, carry: Sequence[str] = ()) -> str:
+                     id_column: str | None = None, carry: Sequence[str] = (),
+                     spam: str | None = None) -> str:
     """The SELECT that turns each lead's ``fit`` and ``pain`` into points, probability and
     sdr_ready (cap, logistic curve and threshold of ``rules``), as :func:`export_sql` ends.
 
     ``factor_points`` is the text of a query giving ``id_column`` (default
     ``rules.id_column``), ``fit``, ``pain`` and the ``carry`` columns (quoted SQL names,
-    passed through after the id). Checks ``rules`` as :func:`check_sql_rules` does.
+    passed through after the id). ``spam`` names a boolean column of ``factor_points`` that
+    takes SDR-ready away (the spam gate); it is not output. Checks ``rules`` as
+    :func:`check_sql_rules` does.
     """
     check_sql_rules(rules, dialect=dialect)
     ident = sql_identifier(id_column or rules.id_column, dialect=dialect)
     keep = "".join(f", {c}" for c in carry)
+    inner_keep = keep + (f", {spam}" if spam else "")
+    ready = f"points >= {int(rules.sdr_threshold)}" + (f" AND NOT {spam}" if spam else "")
     total = "fit + pain"
     if rules.score_min is not None:
         total = f"GREATEST({total}, {int(rules.score_min)})"
@@ -367,9 +384,9 @@ def sql_score_totals(rules: PointsRules, factor_points: str, *, dialect: str,
         f"  CASE WHEN score_logit > 700 THEN 1.0\n"
         f"    WHEN score_logit > -700 THEN 1.0 / (1.0 + EXP(-score_logit))\n"
         f"    ELSE 0.0 END AS probability,\n"
-        f"  points >= {int(rules.sdr_threshold)} AS sdr_ready\n"
+        f"  {ready} AS sdr_ready\n"
         f"FROM (\n"
-        f"  SELECT {ident}{keep}, fit, pain, {total} AS points,\n"
+        f"  SELECT {ident}{inner_keep}, fit, pain, {total} AS points,\n"
         f"    {intercept} + {slope} * ({total}) AS score_logit\n"
         f"  FROM (\n"
         f"{factor_points}"
@@ -384,7 +401,9 @@ def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "lea
 
     Categorical columns are compared as text, numeric columns as doubles; a value is missing
     when NULL, NaN, ``''`` or its text is in ``missing_values`` (checked first, as in the
-    reference). ``table`` may be schema-qualified with dots; each part is quoted. Caveats:
+    reference). With ``spam_gate`` the query also reads ``name_spam``: a lead whose text is
+    ``'yes'`` is never SDR-ready. ``table`` may be schema-qualified with dots; each part is
+    quoted. Caveats:
     keep categorical columns as text (a DOUBLE 1.0 reads as ``'1.0'``, the reference reads
     ``"1"``), and a missing token that looks like a number (``"-1"``) also matches a numeric
     column whose text is that number.
@@ -404,13 +423,16 @@ def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "lea
         ]
         return f"\n{indent}+ ".join(cases) if cases else "0"
 
+    spam = "__spam" if rules.spam_gate else None
+    gate = f"      {sql_spam_expr(rules, dialect=dialect)} AS {spam},\n" if spam else ""
     factor_points = (
         f"    SELECT {ident},\n"
+        f"{gate}"
         f"      {group_sum('FIT')} AS fit,\n"
         f"      {group_sum('PAIN')} AS pain\n"
         f"    FROM {from_table}\n"
     )
-    return sql_score_totals(rules, factor_points, dialect=dialect)
+    return sql_score_totals(rules, factor_points, dialect=dialect, spam=spam)
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,6 +524,20 @@ def _pmml_predicate(parent: ET.Element, rule: Rule) -> None:
         _sub(both, "SimplePredicate", hi)
 
 
+def _pmml_spam_gate(parent: ET.Element) -> ET.Element:
+    """``if(name_spam == "yes", false, <test>)`` under ``parent``, the comparison mapping a
+    missing ``name_spam`` (declared missing tokens too) to false; returns the ``if`` for the
+    threshold test to be added as its last argument."""
+    from pipeline.rules import SPAM_COLUMN, SPAM_VALUE
+
+    choice = _apply(parent, "if")
+    equal = _sub(choice, "Apply", {"function": "equal", "mapMissingTo": "false"})
+    _sub(equal, "FieldRef", {"field": SPAM_COLUMN})
+    _sub(equal, "Constant", {"dataType": "string"}).text = SPAM_VALUE
+    _sub(choice, "Constant", {"dataType": "boolean"}).text = "false"
+    return choice
+
+
 def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow") -> str:
     """PMML 4.4 ``Scorecard`` whose predicted value is FIT + PAIN, with the cap, probability,
     SDR-ready flag and top reason codes as output fields.
@@ -510,7 +546,9 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
     declared missing in the DataDictionary), then the levels or bins, then a ``True``
     predicate for unseen levels. Baseline per characteristic = its best points
     (``pointsBelow``) or its worst (``pointsAbove``). FIT and PAIN subtotals are not
-    output: a Scorecard has a single score (the SQL and Python exports give them).
+    output: a Scorecard has a single score (the SQL and Python exports give them). With
+    ``spam_gate``, ``name_spam`` is an input (a supplementary field when not a factor) and
+    SDR-ready also needs it not to be ``"yes"``.
     """
     if reason_code_algorithm not in ("pointsBelow", "pointsAbove"):
         raise ValueError(
@@ -526,6 +564,8 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
             raise ValueError(f"column {f.name!r} is used both as categorical and as numeric")
     tokens = [_xml_safe(t, "missing value") for t in _missing_tokens(rules)]
     names = pmml_output_names(rules)
+    gate_only = rules.gate_columns()
+    fields = {**kinds, **dict.fromkeys(gate_only, "categorical")}
 
     root = ET.Element("PMML", {"xmlns": PMML_NAMESPACE, "version": "4.4"})
     title = " ".join(x for x in (rules.model_name, rules.model_version) if x) or "points table"
@@ -535,7 +575,7 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
         _sub(header, "Annotation").text = _xml_safe(f"data_hash={rules.data_hash}", "data_hash")
 
     dictionary = _sub(root, "DataDictionary")
-    for name, kind in kinds.items():
+    for name, kind in fields.items():
         _xml_safe(name, "factor")
         attrs = (
             {"name": name, "optype": "categorical", "dataType": "string"}
@@ -547,7 +587,7 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
             _sub(field, "Value", {"value": token, "property": "missing"})
     target = {"name": names["target"], "optype": "continuous", "dataType": "double"}
     _sub(dictionary, "DataField", target)
-    dictionary.set("numberOfFields", str(len(kinds) + 1))
+    dictionary.set("numberOfFields", str(len(fields) + 1))
 
     card = _sub(
         root,
@@ -563,8 +603,9 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
     )
     schema = _sub(card, "MiningSchema")
     _sub(schema, "MiningField", {"name": names["target"], "usageType": "target"})
-    for name in kinds:
-        attrs = {"name": name, "missingValueTreatment": "asIs", "invalidValueTreatment": "asIs"}
+    for name in fields:
+        attrs = {"name": name, "missingValueTreatment": "asIs", "invalidValueTreatment": "asIs",
+                 **({"usageType": "supplementary"} if name in gate_only else {})}
         _sub(schema, "MiningField", attrs)
 
     output = _sub(card, "Output")
@@ -607,7 +648,10 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
     _const(neg, -1)
     z_expr(neg)
     _const(prob, 0)
-    ready = _apply(out_field("sdr_ready", "transformedValue", "boolean"), "greaterOrEqual")
+    ready = out_field("sdr_ready", "transformedValue", "boolean")
+    if rules.spam_gate:
+        ready = _pmml_spam_gate(ready)
+    ready = _apply(ready, "greaterOrEqual")
     _sub(ready, "FieldRef", {"field": names["points"]})
     _const(ready, rules.sdr_threshold)
     for i in range(1, _n_reasons(rules) + 1):
@@ -700,6 +744,12 @@ def factor_points(factor, value, missing_values):
     return factor["bin_points"][index]
 
 
+def is_spam(value):
+    """The spam gate's test: name_spam present, not missing, and exactly "yes"."""
+    return (not is_missing(value, RULES["missing_values"]) and isinstance(value, str)
+            and value == "yes")
+
+
 def probability(points):
     """Probability of conversion for a total score."""
     z = RULES["prob_intercept"] + RULES["prob_slope"] * points
@@ -720,12 +770,13 @@ def score(lead):
         total = max(total, RULES["score_min"])
     if RULES["score_max"] is not None:
         total = min(total, RULES["score_max"])
+    spam = RULES.get("spam_gate") and is_spam(lead.get("name_spam"))
     return {
         "points": total,
         "fit": fit,
         "pain": pain,
         "probability": probability(total),
-        "sdr_ready": total >= RULES["sdr_threshold"],
+        "sdr_ready": total >= RULES["sdr_threshold"] and not spam,
     }
 
 
@@ -801,6 +852,11 @@ checking it against the API version you call. What maps to what:
   the smallest HubSpot range that contains it; totals are clipped at the limits.
 * The SDR-ready threshold, probability, grades and decay half-lives are not part of the
   score: set a threshold / decay in the tool by hand (values are under "lead_scoring").
+* Spam gate: when "lead_scoring.spam_gate" is true, a lead whose name_spam property is
+  "yes" is never SDR-ready, whatever its score. HubSpot scores cannot veto a threshold:
+  add "name_spam is not yes" to the workflow or list that hands leads to sales.
+* Derived signals (email_domain_type, name_spam, seniority) are computed by lead-scoring
+  from the raw columns under "lead_scoring.derived"; sync them as properties first.
 """
 
 
@@ -918,6 +974,8 @@ def export_hubspot(rules: PointsRules) -> str:
             "sdr_threshold": rules.sdr_threshold,
             "grades": rules.grades,
             "decay_half_life_days": rules.decay_half_life_days,
+            "spam_gate": rules.spam_gate,
+            "derived": rules.to_dict()["derived"],
         },
     }
     return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -945,8 +1003,9 @@ def export_crm_csv(rules: PointsRules) -> str:
     Operators: equals, is empty, is not in, greater than, at most, between (lower end
     excluded, upper end included: see the notes column). A numeric special value (a sentinel
     such as 999) is an ``equals`` rule of its own, and the bin it falls in says in its notes
-    that the value is not part of it. Text cells that a spreadsheet would run as a formula get
-    a leading ``'`` (noted).
+    that the value is not part of it. With the spam gate on, a last row ``GATE`` (0 points)
+    states it in its notes: a sheet of points cannot veto SDR-ready. Text cells that a
+    spreadsheet would run as a formula get a leading ``'`` (noted).
     """
     _check_finite(rules)
     tokens = [t for t in _missing_tokens(rules) if t]
@@ -1004,6 +1063,11 @@ def export_crm_csv(rules: PointsRules) -> str:
                 [f"R{n:03d}", group, field, operator, value, value2, r.points,
                  " ".join(x for x in notes if x)]
             )
+    if rules.spam_gate:
+        writer.writerow(["GATE", "SDR-ready", "name_spam", "equals", "yes", "", 0,
+                         "spam gate: a lead with name_spam = yes is never SDR-ready, whatever "
+                         f"its points (threshold {rules.sdr_threshold}); add this condition to "
+                         "the hand-off rule, it adds no points"])
     return buf.getvalue()
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import NothingScoredError, UserError
+from pipeline.features import FeatureSettings, scoring_features
 from pipeline.io import (
     ReadOptions,
     atomic_path,
@@ -26,8 +26,6 @@ from pipeline.io import (
 )
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame, unseen_counts
-from pipeline.serving import derive_missing_signals
-from pipeline.validate import normalise_missing
 
 REJECT_COLUMNS = ["row", "lead_id", "reason"]
 
@@ -66,32 +64,31 @@ class ScoringSummary:
             self.reasons[key] = self.reasons.get(key, 0) + 1
 
 
-def _text_frame(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
-    """Text columns stripped, with blanks and missing tokens as ``None`` (the same cleaning as
-    training, :func:`pipeline.validate.normalise_missing`); other columns pass through."""
-    text = [c for c in frame.columns
-            if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
-    cleaned = normalise_missing(frame[text], missing_values) if text else frame[text]
-    return pd.DataFrame({c: cleaned[c] if c in cleaned.columns else frame[c]
-                         for c in frame.columns}, index=frame.index)
+def default_settings(rules: PointsRules, id_column: str) -> FeatureSettings:
+    """Feature settings when none are given: the id column and the table's missing tokens
+    (derived signals from the table's own settings; no event log)."""
+    return FeatureSettings(id_column=id_column, missing_values=list(rules.missing_values))
 
 
-def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derived: dict[str, Any],
-                first_row: int, seen_ids: set[str] | None = None,
-                extra_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                reasons: bool = True, row_numbers: np.ndarray | None = None) -> BatchResult:
-    """Validate and score one batch.
+def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_row: int,
+                settings: FeatureSettings | None = None, event_table: pd.DataFrame | None = None,
+                seen_ids: set[str] | None = None, reasons: bool = True,
+                row_numbers: np.ndarray | None = None) -> BatchResult:
+    """Validate and score one batch of raw leads.
 
-    Row numbers are 1-based data rows (header excluded): ``row_numbers`` when given (one per
-    row of ``raw``), else consecutive from ``first_row``.
+    The features come from :func:`pipeline.features.scoring_features` (``settings``, and the
+    per-lead ``event_table`` of the whole file when the table has event factors). Row numbers
+    are 1-based data rows (header excluded): ``row_numbers`` when given (one per row of
+    ``raw``), else consecutive from ``first_row``.
     """
-    frame = _text_frame(raw, rules.missing_values)
+    if id_column not in raw.columns:
+        raise UserError(f"id column {id_column!r} not found in the input",
+                        hint=f"columns found: {', '.join(map(str, raw.columns[:20]))}")
+    frame = scoring_features(raw, rules, settings or default_settings(rules, id_column),
+                             event_table=event_table)
     rows = (np.asarray(row_numbers, dtype=np.int64) if row_numbers is not None
             else np.arange(first_row, first_row + len(frame)))
     reason = np.full(len(frame), "", dtype=object)
-    if id_column not in frame.columns:
-        raise UserError(f"id column {id_column!r} not found in the input",
-                        hint=f"columns found: {', '.join(map(str, frame.columns[:20]))}")
     ids = pd.Series(np.array([None if v is None or (not isinstance(v, str) and pd.isna(v))
                               else str(v) for v in frame[id_column]], dtype=object),
                     index=frame.index, dtype=object)
@@ -104,10 +101,7 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derive
                 reason[i] = f"duplicate id: {lead_id!r} already appeared earlier in the input"
             else:
                 seen_ids.add(lead_id)
-    if extra_features is not None:
-        frame = extra_features(frame)
-    frame = derive_missing_signals(frame, rules, derived)
-    absent = [f.name for f in rules.factors if f.name not in frame.columns]
+    absent = [name for name in rules.input_columns() if name not in frame.columns]
     if absent:
         raise UserError(f"the input lacks columns the points table needs: {absent}",
                         hint="score a file with the same columns as the training data")
@@ -123,10 +117,7 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, derive
         frame[factor.name] = numbers
     ok = reason == ""
     good = frame.loc[ok]
-    scores = score_frame(rules, good, reasons=reasons)
-    if derived.get("spam_gate") and "name_spam" in good.columns:
-        spam = good["name_spam"].eq("yes").to_numpy()
-        scores["sdr_ready"] = scores["sdr_ready"].to_numpy() & ~spam
+    scores = score_frame(rules, good, reasons=reasons)  # the spam gate is the table's
     scored = pd.concat([ids.loc[ok].rename(id_column).to_frame(), scores], axis=1)
     rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.loc[~ok].to_numpy(),
                             "reason": reason[~ok]})
@@ -294,13 +285,20 @@ class _Writer:
 
 
 def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
-               rejects_path: Path | None, id_column: str, derived: dict[str, Any],
-               batch_size: int = 200_000, options: ReadOptions | None = None,
-               extra_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+               rejects_path: Path | None, id_column: str,
+               settings: FeatureSettings | None = None,
+               event_table: pd.DataFrame | None = None, batch_size: int = 200_000,
+               options: ReadOptions | None = None,
+               add_columns: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                row_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
                progress: Callable[[int], None] | None = None, reasons: bool = True
                ) -> ScoringSummary:
     """Stream ``input_path`` through the points table into ``output_path`` (+ rejects).
+
+    Each batch goes through :func:`score_batch` (the one feature builder, then the points
+    table); ``event_table`` holds the event features of the whole file when needed;
+    ``options`` says how to read the file (:func:`iter_batches`) and ``add_columns`` joins
+    the ``data.lookups`` columns onto each batch.
 
     Every data row of the input ends up exactly once in the output or in the rejects (columns
     ``row, lead_id, reason``, sorted by row), except rows that ``row_filter`` deliberately
@@ -333,10 +331,12 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                     keep = np.asarray(row_filter(raw), dtype=bool)
                     summary.skipped += int((~keep).sum())
                     raw, rows = raw.loc[keep], rows[keep]
-                result = score_batch(raw, rules, id_column=id_column, derived=derived,
+                if add_columns is not None:
+                    raw = add_columns(raw)
+                result = score_batch(raw, rules, id_column=id_column, settings=settings,
+                                     event_table=event_table,
                                      first_row=int(rows[0]) if len(rows) else 1, seen_ids=seen,
-                                     extra_features=extra_features, reasons=reasons,
-                                     row_numbers=rows)
+                                     reasons=reasons, row_numbers=rows)
                 if batch.bad:
                     malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
                     result = BatchResult(result.scored, pd.concat(

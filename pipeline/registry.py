@@ -24,12 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from pipeline.errors import UserError
 from pipeline.rules import PointsRules
+
+if TYPE_CHECKING:
+    from pipeline.features import FeatureSettings
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RULES_FILE = "points_rules.json"
@@ -162,7 +165,7 @@ def download_artifact(ref: ModelRef, artifact: str, dst: Path) -> Path:
 
 def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, float],
                  tags: dict[str, str], artifact_dir: Path, rules: PointsRules,
-                 derived_settings: dict[str, Any], input_example: pd.DataFrame,
+                 feature_settings: FeatureSettings, input_example: pd.DataFrame,
                  before_artifacts: Callable[[], object] | None = None) -> ModelRef:
     """One MLflow run: params, metrics, tags, the pyfunc model, every file in
     ``artifact_dir``; registers a new version and points ``challenger`` at it.
@@ -170,16 +173,17 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
     the last step: a file still being written there (the report's screenshot) makes it.
 
     The model is logged from code (no pickle): a generated script that builds
-    :class:`pipeline.serving.LeadScoringModel`, with the points table and the derived-signal
-    settings as artifacts, a signature (every factor optional, numbers as double, so a missing
-    value is never a schema error) and an input example.
+    :class:`pipeline.serving.LeadScoringModel`, with the points table and the feature
+    settings as artifacts, a signature (raw lead columns, every one optional and of any type,
+    so integers, floats and missing values are never schema errors; params ``events`` and
+    ``as_of``) and an input example (raw leads: the first rows of ``input_example``).
     """
     import mlflow
 
-    from pipeline.serving import DERIVED_ARTIFACT, MODEL_CODE, RULES_ARTIFACT
+    from pipeline.serving import FEATURES_ARTIFACT, MODEL_CODE, RULES_ARTIFACT
 
-    example = model_input_example(rules, input_example)
-    signature = model_signature(rules, derived_settings, example)
+    example = model_input_example(rules, feature_settings, input_example)
+    signature = model_signature(rules, feature_settings)
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(run_name=f"{model_name}-train") as run:
         mlflow.log_params({k: _param(v) for k, v in params.items()})
@@ -187,14 +191,15 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
         mlflow.set_tags(tags)
         rules_path = Path(tmp) / RULES_FILE
         rules_path.write_text(rules.to_json(), encoding="utf-8")
-        derived_path = Path(tmp) / "derived_settings.json"
-        derived_path.write_text(json.dumps(derived_settings, sort_keys=True), encoding="utf-8")
-        mlflow.log_artifact(str(derived_path))
+        settings_path = Path(tmp) / "feature_settings.json"
+        settings_path.write_text(json.dumps(feature_settings.to_dict(), sort_keys=True),
+                                 encoding="utf-8")
+        mlflow.log_artifact(str(settings_path))
         code_path = Path(tmp) / "lead_scoring_model.py"
         code_path.write_text(MODEL_CODE, encoding="utf-8")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(code_path),
-            artifacts={RULES_ARTIFACT: str(rules_path), DERIVED_ARTIFACT: str(derived_path)},
+            artifacts={RULES_ARTIFACT: str(rules_path), FEATURES_ARTIFACT: str(settings_path)},
             signature=signature, input_example=example,
             registered_model_name=model_name, pip_requirements=_requirements())
         version = str(info.registered_model_version)
@@ -206,35 +211,38 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
     return ref
 
 
-def model_input_example(rules: PointsRules, frame: pd.DataFrame) -> pd.DataFrame:
-    """The factor columns of ``frame`` with numeric factors as float (missing stays NaN)."""
-    names = [n for n in rules.factor_names() if n in frame.columns] or list(frame.columns)
-    example = frame[names].reset_index(drop=True)
-    numeric = [f.name for f in rules.factors if f.kind == "numeric" and f.name in names]
-    categorical = [n for n in names if n not in numeric]
-    return example.assign(
-        **{n: pd.to_numeric(example[n], errors="coerce").astype("float64") for n in numeric},
-        **{n: example[n].astype(object).where(example[n].notna(), None) for n in categorical})
+def model_input_example(rules: PointsRules, settings: FeatureSettings, frame: pd.DataFrame
+                        ) -> pd.DataFrame:
+    """Five raw leads: the model's raw input columns present in ``frame``, as given (missing
+    values stay missing)."""
+    from pipeline.serving import raw_input_columns
+
+    names = [n for n in raw_input_columns(rules, settings) if n in frame.columns] or \
+        list(frame.columns)
+    example = frame[names].head(5).reset_index(drop=True)
+    text = [n for n in names if example[n].dtype == object]
+    return example.assign(**{n: example[n].where(example[n].notna(), None) for n in text})
 
 
-def model_signature(rules: PointsRules, derived_settings: dict[str, Any],
-                    example: pd.DataFrame):
-    """Input: every factor (double if numeric, else string) plus the raw columns derived
-    signals come from, all optional; output: the score columns."""
+def model_signature(rules: PointsRules, settings: FeatureSettings):
+    """Input: the raw lead columns, then the derived and event feature columns
+    (:func:`pipeline.serving.signature_columns`), each optional and of any type (an integer,
+    float or text column, with gaps, is never a schema error; other columns are dropped by
+    MLflow); params ``events`` (path of the event log) and
+    ``as_of`` (ISO time), both optional; output: the score columns."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType
 
-    from pipeline.serving import raw_signal_columns
+    from pipeline.serving import PARAMS, signature_columns
 
-    numeric = {f.name for f in rules.factors if f.kind == "numeric"}
-    names = list(example.columns)
-    names += [c for c in raw_signal_columns(derived_settings) if c not in names]
-    inputs = Schema([ColSpec("double" if n in numeric else "string", n, required=False)
-                     for n in names])
+    inputs = Schema([ColSpec(AnyType(), n, required=False)
+                     for n in signature_columns(rules, settings)])
     outputs = Schema([ColSpec("long", "points"), ColSpec("long", "fit"), ColSpec("long", "pain"),
                       ColSpec("double", "probability"), ColSpec("boolean", "sdr_ready"),
                       ColSpec("string", "grade"), ColSpec("string", "reason_codes")])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    params = ParamSchema([ParamSpec(name, "string", default) for name, default in PARAMS.items()])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
 def _requirements() -> list[str]:

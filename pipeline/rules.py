@@ -15,7 +15,12 @@ A lead's score is a lookup and a sum. For each factor (one input column):
 ``fit`` = sum of FIT factor points, ``pain`` = sum of PAIN factor points and
 ``points = fit + pain``, clipped to ``[score_min, score_max]`` when a cap is set.
 ``probability = 1 / (1 + exp(-(prob_intercept + prob_slope * points)))``.
-``sdr_ready = points >= sdr_threshold``.
+``sdr_ready = points >= sdr_threshold``, and, when ``spam_gate`` is on, never for a lead
+whose ``name_spam`` is ``"yes"`` (a present, non-missing value equal to ``"yes"``).
+
+``derived`` records how the derived profile signals (``email_domain_type``, ``name_spam``,
+``seniority``) are computed from the raw lead columns, with a digest of the shipped domain
+lists, so the table says everything that decides a lead's output.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+SPAM_COLUMN = "name_spam"
+SPAM_VALUE = "yes"
 GROUPS = ("FIT", "PAIN")
 KINDS = ("categorical", "numeric")
 
@@ -99,6 +106,26 @@ class FactorRules:
 
 
 @dataclass(frozen=True)
+class DerivedSignals:
+    """How the derived FIT signals are computed from raw lead columns (:mod:`pipeline.signals`).
+
+    ``domain_lists_sha256`` is the digest of the shipped free-mail and disposable domain lists
+    the table was trained with (empty when unknown): scorers can tell when their lists differ.
+    """
+
+    email_column: str | None = None
+    name_columns: list[str] = field(default_factory=list)
+    title_column: str | None = None
+    extra_free_domains: list[str] = field(default_factory=list)
+    extra_disposable_domains: list[str] = field(default_factory=list)
+    domain_lists_sha256: str = ""
+
+    def raw_columns(self) -> list[str]:
+        """The raw columns the signals are computed from (email, names, title)."""
+        return [c for c in (self.email_column, *self.name_columns, self.title_column) if c]
+
+
+@dataclass(frozen=True)
 class PointsRules:
     """A complete, self-contained points table: everything needed to score a lead."""
 
@@ -116,6 +143,8 @@ class PointsRules:
     model_name: str = ""
     model_version: str = ""
     data_hash: str = ""
+    derived: DerivedSignals = field(default_factory=DerivedSignals)
+    spam_gate: bool = False
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +168,7 @@ class PointsRules:
         payload["factors"] = [FactorRules(**{**f, "special_points": dict(f.get("special_points")
                                                                           or {})})
                               for f in payload.get("factors", [])]
+        payload["derived"] = DerivedSignals(**(payload.get("derived") or {}))
         return cls(**payload)
 
     @classmethod
@@ -147,6 +177,19 @@ class PointsRules:
 
     def factor_names(self, group: str | None = None) -> list[str]:
         return [f.name for f in self.factors if group is None or f.group == group]
+
+    def gate_columns(self) -> list[str]:
+        """Columns read beyond the factors: ``name_spam`` when the spam gate is on."""
+        return [SPAM_COLUMN] if self.spam_gate and SPAM_COLUMN not in self.factor_names() else []
+
+    def input_columns(self) -> list[str]:
+        """Every column a scorer reads: the factors, then the gate columns."""
+        return [*dict.fromkeys(self.factor_names()), *self.gate_columns()]
+
+    def is_spam(self, value: Any) -> bool:
+        """Whether a ``name_spam`` value marks a spam lead (present, not missing, ``"yes"``)."""
+        return (not is_missing(value, self.missing_values) and isinstance(value, str)
+                and value == SPAM_VALUE)
 
     def probability(self, points: float) -> float:
         """Probability of conversion for a total score."""
@@ -269,5 +312,6 @@ def score_record(rules: PointsRules, lead: Mapping[str, Any]) -> dict[str, Any]:
         "fit": fit,
         "pain": pain,
         "probability": rules.probability(total),
-        "sdr_ready": total >= rules.sdr_threshold,
+        "sdr_ready": total >= rules.sdr_threshold
+        and not (rules.spam_gate and rules.is_spam(lead.get(SPAM_COLUMN))),
     }

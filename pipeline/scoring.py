@@ -236,6 +236,21 @@ def _check_columns(rules: PointsRules, frame: pd.DataFrame) -> None:
         raise KeyError(f"columns {absent} needed by the points table are missing from the input")
 
 
+def spam_mask(rules: PointsRules, frame: pd.DataFrame) -> np.ndarray:
+    """Per row: does the spam gate take SDR-ready away (gate on and ``name_spam`` is "yes",
+    as :meth:`PointsRules.is_spam`)? Raises ``KeyError`` when the gate needs an absent column."""
+    if not rules.spam_gate:
+        return np.zeros(len(frame), dtype=bool)
+    from pipeline.rules import SPAM_COLUMN, SPAM_VALUE
+
+    if SPAM_COLUMN not in frame.columns:
+        raise KeyError(f"column {SPAM_COLUMN!r} needed by the spam gate (spam_gate: true) is "
+                       "missing from the input")
+    if not rules.is_spam(SPAM_VALUE):  # "yes" is a missing token: no lead is spam
+        return np.zeros(len(frame), dtype=bool)
+    return frame[SPAM_COLUMN].astype(object).eq(SPAM_VALUE).to_numpy(dtype=bool)
+
+
 def points_matrix(rules: PointsRules, frame: pd.DataFrame) -> np.ndarray:
     """Points per lead (rows) and factor (columns, in ``rules.factors`` order), int64."""
     _check_columns(rules, frame)
@@ -422,12 +437,15 @@ def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = Fals
                 threads: int | None = None) -> pd.DataFrame:
     """Score columns for every row: ``points, fit, pain, probability, sdr_ready`` (+ ``grade``).
 
+    ``sdr_ready`` honours the points table's spam gate (``rules.spam_gate``: ``name_spam``).
+
     With ``reasons``, also ``reason_codes``: the three factors that added most and the three
     that took away most, in words (see :func:`reason_codes`). The rows are shared between up
     to ``threads`` threads (default: 2 when there are two cores and many rows); numpy
     releases the GIL in the lookups, so they run in parallel.
     """
     _check_columns(rules, frame)
+    gate = spam_mask(rules, frame)  # checked before the work: the gate's column is present
     n = len(frame)
     acc = _accumulator_dtype(rules)
     plans = [_plan(f, frame[f.name], rules.missing_values, acc) for f in rules.factors]
@@ -442,6 +460,7 @@ def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = Fals
             list(pool.map(lambda r: _score_rows(plans, rules, per_total, acc, *r, out), ranges))
     else:
         _score_rows(plans, rules, per_total, acc, 0, n, out)
+    out.sdr_ready &= ~gate
     columns = {"points": out.block[0], "fit": out.block[1], "pain": out.block[2],
                "probability": out.probability, "sdr_ready": out.sdr_ready}
     if per_total.grade_names:

@@ -7,6 +7,7 @@ leads file larger than memory is fine here as it is in the streaming scorer.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -14,6 +15,9 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.rules import PointsRules
+
+if TYPE_CHECKING:
+    from pipeline.features import FeatureSettings
 
 
 def _source(path: Path) -> str:
@@ -50,27 +54,77 @@ def _leads_with_created(config: Config, leads: Path | None = None) -> pd.DataFra
     if absent:
         raise UserError(f"{path}: column(s) {absent} not found (needed for event features)",
                         hint=f"columns found: {', '.join(columns[:20])}")
-    frame = pd.DataFrame({"lead_id": raw[id_col].astype(object),
-                          "created_at": raw[created_col].astype(object)})
-    tokens = set(config.data.missing_values) | {""}
-    created_text = frame["created_at"].astype(object).map(
-        lambda v: None if v is None or str(v).strip() in tokens else str(v).strip())
-    created = pd.to_datetime(created_text, errors="coerce", utc=True, format="mixed")
-    ids = frame["lead_id"].astype(object).map(
-        lambda v: None if v is None or not str(v).strip() else str(v).strip())
-    return pd.DataFrame({"lead_id": ids,
-                         "created_at": created.dt.tz_localize(None).astype("datetime64[ns]")}
-                        ).dropna().drop_duplicates("lead_id")
+    return creation_times(raw[id_col], raw[created_col], config.data.missing_values)
 
 
-def newest_event_time(events: Path) -> pd.Timestamp:
+def creation_times(ids: pd.Series, created: pd.Series, missing_values: list[str]
+                   ) -> pd.DataFrame:
+    """``lead_id, created_at`` (naive UTC) of every lead with an id and a parseable creation
+    time (text, datetime or timezone-aware values), first row per id."""
+    tokens = set(missing_values) | {""}
+    if pd.api.types.is_datetime64_any_dtype(created):
+        stamps = pd.to_datetime(created, utc=True)
+    else:
+        text = created.astype(object).map(
+            lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v))
+            or str(v).strip() in tokens else str(v).strip())
+        stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    lead_ids = ids.astype(object).map(
+        lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v))
+        else str(v).strip())
+    return pd.DataFrame({"lead_id": lead_ids.to_numpy(),
+                         "created_at": stamps.dt.tz_localize(None).astype("datetime64[ns]")
+                         .to_numpy()}).dropna().drop_duplicates("lead_id")
+
+
+def newest_event_time(events: Path | pd.DataFrame) -> pd.Timestamp:
     """The data's "now": the newest event timestamp (default as-of date for scoring)."""
-    with duckdb.connect() as con:
-        value = con.execute(f"SELECT max(try_cast(timestamp AS TIMESTAMP)) FROM {_source(events)}"
-                            ).fetchone()[0]
+    if isinstance(events, pd.DataFrame):
+        if "timestamp" not in events.columns:
+            raise UserError("events: column 'timestamp' not found",
+                            hint="the event log has columns lead_id, event, timestamp")
+        stamps = pd.to_datetime(events["timestamp"], errors="coerce", utc=True, format="mixed")
+        value = stamps.max()
+        value = None if pd.isna(value) else value.tz_localize(None)
+    else:
+        with duckdb.connect() as con:
+            value = con.execute(f"SELECT max(try_cast(timestamp AS TIMESTAMP)) FROM "
+                                f"{_source(events)}").fetchone()[0]
     if value is None:
-        raise UserError(f"{events}: no parseable timestamps in the event log")
+        raise UserError(f"{'events' if isinstance(events, pd.DataFrame) else events}: "
+                        "no parseable timestamps in the event log")
     return pd.Timestamp(value)
+
+
+def event_table_at(created: pd.DataFrame, events: Path | pd.DataFrame, rules: PointsRules,
+                   settings: FeatureSettings, *, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """Per-lead event features (index: lead id) at ``as_of`` (default: the newest event) with
+    the table's half-lives, for the leads of ``created`` (``lead_id, created_at``) created by
+    then: leads created after ``as_of`` get no row."""
+    from pipeline.events import aggregate_events
+
+    as_of = _naive_utc(pd.Timestamp(as_of)) if as_of is not None else newest_event_time(events)
+    snapshots = created.assign(snapshot_at=as_of)
+    snapshots = snapshots[snapshots["created_at"] <= as_of]
+    result = aggregate_events(events, snapshots, event_groups=settings.event_to_group,
+                              half_lives=dict(rules.decay_half_life_days),
+                              windows=tuple(settings.windows), key_group=settings.key_group)
+    return result.features.set_index("lead_id")
+
+
+def scoring_event_table(leads: pd.DataFrame, events: Path | pd.DataFrame, rules: PointsRules,
+                        settings: FeatureSettings, *, as_of: pd.Timestamp | None
+                        ) -> pd.DataFrame:
+    """:func:`event_table_at` for the leads of a frame (its id and creation-time columns)."""
+    absent = [c for c in (settings.id_column, settings.created_at_column)
+              if c is None or c not in leads.columns]
+    if absent:
+        raise UserError(f"the leads lack column(s) {absent} needed for event features",
+                        hint="event features need the lead id and creation time "
+                             "(data.id_column, data.created_at_column)")
+    created = creation_times(leads[settings.id_column], leads[settings.created_at_column],
+                             settings.missing_values)
+    return event_table_at(created, events, rules, settings, as_of=as_of)
 
 
 def event_features_for_scoring(config: Config, events: Path, rules: PointsRules, *,
@@ -79,19 +133,13 @@ def event_features_for_scoring(config: Config, events: Path, rules: PointsRules,
     """Per-lead event features (index: lead id) at ``as_of`` with the model's half-lives.
 
     ``leads`` is the file being scored (default: the config's leads file): its ids and
-    creation times define the snapshot of each lead. Leads created after ``as_of`` get no row.
+    creation times (only these two columns are read) define the snapshot of each lead.
+    Leads created after ``as_of`` get no row.
     """
-    from pipeline.events import aggregate_events
+    from pipeline.features import FeatureSettings
 
-    frame = _leads_with_created(config, leads)
-    as_of = _naive_utc(as_of) if as_of is not None else newest_event_time(events)
-    snapshots = frame.assign(snapshot_at=as_of)
-    snapshots = snapshots[snapshots["created_at"] <= as_of]
-    result = aggregate_events(events, snapshots, event_groups=config.events.event_to_group,
-                              half_lives=dict(rules.decay_half_life_days),
-                              windows=tuple(config.events.windows),
-                              key_group=config.events.key_group)
-    return result.features.set_index("lead_id")
+    return event_table_at(_leads_with_created(config, leads), events, rules,
+                          FeatureSettings.from_config(config), as_of=as_of)
 
 
 def changed_since(config: Config, events: Path, since: pd.Timestamp, *,

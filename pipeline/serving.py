@@ -1,27 +1,46 @@
-"""The MLflow pyfunc model: a points table that returns the score columns.
+"""The MLflow pyfunc model: a points table that scores raw leads.
 
-``mlflow.pyfunc.load_model("models:/lead-scoring@champion").predict(df)`` takes a per-lead
-table (the factor columns; raw email / name / title columns are turned into the derived
-signals when present) and returns ``points, fit, pain, probability, sdr_ready, grade,
-reason_codes``.
+``mlflow.pyfunc.load_model("models:/lead-scoring@champion").predict(leads_df)`` takes the
+leads as they come (e.g. ``pd.read_csv("leads.csv")``: integer or float numbers, text,
+missing values) and returns ``points, fit, pain, probability, sdr_ready, grade,
+reason_codes``, one row per lead. The features are made by the one scoring builder,
+:func:`pipeline.features.scoring_features`: derived signals from the raw email / name /
+title columns, event features from the event log. A model with event factors needs the
+event log as a param: ``predict(leads_df, params={"events": "events.csv"})`` (CSV or
+Parquet with ``lead_id, event, timestamp``; ``as_of`` decays them to that time, default the
+newest event, as ``lead-scoring score`` does); without it the prediction fails with a
+:class:`~pipeline.features.MissingEventsError` (a ``ValueError``) saying what to pass.
 
 The model is logged "from code" (:data:`MODEL_CODE`): the registry stores a two-line script
-that builds :class:`LeadScoringModel` plus the points table as a JSON artifact, never a pickle.
+that builds :class:`LeadScoringModel` plus the points table and the feature settings as JSON
+artifacts, never a pickle.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
+from dataclasses import replace
 from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
 
-from pipeline.rules import PointsRules
+from pipeline.features import (
+    DERIVED_SIGNALS,
+    FeatureSettings,
+    domain_lists_note,
+    event_factors,
+    scoring_features,
+    signal_settings,
+)
+from pipeline.rules import SPAM_COLUMN, DerivedSignals, PointsRules
 
 RULES_ARTIFACT = "points_rules"
-DERIVED_ARTIFACT = "derived_settings"
+FEATURES_ARTIFACT = "feature_settings"
+DERIVED_ARTIFACT = "derived_settings"  # models logged before the feature settings: read only
 SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready", "grade", "reason_codes"]
+PARAMS = {"events": "", "as_of": ""}  # predict params: event log path, decay time (ISO)
 MODEL_CODE = (
     '"""MLflow models-from-code entry point of the lead-scoring pyfunc model."""\n'
     "import mlflow.models\n\n"
@@ -30,63 +49,66 @@ MODEL_CODE = (
 )
 
 
-def derive_missing_signals(frame: pd.DataFrame, rules: PointsRules, derived: dict[str, Any]
-                           ) -> pd.DataFrame:
-    """Add derived profile columns the rules need but the input lacks (from raw columns)."""
-    from pipeline import signals
-    from pipeline.features import EMAIL_TYPE, NAME_SPAM, SENIORITY
-
-    needed = set(rules.factor_names()) - set(frame.columns)
-    if not needed:
-        return frame
-    frame = frame.copy()
-    email, names, title = derived.get("email_column"), derived.get("name_columns") or [], \
-        derived.get("title_column")
-    if EMAIL_TYPE in needed and email in frame.columns:
-        lists = signals.load_domain_lists(
-            extra_free=tuple(derived.get("extra_free_domains") or ()),
-            extra_disposable=tuple(derived.get("extra_disposable_domains") or ()))
-        frame[EMAIL_TYPE] = signals.email_domain_types(frame[email], lists)
-    present = [c for c in names if c in frame.columns]
-    if NAME_SPAM in needed and present:
-        last = frame[present[1]] if len(present) > 1 else pd.Series([None] * len(frame),
-                                                                      index=frame.index)
-        flags = signals.spam_flags(frame[present[0]], last)
-        frame[NAME_SPAM] = flags.map({True: "yes", False: "no"}).astype(object)
-    if SENIORITY in needed and title in frame.columns:
-        frame[SENIORITY] = signals.seniorities(frame[title])
-    return frame
+def raw_input_columns(rules: PointsRules, settings: FeatureSettings) -> list[str]:
+    """The columns of a raw lead the model reads: the id, the creation time (event models),
+    the raw columns of the derived signals, and every factor (or gate) column that is neither
+    derived nor an event feature. Every one is optional in the signature."""
+    made = {*DERIVED_SIGNALS, *event_factors(rules, settings)}
+    events = bool(event_factors(rules, settings))
+    columns = [settings.id_column, *([settings.created_at_column] if events else []),
+               *signal_settings(rules, settings).raw_columns(),
+               *(c for c in rules.input_columns() if c not in made)]
+    return [c for c in dict.fromkeys(columns) if c]
 
 
-def raw_signal_columns(derived: dict[str, Any]) -> list[str]:
-    """The raw columns the derived signals are computed from (optional model inputs)."""
-    columns = [derived.get("email_column"), *(derived.get("name_columns") or []),
-               derived.get("title_column")]
-    return [c for c in columns if c]
+def signature_columns(rules: PointsRules, settings: FeatureSettings) -> list[str]:
+    """The model's input columns: every factor (and gate) column in the table's order, for
+    callers who have the features already (given columns are used as they are; a Spark UDF
+    takes them by position), then the other raw columns a raw lead needs."""
+    return [*dict.fromkeys([*rules.input_columns(), *raw_input_columns(rules, settings)])]
 
 
-def score_columns(rules: PointsRules, derived: dict[str, Any], frame: pd.DataFrame
-                  ) -> pd.DataFrame:
-    """The pyfunc output for ``frame``: exactly :data:`SCORE_COLUMNS`, one row per input row.
+def score_columns(rules: PointsRules, settings: FeatureSettings, frame: pd.DataFrame, *,
+                  events: Any = None, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The pyfunc output for raw leads ``frame``: exactly :data:`SCORE_COLUMNS`, one row per
+    input row, in input order.
 
-    Raises ``ValueError`` naming the factor columns that are neither given nor derivable.
+    Raises ``ValueError`` naming the columns the points table needs that are neither given
+    nor derivable (:class:`~pipeline.features.MissingEventsError` for event features).
     """
     from pipeline.scoring import score_frame
 
-    frame = derive_missing_signals(frame, rules, derived)
-    absent = [name for name in rules.factor_names() if name not in frame.columns]
+    features = scoring_features(frame, rules, settings, events=events, as_of=as_of)
+    absent = [name for name in rules.input_columns() if name not in features.columns]
     if absent:
-        raw = raw_signal_columns(derived)
+        raw = signal_settings(rules, settings).raw_columns()
         raise ValueError(f"the input lacks columns the points table needs: {absent}"
-                         + (f" (derived signals can come from the raw columns {raw})"
-                            if raw else ""))
-    scores = score_frame(rules, frame, reasons=True)
-    if derived.get("spam_gate") and "name_spam" in frame.columns:
-        gate = frame["name_spam"].astype(str).eq("yes").to_numpy()
-        scores["sdr_ready"] = scores["sdr_ready"].to_numpy() & ~gate
+                         + (f" (derived signals come from the raw columns {raw})" if raw else ""))
+    scores = score_frame(rules, features, reasons=True)
     if "grade" not in scores.columns:
         scores["grade"] = ""
     return scores[SCORE_COLUMNS].reset_index(drop=True)
+
+
+def legacy_settings(rules: PointsRules, derived: dict[str, Any]) -> tuple[PointsRules,
+                                                                          FeatureSettings]:
+    """Rules and settings of a model logged with only ``derived_settings.json`` (the config's
+    ``derived`` section): its spam gate moves into the rules when the model can apply it."""
+    known = {k: v for k, v in derived.items() if k in DerivedSignals.__dataclass_fields__}
+    signals = DerivedSignals(**known)
+    settings = FeatureSettings(id_column=rules.id_column, missing_values=list(rules.missing_values),
+                               derived=signals)
+    gate = bool(derived.get("spam_gate")) and (len(signals.name_columns) > 0
+                                               or SPAM_COLUMN in rules.factor_names())
+    return (replace(rules, spam_gate=True) if gate and not rules.spam_gate else rules), settings
+
+
+def predict_params(params: dict[str, Any] | None) -> tuple[str | None, pd.Timestamp | None]:
+    """(events path, as_of) from the predict params; empty values mean none / the default."""
+    params = params or {}
+    events = params.get("events") or None
+    as_of = params.get("as_of") or None
+    return (str(events) if events else None), (pd.Timestamp(as_of) if as_of else None)
 
 
 class LeadScoringModel(mlflow.pyfunc.PythonModel):
@@ -94,11 +116,20 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         with open(context.artifacts[RULES_ARTIFACT], encoding="utf-8") as handle:
-            self.rules = PointsRules.from_json(handle.read())
-        with open(context.artifacts[DERIVED_ARTIFACT], encoding="utf-8") as handle:
-            self.derived = json.load(handle)
+            rules = PointsRules.from_json(handle.read())
+        if FEATURES_ARTIFACT in context.artifacts:
+            with open(context.artifacts[FEATURES_ARTIFACT], encoding="utf-8") as handle:
+                self.settings = FeatureSettings.from_dict(json.load(handle))
+            self.rules = rules
+        else:
+            with open(context.artifacts[DERIVED_ARTIFACT], encoding="utf-8") as handle:
+                self.rules, self.settings = legacy_settings(rules, json.load(handle))
+        note = domain_lists_note(self.rules)
+        if note:
+            warnings.warn(note, stacklevel=2)
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return score_columns(self.rules, self.derived, frame)
+        events, as_of = predict_params(params)
+        return score_columns(self.rules, self.settings, frame, events=events, as_of=as_of)

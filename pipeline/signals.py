@@ -99,6 +99,18 @@ def load_domain_lists(
     return DomainLists(free=frozenset(free), disposable=frozenset(disposable))
 
 
+def domain_lists_digest() -> str:
+    """SHA-256 of the shipped free-mail and disposable lists (as shipped, name and text), so a
+    points table can record which lists its ``email_domain_type`` levels were learned with."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for filename in (_FREE_FILE, _DISPOSABLE_FILE):
+        text = resources.files("pipeline").joinpath("resources", filename).read_bytes()
+        digest.update(filename.encode() + b"\0" + text + b"\0")
+    return digest.hexdigest()
+
+
 # local@label.label...tld: no whitespace, exactly one "@", no empty label.
 _EMAIL_RE = re.compile(r"[^\s@]+@((?:[^\s@.]+\.)+([^\s@.]{2,}))")
 

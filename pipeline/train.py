@@ -25,7 +25,7 @@ from pipeline.evaluate import (
     signal_check,
     stratified_folds,
 )
-from pipeline.features import FeatureSet
+from pipeline.features import FeatureSet, contract_settings
 from pipeline.fit import (
     InferenceSample,
     inference_sample,
@@ -203,7 +203,8 @@ def _weeks(frame: pd.DataFrame) -> float | None:
 def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
     return PointsRules(factors=[], missing_values=list(config.data.missing_values),
                        id_column=config.data.id_name, model_name=config.model_name,
-                       decay_half_life_days=dict(features.half_lives))
+                       decay_half_life_days=dict(features.half_lives),
+                       **contract_settings(config, features))
 
 
 def train(features: FeatureSet, config: Config, *,
@@ -417,7 +418,8 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
               if config.threshold.grades else [])
     rules = replace(final.rules_, sdr_threshold=choice.threshold, grades=grades,
                     id_column=id_col, model_name=config.model_name,
-                    decay_half_life_days=dict(features.half_lives))
+                    decay_half_life_days=dict(features.half_lives),
+                    **contract_settings(config, features))
     quadrant = fit_pain_quadrant(final_scores["fit"].to_numpy(), final_scores["pain"].to_numpy(),
                                  y_final, final_scores["points"].to_numpy() >= choice.threshold,
                                  fit_quantile=config.threshold.fit_quantile,

@@ -68,9 +68,16 @@ def _factor_kinds(rules: PointsRules) -> dict[str, str]:
     return kinds
 
 
+def _input_kinds(rules: PointsRules) -> dict[str, str]:
+    """Every column the scorers read, with its kind: the factors, then the spam gate's
+    ``name_spam`` (text) when the gate is on and it is not a factor."""
+    return {**_factor_kinds(rules), **dict.fromkeys(rules.gate_columns(), "categorical")}
+
+
 def lead_records(rules: PointsRules, df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each row as ``{column: raw value}`` over the factor columns present (``pd.NA`` -> None)."""
-    columns = [c for c in _factor_kinds(rules) if c in df.columns]
+    """Each row as ``{column: raw value}`` over the input columns present (``pd.NA`` -> None):
+    the factors and, with the spam gate on, ``name_spam``."""
+    columns = [c for c in _input_kinds(rules) if c in df.columns]
     values = [df[c].tolist() for c in columns]
     return [
         {c: (None if v is pd.NA or v is pd.NaT else v) for c, v in zip(columns, row, strict=True)}
@@ -80,14 +87,14 @@ def lead_records(rules: PointsRules, df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def sql_input_columns(rules: PointsRules, df: pd.DataFrame) -> dict[str, tuple[str, list[Any]]]:
     """The table an engine scores: ``{column: (type, values)}`` with type ``bigint``, ``text``
-    or ``double`` and Python values (None = NULL).
+    or ``double`` and Python values (None = NULL), over the factors and the gate columns.
 
     The id column holds row positions 0..n-1 (results are matched back by it). Categorical
     columns are text as the reference reads them; numeric columns of a numeric dtype are
     doubles (NaN kept), others text (numbers written with ``repr``). A factor column absent
     from ``df`` is all NULL, as the reference treats it as missing.
     """
-    kinds = _factor_kinds(rules)
+    kinds = _input_kinds(rules)
     if rules.id_column.lower() in {c.lower() for c in kinds}:
         raise ValueError(f"id_column {rules.id_column!r} is also a factor column")
     n = len(df)

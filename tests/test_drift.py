@@ -212,6 +212,7 @@ def test_drift_command_exit_codes(demo_model, demo_dir: Path, make_config,
     from pipeline.cli_report import register
     from pipeline.config import load_config
     from pipeline.errors import DriftError
+    from pipeline.features import FeatureSettings
 
     register(app)
     rules, frame = demo_model
@@ -223,7 +224,7 @@ def test_drift_command_exit_codes(demo_model, demo_dir: Path, make_config,
     (tmp_path / "art" / "points_rules.json").write_text(rules.to_json(), encoding="utf-8")
     registry.log_training(model_name=cfg.model_name, params={}, metrics={}, tags={},
                           artifact_dir=tmp_path / "art", rules=rules,
-                          derived_settings=cfg.derived.model_dump(mode="json"),
+                          feature_settings=FeatureSettings.from_config(cfg),
                           input_example=frame[rules.factor_names()].head(3))
     runner = CliRunner()
     out = tmp_path / "drift"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def demo_model(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
                      events=str(demo_dir / "events.csv"))
     rules = _train(config, tmp / "out")
     cfg = load_config(config)
-    frame = cli._feature_frame_for_rules(cfg, rules, None)
+    frame = cli._read_features(cfg, rules, None)
     keep = engines.required_columns(rules, cfg.data.id_column)
     frame = frame[keep + (["name_spam"] if "name_spam" in frame and "name_spam" not in keep
                           else [])]
@@ -92,8 +93,7 @@ def _run(engine: str, cfg, rules, source: Path, out_dir: Path, spark=None):
     rejects = out_dir / f"{engine}_{source.suffix[1:]}_rejects.csv"
     if engine == "spark":
         summary = engines.score_spark(rules, source, output, rejects,
-                                      id_column=cfg.data.id_column,
-                                      spam_gate=cfg.derived.spam_gate, spark=spark)
+                                      id_column=cfg.data.id_column, spark=spark)
     else:
         summary = engines.score_with_engine(engine, cfg, rules, source, output, rejects)
     scored = pd.read_csv(output, dtype={cfg.data.id_column: str}, keep_default_na=False)
@@ -122,6 +122,36 @@ def test_duckdb_scores_demo_leads_exactly_as_pandas(demo_model, tmp_path, suffix
     assert s_pd.rows == s_db.rows == 3000 and s_db.scored == 3000
     assert s_db.sdr_ready == s_pd.sdr_ready
     _assert_same(pandas_scores, duck_scores)
+
+
+def test_spam_gate_of_the_points_table_holds_in_pandas_duckdb_and_the_exports(demo_model,
+                                                                               tmp_path):
+    """The demo table with ``spam_gate: true``: pandas and DuckDB agree lead by lead, no spam
+    lead is SDR-ready, the gate takes away the spam leads' readiness and nothing else, and the
+    SQL, PMML and Python exports give the same sdr_ready (verify-export) on the same table."""
+    from pipeline.verify import verify_exports
+
+    cfg, rules, _ = demo_model
+    gated = replace(rules, spam_gate=True)
+    frame = cli._read_features(cfg, gated, None)
+    source = tmp_path / "gated.parquet"
+    frame[engines.required_columns(gated, cfg.data.id_column)].to_parquet(source, index=False)
+    s_pd, pandas_scores, _ = _run("pandas", cfg, gated, source, tmp_path)
+    s_db, duck_scores, _ = _run("duckdb", cfg, gated, source, tmp_path)
+    _assert_same(pandas_scores, duck_scores)
+    assert s_pd.sdr_ready == s_db.sdr_ready
+    spam = frame.set_index(cfg.data.id_column)["name_spam"].eq("yes")
+    assert spam.any()
+    ready = pandas_scores["sdr_ready"].astype(str).str.lower().eq("true")
+    assert not (ready & spam.reindex(ready.index)).any()
+    (tmp_path / "plain").mkdir()
+    s_plain, plain_scores, _ = _run("pandas", cfg, rules, source, tmp_path / "plain")
+    plain_ready = plain_scores["sdr_ready"].astype(str).str.lower().eq("true")
+    # the gate takes away exactly the spam leads' readiness, and nothing else
+    assert (ready == (plain_ready & ~spam.reindex(ready.index))).all()
+    assert s_plain.sdr_ready - s_pd.sdr_ready == int((plain_ready & spam).sum())
+    for result in verify_exports(gated, frame):
+        assert result.ok, (result.format, result.examples)
 
 
 def _dirty(folder: Path, rules: PointsRules, id_column: str) -> Path:
@@ -320,6 +350,7 @@ MESSY = [
     ("a15", "Ads\n", (2.0, "2"), "1.", (0.1, "0.1"), "no", (-2, 8, 1, 10)),
     ("a16", "\u00a0NA\u2028", (1.0, "1"), "\u30001\t", (2.0, "2"), "no", (1, 2, 1, 20)),
 ]
+MESSY_GATED = replace(MESSY_RULES, spam_gate=True)  # the gate is the points table's
 MESSY_UNSEEN = {"source": 2, "size": 4}  # ' padded ' and 'zzz'; nan, 1e20, inf and 2
 
 
@@ -370,9 +401,8 @@ def _check_messy(summary, output: Path, rejects: Path) -> None:
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
 def test_duckdb_cleans_each_distinct_value_as_the_rules_say(tmp_path, suffix):
     source = _messy_files(tmp_path)[suffix]
-    summary = engines.score_duckdb(MESSY_RULES, source, tmp_path / "out.parquet",
-                                   tmp_path / "rejects.csv", id_column="lead_id",
-                                   spam_gate=True)
+    summary = engines.score_duckdb(MESSY_GATED, source, tmp_path / "out.parquet",
+                                   tmp_path / "rejects.csv", id_column="lead_id")
     _check_messy(summary, tmp_path / "out.parquet", tmp_path / "rejects.csv")
 
 
@@ -380,9 +410,8 @@ def test_duckdb_cleans_each_distinct_value_as_the_rules_say(tmp_path, suffix):
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
 def test_spark_cleans_each_distinct_value_as_the_rules_say(tmp_path, spark, suffix):
     source = _messy_files(tmp_path)[suffix]
-    summary = engines.score_spark(MESSY_RULES, source, tmp_path / "out.parquet",
-                                  tmp_path / "rejects.csv", id_column="lead_id",
-                                  spam_gate=True, spark=spark)
+    summary = engines.score_spark(MESSY_GATED, source, tmp_path / "out.parquet",
+                                  tmp_path / "rejects.csv", id_column="lead_id", spark=spark)
     _check_messy(summary, tmp_path / "out.parquet", tmp_path / "rejects.csv")
 
 

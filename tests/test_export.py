@@ -20,7 +20,7 @@ import pytest
 
 from pipeline import export as ex
 from pipeline import verify as vf
-from pipeline.rules import FactorRules, PointsRules, score_record
+from pipeline.rules import DerivedSignals, FactorRules, PointsRules, score_record
 
 INJECTION = "x'; DROP TABLE leads; --"
 
@@ -138,7 +138,30 @@ def test_json_validates_against_the_shipped_schema_and_round_trips():
     doc = json.loads(text)
     jsonschema.Draft202012Validator(schema).validate(doc)
     assert PointsRules.from_json(text) == make_rules()
-    assert doc["schema_version"] == "1.0"
+    assert doc["schema_version"] == "1.1"
+    assert doc["spam_gate"] is False and doc["derived"]["name_columns"] == []
+
+
+def test_json_of_schema_1_0_loads_with_the_new_keys_at_their_defaults():
+    """A points table written before the contract held the spam gate and the derived-signal
+    settings loads unchanged: no gate, no derivation recorded; it still validates."""
+    doc = _doc()
+    for key in ("spam_gate", "derived"):
+        doc.pop(key)
+    doc["schema_version"] = "1.0"
+    jsonschema.Draft202012Validator(ex.points_table_schema()).validate(doc)
+    rules = PointsRules.from_dict(doc)
+    assert rules.spam_gate is False and rules.derived == DerivedSignals()
+    assert rules.schema_version == "1.0" and rules.factors == make_rules().factors
+
+
+def test_json_round_trips_the_spam_gate_and_derived_settings():
+    rules = gated_rules()
+    doc = json.loads(ex.export_json(rules))
+    jsonschema.Draft202012Validator(ex.points_table_schema()).validate(doc)
+    assert doc["spam_gate"] is True
+    assert doc["derived"]["name_columns"] == ["first_name", "last_name"]
+    assert PointsRules.from_json(ex.export_json(rules)) == rules
 
 
 def _doc() -> dict:
@@ -807,3 +830,83 @@ def test_special_values_in_hubspot_and_the_crm_sheet():
         assert sums == [5 + pts, 0], value
         assert _sheet_points(rows, lead, rules.missing_values) == {"Fit": 5 + pts,
                                                                    "Behavior": 0}, value
+
+
+# ------------------------------------------------------------------------------ spam gate
+
+# name_spam values -> spam for the gate? (missing token "NA", blanks, padding and case count)
+SPAM_VALUES = ["yes", "no", None, "NA", "", "YES", " yes", math.nan, "yes"]
+
+
+def gated_rules(**overrides) -> PointsRules:
+    """:func:`make_rules` with the spam gate on and the derived-signal settings recorded."""
+    derived = DerivedSignals(email_column="email", name_columns=["first_name", "last_name"],
+                             title_column="job_title", extra_free_domains=["corp.example"],
+                             domain_lists_sha256="0" * 64)
+    return make_rules(spam_gate=True, derived=derived, **overrides)
+
+
+def gated_frame() -> pd.DataFrame:
+    """Every hand-made lead once per ``name_spam`` value (so ready leads meet spam ones)."""
+    base = leads_frame()
+    parts = [base.assign(name_spam=pd.Series([v] * len(base), dtype=object))
+             for v in SPAM_VALUES]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_reference_applies_the_spam_gate():
+    rules = gated_rules()
+    ready = {"lead_source": "Web", "visits": 100.0}
+    assert score_record(rules, {**ready, "name_spam": "no"})["sdr_ready"] is True
+    assert score_record(rules, {**ready, "name_spam": "yes"})["sdr_ready"] is False
+    assert score_record(rules, {**ready, "name_spam": "yes"})["points"] == 30  # points stay
+    assert score_record(rules, ready)["sdr_ready"] is True  # absent: not spam
+    assert score_record(rules, {**ready, "name_spam": "NA"})["sdr_ready"] is True  # missing
+    assert score_record(make_rules(), {**ready, "name_spam": "yes"})["sdr_ready"] is True
+
+
+@pytest.mark.parametrize("missing", [["NA"], ["NA", "yes"]])
+def test_every_export_agrees_with_the_reference_under_the_spam_gate(missing):
+    """SQL, PMML and Python exports give the reference's sdr_ready for every lead, spam or not
+    (and no lead is spam when "yes" itself is a missing token)."""
+    rules = gated_rules(missing_values=missing)
+    df = gated_frame()
+    reference = vf.score_reference(rules, df)
+    spam = df["name_spam"].eq("yes") & ("yes" not in missing)
+    assert not reference.loc[spam, "sdr_ready"].any()
+    assert reference.loc[~spam, "sdr_ready"].any()  # the gate is what stops the spam leads
+    for result in vf.verify_exports(rules, df):
+        assert result.ok, (result.format, result.examples)
+
+
+def test_sql_export_reads_name_spam_only_with_the_gate():
+    assert "name_spam" not in ex.export_sql(make_rules())
+    for dialect in ex.SQL_DIALECTS:
+        sql = ex.export_sql(gated_rules(), dialect=dialect)
+        assert "name_spam" in sql and "AND NOT __spam AS sdr_ready" in sql
+
+
+def test_pmml_declares_name_spam_as_a_supplementary_field():
+    root = ET.fromstring(ex.export_pmml(gated_rules()))
+    ns = {"p": ex.PMML_NAMESPACE}
+    field = root.find("p:DataDictionary/p:DataField[@name='name_spam']", ns)
+    assert field is not None and field.get("dataType") == "string"
+    mining = root.find(".//p:MiningField[@name='name_spam']", ns)
+    assert mining is not None and mining.get("usageType") == "supplementary"
+    assert root.find(".//p:MiningField[@name='name_spam']",
+                     {"p": ex.PMML_NAMESPACE}) is not None
+    assert ET.fromstring(ex.export_pmml(make_rules())).find(
+        "p:DataDictionary/p:DataField[@name='name_spam']", ns) is None
+
+
+def test_rule_sheets_state_the_spam_gate():
+    body = json.loads(ex.export_hubspot(gated_rules()))
+    assert body["lead_scoring"]["spam_gate"] is True
+    assert body["lead_scoring"]["derived"]["name_columns"] == ["first_name", "last_name"]
+    assert "name_spam" in ex.HUBSPOT_NOTES and "never SDR-ready" in ex.HUBSPOT_NOTES
+    rows = list(csv.DictReader(io.StringIO(ex.export_crm_csv(gated_rules()))))
+    gate = [r for r in rows if r["rule_id"] == "GATE"]
+    assert len(gate) == 1 and gate[0]["field"] == "name_spam" and gate[0]["points"] == "0"
+    assert "never SDR-ready" in gate[0]["notes"]
+    plain = list(csv.DictReader(io.StringIO(ex.export_crm_csv(make_rules()))))
+    assert all(r["rule_id"] != "GATE" for r in plain)

@@ -1,12 +1,13 @@
 """Property tests: on random points tables with nasty level text and random raw leads, the SQL
-(DuckDB), Python and PMML exports score every lead exactly like ``score_record``."""
+(DuckDB), Python and PMML exports score every lead exactly like ``score_record``, with the
+spam gate on or off (leads then carry random ``name_spam`` values, spam ones included)."""
 
 from __future__ import annotations
 
 import math
 
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline import export as ex
@@ -50,7 +51,9 @@ NASTY = [
     "x" * 250,
     "Lead Add Form",
 ]
-TOKENS = ["NA", "n/a", "unknown", "?", "null", "-"]
+TOKENS = ["NA", "n/a", "unknown", "?", "null", "-", "yes"]
+# name_spam values: "yes" is spam (unless a missing token), the rest is not
+SPAM_VALUES = ["yes", "yes", "no", None, math.nan, "", " yes", "YES", "yes ", "1"]
 NAMES = [
     "lead_source",
     "Visits (30d)",
@@ -115,6 +118,7 @@ def points_rules(draw) -> PointsRules:
         prob_slope=draw(st.floats(-0.5, 0.5)),
         score_min=lo if cap in ("min", "both") else None,
         score_max=hi if cap in ("max", "both") else None,
+        spam_gate=draw(st.booleans()),
     )
 
 
@@ -152,6 +156,9 @@ def rules_and_leads(draw) -> tuple[PointsRules, pd.DataFrame]:
         values = [_value(draw, f, rules.missing_values) for _ in range(n)]
         floats_only = all(isinstance(v, float) for v in values)
         columns[f.name] = pd.Series(values, dtype="float64" if floats_only else object)
+    if rules.spam_gate:
+        spam = st.sampled_from(SPAM_VALUES + rules.missing_values)
+        columns["name_spam"] = pd.Series([draw(spam) for _ in range(n)], dtype=object)
     return rules, pd.DataFrame(columns)
 
 
@@ -192,3 +199,20 @@ def test_exports_are_deterministic_and_json_round_trips(rules):
     again = PointsRules.from_json(ex.export_json(rules))
     for dialect in ex.SQL_DIALECTS:
         assert ex.export_sql(again, dialect=dialect) == ex.export_sql(rules, dialect=dialect)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=25)
+@given(rules_and_leads())
+def test_the_spam_gate_only_takes_sdr_ready_away(case):
+    """With the gate on, a lead's points are those of the same lead without the gate, and it
+    is SDR-ready exactly when it would be and it is not spam."""
+    rules, df = case
+    assume(rules.spam_gate)
+    from dataclasses import replace
+
+    gated = vf.score_reference(rules, df)
+    plain = vf.score_reference(replace(rules, spam_gate=False), df)
+    assert gated["points"].tolist() == plain["points"].tolist()
+    spam = [rules.is_spam(v) for v in df["name_spam"]]
+    assert gated["sdr_ready"].tolist() == [r and not s for r, s in
+                                           zip(plain["sdr_ready"], spam, strict=True)]

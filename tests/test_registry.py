@@ -124,7 +124,7 @@ def test_run_logs_params_metrics_lineage_and_artifacts(store, client):
     assert tags["date_min"] < tags["date_max"]
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     for name in ("points_table.csv", "points_rules.json", "config.json", "report.html",
-                 "lift_table.csv", "coefficients.csv", "metrics.json", "derived_settings.json"):
+                 "lift_table.csv", "coefficients.csv", "metrics.json", "feature_settings.json"):
         assert name in names, name
     logged = registry.load_run_json(registry.resolve(f"{MODEL}/1"), "config.json")
     assert logged["name"] == "demo"
@@ -178,16 +178,22 @@ def test_history_lists_versions_aliases_and_champion_periods(store, client):
 def test_pyfunc_by_alias_and_by_version_returns_the_score_columns(store, client, demo_dir):
     import mlflow
 
+    from pipeline.features import FeatureSettings, scoring_features
     from pipeline.scoring import score_frame
 
     champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     weak = mlflow.pyfunc.load_model(f"models:/{MODEL}/2")
-    example = champion.input_example
+    example = champion.input_example  # raw leads: the model makes the features itself
     assert len(example) == 5
-    out = champion.predict(example)
+    events = {"events": str(demo_dir / "events.csv")}
+    out = champion.predict(example, params=events)
     assert list(out.columns) == SCORE_COLUMNS
     assert len(out) == len(example)
-    reference = score_frame(registry.load_rules(registry.resolve(f"{MODEL}@champion")), example)
+    ref = registry.resolve(f"{MODEL}@champion")
+    rules = registry.load_rules(ref)
+    settings = FeatureSettings.from_dict(registry.load_run_json(ref, "feature_settings.json"))
+    reference = score_frame(rules, scoring_features(example, rules, settings,
+                                                    events=demo_dir / "events.csv"))
     assert out["points"].tolist() == reference["points"].tolist()
     assert out["points"].tolist() == (out["fit"] + out["pain"]).tolist()
     sig_inputs = {c.name: c for c in champion.metadata.signature.inputs.inputs}
@@ -195,7 +201,7 @@ def test_pyfunc_by_alias_and_by_version_returns_the_score_columns(store, client,
     assert {"email", "job_title"} <= set(sig_inputs)  # raw columns for the derived signals
     # missing values in a numeric factor (an int column with a gap) score, they do not fail
     gaps = example.assign(**{c: [np.nan] + example[c].tolist()[1:] for c in example.columns})
-    assert len(champion.predict(gaps)) == len(example)
+    assert len(champion.predict(gaps, params=events)) == len(example)
     # the weak version reads only lead_source
     leads = pd.read_csv(demo_dir / "leads.csv", dtype=str).head(50)
     weak_out = weak.predict(leads[["lead_source"]])
@@ -203,20 +209,25 @@ def test_pyfunc_by_alias_and_by_version_returns_the_score_columns(store, client,
     assert weak_out["pain"].eq(0).all()
 
 
-def test_pyfunc_derives_signals_from_raw_columns(store, client, demo_dir):
+def test_pyfunc_uses_derived_signals_given_as_columns(store, client, demo_dir):
+    """A caller who already has the derived signals (and event features) as columns gets the
+    points of the raw leads: given columns are used as they are, never derived again."""
     import mlflow
 
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
-    example = model.input_example
-    derived = [c for c in ("email_domain_type", "seniority", "name_spam") if c in example]
+    from pipeline.features import DERIVED_SIGNALS, FeatureSettings, scoring_features
+
+    ref = registry.resolve(f"{MODEL}@champion")
+    rules = registry.load_rules(ref)
+    derived = [c for c in DERIVED_SIGNALS if c in rules.input_columns()]
     if not derived:
         pytest.skip("the champion kept no derived signal")
-    leads = pd.read_csv(demo_dir / "leads.csv", dtype=str)
-    raw = leads[["email", "first_name", "last_name", "job_title"]].head(5)
-    given = model.predict(example)
-    from_raw = model.predict(pd.concat([example.drop(columns=derived), raw], axis=1))
-    # the example rows are the first five training leads, so the derived values agree
-    assert from_raw["points"].tolist() == given["points"].tolist()
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    raw = pd.read_csv(demo_dir / "leads.csv", dtype=str).head(40)
+    settings = FeatureSettings.from_dict(registry.load_run_json(ref, "feature_settings.json"))
+    features = scoring_features(raw, rules, settings, events=demo_dir / "events.csv")
+    given = features.drop(columns=rules.derived.raw_columns())
+    from_raw = model.predict(raw, params={"events": str(demo_dir / "events.csv")})
+    assert model.predict(given)["points"].tolist() == from_raw["points"].tolist()
 
 
 def test_load_rules_carries_the_registered_version(store, client):
