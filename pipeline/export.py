@@ -946,17 +946,20 @@ def export_crm_csv(rules: PointsRules) -> str:
     excluded, upper end included: see the notes column). A numeric special value (a sentinel
     such as 999) is an ``equals`` rule of its own, and the bin it falls in says in its notes
     that the value is not part of it. Text cells that a spreadsheet would run as a formula get
-    a leading ``'`` (noted).
+    a leading ``'`` (noted). Rules worth 0 points are left out (:func:`crm_rules`): 0 is what
+    a field matching no rule scores, and the last line, a ``#`` comment, says so.
     """
     _check_finite(rules)
     tokens = [t for t in _missing_tokens(rules) if t]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CRM_COLUMNS)
-    n = 0
+    n = omitted = 0
     for f in rules.factors:
         group = "Fit" if f.group == "FIT" else "Behavior"
-        for r in factor_rules(f):
+        listed = crm_rules(f)
+        omitted += len(factor_rules(f)) - len(listed)
+        for r in listed:
             value = value2 = ""
             notes: list[str] = []
             if r.op == "equals":
@@ -1004,7 +1007,29 @@ def export_crm_csv(rules: PointsRules) -> str:
                 [f"R{n:03d}", group, field, operator, value, value2, r.points,
                  " ".join(x for x in notes if x)]
             )
+    buf.write(crm_zero_note(omitted) + "\n")
     return buf.getvalue()
+
+
+def crm_zero_note(omitted: int) -> str:
+    """The comment line that ends the crm-csv sheet: levels not listed score 0."""
+    return (f"# levels not listed score 0: {omitted} rules worth 0 points are left out; "
+            "a field that matches no rule adds 0 points")
+
+
+def crm_rules(factor: FactorRules) -> list[Rule]:
+    """The rules of ``factor`` a CRM sheet lists: :func:`factor_rules` without those worth 0
+    points (0 is a builder's default), except a special value worth 0 whose bin is worth
+    something else: read first-match-wins, that rule keeps the value out of its bin."""
+    def needed(rule: Rule) -> bool:
+        if rule.points != 0:
+            return True
+        if rule.op != "special":
+            return False
+        value = float(rule.value)
+        return factor.bin_points[sum(1 for e in factor.edges if e < value)] != 0
+
+    return [r for r in factor_rules(factor) if needed(r)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1178,6 +1203,7 @@ __all__ = [
     "diff_rules",
     "export",
     "export_all",
+    "crm_rules",
     "export_crm_csv",
     "export_csv",
     "export_hubspot",
