@@ -524,6 +524,10 @@ def _sheet_points(rows: list[dict], lead: dict, tokens: list[str]) -> dict[str, 
             hit = value not in json.loads(row["value"]) if row["value"].startswith("[") else (
                 value not in row["value"].split("; ")
             )
+        elif op == "is any of":
+            hit = value in json.loads(row["value"]) if row["value"].startswith("[") else (
+                value in row["value"].split("; ")
+            )
         elif op == "at most":
             hit = float(value) <= float(row["value"])
         elif op == "greater than":
