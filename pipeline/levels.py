@@ -250,8 +250,9 @@ def snap_edges(values: np.ndarray, edges: list[float], *, unit: str | None = Non
     the leads of the smaller bin beside it across the edge, stays above the previous
     snapped edge with a lead between them, and leaves a lead above it; when no candidate
     is within the tolerance, the nearest 3-significant-digit one that keeps the bins
-    non-empty; when none does, the edge is dropped (two bins become one). Edges between two
-    observed values move within that gap first, which changes no training lead's bin."""
+    non-empty; when none does, the edge is dropped (two bins become one). A candidate
+    between an edge and the next observed value moves no lead at all: the training bins stay
+    exactly as the quantiles cut them."""
     finite = np.sort(values[np.isfinite(values)])
     if finite.size == 0 or not edges:
         return list(edges)
