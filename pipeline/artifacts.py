@@ -60,6 +60,7 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
         paths += sorted((out_dir / "lift_charts").glob("*.png"))
     paths.append(write_frame_atomic(out_dir / "points_table.csv", result.points_table))
     paths.append(write_text_atomic(out_dir / "points_rules.json", result.rules.to_json()))
+    paths.append(write_frame_atomic(out_dir / "trust_rules.csv", trust_figures(result, config)))
     paths.append(write_text_atomic(out_dir / "metrics.json", _json(result.metrics)))
     paths.append(write_text_atomic(out_dir / "config.json",
                                    _json(config.model_dump(mode="json"))))
@@ -93,6 +94,16 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
     if screenshot:
         paths += report_screenshot(out_dir)
     return paths
+
+
+def trust_figures(result: TrainResult, config: Config) -> pd.DataFrame:
+    """The trust figures of the registered table (:func:`pipeline.trust_rules.trust_table`):
+    rule counts per export, 0 rules left out, the longest threshold, direction changes and
+    the largest points on a level under ``analysis.min_leads``."""
+    from pipeline.trust_rules import trust_table
+
+    return trust_table(result.rules, lift=result.analysis.lift,
+                       points_table=result.points_table, min_leads=config.analysis.min_leads)
 
 
 def report_screenshot(out_dir: Path) -> list[Path]:

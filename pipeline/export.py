@@ -22,7 +22,7 @@ import pprint
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -56,7 +56,8 @@ PMML_NAMESPACE = "http://www.dmg.org/PMML-4_4"
 class Rule:
     """One condition of one factor and the points it gives.
 
-    ``op`` is one of ``equals`` (``value`` is the level), ``missing``, ``other`` (categorical:
+    ``op`` is one of ``equals`` (``value`` is the level), ``any_of`` (``value`` is a tuple of
+    levels; CRM sheets only, :func:`crm_rules`), ``missing``, ``other`` (categorical:
     any other non-missing value), ``special`` (numeric: ``x == value``, a sentinel such as
     999, matched before the bins), ``at_most`` (``x <= value``), ``between`` (``value < x <=
     value2``), ``greater`` (``x > value``) and ``any`` (a numeric factor without edges).
@@ -66,7 +67,7 @@ class Rule:
     group: str
     kind: str
     op: str
-    value: str | float | None
+    value: str | float | tuple[str, ...] | None
     value2: float | None
     points: int
 
@@ -75,6 +76,8 @@ class Rule:
         """Readable condition, e.g. ``= "Lead Add Form"``, ``is missing``, ``> 3 and <= 7``."""
         if self.op == "equals":
             return f"= {_quote(str(self.value))}"
+        if self.op == "any_of":
+            return "is any of " + ", ".join(_quote(str(v)) for v in self.value)
         if self.op == "missing":
             return "is missing"
         if self.op == "other":
@@ -996,31 +999,49 @@ def _sheet_text(text: str) -> tuple[str, str]:
     return text, ""
 
 
+def _sheet_list(values: list[str], notes: list[str]) -> str:
+    """A list of levels in one cell: separated by ``'; '``, or a JSON list when a level holds
+    ``;`` (``notes`` says which)."""
+    if any(";" in v for v in values):
+        notes.append("value is a JSON list")
+        return json.dumps(values, ensure_ascii=False)
+    notes.append("values separated by '; '")
+    return "; ".join(values)
+
+
 def export_crm_csv(rules: PointsRules) -> str:
     """Rules sheet for Salesforce / Marketo / Mautic style builders: ``rule_id, score_group
     (Fit/Behavior), field, operator, value, value2, points, notes``.
 
-    Operators: equals, is empty, is not in, greater than, at most, between (lower end
-    excluded, upper end included: see the notes column). A numeric special value (a sentinel
+    Operators: equals, is any of (the levels worth the same points), is empty, is not in,
+    greater than, at most, between (lower end excluded, upper end included: see the notes
+    column). A numeric special value (a sentinel
     such as 999) is an ``equals`` rule of its own, and the bin it falls in says in its notes
-    that the value is not part of it. With the spam gate on, a last row ``GATE`` (0 points)
-    states it in its notes: a sheet of points cannot veto SDR-ready. Text cells that a
-    spreadsheet would run as a formula get a leading ``'`` (noted).
+    that the value is not part of it. With the spam gate on, a ``GATE`` row (0 points) states
+    it in its notes: a sheet of points cannot veto SDR-ready. Text cells that a spreadsheet
+    would run as a formula get a leading ``'`` (noted). Rules worth 0 points are left out
+    (:func:`crm_rules`): 0 is what a field matching no rule scores, and the last line, a ``#``
+    comment, says so.
     """
     _check_finite(rules)
     tokens = [t for t in _missing_tokens(rules) if t]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CRM_COLUMNS)
-    n = 0
+    n = omitted = 0
     for f in rules.factors:
         group = "Fit" if f.group == "FIT" else "Behavior"
-        for r in factor_rules(f):
+        omitted += crm_zero_rules(f)
+        for r in crm_rules(f):
             value = value2 = ""
             notes: list[str] = []
             if r.op == "equals":
                 operator = "equals"
                 value, note = _sheet_text(str(r.value))
+                notes.append(note)
+            elif r.op == "any_of":
+                operator = "is any of"
+                value, note = _sheet_text(_sheet_list(list(r.value), notes))
                 notes.append(note)
             elif r.op == "missing":
                 operator = "is empty"
@@ -1028,13 +1049,7 @@ def export_crm_csv(rules: PointsRules) -> str:
                     notes.append("also counts as empty: " + "; ".join(_quote(t) for t in tokens))
             elif r.op == "other":
                 operator = "is not in"
-                values = sorted(f.levels) + tokens
-                if any(";" in v for v in values):
-                    value = json.dumps(values, ensure_ascii=False)
-                    notes.append("value is a JSON list")
-                else:
-                    value = "; ".join(values)
-                    notes.append("values separated by '; '")
+                value = _sheet_list(sorted(f.levels) + tokens, notes)
                 notes.append("and is not empty")
             elif r.op == "special":
                 operator, value = "equals", format_number(r.value)
@@ -1068,7 +1083,50 @@ def export_crm_csv(rules: PointsRules) -> str:
                          "spam gate: a lead with name_spam = yes is never SDR-ready, whatever "
                          f"its points (threshold {rules.sdr_threshold}); add this condition to "
                          "the hand-off rule, it adds no points"])
+    buf.write(crm_zero_note(omitted) + "\n")
     return buf.getvalue()
+
+
+def crm_zero_note(omitted: int) -> str:
+    """The comment line that ends the crm-csv sheet: levels not listed score 0."""
+    return (f"# levels not listed score 0: {omitted} rules worth 0 points are left out; "
+            "a field that matches no rule adds 0 points")
+
+
+def crm_rules(factor: FactorRules) -> list[Rule]:
+    """The rules of ``factor`` a CRM sheet lists: :func:`factor_rules` without those worth 0
+    points (0 is a builder's default), except a special value worth 0 whose bin is worth
+    something else (read first-match-wins, that rule keeps the value out of its bin); the
+    categorical levels worth the same points are one ``any_of`` rule (``value`` the tuple of
+    levels, in sorted order), a level alone keeps its ``equals`` rule."""
+    def needed(rule: Rule) -> bool:
+        if rule.points != 0:
+            return True
+        if rule.op != "special":
+            return False
+        value = float(rule.value)
+        return factor.bin_points[sum(1 for e in factor.edges if e < value)] != 0
+
+    listed = [r for r in factor_rules(factor) if needed(r)]
+    by_points: dict[int, list[Rule]] = {}
+    for r in listed:
+        if r.op == "equals":
+            by_points.setdefault(r.points, []).append(r)
+    out: list[Rule] = []
+    for r in listed:
+        if r.op != "equals":
+            out.append(r)
+        elif by_points[r.points][0] is r:
+            same = by_points[r.points]
+            out.append(r if len(same) == 1 else
+                       replace(r, op="any_of", value=tuple(str(x.value) for x in same)))
+    return out
+
+
+def crm_zero_rules(factor: FactorRules) -> int:
+    """How many rules of ``factor`` worth 0 points the CRM sheet leaves out."""
+    listed = sum(r.points == 0 for r in crm_rules(factor))
+    return sum(r.points == 0 for r in factor_rules(factor)) - listed
 
 
 # --------------------------------------------------------------------------------------------
@@ -1242,6 +1300,8 @@ __all__ = [
     "diff_rules",
     "export",
     "export_all",
+    "crm_rules",
+    "crm_zero_rules",
     "export_crm_csv",
     "export_csv",
     "export_hubspot",

@@ -202,8 +202,8 @@ def quadrant_plot(table: pd.DataFrame) -> bytes:
 
 
 SECTION_IDS: tuple[str, ...] = (
-    "data", "lift", "coefficients", "points", "distribution", "roc", "gains", "calibration",
-    "threshold", "quadrant", "fidelity")
+    "data", "lift", "coefficients", "points", "trust", "distribution", "roc", "gains",
+    "calibration", "threshold", "quadrant", "fidelity")
 """The stable ids of the report's sections, in page order (``notes`` may follow)."""
 
 
@@ -257,6 +257,29 @@ def _lift_section(result: TrainResult, rate: float,
             f"dashed line is the overall rate ({rate:.1%})." if images else
             "No factor was kept: there is no lift chart to show.")
     return Section("Lift per kept factor", [text], images=images, key="lift")
+
+
+def _trust_section(result: TrainResult, config: Config) -> Section:
+    """Trust: how many rules a person reads per export, the 0 rules left out, the longest
+    threshold, direction changes of the points against the lift table, and the largest
+    points on a level under ``analysis.min_leads`` (the ``trust_rules.csv`` artifact)."""
+    from pipeline.trust_rules import trust_table
+
+    table = trust_table(result.rules, lift=result.analysis.lift,
+                        points_table=result.points_table, min_leads=config.analysis.min_leads)
+    value = dict(zip(table["figure"], table["value"], strict=False))
+    text = [
+        f"The CRM sheet lists {value['rules_crm_sheet']} rules "
+        f"({value['zero_rules_omitted']} rules worth 0 points left out: levels not listed "
+        f"score 0); the HubSpot body {value['rules_hubspot']}, the full table "
+        f"{value['rules_table']}. Numeric thresholds are snapped to numbers people type "
+        f"(the longest has {value['longest_threshold_digits']} significant digits) and "
+        "adjacent bins worth the same points are one bin.",
+        "Direction changes: how often the points of a numeric factor's adjacent bins turn "
+        "from rising to falling or back, against the same count for the lift table's shrunk "
+        "conversion rates; more turns in the points than in the rates is the fit's zig-zag, "
+        "not the leads'."]
+    return Section("Trust", text, tables=[("Trust figures", table)], key="trust")
 
 
 class _Figure:
@@ -321,6 +344,7 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
         "(unseen) points; missing values the (missing) points."],
         tables=[(f"{g} points", pt[pt["group"] == g][columns])
                 for g in ("FIT", "PAIN") if (pt["group"] == g).any()], key="points"))
+    sections.append(_trust_section(result, config))
     won = holdout["converted"].to_numpy(dtype=int)
     med_won, med_lost = (float(holdout.loc[won == k, "points"].median()) for k in (1, 0))
     sections.append(Section("Score distribution", [

@@ -38,7 +38,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from pipeline.encoding import MISSING, OTHER, FactorEncoder, check_frame
 from pipeline.fit import RegularisedFit, fit_regularised, reference_slots
-from pipeline.rules import FactorRules, PointsRules, special_key
+from pipeline.rules import FactorRules, PointsRules, merge_equal_bins, special_key
 from pipeline.scoring import points_matrix
 
 
@@ -314,6 +314,8 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         factors = build_rules(self.encoder_, self.slot_points_, groups=groups,
                               unseen_points=self.unseen_points,
                               missing_values=list(self.missing_values), scaling=self.scaled_.params)
+        # adjacent bins that rounded to the same points are one rule (scores unchanged)
+        factors = [merge_equal_bins(f) for f in factors]
         cap = self.cap
         rules = PointsRules(factors=factors, missing_values=list(self.missing_values),
                             score_min=None if cap is None else int(cap[0]),

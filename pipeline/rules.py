@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SCHEMA_VERSION = "1.1"
@@ -248,6 +248,24 @@ def _special_number(name: str, key: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"factor {name!r}: special_points key {key!r} must be finite")
     return value
+
+
+def merge_equal_bins(factor: FactorRules) -> FactorRules:
+    """``factor`` with each run of adjacent numeric bins worth the same points made one bin
+    (the edges between them dropped). Every value scores exactly as before: a value of a
+    merged bin got those points from whichever bin of the run held it, and special values,
+    missing and unseen points are untouched. A categorical factor is returned as it is."""
+    if factor.kind != "numeric" or not factor.edges:
+        return factor
+    edges: list[float] = []
+    points = [factor.bin_points[0]]
+    for edge, pts in zip(factor.edges, factor.bin_points[1:], strict=True):
+        if pts != points[-1]:
+            edges.append(edge)
+            points.append(pts)
+    if len(edges) == len(factor.edges):
+        return factor
+    return replace(factor, edges=edges, bin_points=points)
 
 
 def is_missing(value: Any, missing_values: list[str] | tuple[str, ...]) -> bool:

@@ -518,6 +518,13 @@ def test_hubspot_notes_are_honest_about_manual_steps():
         assert phrase.lower() in notes.lower()
 
 
+def _sheet_rows(text: str) -> list[dict]:
+    """The rule rows of a crm-csv sheet (its last line, a ``#`` comment, left out)."""
+    lines = text.splitlines()
+    assert lines[-1].startswith("# levels not listed score 0")
+    return list(csv.DictReader(io.StringIO("\n".join(lines[:-1]) + "\n")))
+
+
 def _sheet_points(rows: list[dict], lead: dict, tokens: list[str]) -> dict[str, int]:
     """Evaluate the crm-csv sheet the way its operators read (first matching rule per field)."""
     totals: dict[str, int] = {"Fit": 0, "Behavior": 0}
@@ -540,6 +547,10 @@ def _sheet_points(rows: list[dict], lead: dict, tokens: list[str]) -> dict[str, 
             hit = value not in json.loads(row["value"]) if row["value"].startswith("[") else (
                 value not in row["value"].split("; ")
             )
+        elif op == "is any of":
+            hit = value in json.loads(row["value"]) if row["value"].startswith("[") else (
+                value in row["value"].split("; ")
+            )
         elif op == "at most":
             hit = float(value) <= float(row["value"])
         elif op == "greater than":
@@ -554,11 +565,14 @@ def _sheet_points(rows: list[dict], lead: dict, tokens: list[str]) -> dict[str, 
 
 def test_crm_csv_sheet_adds_up_to_fit_and_pain():
     rules = make_rules()
-    rows = list(csv.DictReader(io.StringIO(ex.export_crm_csv(rules))))
+    rows = _sheet_rows(ex.export_crm_csv(rules))
     assert list(rows[0]) == list(ex.CRM_COLUMNS)
-    assert [r["rule_id"] for r in rows] == [f"R{i:03d}" for i in range(1, 10)]
+    # "visits <= 3" is worth 0: left out (the sheet's last line says levels not listed score 0)
+    assert [r["rule_id"] for r in rows] == [f"R{i:03d}" for i in range(1, 9)]
+    assert all(int(r["points"]) != 0 for r in rows)
+    assert "1 rules worth 0 points are left out" in ex.export_crm_csv(rules)
     assert {r["operator"] for r in rows} == {
-        "equals", "is empty", "is not in", "at most", "between", "greater than"
+        "equals", "is empty", "is not in", "between", "greater than"
     }
     between = next(r for r in rows if r["operator"] == "between")
     assert (between["value"], between["value2"]) == ("3", "7")
@@ -572,7 +586,7 @@ def test_crm_csv_neutralises_formula_cells():
     rules = PointsRules(
         factors=[FactorRules("src", "FIT", "categorical", levels={"=HYPERLINK(\"x\")": 4})]
     )
-    rows = list(csv.DictReader(io.StringIO(ex.export_crm_csv(rules))))
+    rows = _sheet_rows(ex.export_crm_csv(rules))
     assert rows[0]["value"] == "'=HYPERLINK(\"x\")"
     assert "leading ' was added" in rows[0]["notes"]
 
@@ -814,7 +828,7 @@ def test_special_values_agree_in_sql_pmml_and_python():
 def test_special_values_in_hubspot_and_the_crm_sheet():
     rules = special_rules()
     body = json.loads(ex.export_hubspot(rules))
-    rows = list(csv.DictReader(io.StringIO(ex.export_crm_csv(rules))))
+    rows = _sheet_rows(ex.export_crm_csv(rules))
     last_bin = next(r for g in body["groupConfigs"] for r in g["ruleConfigurations"]
                     if r["name"] == "pdays > 30")
     assert {"property": "pdays", "operator": "NEQ", "value": "999"} in last_bin["filters"]
