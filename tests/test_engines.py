@@ -59,7 +59,7 @@ def demo_model(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
                      events=str(demo_dir / "events.csv"))
     rules = _train(config, tmp / "out")
     cfg = load_config(config)
-    frame = cli._feature_frame_for_rules(cfg, rules, None)
+    frame = cli.feature_frame_for_rules(cfg, rules, None)
     keep = engines.required_columns(rules, cfg.data.id_column)
     frame = frame[keep + (["name_spam"] if "name_spam" in frame and "name_spam" not in keep
                           else [])]
