@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pipeline.rules import _canonical_str, _interval_label
+from pipeline.rules import canonical_str, interval_label
 
 MISSING = "(missing)"
 OTHER = "(other)"
@@ -123,7 +123,7 @@ def _canonical_text(value: object) -> str | None:
     if (value is None or value is pd.NA or value is pd.NaT
             or (isinstance(value, float) and np.isnan(value))):
         return None
-    return value if isinstance(value, str) else _canonical_str(value)
+    return value if isinstance(value, str) else canonical_str(value)
 
 
 def object_array(items: Iterable[object]) -> np.ndarray:
@@ -273,7 +273,7 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
             bins = np.searchsorted(np.asarray(edges, dtype=float), values[present], side="left")
             counts = np.bincount(bins, minlength=len(edges) + 1).tolist()
             bounds = [-np.inf, *edges, np.inf]
-            slots = [_interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+            slots = [interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
             n_missing = int((~present).sum())
             if n_missing:
                 slots.append(MISSING)

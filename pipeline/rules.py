@@ -77,7 +77,7 @@ class FactorRules:
         if self.kind != "numeric":
             return []
         bounds = [-math.inf, *self.edges, math.inf]
-        return [_interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        return [interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class PointsRules:
         return str(self.grades[-1]["grade"]) if self.grades else ""
 
 
-def _interval_label(lo: float, hi: float) -> str:
+def interval_label(lo: float, hi: float) -> str:
     def fmt(x: float) -> str:
         return f"{x:g}"
 
@@ -166,7 +166,7 @@ def factor_points(factor: FactorRules, value: Any, missing_values: list[str]) ->
     if is_missing(value, missing_values):
         return factor.missing_points, "(missing)"
     if factor.kind == "categorical":
-        key = value if isinstance(value, str) else _canonical_str(value)
+        key = value if isinstance(value, str) else canonical_str(value)
         if key in factor.levels:
             return factor.levels[key], key
         return factor.unseen_points, "(unseen)"
@@ -177,7 +177,7 @@ def factor_points(factor: FactorRules, value: Any, missing_values: list[str]) ->
     return factor.bin_points[index], factor.bin_labels()[index]
 
 
-def _canonical_str(value: Any) -> str:
+def canonical_str(value: Any) -> str:
     """How a non-string value is matched against categorical levels (``1.0`` -> ``"1"``)."""
     if isinstance(value, bool):
         return "true" if value else "false"

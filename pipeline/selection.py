@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.associations import missing_mask, pairwise_associations, target_associations
-from pipeline.lift import _check_target, level_frame, lift_table
+from pipeline.lift import check_target, level_frame, lift_table
 
 REPORT_COLUMNS = ["column", "kept", "reason"]
 
@@ -86,7 +86,7 @@ def select_factors(
     A ``declared_leaky`` name that is not a column of ``X`` (already excluded upstream) is
     ignored: it gets no report row.
     """
-    _check_target(X, y)
+    check_target(X, y)
     columns = [str(c) for c in X.columns]
     levels = None
     if lift is None or associations is None or pairwise is None:
