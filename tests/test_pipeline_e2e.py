@@ -13,6 +13,8 @@ from mlflow import MlflowClient
 
 from pipeline import cli
 
+pytestmark = pytest.mark.training  # whole trainings through the CLI
+
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
             ) -> tuple[int, str, str]:

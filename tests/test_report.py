@@ -180,6 +180,7 @@ def test_screenshot_returns_false_without_chromium(tmp_path: Path,
     assert not (tmp_path / "r.png").exists()
 
 
+@pytest.mark.browser
 def test_screenshot_writes_a_png(tmp_path: Path) -> None:
     if chromium_binary() is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
@@ -196,6 +197,7 @@ def test_screenshot_writes_a_png(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_train_then_report_command_renders_in_chromium(demo_dir: Path, make_config,
                                                        tmp_path: Path) -> None:
     from typer.testing import CliRunner
@@ -225,6 +227,7 @@ def test_train_then_report_command_renders_in_chromium(demo_dir: Path, make_conf
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.filterwarnings("ignore:.*is constant.*dropped:UserWarning")  # Magazine et al.
 def test_report_on_the_real_data(shared_data: Path, make_config, tmp_path: Path) -> None:
     from pipeline.config import load_config
