@@ -185,8 +185,11 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout
     (against the benchmark model), then refit on every labelled lead when the config says so.
 
-    One procedure, step after step, with no concurrency of its own: what may run beside it
-    (lift charts, the report, MLflow) is the caller's business (:mod:`pipeline.workflow`)."""
+    One procedure, step after step, with no concurrency and no callbacks: the benchmark
+    model and the statsmodels inference run here in turn (a second process that ran them
+    beside the fit was removed: at 1M leads it saved no measurable time once the refit and
+    the selection CV check were in; see the README). Files, MLflow and any overlap of
+    waiting work belong to :mod:`pipeline.workflow`."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
