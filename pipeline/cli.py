@@ -120,9 +120,19 @@ def model_config(ref, cfg):
     if cfg is not None:
         return cfg
     from pipeline import registry
-    from pipeline.config import Config
+    from pipeline.config import logged_config
 
-    return Config.model_validate(registry.load_run_json(ref, "config.json"))
+    return logged_config(registry.load_run_json(ref, "config.json"))
+
+
+def _lookup_adder(cfg, missing_values: list[str]):
+    """A function adding the data.lookups columns to a batch of leads, or None."""
+    if not cfg.data.lookups:
+        return None
+    from pipeline.intake import lookup_adder, read_lookups
+
+    return lookup_adder(read_lookups(cfg.data.lookups), missing_values,
+                        source=str(cfg.data.leads))
 
 
 def _lock_path(cfg, what: str) -> Path:
@@ -259,11 +269,15 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     if engine != "pandas":
         from pipeline import engines
 
+        if cfg.data.lookups:
+            raise UserError(f"--engine {engine}: data.lookups are joined by the pandas engine "
+                            "only", hint="score with --engine pandas, or join the lookup "
+                            "columns into the leads file first")
         if engine not in ("duckdb", "spark"):
             raise UserError(f"--engine {engine!r} is not one of pandas, duckdb, spark")
         return engines.score_with_engine(engine, cfg, rules, input_path, output, rejects,
                                          master=master)
-    extra = None
+    extra = add_lookups = _lookup_adder(cfg, rules.missing_values)
     row_filter = None
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
     if events is not None:
@@ -274,7 +288,9 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
         wanted = [c for c in event_feature_columns(cfg) if c in ev.columns]
 
         def extra(frame: pd.DataFrame) -> pd.DataFrame:
-            ids = frame[cfg.data.id_column].astype(str)
+            if add_lookups is not None:
+                frame = add_lookups(frame)
+            ids = frame[cfg.data.id_name].astype(str)
             joined = ev[wanted].reindex(ids.to_numpy())
             joined.index = frame.index
             return pd.concat([frame.drop(columns=[c for c in wanted if c in frame.columns]),
@@ -286,14 +302,17 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
             changed = changed_since(cfg, events, since, leads=Path(input_path))
 
             def row_filter(frame: pd.DataFrame) -> pd.Series:
-                return frame[cfg.data.id_column].astype(str).isin(changed)
+                return frame[cfg.data.id_name].astype(str).isin(changed)
     elif since is not None:
         raise UserError("--since needs an event log (data.events) to know which leads changed")
     progress = None
     if sys.stderr.isatty():
         progress = _progress_printer()
+    from pipeline.io import read_options
+
     return score_file(rules, Path(input_path), output, rejects_path=rejects,
-                      id_column=cfg.data.id_column, derived=_derived(cfg),
+                      id_column=cfg.data.id_name, derived=_derived(cfg),
+                      options=read_options(cfg),
                       batch_size=batch_size, extra_features=extra, row_filter=row_filter,
                       progress=progress, reasons=reasons)
 
@@ -396,7 +415,7 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
             say(f"{ref.name} v{ref.version}: {summary.scored:,} scored, "
                 f"{summary.rejected:,} rejected")
             frame = pd.read_parquet(part)
-            id_col = cfg.data.id_column
+            id_col = cfg.data.id_name
             frame = frame.rename(columns={c: f"{c}_{target}" for c in frame.columns if c != id_col})
             merged = frame if merged is None else merged.merge(frame, on=id_col, how="outer")
             all_rejects.append(pd.read_csv(part_rejects).assign(target=target))
@@ -410,13 +429,13 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
 def _write_accounts(cfg, source: Path, output: Path) -> None:
     import pandas as pd
 
-    from pipeline.io import read_table, table_format, write_frame_atomic
+    from pipeline.io import read_options, read_table, table_format, write_frame_atomic
     from pipeline.predict import account_rollup, lead_accounts
 
-    id_col = cfg.data.id_column
+    id_col = cfg.data.id_name
     scored = pd.read_parquet(output) if table_format(output) == "parquet" else \
         pd.read_csv(output, dtype={id_col: str})
-    raw = read_table(source, strict=False).frame
+    raw = read_table(source, strict=False, options=read_options(cfg)).frame
     accounts = lead_accounts(raw, scored[id_col].astype(str), id_column=id_col,
                              account_column=cfg.data.account_column)
     rolled = account_rollup(scored, accounts, id_column=id_col)
@@ -638,19 +657,22 @@ def feature_frame_for_rules(cfg, rules, input_path: Path | None):
     """The per-lead table the points table reads (derived signals and event features added)."""
     import pandas as pd
 
-    from pipeline.io import read_table
+    from pipeline.io import read_options, read_table
     from pipeline.serving import derive_missing_signals
     from pipeline.validate import normalise_missing
 
     source = Path(input_path) if input_path else Path(cfg.data.leads)
-    raw = read_table(source, strict=True).frame
+    raw = read_table(source, strict=True, options=read_options(cfg)).frame
     frame = normalise_missing(raw, rules.missing_values)
+    add_lookups = _lookup_adder(cfg, rules.missing_values)
+    if add_lookups is not None:
+        frame = add_lookups(frame)
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
     if events is not None:
         from pipeline.scoring_events import event_features_for_scoring
 
         ev = event_features_for_scoring(cfg, events, rules, as_of=None)
-        ids = frame[cfg.data.id_column].astype(str).to_numpy()
+        ids = frame[cfg.data.id_name].astype(str).to_numpy()
         missing = [c for c in rules.factor_names() if c in ev.columns and c not in frame.columns]
         frame = pd.concat([frame, ev[missing].reindex(ids).set_axis(frame.index)], axis=1)
     frame = derive_missing_signals(frame, rules, _derived(cfg))

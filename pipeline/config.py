@@ -7,9 +7,11 @@ settings fail up front with a message naming the file and the key.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import hashlib
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -20,33 +22,117 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from pipeline.errors import UserError
 
 Scalar = str | int | float | bool
+ROW_ID_COLUMN = "row_id"  # the ids the reader adds when data.id_column is null
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}  # YAML-friendly spellings of a tab
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FileKeyConfig(_Strict):
+    """A second file joined to the leads by a key column (``{path, on}``)."""
+
+    path: Path
+    on: str
+
+    @field_validator("on")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("needs the name of the key column")
+        return v
+
+
 class DataConfig(_Strict):
     leads: Path
     events: Path | None
-    id_column: str
+    id_column: str | None
     created_at_column: str | None
     account_column: str | None
     missing_values: list[str]
+    lookups: list[FileKeyConfig]
+    delimiter: str
+    encoding: str
+    decimal: Literal["auto", ".", ","]
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, v: str) -> str:
+        """``auto`` or one character (``tab`` / ``\\t`` spell a tab): a longer text would be
+        taken for a field separator nobody meant."""
+        v = DELIMITER_NAMES.get(v, v)
+        if v != "auto" and (len(v) != 1 or v in "\"\r\n"):
+            raise ValueError(f"must be 'auto' or one character such as ',', ';', 'tab' or '|', "
+                             f"got {v!r}")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, v: str) -> str:
+        """``auto`` or a text encoding Python knows (``latin-1``, ``cp1252``, ``utf-8``...)."""
+        if v == "auto":
+            return v
+        try:
+            info = codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"must be 'auto' or a text encoding such as utf-8, cp1252 or "
+                             f"latin-1, got {v!r}") from None
+        if not _is_text_codec(info):
+            raise ValueError(f"{v!r} is not a text encoding") from None
+        return v
+
+    @property
+    def id_name(self) -> str:
+        """The id column the pipeline uses: ``id_column``, or the row numbers the reader adds
+        (``row_id``) when it is null."""
+        return self.id_column or ROW_ID_COLUMN
+
+
+def _is_text_codec(info: codecs.CodecInfo) -> bool:
+    """Whether a codec turns bytes into text (``rot13``, ``base64`` and the like do not)."""
+    try:
+        return isinstance(info.decode(b"a")[0], str)
+    except Exception:  # noqa: BLE001 - a codec that cannot decode b"a" is no text codec here
+        return False
 
 
 class LabelConfig(_Strict):
     column: str
     positive: list[Scalar]
     negative: list[Scalar]
+    open: list[Scalar]
+    won_in: FileKeyConfig | None
+    window_days: int | None
+    converted_at_column: str | None
 
     @model_validator(mode="after")
     def _disjoint(self) -> LabelConfig:
-        both = {str(v) for v in self.positive} & {str(v) for v in self.negative}
+        positive, negative = {str(v) for v in self.positive}, {str(v) for v in self.negative}
+        both = positive & negative
         if both:
             raise ValueError(f"values {sorted(both)} are both positive and negative")
         if not self.positive:
             raise ValueError("positive needs at least one value meaning 'won'")
+        decided = sorted({str(v) for v in self.open} & (positive | negative))
+        if decided:
+            raise ValueError(f"open values {decided} are also positive or negative: an open "
+                             "lead is undecided, pick one")
+        return self
+
+    @model_validator(mode="after")
+    def _window(self) -> LabelConfig:
+        if self.window_days is not None and self.window_days < 1:
+            raise ValueError(f"window_days must be >= 1, got {self.window_days}")
+        if (self.window_days is None) != (self.converted_at_column is None):
+            raise ValueError("window_days and converted_at_column go together: won means "
+                             "converted_at_column within window_days of the creation date")
+        if self.window_days is not None and self.won_in is not None:
+            raise ValueError("won_in and window_days are two ways to say who is won: pick one")
+        if self.window_days is not None and self.open:
+            raise ValueError("open is read from the label column, which window_days replaces "
+                             "(leads younger than window_days are the undecided ones): "
+                             "leave open empty")
         return self
 
 
@@ -56,6 +142,19 @@ class ColumnsConfig(_Strict):
     numeric: list[str]
     exclude: list[str]
     declared_leaky: list[str]
+    special_values: dict[str, list[float]]
+
+    @field_validator("special_values")
+    @classmethod
+    def _finite_specials(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        for column, values in v.items():
+            if not values:
+                raise ValueError(f"column {column!r}: list at least one value, or leave it out")
+            bad = [x for x in values if not math.isfinite(x)]
+            if bad:
+                raise ValueError(f"column {column!r}: special values must be finite numbers, "
+                                 f"got {bad}")
+        return v
 
     @model_validator(mode="after")
     def _no_contradiction(self) -> ColumnsConfig:
@@ -113,6 +212,7 @@ class AnalysisConfig(_Strict):
     max_association: float
     leakage_auc: float
     min_cv_auc_gain: float
+    significance: float
 
     @model_validator(mode="after")
     def _ranges(self) -> AnalysisConfig:
@@ -128,6 +228,8 @@ class AnalysisConfig(_Strict):
             raise ValueError(f"leakage_auc must be in (0.5, 1], got {self.leakage_auc}")
         if not 0 <= self.min_cv_auc_gain < 0.5:
             raise ValueError(f"min_cv_auc_gain must be in [0, 0.5), got {self.min_cv_auc_gain}")
+        if not 0 < self.significance <= 1:
+            raise ValueError(f"significance must be in (0, 1], got {self.significance}")
         return self
 
 
@@ -245,10 +347,20 @@ class Config(_Strict):
                 for name, label in self.targets.items()]
 
     @model_validator(mode="after")
+    def _window_needs_created_at(self) -> Config:
+        targets = self.targets or {}
+        labels = {"label": self.label, **{f"targets.{k}": v for k, v in targets.items()}}
+        for key, label in labels.items():
+            if label.window_days is not None and not self.data.created_at_column:
+                raise ValueError(f"{key}.window_days needs data.created_at_column (the window "
+                                 "runs from each lead's creation date)")
+        return self
+
+    @model_validator(mode="after")
     def _roles(self) -> Config:
         used = {"columns.fit": self.columns.fit, "columns.pain": self.columns.pain}
         for role, column in (("label.column", self.label.column),
-                             ("data.id_column", self.data.id_column)):
+                             ("data.id_column", self.data.id_name)):
             for key, columns in used.items():
                 if column in columns:
                     raise ValueError(f"column {column!r} is the {role} and also listed in "
@@ -326,6 +438,13 @@ def load_config(
     for key in ("leads", "events"):
         if data_section[key] is not None:
             data_section[key] = str((root / data_section[key]).resolve())
+    if isinstance(data_section["lookups"], list):
+        data_section["lookups"] = [_resolve_file_key(entry, root)
+                                   for entry in data_section["lookups"]]
+    settings["label"]["won_in"] = _resolve_file_key(settings["label"]["won_in"], root)
+    if isinstance(settings["targets"], dict):
+        settings["targets"] = {name: _target_label(label, root)
+                               for name, label in settings["targets"].items()}
     registry = settings["registry"]
     registry["tracking_uri"] = resolve_tracking_uri(registry["tracking_uri"], root)
     registry["artifact_location"] = str((root / registry["artifact_location"]).resolve())
@@ -333,6 +452,46 @@ def load_config(
         return Config.model_validate(settings)
     except ValidationError as exc:
         raise UserError(f"{path}: invalid config:\n{_format_validation(exc)}") from None
+
+
+LABEL_OUTCOME_KEYS = ("open", "won_in", "window_days", "converted_at_column")
+
+
+def _resolve_file_key(entry: Any, root: Path) -> Any:
+    """``{path, on}`` with the path made absolute against the config root (other shapes are
+    left for the validation to name)."""
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+        return {**entry, "path": str((root / entry["path"]).resolve())}
+    return entry
+
+
+def _target_label(label: Any, root: Path) -> Any:
+    """A ``targets`` entry: the outcome keys it omits (open, won_in, window_days,
+    converted_at_column) take the shipped label defaults; column/positive/negative stay
+    required, as before."""
+    if not isinstance(label, dict):
+        return label
+    defaults = default_settings()["label"]
+    filled = {**{k: defaults[k] for k in LABEL_OUTCOME_KEYS}, **label}
+    filled["won_in"] = _resolve_file_key(filled["won_in"], root)
+    return filled
+
+
+def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config (a registered version's ``config.json``) with the keys added to the
+    defaults since it was written filled in, so older versions still load."""
+    def fill(base: Any, value: Any) -> Any:
+        if not (isinstance(base, dict) and isinstance(value, dict)):
+            return value
+        return {**{k: v for k, v in base.items() if k not in value},
+                **{k: fill(base.get(k), v) for k, v in value.items()}}
+
+    filled = fill(default_settings(), stored)
+    if isinstance(filled.get("targets"), dict):
+        defaults = default_settings()["label"]
+        filled["targets"] = {n: {**{k: defaults[k] for k in LABEL_OUTCOME_KEYS}, **t}
+                             for n, t in filled["targets"].items()}
+    return filled
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:
@@ -351,3 +510,11 @@ def _format_validation(exc: ValidationError) -> str:
         got_text = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  key '{where}': {err['msg']}{got_text}")
     return "\n".join(lines)
+
+
+def logged_config(settings: dict[str, Any]) -> Config:
+    """The config a model version was trained with (its logged ``config.json``).
+
+    Keys added to the defaults since that version was trained (``data.delimiter``, say) take
+    their default value, so older versions keep scoring."""
+    return Config.model_validate(with_defaults(settings))

@@ -1,9 +1,10 @@
 """Factor encoding: every factor becomes a small set of levels ("slots") and a one-hot design.
 
-Categorical factors keep levels with at least ``min_leads`` leads; rarer ones pool into
-``(other)``. Numeric factors are cut at quantile edges (right-closed bins, the same rule as
-:mod:`pipeline.rules`); a numeric factor with few distinct values gets one bin per value.
-A missing value is its own ``(missing)`` level (missingness is often informative).
+The levels themselves are decided by :mod:`pipeline.levels`, the same module the lift table
+uses, so the points table has exactly the lift table's levels: categorical levels with at
+least ``min_leads`` leads (rarer ones pool into ``(other)``), right-closed quantile bins for
+numbers (one per value when few are distinct), sentinel values such as ``= 999`` as levels of
+their own, and ``(missing)``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pipeline.rules import canonical_str, interval_label
+from pipeline.levels import (
+    MISSING,
+    OTHER,
+    Cut,
+    categorical_cut,
+    few_distinct,
+    numeric_codes,
+    numeric_cut,
+    quantile_edges,
+)
+from pipeline.rules import canonical_str, interval_labels
 
-MISSING = "(missing)"
-OTHER = "(other)"
+__all__ = ["MISSING", "OTHER", "FactorEncoder", "FactorLevels", "few_distinct", "quantile_edges"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,12 @@ class FactorLevels:
     counts: list[int]  # training leads per slot
     edges: list[float]  # numeric bin edges (right-closed)
     rare_levels: list[str]  # categorical levels pooled into OTHER
+    special: list[float] = ()  # numeric values with a slot of their own (after the bins)
+
+    @property
+    def n_bins(self) -> int:
+        """Numeric bin slots (they come first; then the special values, then missing)."""
+        return len(self.slots) - len(self.special) - (MISSING in self.slots)
 
     def slot_index(self, label: str) -> int:
         return self.slots.index(label)
@@ -190,27 +206,19 @@ def _null_text(null_cells: np.ndarray | None, canon: Callable[[object], str | No
     return [canon(v) for v in null_cells]
 
 
-def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
-    """Right-closed bin edges at quantiles; few distinct values get one bin each."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return []
-    distinct = few_distinct(finite, n_bins)
-    if distinct is not None:
-        return [float(v) for v in distinct[:-1]]
-    qs = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1], method="lower")
-    edges = np.unique(qs)
-    top = finite.max()
-    return [float(e) for e in edges if e < top]
+def _with_a_bin(cut: Cut) -> Cut:
+    """``cut`` with at least one bin: a numeric factor of the points table always has one
+    (``bin_points`` has ``len(edges) + 1`` entries), even when training saw only special
+    or missing values (the bin then has no leads)."""
+    if cut.n_bins:
+        return cut
+    return Cut("numeric", [*interval_labels([]), *cut.labels], [0, *cut.counts], cut.edges,
+               cut.special, cut.auto_special)
 
 
-def few_distinct(values: np.ndarray, limit: int) -> np.ndarray | None:
-    """``np.unique(values)`` when it has at most ``limit`` values, else None; a first few
-    thousand values with more already rule the full sort out."""
-    if np.unique(values[:4096]).size > limit:
-        return None
-    distinct = np.unique(values)
-    return distinct if distinct.size <= limit else None
+def _levels_of(name: str, cut: Cut) -> FactorLevels:
+    return FactorLevels(name, cut.kind, list(cut.labels), list(cut.counts), list(cut.edges),
+                        list(cut.rare), list(cut.special))
 
 
 class FactorEncoder(TransformerMixin, BaseEstimator):
@@ -223,6 +231,9 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
     numeric : columns treated as numeric; ``None`` infers from the dtype.
     missing_values : text values that mean "missing" (as in the points table); the empty
         string always does.
+    special_values : ``{column: [numbers]}`` sentinel values of numeric columns that get a
+        level of their own (``= 999``) instead of a bin; a value holding more than half of
+        a numeric column's present values gets one too (see :mod:`pipeline.levels`).
 
     Attributes
     ----------
@@ -233,11 +244,13 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, *, n_bins: int = 5, min_leads: int = 30, numeric: list[str] | None = None,
-                 missing_values: tuple[str, ...] = ()):
+                 missing_values: tuple[str, ...] = (),
+                 special_values: dict[str, list[float]] | None = None):
         self.n_bins = n_bins
         self.min_leads = min_leads
         self.numeric = numeric
         self.missing_values = missing_values
+        self.special_values = special_values
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -265,37 +278,17 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         return with_fill(renumber, -1, np.intp).take(codes), labels[~dropped]
 
     def _fit_one(self, name: str, series: pd.Series) -> FactorLevels:
+        """The levels of one column, as :mod:`pipeline.levels` decides them."""
         forced = self.numeric is not None and name in self.numeric
         if forced or (self.numeric is None and is_numeric_column(series)):
             values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-            edges = quantile_edges(values, self.n_bins)
-            present = ~np.isnan(values)
-            bins = np.searchsorted(np.asarray(edges, dtype=float), values[present], side="left")
-            counts = np.bincount(bins, minlength=len(edges) + 1).tolist()
-            bounds = [-np.inf, *edges, np.inf]
-            slots = [interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
-            n_missing = int((~present).sum())
-            if n_missing:
-                slots.append(MISSING)
-                counts.append(n_missing)
-            return FactorLevels(name, "numeric", slots, counts, edges, [])
+            special = (self.special_values or {}).get(name, ())
+            _, cut = numeric_cut(values, n_bins=self.n_bins, special_values=special, name=name,
+                                 warn=False)  # the lift table has reported it
+            return _levels_of(name, _with_a_bin(cut))
         codes, labels = self._text_codes(series)
-        present = codes >= 0
-        counts_by_level = np.bincount(codes[present], minlength=len(labels))
-        ordered = sorted(zip(labels, counts_by_level.tolist(), strict=True),
-                         key=lambda kv: (-kv[1], kv[0]))
-        kept = [(lvl, int(n)) for lvl, n in ordered if n >= self.min_leads]
-        rare = [(lvl, int(n)) for lvl, n in ordered if n < self.min_leads]
-        slots = [lvl for lvl, _ in kept]
-        counts = [n for _, n in kept]
-        if rare:
-            slots.append(OTHER)
-            counts.append(sum(n for _, n in rare))
-        n_missing = int(present.size - present.sum())
-        if n_missing:
-            slots.append(MISSING)
-            counts.append(n_missing)
-        return FactorLevels(name, "categorical", slots, counts, [], sorted(lvl for lvl, _ in rare))
+        _, cut = categorical_cut(codes, labels, min_leads=self.min_leads)
+        return _levels_of(name, cut)
 
     def codes(self, X: object) -> np.ndarray:
         """Slot index per lead and factor (``-1`` = unseen level, or missing never seen in
@@ -311,8 +304,8 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         missing_slot = factor.slots.index(MISSING) if MISSING in factor.slots else -1
         if factor.kind == "numeric":
             values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-            codes = np.searchsorted(np.asarray(factor.edges, dtype=float), values, side="left")
-            return np.where(np.isnan(values), missing_slot, codes).astype(np.int32)
+            cut = Cut("numeric", factor.slots, factor.counts, factor.edges, list(factor.special))
+            return numeric_codes(cut, values, missing=missing_slot).astype(np.int32)
         codes, labels = self._text_codes(series)
         lookup = {lvl: i for i, lvl in enumerate(factor.slots) if lvl not in (OTHER, MISSING)}
         if OTHER in factor.slots:

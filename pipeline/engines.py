@@ -55,11 +55,12 @@ otherwise ``output`` is written as a Spark directory (HDFS/S3 paths welcome).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,17 @@ from pipeline.engine_sql import (
 )
 from pipeline.errors import NothingScoredError, UserError
 from pipeline.export import sql_identifier, sql_string
-from pipeline.io import atomic_path, table_format, write_text_atomic
+from pipeline.io import (
+    AUTO,
+    ReadOptions,
+    atomic_path,
+    is_utf8_codec,
+    read_options,
+    resolve_delimiter,
+    table_format,
+    utf8_problem,
+    write_text_atomic,
+)
 from pipeline.predict import REJECT_COLUMNS, ScoringSummary
 from pipeline.rules import PointsRules
 
@@ -96,18 +107,20 @@ def score_with_engine(engine: str, cfg: Any, rules: PointsRules, input_path: Pat
     ``cfg`` supplies ``data.id_column`` and ``derived.spam_gate``.
     """
     spam_gate = bool(getattr(getattr(cfg, "derived", None), "spam_gate", False))
-    id_column = cfg.data.id_column
+    id_column = cfg.data.id_name
+    options = read_options(cfg)
     if engine == "pandas":
         from pipeline.predict import score_file
 
         return score_file(rules, Path(input_path), Path(output), rejects_path=rejects,
-                          id_column=id_column, derived=cfg.derived.model_dump(mode="json"))
+                          id_column=id_column, derived=cfg.derived.model_dump(mode="json"),
+                          options=options)
     if engine == "duckdb":
         return score_duckdb(rules, input_path, output, rejects, id_column=id_column,
-                            spam_gate=spam_gate)
+                            spam_gate=spam_gate, options=options)
     if engine == "spark":
         return score_spark(rules, input_path, output, rejects, id_column=id_column,
-                           spam_gate=spam_gate, master=master)
+                           spam_gate=spam_gate, master=master, options=options)
     raise UserError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
 
 
@@ -121,6 +134,86 @@ def _check_input(input_path: Path) -> Path:
                         hint="expected a header and one row per lead")
     table_format(input_path)
     return input_path
+
+
+def plain_input(source: Path, options: ReadOptions) -> bool:
+    """Whether the SQL engines can read ``source`` as it is: Parquet, or a comma-separated
+    UTF-8 CSV with decimal points, and an id column in the file (``data.id_column`` set)."""
+    if options.row_ids:
+        return False
+    if table_format(source) == "parquet":
+        return True
+    if options.decimal == ",":
+        return False
+    if options.encoding != AUTO and not is_utf8_codec(options.encoding):
+        return False
+    return resolve_delimiter(source, options) == "," and utf8_problem(source) is None
+
+
+def write_plain_copy(source: Path, options: ReadOptions, folder: Path) -> Path:
+    """``source`` read by the pipeline's own reader (delimiter, encoding, decimal commas,
+    ``row_id``) and written to ``folder`` as Parquet text columns, for the SQL engines.
+
+    A malformed CSV record stops here with its line (as the DuckDB engine does on the
+    original file) rather than vanishing from the copy."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.predict import iter_batches
+
+    target = folder / "leads.parquet"
+    writer = None
+    try:
+        for batch in iter_batches(source, batch_size=200_000, id_column=options.id_column,
+                                  options=options):
+            if batch.bad:
+                row, _, reason = batch.bad[0]
+                raise UserError(f"{source}: data row {row}: {reason}",
+                                hint="score this file with --engine pandas: it lists "
+                                "malformed rows in the rejects")
+            frame = batch.frame.astype(object)
+            table = pa.Table.from_pandas(frame, preserve_index=False,
+                                         schema=pa.schema([(str(c), pa.string())
+                                                           for c in frame.columns]))
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return target
+
+
+@contextlib.contextmanager
+def _readable_source(source: Path, options: ReadOptions | None) -> Iterator[Path]:
+    """``source``, or a plain Parquet copy of it when an SQL engine could not read it right
+    as it is (see :func:`plain_input`)."""
+    if options is None or plain_input(source, options):
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="lead-scoring-input-") as tmp:
+        yield write_plain_copy(source, options, Path(tmp))
+
+
+def _refuse_remote(options: ReadOptions | None) -> None:
+    """A Spark input that is not a local file cannot be sniffed nor converted: explicit
+    settings it cannot honour are refused (``auto`` reads it as comma-separated UTF-8)."""
+    if options is None:
+        return
+    if options.row_ids:
+        raise UserError("data.id_column is null: the spark engine numbers rows only of a local "
+                        "file", hint="give the file an id column, or score a local copy")
+    if options.decimal == ",":
+        raise UserError("data.decimal ',' is not supported by the spark engine on a cluster "
+                        "path", hint="convert the file first, or score a local copy")
+    if options.delimiter not in (AUTO, ","):
+        raise UserError(f"data.delimiter {options.delimiter!r} is not supported by the spark "
+                        "engine on a cluster path", hint="convert the file to commas first, "
+                        "or score a local copy")
+    if options.encoding != AUTO and not is_utf8_codec(options.encoding):
+        raise UserError(f"data.encoding {options.encoding!r} is not supported by the spark "
+                        "engine on a cluster path", hint="convert the file to UTF-8 first, "
+                        "or score a local copy")
 
 
 def required_columns(rules: PointsRules, id_column: str) -> list[str]:
@@ -164,20 +257,34 @@ def _nothing_scored(source: Path, summary: ScoringSummary) -> NothingScoredError
 
 def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Path | None, *,
                  id_column: str, spam_gate: bool = False, threads: int | None = None,
-                 memory_limit: str | None = None) -> ScoringSummary:
+                 memory_limit: str | None = None,
+                 options: ReadOptions | None = None) -> ScoringSummary:
     """Score with DuckDB straight over the CSV/Parquet file (out of core); COPY the output.
 
     Parquet rows are numbered by ``file_row_number``; a CSV is first loaded into a temporary
     table (spilled to disk beyond ``memory_limit``) so that ``rowid`` gives file order. One
-    scan of the rows fills the narrow table ``checked``; the rest reads only that.
+    scan of the rows fills the narrow table ``checked``; the rest reads only that. A file
+    DuckDB would not read as the ``options`` say (another delimiter, encoding or decimal
+    separator, no id column) is first copied by the pipeline's reader (:func:`plain_input`).
     """
-    source = _check_input(input_path)
+    checked_source = _check_input(input_path)
+    with _readable_source(checked_source, options) as readable:
+        summary = _score_duckdb(rules, readable, output, rejects, id_column=id_column,
+                                spam_gate=spam_gate, threads=threads,
+                                memory_limit=memory_limit, shown=checked_source)
+    return summary
+
+
+def _score_duckdb(rules: PointsRules, source: Path, output: Path, rejects: Path | None, *,
+                  id_column: str, spam_gate: bool, threads: int | None,
+                  memory_limit: str | None, shown: Path) -> ScoringSummary:
+    """:func:`score_duckdb` on a file DuckDB reads as it is; ``shown``: the path in messages."""
     with tempfile.TemporaryDirectory(prefix="lead-scoring-duckdb-") as tmp:
         con = _duckdb_connect(tmp, threads=threads, memory_limit=memory_limit)
         try:
-            types = _duckdb_source(con, source)
+            types = _duckdb_source(con, source, shown)
             check_columns(rules, list(types), id_column=id_column, engine="duckdb",
-                          source=source)
+                          source=shown)
             gate = spam_gate and "name_spam" in types
             query = CheckedQuery(rules, types, _duckdb_levels(con, rules), id_column,
                                  "duckdb", gate)
@@ -185,7 +292,7 @@ def score_duckdb(rules: PointsRules, input_path: Path, output: Path, rejects: Pa
             _duckdb_mark_duplicates(con, id_column)
             rows, scored, reasons, unseen = _duckdb_counts(con, rules)
             if scored == 0:
-                raise _nothing_scored(source, _summary(rows, 0, 0, reasons, unseen))
+                raise _nothing_scored(shown, _summary(rows, 0, 0, reasons, unseen))
             sdr_ready = _duckdb_write_scores(con, scored_select(
                 rules, id_column=id_column, dialect="duckdb", gate=gate, table="checked"),
                 Path(output))
@@ -209,8 +316,9 @@ def _duckdb_connect(tmp: str, *, threads: int | None, memory_limit: str | None) 
     return con
 
 
-def _duckdb_source(con: Any, source: Path) -> dict[str, str]:
-    """Create the view ``src`` (the input plus ``__row``, 1-based file order); its column types."""
+def _duckdb_source(con: Any, source: Path, shown: Path | None = None) -> dict[str, str]:
+    """Create the view ``src`` (the input plus ``__row``, 1-based file order); its column types.
+    ``shown``: the path named in an error (the user's file when ``source`` is its copy)."""
     import duckdb
 
     path = sql_string(str(source), dialect="duckdb")
@@ -224,7 +332,7 @@ def _duckdb_source(con: Any, source: Path) -> dict[str, str]:
             con.execute(f"CREATE VIEW src AS SELECT *, rowid + 1 AS {ROW} FROM src_table")
         described = con.execute("DESCRIBE src").fetchall()
     except duckdb.Error as exc:
-        raise UserError(f"{source}: DuckDB cannot read the file: {exc}",
+        raise UserError(f"{shown or source}: DuckDB cannot read the file: {exc}",
                         hint="check the file, or score it with --engine pandas") from None
     return {row[0]: str(row[1]) for row in described}
 
@@ -446,19 +554,36 @@ def spark_scores(spark: Any, frame: Any, rules: PointsRules, *, id_column: str,
 
 def score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
                 rejects: Path | str | None, *, id_column: str, spam_gate: bool = False,
-                master: str | None = None, spark: Any = None) -> ScoringSummary:
+                master: str | None = None, spark: Any = None,
+                options: ReadOptions | None = None) -> ScoringSummary:
     """Score a CSV/Parquet file with Spark SQL; the points table runs as a native expression.
 
     Counts are observed while the scores are written (no separate counting pass); when
-    nothing can be scored the output is not published.
+    nothing can be scored the output is not published. A local file Spark would not read as
+    the ``options`` say is first copied by the pipeline's reader (:func:`plain_input`).
     """
-    from pyspark.sql import Observation
-    from pyspark.sql import functions as F
-
     chosen = spark_master(master)
     local = chosen.startswith("local") if spark is None else \
         spark.sparkContext.master.startswith("local")
-    source = _check_input(Path(input_path)) if local else Path(input_path)
+    if not local:
+        _refuse_remote(options)
+        return _score_spark(rules, input_path, output, rejects, id_column=id_column,
+                            spam_gate=spam_gate, chosen=chosen, local=False, spark=spark)
+    checked_source = _check_input(Path(input_path))
+    with _readable_source(checked_source, options) as readable:
+        return _score_spark(rules, readable, output, rejects, id_column=id_column,
+                            spam_gate=spam_gate, chosen=chosen, local=True, spark=spark,
+                            shown=checked_source)
+
+
+def _score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
+                 rejects: Path | str | None, *, id_column: str, spam_gate: bool, chosen: str,
+                 local: bool, spark: Any, shown: Path | None = None) -> ScoringSummary:
+    """:func:`score_spark` on an input Spark reads as it is; ``shown``: the path in messages."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    source = Path(input_path)
     spark = spark or spark_session(chosen)
     frame = _spark_read(spark, str(source), table_format(source))
     checked, unseen, gate = _spark_checked(spark, frame, rules, id_column=id_column,
@@ -480,7 +605,7 @@ def score_spark(rules: PointsRules, input_path: Path | str, output: Path | str,
 
     def check() -> None:
         if summary().scored == 0:
-            raise _nothing_scored(source, summary())
+            raise _nothing_scored(shown or source, summary())
 
     _spark_write(scored, Path(output) if local else output, local=local, before_publish=check)
     if rejects is not None and local and summary().rejected == 0:  # no pass for no rows

@@ -57,7 +57,8 @@ class Rule:
     """One condition of one factor and the points it gives.
 
     ``op`` is one of ``equals`` (``value`` is the level), ``missing``, ``other`` (categorical:
-    any other non-missing value), ``at_most`` (``x <= value``), ``between`` (``value < x <=
+    any other non-missing value), ``special`` (numeric: ``x == value``, a sentinel such as
+    999, matched before the bins), ``at_most`` (``x <= value``), ``between`` (``value < x <=
     value2``), ``greater`` (``x > value``) and ``any`` (a numeric factor without edges).
     """
 
@@ -80,6 +81,8 @@ class Rule:
             return "is any other value"
         if self.op == "any":
             return "is any number"
+        if self.op == "special":
+            return f"= {format_number(self.value)}"
         if self.op == "at_most":
             return f"<= {format_number(self.value)}"
         if self.op == "greater":
@@ -88,8 +91,10 @@ class Rule:
 
 
 def factor_rules(factor: FactorRules) -> list[Rule]:
-    """The conditions of one factor in reading order: levels (sorted) or bins, then missing,
-    then (categorical only) any other value."""
+    """The conditions of one factor in reading order: levels (sorted), or special values
+    (ascending) then bins, then missing, then (categorical only) any other value. A special
+    value is matched before the bins: a reader applies the first condition that holds,
+    after "is missing"."""
 
     def rule(op: str, points: int, value: Any = None, value2: float | None = None) -> Rule:
         return Rule(factor.name, factor.group, factor.kind, op, value, value2, int(points))
@@ -100,6 +105,7 @@ def factor_rules(factor: FactorRules) -> list[Rule]:
         out.append(rule("missing", factor.missing_points))
         out.append(rule("other", factor.unseen_points))
         return out
+    out += [rule("special", pts, value) for value, pts, _ in factor.special_values()]
     edges = [float(e) for e in factor.edges]
     if not edges:
         out.append(rule("any", factor.bin_points[0]))
@@ -269,10 +275,13 @@ def _sql_factor_case(factor: FactorRules, rules: PointsRules, dialect: str, inde
         nan = f"CAST('NaN' AS {_SQL_DOUBLE[dialect]})"
         if not double:
             lines.append(f"WHEN {as_double} = {nan} THEN {factor.missing_points}")
+        for value, pts, _ in factor.special_values():
+            lines.append(f"WHEN {as_double} = {_sql_double(value, dialect)} THEN {pts}")
         edges = [float(e) for e in factor.edges]
         for i, pts in enumerate(factor.bin_points[:-1]):
             hi = f"{as_double} <= {_sql_double(edges[i], dialect)}"
             if i == 0 or double:  # double: the WHENs before already ruled out x <= edges[i - 1]
+                # (the special values' WHENs rule out single values only: still exact)
                 lines.append(f"WHEN {hi} THEN {pts}")
             else:
                 lo = f"{as_double} > {_sql_double(edges[i - 1], dialect)}"
@@ -475,6 +484,9 @@ def _pmml_predicate(parent: ET.Element, rule: Rule) -> None:
         _sub(parent, "True")
     elif rule.op == "equals":
         attrs = {"field": field, "operator": "equal", "value": str(rule.value)}
+        _sub(parent, "SimplePredicate", attrs)
+    elif rule.op == "special":
+        attrs = {"field": field, "operator": "equal", "value": repr(float(rule.value))}
         _sub(parent, "SimplePredicate", attrs)
     elif rule.op == "at_most":
         attrs = {"field": field, "operator": "lessOrEqual", "value": repr(float(rule.value))}
@@ -681,6 +693,9 @@ def factor_points(factor, value, missing_values):
     x = float(value)
     if math.isnan(x):
         return factor["missing_points"]
+    for key, points in factor.get("special_points", {}).items():
+        if x == float(key):
+            return points
     index = sum(1 for edge in factor["edges"] if edge < x)
     return factor["bin_points"][index]
 
@@ -739,7 +754,9 @@ def export_python(rules: PointsRules) -> str:
     _check_finite(rules)
     data = rules.to_dict()
     data["factors"] = [
-        {**f, "levels": dict(sorted(f["levels"].items())), "edges": [float(e) for e in f["edges"]]}
+        {**f, "levels": dict(sorted(f["levels"].items())), "edges": [float(e) for e in f["edges"]],
+         **({"special_points": dict(sorted(f["special_points"].items(), key=lambda kv:
+                                           float(kv[0])))} if "special_points" in f else {})}
         for f in data["factors"]
     ]
     literal = pprint.pformat(data, indent=1, width=100, sort_dicts=False)
@@ -774,6 +791,9 @@ checking it against the API version you call. What maps to what:
   equal to hi". HubSpot's "is between" includes both ends, so a value exactly on an edge
   would score twice; keep the two-filter form (AND within one rule needs Enterprise; on
   Professional, nudge the lower bound up by the property's precision instead).
+* A special value of a numeric factor (a sentinel such as 999 = "never contacted") is its
+  own rule "is equal to" (EQ); the bin it falls in gets "is not equal to" (NEQ) it as an
+  extra filter, so the two rules never both match.
 * HubSpot adds the points of every rule that matches; our rules of one factor exclude each
   other, so the sum is the same. Rules worth 0 points are left out.
 * Score limits: HubSpot offers fixed ranges (-100..100 up to -10,000..10,000) and per-group
@@ -799,10 +819,35 @@ def _attainable_range(rules: PointsRules, factors: Sequence[FactorRules]) -> tup
     return clip(lo), clip(hi)
 
 
+def specials_in_bin(rule: Rule, factor: FactorRules) -> list[float]:
+    """The special values of ``factor`` that lie in the bin of ``rule`` (a numeric bin rule):
+    a builder that adds up every matching rule must exclude them from the bin."""
+    def inside(x: float) -> bool:
+        if rule.op == "at_most":
+            return x <= float(rule.value)
+        if rule.op == "greater":
+            return x > float(rule.value)
+        if rule.op == "between":
+            return float(rule.value) < x <= float(rule.value2)
+        return rule.op == "any"
+
+    return [value for value, _, _ in factor.special_values() if inside(value)]
+
+
 def _hubspot_filters(rule: Rule, rules: PointsRules, factor: FactorRules) -> list[dict[str, Any]]:
     prop = rule.factor
     if rule.op == "equals":
         return [{"property": prop, "operator": "EQ", "value": rule.value}]
+    if rule.op == "special":
+        return [{"property": prop, "operator": "EQ", "value": format_number(rule.value)}]
+    not_special = [{"property": prop, "operator": "NEQ", "value": format_number(v)}
+                   for v in specials_in_bin(rule, factor)]
+    return _hubspot_bin_filters(rule, rules, factor) + not_special
+
+
+def _hubspot_bin_filters(rule: Rule, rules: PointsRules, factor: FactorRules
+                         ) -> list[dict[str, Any]]:
+    prop = rule.factor
     if rule.op == "other":
         values = sorted(factor.levels) + [t for t in _missing_tokens(rules) if t]
         return [
@@ -898,8 +943,10 @@ def export_crm_csv(rules: PointsRules) -> str:
     (Fit/Behavior), field, operator, value, value2, points, notes``.
 
     Operators: equals, is empty, is not in, greater than, at most, between (lower end
-    excluded, upper end included: see the notes column). Text cells that a spreadsheet would
-    run as a formula get a leading ``'`` (noted).
+    excluded, upper end included: see the notes column). A numeric special value (a sentinel
+    such as 999) is an ``equals`` rule of its own, and the bin it falls in says in its notes
+    that the value is not part of it. Text cells that a spreadsheet would run as a formula get
+    a leading ``'`` (noted).
     """
     _check_finite(rules)
     tokens = [t for t in _missing_tokens(rules) if t]
@@ -930,6 +977,9 @@ def export_crm_csv(rules: PointsRules) -> str:
                     value = "; ".join(values)
                     notes.append("values separated by '; '")
                 notes.append("and is not empty")
+            elif r.op == "special":
+                operator, value = "equals", format_number(r.value)
+                notes.append("a code with points of its own: checked before the ranges")
             elif r.op == "any":
                 operator = "is not empty"
             elif r.op == "at_most":
@@ -943,6 +993,10 @@ def export_crm_csv(rules: PointsRules) -> str:
                     f"greater than {value} and at most {value2}: most builders' between includes "
                     f"{value} itself, which belongs to the rule before this one"
                 )
+            excluded = specials_in_bin(r, f) if f.kind == "numeric" else []
+            if excluded:
+                notes.append("and is not " + ", ".join(format_number(v) for v in excluded)
+                             + " (its own rule)")
             n += 1
             field, field_note = _sheet_text(f.name)
             notes.append(field_note)

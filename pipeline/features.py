@@ -76,7 +76,7 @@ def snapshot_times(leads: pd.DataFrame, config: Config, *, as_of: pd.Timestamp |
         snap = created + pd.Timedelta(days=config.events.snapshot_horizon_days)
     else:
         snap = pd.Series(as_of, index=leads.index)
-    return pd.DataFrame({"lead_id": leads[config.data.id_column].astype(str),
+    return pd.DataFrame({"lead_id": leads[config.data.id_name].astype(str),
                          "created_at": created, "snapshot_at": snap})
 
 
@@ -132,10 +132,14 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
         from pipeline import events as event_features
 
         snapshots = snapshot_times(frame, config, as_of=as_of)
+        everyone = snapshots  # undecided leads too: their events are theirs, not "unknown"
+        if leads.undecided is not None and len(leads.undecided):
+            everyone = pd.concat([snapshots, snapshot_times(leads.undecided, config, as_of=as_of)],
+                                 ignore_index=True)
         grid = {g: list(config.events.half_life_grid) for g in config.events.groups}
         start = {g: float(np.median(config.events.half_life_grid)) for g in config.events.groups}
         result = event_features.aggregate_events(
-            events, snapshots, event_groups=config.events.event_to_group,
+            events, everyone, event_groups=config.events.event_to_group,
             half_lives=chosen or start, windows=tuple(config.events.windows),
             key_group=config.events.key_group,
             extra_half_life_grid=grid if training and not half_lives else None)

@@ -1,13 +1,36 @@
-"""File I/O at the edges: reading lead tables with clear errors, atomic writes, run locks."""
+"""File I/O at the edges: reading lead tables with clear errors, atomic writes, run locks.
+
+Every path that reads the leads (training, ``score``, the DuckDB and Spark engines, drift,
+verify, event scoring) goes through one reader, set by the config's ``data`` keys:
+
+* ``delimiter``: ``auto`` sniffs ``,`` ``;`` tab ``|`` from the header and first lines (quotes
+  respected); an explicit character is used as is;
+* ``encoding``: ``auto`` reads UTF-8 with or without a BOM, else cp1252 with a warning naming
+  the file; an explicit codec (``latin-1``...) is used as is;
+* ``decimal``: ``auto`` is ``.`` in a comma-separated file; in a ``;``/tab/``|`` file it is
+  ``,`` when numeric-looking columns write ``1.234,56`` / ``3,5`` (and none ``0.5``). With a
+  decimal comma every such value is rewritten as ``1234.56`` text, so validation and scoring
+  read numbers as usual and a decimal-comma column is never taken for a category;
+* ``id_column: null``: the reader adds ``row_id``, the 1-based data row number as text (blank
+  lines not counted, the same number as ``row`` in the rejects), which the pipeline then
+  uses as the id (``Config.data.id_name``).
+
+A plain UTF-8 comma file still takes Arrow's fast path; the others go through the ``csv``
+module.
+"""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import fcntl
 import hashlib
 import io
+import itertools
 import os
+import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,9 +39,50 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.config import ROW_ID_COLUMN
 from pipeline.errors import LockedError, UserError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+AUTO = "auto"
+SNIFFED_DELIMITERS = (",", ";", "\t", "|")  # in order of preference on a tie
+SNIFF_BYTES = 16 * 1024  # the header and first lines the delimiter is sniffed from
+SNIFF_RECORDS = 50  # at most this many records of them
+UTF8_BOM = b"\xef\xbb\xbf"
+FALLBACK_ENCODING = "cp1252"  # what Excel writes on a Western European Windows
+CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")  # bytes cp1252 gives no character
+MOSTLY_NUMBERS = 0.9  # as pipeline.validate.MOSTLY_NUMERIC: a column this share numbers is numeric
+# a number written with a decimal comma: 3,5  1.234,56  -0,5  1.234 (dot-grouped thousands)
+COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
+# a number written with a decimal point (what pandas and Arrow read): 3.5  -0.25  1e-3  12
+POINT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+THOUSANDS_ONLY = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+")  # 1.234: a point or a thousands dot
+DELIMITER_WORDS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a leads file (the ``data`` keys of the config; ``auto`` means decide per file).
+
+    ``row_ids``: the file has no id column (``data.id_column: null``): the reader adds
+    ``row_id``, the 1-based data row number as text. ``id_column`` is never given the decimal
+    conversion (an id such as ``1.234`` stays as written); ``missing_values`` do not count
+    against a column being numeric when the decimal is sniffed.
+    """
+
+    delimiter: str = AUTO
+    encoding: str = AUTO
+    decimal: str = AUTO
+    row_ids: bool = False
+    id_column: str | None = None
+    missing_values: tuple[str, ...] = ("",)
+
+
+def read_options(config: object) -> ReadOptions:
+    """The :class:`ReadOptions` of a :class:`pipeline.config.Config` (its ``data`` section)."""
+    data = config.data  # type: ignore[attr-defined]
+    return ReadOptions(delimiter=data.delimiter, encoding=data.encoding, decimal=data.decimal,
+                       row_ids=data.id_column is None, id_column=data.id_name,
+                       missing_values=tuple(data.missing_values))
 
 
 @dataclass(frozen=True)
@@ -33,11 +97,12 @@ class BadRow:
 @dataclass(frozen=True)
 class RawTable:
     """A table read as text: every cell a string (or missing), plus the rows that could not
-    be parsed."""
+    be parsed. Row numbers count data rows from 1 (header and blank lines excluded)."""
 
     frame: pd.DataFrame
     bad_rows: list[BadRow] = field(default_factory=list)
     path: Path | None = None
+    rows: np.ndarray | None = None  # 1-based data row number of each row (None: 1, 2, 3...)
 
 
 def table_format(path: Path) -> str:
@@ -67,12 +132,16 @@ def system_allocator() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
-def read_table(path: str | Path, *, strict: bool = True) -> RawTable:
+def read_table(path: str | Path, *, strict: bool = True,
+               options: ReadOptions | None = None) -> RawTable:
     """Read a CSV or Parquet file with every value as text.
 
     ``strict`` (training) fails on the first malformed row; otherwise (scoring) malformed
     rows are returned in ``bad_rows`` so that they can be listed with their reason.
+    ``options`` (default: everything ``auto``) give the delimiter, encoding and decimal
+    separator of a CSV file, and whether to add ``row_id`` (see :class:`ReadOptions`).
     """
+    options = options or ReadOptions()
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found",
@@ -82,8 +151,10 @@ def read_table(path: str | Path, *, strict: bool = True) -> RawTable:
     if path.stat().st_size == 0:
         raise UserError(f"{path}: file is empty", hint="expected a header row and one row per lead")
     if table_format(path) == "parquet":
-        return RawTable(_read_parquet_as_text(path), path=path)
-    return _read_csv_as_text(path, strict=strict)
+        frame = _read_parquet_as_text(path)
+        rows = np.arange(1, len(frame) + 1)
+        return RawTable(with_row_ids(frame, rows, path) if options.row_ids else frame, path=path)
+    return _read_csv_as_text(path, strict=strict, options=options)
 
 
 def _read_parquet_as_text(path: Path) -> pd.DataFrame:
@@ -121,14 +192,12 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
 
-def check_utf8(path: Path) -> None:
-    """Fail with the line number when a file is not UTF-8 (a latin-1 CRM export, say).
+def utf8_problem(path: Path) -> tuple[int, int] | None:
+    """(byte, line) of the first byte that is not UTF-8, or None for a UTF-8 file.
 
     The whole file is decoded incrementally (1 MiB at a time), so a bad byte near the end is
     found before anything is written, not half-way through scoring.
     """
-    import codecs
-
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
     with open(path, "rb") as handle:
@@ -140,51 +209,296 @@ def check_utf8(path: Path) -> None:
                 pending = decoder.getstate()[0] if exc.start >= len(block) else b""
                 data = pending + block
                 start = max(0, min(exc.start, len(data) - 1))
-                line = lines_before + data[:start].count(b"\n") + 1
-                raise UserError(
-                    f"{path}: not UTF-8 text (byte 0x{data[start]:02x} on line {line})",
-                    hint="re-save the file as UTF-8 (CRM exports are often latin-1: "
-                    "iconv -f latin1 -t utf-8 in.csv > out.csv)",
-                ) from None
+                return data[start], lines_before + data[:start].count(b"\n") + 1
             if not block:
-                return
+                return None
             lines_before += block.count(b"\n")
 
 
-def wrong_delimiter(path: Path, header: list[str]) -> None:
-    """A one-column header holding ``;``, tabs or ``|`` means the file is not comma-separated."""
+def check_utf8(path: Path) -> None:
+    """Fail with the line number when a file is not UTF-8 (a latin-1 CRM export, say)."""
+    problem = utf8_problem(path)
+    if problem is not None:
+        byte, line = problem
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{byte:02x} on line {line})",
+            hint="set data.encoding to the file's encoding (auto reads cp1252; latin-1 reads "
+            "any byte), or re-save the file as UTF-8 (iconv -f latin1 -t utf-8 in.csv > out.csv)",
+        )
+
+
+def _cp1252_problem(path: Path) -> tuple[int, int] | None:
+    """(byte, line) of the first byte cp1252 leaves undefined, or None."""
+    lines_before = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            at = next((i for i, b in enumerate(block) if b in CP1252_UNDEFINED), None) \
+                if CP1252_UNDEFINED & set(block) else None
+            if at is not None:
+                return block[at], lines_before + block[:at].count(b"\n") + 1
+            lines_before += block.count(b"\n")
+    return None
+
+
+_warned: set[tuple[str, int, int]] = set()
+
+
+def warn_once(path: Path, message: str) -> None:
+    """Print ``warning: message`` on stderr, once per file (and version of it) per process:
+    training reads the leads twice (to train, then to score them)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _warned:
+        _warned.add(key)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def is_utf8_codec(encoding: str) -> bool:
+    """Whether ``encoding`` names UTF-8 (``utf8``, ``UTF-8``, ``utf-8-sig``...)."""
+    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
+def resolve_encoding(path: Path, requested: str = AUTO) -> str:
+    """The Python codec to read ``path`` with (``data.encoding``).
+
+    ``auto``: UTF-8, with or without a byte-order mark; a file that is not UTF-8 is read as
+    cp1252 (Excel's Western European encoding, which every latin-1 letter reads the same in)
+    with a warning naming the file. An explicit encoding is used as is (UTF-8 with a BOM
+    skipped); an explicit UTF-8 on a file that is not fails with the byte and its line.
+    """
+    if requested != AUTO:
+        if not is_utf8_codec(requested):
+            return requested
+        check_utf8(path)
+        return "utf-8-sig"
+    problem = utf8_problem(path)
+    if problem is None:
+        return "utf-8-sig"
+    with open(path, "rb") as handle:
+        has_bom = handle.read(3) == UTF8_BOM
+    byte, line = problem
+    if has_bom or _cp1252_problem(path) is not None:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{byte:02x} on line {line})"
+            + (" although it starts with a UTF-8 byte-order mark" if has_bom else
+               ", nor cp1252"),
+            hint="set data.encoding to the file's encoding (e.g. latin-1), or re-save the file "
+            "as UTF-8")
+    warn_once(path, f"{path} is not UTF-8; read as {FALLBACK_ENCODING} "
+                    "(set data.encoding to silence this)")
+    return FALLBACK_ENCODING
+
+
+def _sample_text(path: Path, encoding: str) -> tuple[str, bool]:
+    """The first :data:`SNIFF_BYTES` of the file as text, and whether that is the whole file.
+    Undecodable bytes become U+FFFD: the delimiters looked for are ASCII."""
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES + 1)
+    complete = len(head) <= SNIFF_BYTES
+    codec = "utf-8-sig" if encoding == AUTO or is_utf8_codec(encoding) else encoding
+    return head[:SNIFF_BYTES].decode(codec, errors="replace"), complete
+
+
+def sniff_delimiter(sample: str, *, complete: bool) -> str:
+    """The field separator among ``,`` ``;`` tab ``|`` that best explains ``sample``.
+
+    Each candidate parses the sample with the ``csv`` module (quotes respected, so a ``;``
+    inside a quoted field does not count); one that gives the header at least two fields wins
+    by the share of records with as many fields as the header, then by the header's width,
+    then by the order above. A cut-off last record is left out. No candidate: ``,``.
+    """
+    best, best_key = ",", (-1.0, 0)
+    for delimiter in SNIFFED_DELIMITERS:
+        if delimiter not in sample:
+            continue
+        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+        try:
+            records = [r for r in itertools.islice(reader, SNIFF_RECORDS + 1) if r]
+        except csv.Error:
+            continue
+        if len(records) > SNIFF_RECORDS:
+            records = records[:SNIFF_RECORDS]
+        elif not complete and len(records) > 1:
+            records = records[:-1]
+        if not records or len(records[0]) < 2:
+            continue
+        width, rows = len(records[0]), records[1:]
+        agree = sum(len(r) == width for r in rows) / len(rows) if rows else 1.0
+        if (agree, width) > best_key:
+            best, best_key = delimiter, (agree, width)
+    return best
+
+
+def resolve_delimiter(path: Path, options: ReadOptions) -> str:
+    """``data.delimiter``: the explicit one, or the one sniffed from the file's first lines."""
+    if options.delimiter != AUTO:
+        return options.delimiter
+    sample, complete = _sample_text(path, options.encoding)
+    return sniff_delimiter(sample, complete=complete)
+
+
+def _present_counts(series: pd.Series, missing: tuple[str, ...]) -> pd.Series:
+    """How many rows hold each distinct value of ``series``, stripped, blanks and missing
+    tokens left out (one regular expression per distinct value, not per row)."""
+    counts = series.dropna().astype(str).str.strip().value_counts()
+    return counts[~counts.index.isin([*missing, ""])]
+
+
+def comma_decimal_column(series: pd.Series, missing: tuple[str, ...] = ("",)) -> bool:
+    """Numbers with a decimal comma: most present values read as such (``3,5``, ``1.234,56``,
+    plain integers) and at least one has a comma."""
+    counts = _present_counts(series, missing)
+    if counts.empty:
+        return False
+    values = counts.index.to_series()
+    like = values.map(lambda v: COMMA_NUMBER.fullmatch(v) is not None).to_numpy()
+    with_comma = values.str.contains(",", regex=False).to_numpy()
+    return counts[like].sum() >= MOSTLY_NUMBERS * counts.sum() and bool((like & with_comma).any())
+
+
+def point_decimal_column(series: pd.Series, missing: tuple[str, ...] = ("",)) -> bool:
+    """Numbers with a decimal point: most present values read as numbers the usual way and
+    at least one has a point that cannot be a thousands dot (``0.5``, not ``1.234``)."""
+    counts = _present_counts(series, missing)
+    if counts.empty:
+        return False
+    values = counts.index.to_series()
+    like = values.map(lambda v: POINT_NUMBER.fullmatch(v) is not None).to_numpy()
+    fraction = values.map(lambda v: "." in v and THOUSANDS_ONLY.fullmatch(v) is None).to_numpy()
+    return counts[like].sum() >= MOSTLY_NUMBERS * counts.sum() and bool((like & fraction).any())
+
+
+def sniff_decimal(frame: pd.DataFrame, delimiter: str, options: ReadOptions, path: Path) -> str:
+    """``data.decimal``: the explicit one, or ``auto`` decided for this file.
+
+    A comma-separated file has a decimal point. Otherwise the separator is ``,`` when some
+    numeric-looking column writes its numbers with a decimal comma and none with a decimal
+    point; columns of both kinds are ambiguous and refused, naming them and the key.
+    """
+    if options.decimal != AUTO:
+        return options.decimal
+    if delimiter == ",":
+        return "."
+    columns = [c for c in frame.columns if c != options.id_column]
+    commas = [c for c in columns if comma_decimal_column(frame[c], options.missing_values)]
+    if not commas:
+        return "."
+    points = [c for c in columns if point_decimal_column(frame[c], options.missing_values)]
+    if points:
+        raise UserError(
+            f"{path}: columns {commas[:5]} have numbers with a decimal comma, columns "
+            f"{points[:5]} with a decimal point: which one does the file use?",
+            hint="set data.decimal to ',' or '.'")
+    return ","
+
+
+def _point_number(value: object) -> object:
+    """``1.234,56`` -> ``1234.56``, ``3,5`` -> ``3.5``; anything else unchanged."""
+    if not isinstance(value, str) or ("," not in value and "." not in value):
+        return value
+    text = value.strip()
+    if COMMA_NUMBER.fullmatch(text) is None:
+        return value
+    return text.replace(".", "").replace(",", ".")
+
+
+def with_decimal_points(frame: pd.DataFrame, keep: str | None = None) -> pd.DataFrame:
+    """Every value written with a decimal comma rewritten with a decimal point (thousands
+    dots dropped), as text: the rest of the pipeline reads numbers the usual way, so training
+    and scoring see the same values. Other values (text, ``0.5``) are left as written, so a
+    numeric column with a stray word is still reported by validation. ``keep``: a column
+    left alone (the id). Each distinct value is rewritten once."""
+    out = {}
+    for column in frame.columns:
+        series = frame[column]
+        if column == keep:
+            out[column] = series
+            continue
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        rewritten = [_point_number(v) for v in uniques]
+        if all(a is b for a, b in zip(rewritten, uniques, strict=True)):
+            out[column] = series
+            continue
+        table = np.array([*rewritten, None], dtype=object)
+        out[column] = pd.Series(table.take(codes), index=frame.index, dtype=series.dtype)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def with_row_ids(frame: pd.DataFrame, rows: np.ndarray, path: Path) -> pd.DataFrame:
+    """``frame`` with ``row_id`` first: each row's 1-based data row number as text (the ids of
+    a file without an id column, ``data.id_column: null``; the same number as ``row`` in the
+    rejects). A file that already has a ``row_id`` column is refused rather than shadowed."""
+    if ROW_ID_COLUMN in frame.columns:
+        raise UserError(
+            f"{path}: data.id_column is null, so the rows are numbered in a column "
+            f"{ROW_ID_COLUMN!r}, but the file already has a column {ROW_ID_COLUMN!r}",
+            hint=f"set data.id_column: {ROW_ID_COLUMN} if it holds unique ids, or rename it")
+    ids = pd.Series([str(int(r)) for r in rows], index=frame.index, dtype=object)
+    return pd.concat([ids.rename(ROW_ID_COLUMN).to_frame(), frame], axis=1)
+
+
+def finish_text(frame: pd.DataFrame, rows: np.ndarray, *, decimal: str, options: ReadOptions,
+                path: Path) -> pd.DataFrame:
+    """The last steps of every CSV reading path: decimal commas rewritten (``decimal`` is
+    ``,``), ``row_id`` added (``options.row_ids``)."""
+    if decimal == ",":
+        frame = with_decimal_points(frame, keep=options.id_column)
+    return with_row_ids(frame, rows, path) if options.row_ids else frame
+
+
+def wrong_delimiter(path: Path, header: list[str], delimiter: str = ",") -> None:
+    """A one-column header holding another of ``,`` ``;`` tab ``|`` means the delimiter in use
+    (``data.delimiter``) is not the file's."""
     if len(header) > 1:
         return
     text = header[0] if header else ""
-    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-        if sep in text:
+    for sep, name in DELIMITER_WORDS.items():
+        if sep != delimiter and sep in text:
+            shown = "tab" if sep == "\t" else sep
             raise UserError(
                 f"{path}: the header has one column but contains {name}: wrong delimiter",
-                hint="save the file with commas as the delimiter",
+                hint=f"set data.delimiter to auto (or {shown!r}), or save the file with "
+                f"{DELIMITER_WORDS.get(delimiter, repr(delimiter))} as the delimiter",
             )
 
 
-def _read_csv_as_text(path: Path, *, strict: bool) -> RawTable:
-    """Every cell as text. A well-formed file is read by Arrow's CSV reader (fast, columns of
-    the pandas ``str`` dtype); any malformed record sends the file through the ``csv`` module,
-    which lists each record whose field count differs from the header's as a
-    :class:`BadRow` (pandas would silently pad short rows)."""
-    fast = _read_csv_with_arrow(path)  # Arrow checks the text is UTF-8 as it reads
+def _delimiter_word(delimiter: str) -> str:
+    """``comma``, ``semicolon``, ``tab``, ``pipe`` or the character quoted."""
+    return DELIMITER_WORDS[delimiter][:-1] if delimiter in DELIMITER_WORDS else repr(delimiter)
+
+
+def _read_csv_as_text(path: Path, *, strict: bool, options: ReadOptions) -> RawTable:
+    """Every cell as text. A well-formed UTF-8 file is read by Arrow's CSV reader (fast,
+    columns of the pandas ``str`` dtype); any other file (another encoding, a malformed
+    record) goes through the ``csv`` module, which lists each record whose field count differs
+    from the header's as a :class:`BadRow` (pandas would silently pad short rows). Both give
+    the same table: decimal commas rewritten and ``row_id`` added as the options say."""
+    delimiter = resolve_delimiter(path, options)
+    fast = (_read_csv_with_arrow(path, delimiter)
+            if options.encoding == AUTO or is_utf8_codec(options.encoding) else None)
     if fast is not None:
-        return RawTable(fast, [], path)
-    check_utf8(path)
-    return _read_csv_with_csv_module(path, strict=strict)
+        table = RawTable(fast, [], path)
+        rows = np.arange(1, len(fast) + 1)
+    else:
+        encoding = resolve_encoding(path, options.encoding)
+        table = _read_csv_with_csv_module(path, strict=strict, delimiter=delimiter,
+                                          encoding=encoding)
+        rows = table.rows
+    decimal = sniff_decimal(table.frame, delimiter, options, path)
+    frame = finish_text(table.frame, rows, decimal=decimal, options=options, path=path)
+    return RawTable(frame, table.bad_rows, path, rows)
 
 
-def _read_csv_with_arrow(path: Path) -> pd.DataFrame | None:
+def _read_csv_with_arrow(path: Path, delimiter: str = ",") -> pd.DataFrame | None:
     """The table as text columns, or None when the file needs the careful reader (malformed
-    rows, a header problem, anything Arrow refuses): that reader says what is wrong."""
+    rows, a header problem, text that is not UTF-8, anything Arrow refuses): that reader says
+    what is wrong."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            header = next(csv.reader(handle), None)
+            header = next(csv.reader(handle, delimiter=delimiter), None)
     except (UnicodeDecodeError, csv.Error):
         return None
     if not header or len(set(header)) != len(header) or len(header) < 2:
@@ -198,7 +512,7 @@ def _read_csv_with_arrow(path: Path) -> pd.DataFrame | None:
     try:
         table = pacsv.read_csv(
             path,
-            parse_options=pacsv.ParseOptions(newlines_in_values=True,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
                                              invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.large_string() for name in header},  # pandas' own
@@ -210,34 +524,46 @@ def _read_csv_with_arrow(path: Path) -> pd.DataFrame | None:
     return table.to_pandas()
 
 
-def _read_csv_with_csv_module(path: Path, *, strict: bool) -> RawTable:
-    """One pass of the ``csv`` module, record by record."""
+def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
+                              encoding: str = "utf-8-sig") -> RawTable:
+    """One pass of the ``csv`` module, record by record, keeping the 1-based data row number
+    of each row (blank lines are not rows; malformed records are)."""
     records: list[list[str]] = []
+    rows: list[int] = []
     bad: list[BadRow] = []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        while header == []:
+    row = 0
+    try:
+        with open(path, encoding=encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
             header = next(reader, None)
-        if header is None:
-            raise UserError(f"{path}: file is empty", hint="expected a header row")
-        wrong_delimiter(path, header)
-        duplicated = sorted({c for c in header if header.count(c) > 1})
-        if duplicated:
-            raise UserError(f"{path}: the header repeats column names {duplicated}",
-                            hint="every column needs its own name")
-        width = len(header)
-        for fields in reader:
-            if not fields:
-                continue
-            if len(fields) == width:
-                records.append(fields)
-            else:
-                buffer = io.StringIO()
-                csv.writer(buffer).writerow(fields)
-                bad.append(BadRow(line=reader.line_num,
-                                  reason=f"row has {len(fields)} fields, expected {width}",
-                                  raw=buffer.getvalue().rstrip("\r\n")))
+            while header == []:
+                header = next(reader, None)
+            if header is None:
+                raise UserError(f"{path}: file is empty", hint="expected a header row")
+            wrong_delimiter(path, header, delimiter)
+            duplicated = sorted({c for c in header if header.count(c) > 1})
+            if duplicated:
+                raise UserError(f"{path}: the header repeats column names {duplicated}",
+                                hint="every column needs its own name")
+            width = len(header)
+            for fields in reader:
+                if not fields:
+                    continue
+                row += 1
+                if len(fields) == width:
+                    records.append(fields)
+                    rows.append(row)
+                else:
+                    buffer = io.StringIO()
+                    csv.writer(buffer, delimiter=delimiter).writerow(fields)
+                    bad.append(BadRow(line=reader.line_num,
+                                      reason=f"row has {len(fields)} fields, expected {width}",
+                                      raw=buffer.getvalue().rstrip("\r\n")))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: cannot be read as {encoding} (data.encoding): {exc.reason} "
+                        f"(byte 0x{exc.object[exc.start]:02x})",
+                        hint="set data.encoding to the file's encoding (latin-1 reads any byte)"
+                        ) from None
     if bad and strict:
         first = bad[0]
         more = (f" ({len(bad)} malformed rows in all, lines "
@@ -246,11 +572,11 @@ def _read_csv_with_csv_module(path: Path, *, strict: bool) -> RawTable:
         raise UserError(f"{path}: malformed CSV: line {first.line} has "
                         f"{first.reason.split(' has ')[-1]}{more}",
                         hint="every row needs as many fields as the header "
-                        "(a stray comma or quote?)")
+                        f"(a stray {_delimiter_word(delimiter)} or quote?)")
     if not records and not bad:
         raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
     frame = pd.DataFrame(records, columns=[str(c) for c in header], dtype=object)
-    return RawTable(frame, bad, path)
+    return RawTable(frame, bad, path, np.asarray(rows, dtype=np.int64))
 
 
 def file_digest(path: str | Path) -> str:

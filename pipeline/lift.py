@@ -2,12 +2,18 @@
 
 For every attribute (input column) and each of its levels: leads, conversions, the
 conversion rate with a Wilson interval, lift over the overall rate, an empirical-Bayes
-shrunk rate (so a 3-lead level cannot outrank a 500-lead one by luck), a level-vs-rest
+shrunk rate (so a 3-lead level cannot outrank a 500-lead one by luck, and levels that
+differ no more than chance all shrink to the overall rate), a level-vs-rest
 significance test with Benjamini-Hochberg adjustment, and the seed's points
 (``round(rate - overall rate)`` in percentage points: 40 % against 15 % gives 25).
+Per attribute, factor selection adds a chi-square test of independence of all its levels
+vs conversion (:func:`independence_test`), Holm-corrected across attributes (:func:`holm`).
 
-Numeric columns are cut into right-closed bins with the same edges and labels as
-:class:`pipeline.rules.FactorRules`, so a lift row maps one-to-one onto a points bin.
+The levels are decided by :mod:`pipeline.levels`, the module the encoder (hence the points
+table) uses too: a lift row maps one-to-one onto a points-table level. Numeric columns are cut
+into right-closed bins labelled as :meth:`pipeline.rules.FactorRules.bin_labels` labels them;
+a sentinel value (configured, or one value holding most of the column) is a level of its own
+such as ``= 999``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.encoding import canonical_codes, few_distinct, object_array, with_fill
-from pipeline.rules import GROUPS, canonical_str, interval_label
+from pipeline.encoding import canonical_codes, object_array, with_fill
+from pipeline.levels import MISSING, OTHER, categorical_cut, numeric_cut
+from pipeline.rules import GROUPS, canonical_str
 
-MISSING_LABEL = "(missing)"
-OTHER_LABEL = "(other)"
+MISSING_LABEL = MISSING
+OTHER_LABEL = OTHER
 
 LIFT_COLUMNS = [
     "attribute",
@@ -69,29 +76,36 @@ def level_frame(
     missing_label: str = MISSING_LABEL,
     other_label: str = OTHER_LABEL,
     categorical: bool = False,
+    special_values: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Every column as string levels, plus how each was cut.
 
     Categorical: missing -> ``missing_label``; levels with fewer than ``min_leads`` leads
-    pool into ``other_label``. Numeric: right-closed quantile bins (edges are observed
-    values, duplicates dropped, so no bin is empty) labelled like ``(3, 7]``; a column with
-    at most ``n_bins`` distinct values gets one level per value (labelled by the value,
-    edges = every value but the largest). Returns the level frame (same index and column
-    order as ``X``, dtype ``object``) and ``{column: {"kind", "edges", "levels"}}`` where
-    ``levels`` lists the labels in report order (bins or levels by descending leads,
-    then other, then missing); numeric entries also hold ``bins``, the bin labels alone.
+    pool into ``other_label``. Numeric (:func:`pipeline.levels.numeric_cut`): right-closed
+    quantile bins (edges are observed values, duplicates dropped, so no bin is empty)
+    labelled like ``(3, 7]``; a column with at most ``n_bins`` distinct values gets one bin
+    per value (edges = every value but the largest); the values of ``special_values``
+    (``{column: [numbers]}``) and a value holding more than half of the column are levels of
+    their own (``= 999``, reported by a :class:`pipeline.levels.SentinelWarning` when found
+    automatically). Returns the level frame (same index and column order as ``X``, dtype
+    ``object``) and ``{column: {"kind", "edges", "levels"}}`` where ``levels`` lists the
+    labels in report order (bins, then special values, or levels by descending leads then
+    other; then missing); numeric entries also hold ``bins``, the bin labels alone, and
+    ``special``, the special values.
     ``categorical=True`` gives each column as a pandas Categorical over its ``levels`` (the
     same labels, but later stages read the codes instead of hashing every label again).
     """
     _check_level_args(X, min_leads=min_leads, n_bins=n_bins, missing_label=missing_label,
                       other_label=other_label)
     meta: dict[str, dict[str, Any]] = {}
+    special_values = special_values or {}
     if categorical:
         columns = {}
         for column in X.columns:
             codes, info = _column_levels(X[column], column=str(column), min_leads=min_leads,
                                          n_bins=n_bins, missing_label=missing_label,
-                                         other_label=other_label)
+                                         other_label=other_label,
+                                         special=special_values.get(str(column), ()))
             columns[column] = pd.Categorical.from_codes(
                 codes, categories=pd.Index(object_array(info["levels"]), dtype=object))
             meta[str(column)] = info
@@ -101,7 +115,8 @@ def level_frame(
     for j, column in enumerate(X.columns):
         codes, info = _column_levels(X[column], column=str(column), min_leads=min_leads,
                                      n_bins=n_bins, missing_label=missing_label,
-                                     other_label=other_label)
+                                     other_label=other_label,
+                                     special=special_values.get(str(column), ()))
         labels[j] = object_array(info["levels"]).take(codes)
         meta[str(column)] = info
     frame = pd.DataFrame(labels.T, index=X.index, columns=X.columns, dtype=object, copy=False)
@@ -128,10 +143,12 @@ def _column_levels(
     n_bins: int,
     missing_label: str,
     other_label: str,
+    special: Any = (),
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Each row's index into ``info["levels"]``, and the column's info (see level_frame)."""
     if is_numeric_column(series):
-        return _numeric_levels(series, n_bins=n_bins, missing_label=missing_label)
+        return _numeric_levels(series, n_bins=n_bins, missing_label=missing_label,
+                               special=special, column=column)
     return _categorical_levels(series, column=column, min_leads=min_leads,
                                missing_label=missing_label, other_label=other_label)
 
@@ -148,18 +165,15 @@ def _categorical_levels(
                 f"column {column!r}: the value {reserved!r} is reserved for pooled levels; "
                 "rename it before the analysis"
             )
-    missing = codes < 0
-    counts = np.bincount(codes[~missing], minlength=len(names))
-    rare = counts < min_leads
-    ordinary = sorted(np.flatnonzero(~rare).tolist(), key=lambda i: (-counts[i], names[i]))
-    position = np.empty(len(names), dtype=np.intp)  # each distinct value's place in the order
-    position[ordinary] = np.arange(len(ordinary))
-    position[rare] = len(ordinary)
-    order = [names[i] for i in ordinary]
-    order += [other_label] if rare.any() else []
-    order += [missing_label] if missing.any() else []
-    info = {"kind": "categorical", "edges": [], "levels": order}
-    return with_fill(position, len(order) - 1, np.intp).take(codes), info
+    levels, cut = categorical_cut(codes, names, min_leads=min_leads)
+    order = _relabel(cut.labels, missing_label=missing_label, other_label=other_label)
+    return levels, {"kind": "categorical", "edges": [], "levels": order}
+
+
+def _relabel(labels: list[str], *, missing_label: str, other_label: str) -> list[str]:
+    """``labels`` with the pooled levels named as the caller asked."""
+    names = {MISSING: missing_label, OTHER: other_label}
+    return [names.get(label, label) for label in labels]
 
 
 #: ``infer_dtype`` kinds in which equal values always get the same level text, so the text is
@@ -203,54 +217,16 @@ def _canonical_level(value: Any) -> str | None:
 
 
 def _numeric_levels(
-    series: pd.Series, *, n_bins: int, missing_label: str
+    series: pd.Series, *, n_bins: int, missing_label: str, special: Any = (), column: str = ""
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Each row's bin (or missing) as an index into the report order, and the column's info."""
+    """Each row's level (a bin, a special value or missing) as an index into the report
+    order, and the column's info; the levels are :func:`pipeline.levels.numeric_cut`'s."""
     x = pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
-    missing = np.isnan(x)
-    observed = x[~missing]
-    distinct = few_distinct(observed, n_bins)
-    if observed.size == 0:
-        edges: list[float] = []
-        bin_names: list[str] = []
-    elif distinct is not None:
-        edges = [float(v) for v in distinct[:-1]]
-        bin_names = _distinct_labels(distinct)
-    else:
-        probs = np.arange(1, n_bins) / n_bins
-        cuts = np.unique(np.quantile(observed, probs, method="inverted_cdf"))
-        top = observed.max()
-        edges = [float(v) for v in cuts if v < top]
-        bin_names = _bin_labels(edges)
-    index = np.searchsorted(np.asarray(edges, dtype=float), x, side="left")
-    index[missing] = len(bin_names)  # the missing level comes after the bins
-    order = list(bin_names) + ([missing_label] if missing.any() else [])
-    info = {"kind": "numeric", "edges": edges, "levels": order, "bins": list(bin_names)}
-    return index, info
-
-
-def _bin_labels(edges: list[float]) -> list[str]:
-    """Labels of the bins, identical to ``FactorRules.bin_labels()``."""
-    bounds = [-math.inf, *edges, math.inf]
-    labels = [interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
-    if len(set(labels)) < len(labels):  # edges too close for %g: fall back to full precision
-        labels = [_full_interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
-    return labels
-
-
-def _full_interval_label(lo: float, hi: float) -> str:
-    if math.isinf(lo):
-        return f"<= {hi!r}"
-    if math.isinf(hi):
-        return f"> {lo!r}"
-    return f"({lo!r}, {hi!r}]"
-
-
-def _distinct_labels(values: np.ndarray) -> list[str]:
-    labels = [f"{float(v):g}" for v in values]
-    if len(set(labels)) < len(labels):
-        labels = [repr(float(v)) for v in values]
-    return labels
+    codes, cut = numeric_cut(x, n_bins=n_bins, special_values=special, name=column)
+    order = _relabel(cut.labels, missing_label=missing_label, other_label=OTHER)
+    info = {"kind": "numeric", "edges": list(cut.edges), "levels": order,
+            "bins": list(cut.labels[:cut.n_bins]), "special": list(cut.special)}
+    return codes, info
 
 
 # ----------------------------------------------------------------------- statistics
@@ -298,11 +274,32 @@ def beta_prior(
 ) -> tuple[float, float, str]:
     """Beta(a, b) prior for the levels of one attribute, by the method of moments.
 
-    Beta-binomial moments with unequal level sizes (the ANOVA estimator of the
-    intra-class correlation ``rho = 1 / (a + b + 1)``), centred on the pooled rate.
-    Returns ``(a, b, how)``; ``how`` is ``"moments"`` or, when the attribute has fewer than
-    two levels or the fit is degenerate (no excess variance, a rate of 0 or 1), the
-    ``"weak"`` prior of strength :data:`WEAK_PRIOR_STRENGTH` centred on ``overall_rate``.
+    Each level ``i`` has ``k_i`` conversions out of ``n_i`` leads, its true rate ``p_i``
+    drawn from Beta(a, b) with mean ``mu`` and intra-class correlation
+    ``rho = 1 / (a + b + 1)``, so ``Var(p_i) = rho * mu * (1 - mu)``. The observed rates
+    ``r_i = k_i / n_i`` scatter by that between-level variance *plus* binomial sampling
+    noise ``p_i (1 - p_i) / n_i``. With ``mu`` the pooled rate, the weighted sum of squares
+
+        Q = sum_i n_i (r_i - mu)^2 / (mu (1 - mu))
+
+    (the Pearson chi-square of levels vs conversion) has expectation
+    ``(L - 1) + rho * (N - sum_i n_i^2 / N - (L - 1))``: ``L - 1`` is what sampling noise
+    alone gives, the rest is the real spread. Solving for ``rho`` (the ANOVA estimator
+    for unequal level sizes) subtracts the expected sampling variance from the observed
+    one; the prior strength is ``a + b = 1 / rho - 1``.
+
+    When ``Q <= L - 1`` the levels differ no more than chance does: the between-level
+    variance is estimated as zero, so the prior is infinitely strong (``a = b = inf``,
+    ``how == "pooled"``) and every shrunk rate is the pooled rate (see
+    :func:`shrunk_rates`). The smaller the excess of ``Q`` over ``L - 1``, the stronger the
+    prior: levels that differ by chance are pulled to the overall rate, levels with a
+    real spread keep most of it.
+
+    Returns ``(a, b, how)``; ``how`` is ``"moments"``, ``"pooled"`` or, when the attribute
+    has fewer than two levels with leads, a pooled rate of 0 or 1 (every level's rate is
+    the pooled one anyway), too few leads to estimate (``N - sum n_i^2 / N <= L - 1``) or a
+    separation so extreme that ``rho >= 1``, the ``"weak"`` prior of strength
+    :data:`WEAK_PRIOR_STRENGTH` centred on ``overall_rate``.
     """
     k = np.asarray(conversions, dtype=float)
     n = np.asarray(leads, dtype=float)
@@ -326,10 +323,28 @@ def beta_prior(
     if denom <= 0:
         return weak
     rho = (between - (n_levels - 1)) / denom
-    if not (np.isfinite(rho) and 0.0 < rho < 1.0):
+    if np.isfinite(rho) and rho <= 0.0:
+        return math.inf, math.inf, "pooled"
+    if not (np.isfinite(rho) and rho < 1.0):
         return weak
     strength = 1.0 / rho - 1.0
     return strength * mu, strength * (1.0 - mu), "moments"
+
+
+def shrunk_rates(
+    conversions: np.ndarray, leads: np.ndarray, a: float, b: float, *, prior_mean: float
+) -> np.ndarray:
+    """Posterior mean rate ``(a + k) / (a + b + n)`` of each level under Beta(a, b).
+
+    An infinitely strong prior (``a`` or ``b`` infinite: :func:`beta_prior` found no
+    spread beyond chance) gives every level ``prior_mean``; a level without leads gets
+    the prior mean too.
+    """
+    k = np.asarray(conversions, dtype=float)
+    n = np.asarray(leads, dtype=float)
+    if math.isinf(a) or math.isinf(b):
+        return np.full(k.shape, float(prior_mean))
+    return (a + k) / (a + b + n)
 
 
 def level_vs_rest_p_values(
@@ -363,6 +378,75 @@ def level_vs_rest_p_values(
     return np.clip(p, 0.0, 1.0)
 
 
+def holm(p_values: np.ndarray | list[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (monotone, capped at 1); NaN stays NaN.
+
+    The ``i``-th smallest of ``m`` p-values is multiplied by ``m - i + 1`` and the running
+    maximum taken: rejecting where the adjusted value is at most ``alpha`` keeps the chance
+    of rejecting *any* true null at most ``alpha`` (family-wise error), whatever the
+    dependence between the tests.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    pv = p[ok]
+    order = np.argsort(pv, kind="stable")
+    ranked = np.maximum.accumulate(pv[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(ranked, 1.0)
+    out[ok] = adjusted
+    return out
+
+
+#: Smallest expected count per cell for the chi-square distribution of the test statistic
+#: to be trusted (Cochran); below it the p-value is simulated.
+MIN_EXPECTED = 5.0
+
+
+def independence_test(
+    conversions: np.ndarray, leads: np.ndarray, *, draws: int = 9999, seed: int = 0
+) -> tuple[float, float, str]:
+    """Pearson chi-square test of independence of an attribute's levels and conversion.
+
+    The levels x (converted, not converted) table has ``L`` rows; the statistic is
+    ``X2 = sum_i (k_i - n_i mu)^2 / (n_i mu (1 - mu))`` with ``mu`` the pooled rate, on
+    ``L - 1`` degrees of freedom. When every expected cell (``n_i mu`` and
+    ``n_i (1 - mu)``) is at least :data:`MIN_EXPECTED` the p-value is the chi-square tail
+    (``how == "chi2"``). Otherwise (rare levels, a low base rate) the asymptotic tail is
+    not trusted and the p-value is simulated: ``draws`` tables with the same margins
+    drawn from the multivariate hypergeometric distribution (the exact null distribution
+    given the margins, seeded by ``seed``), ``p = (1 + #{X2_sim >= X2}) / (draws + 1)``
+    (``how == "simulated"``). Levels without leads are ignored; with fewer than two
+    levels, or a single class, there is nothing to test: ``(0.0, 1.0, "none")``.
+    Returns ``(X2, p, how)``.
+    """
+    k = np.asarray(conversions, dtype=np.int64)
+    n = np.asarray(leads, dtype=np.int64)
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    total, wins = int(n.sum()), int(k.sum())
+    if n.size < 2 or wins == 0 or wins == total:
+        return 0.0, 1.0, "none"
+    mu = wins / total
+    statistic = _pearson_x2(k, n, mu)
+    if float(n.min()) * min(mu, 1.0 - mu) >= MIN_EXPECTED:
+        return statistic, float(stats.chi2.sf(statistic, df=n.size - 1)), "chi2"
+    rng = np.random.default_rng(seed)
+    simulated = rng.multivariate_hypergeometric(n, wins, size=draws, method="marginals")
+    x2 = _pearson_x2(simulated, n, mu)
+    exceed = int(np.count_nonzero(x2 >= statistic * (1.0 - 1e-9)))
+    return statistic, (1.0 + exceed) / (draws + 1.0), "simulated"
+
+
+def _pearson_x2(k: np.ndarray, n: np.ndarray, mu: float) -> np.ndarray | float:
+    """Pearson chi-square of levels vs conversion, over the last axis of ``k``."""
+    expected = n * mu
+    return np.sum((k - expected) ** 2 / (expected * (1.0 - mu)), axis=-1)
+
+
 def _round_half_away(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
@@ -379,6 +463,7 @@ def lift_table(
     n_bins: int = 5,
     alpha: float = 0.05,
     levels: tuple[pd.DataFrame, dict[str, dict[str, Any]]] | None = None,
+    special_values: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per attribute level with its conversion statistics.
 
@@ -386,18 +471,22 @@ def lift_table(
     conversions, conversion_rate, ci_low, ci_high`` (Wilson, level ``1 - alpha``),
     ``lift`` (rate / overall rate), ``diff_pp`` (rate - overall, in percentage points),
     ``shrunk_rate`` (beta-binomial posterior mean, prior fitted on the attribute's levels
-    by :func:`beta_prior`), ``shrunk_diff_pp``, ``p_value`` (level vs rest),
+    by :func:`beta_prior`: the overall rate for every level of an attribute whose levels
+    differ no more than chance), ``shrunk_diff_pp``, ``p_value`` (level vs rest),
     ``p_adjusted`` (Benjamini-Hochberg over the whole table) and ``seed_points``
     (``diff_pp`` rounded half away from zero). ``bin_lower``/``bin_upper`` bound the
-    right-closed numeric bin (``-inf``/``inf`` at the ends, NaN for categorical levels and
-    missing). Rows: attributes in column order, levels as in :func:`level_frame`.
-    ``levels`` may pass a precomputed ``level_frame(X, ...)`` result to avoid recomputing.
+    right-closed numeric bin (``-inf``/``inf`` at the ends; both the value for a special
+    value's level such as ``= 999``; NaN for categorical levels and missing). Rows:
+    attributes in column order, levels as in :func:`level_frame` (``special_values`` as
+    there). ``levels`` may pass a precomputed ``level_frame(X, ...)`` result to avoid
+    recomputing.
     """
     y_arr = check_target(X, y)
     _check_groups(X, groups)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    coded = _coded_levels(X, levels, min_leads=min_leads, n_bins=n_bins)
+    coded = _coded_levels(X, levels, min_leads=min_leads, n_bins=n_bins,
+                          special_values=special_values or {})
     total_leads = int(y_arr.size)
     total_conv = int(y_arr.sum())
     overall = total_conv / total_leads
@@ -408,7 +497,7 @@ def lift_table(
         leads = np.bincount(codes, minlength=len(order)).astype(np.int64)
         conv = np.bincount(codes, weights=y_arr, minlength=len(order)).round().astype(np.int64)
         a, b, _ = beta_prior(conv, leads, overall_rate=overall)
-        shrunk = (a + conv) / (a + b + leads)
+        shrunk = shrunk_rates(conv, leads, a, b, prior_mean=overall)
         lower, upper = _bin_bounds(info, order)
         parts.append(
             pd.DataFrame(
@@ -458,6 +547,7 @@ def _coded_levels(
     *,
     min_leads: int,
     n_bins: int,
+    special_values: Mapping[str, Any],
 ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
     """Per column of ``X``: each row's index into ``info["levels"]``, and ``info``. Computed
     straight from ``X`` (no label frame to build and hash again), or read off ``levels``."""
@@ -466,7 +556,8 @@ def _coded_levels(
                           other_label=OTHER_LABEL)
         return (
             _column_levels(X[c], column=str(c), min_leads=min_leads, n_bins=n_bins,
-                           missing_label=MISSING_LABEL, other_label=OTHER_LABEL)
+                           missing_label=MISSING_LABEL, other_label=OTHER_LABEL,
+                           special=special_values.get(str(c), ()))
             for c in X.columns
         )
     frame, meta = levels
@@ -500,11 +591,15 @@ def _bin_bounds(info: dict[str, Any], order: list[str]) -> tuple[np.ndarray, np.
     lower = np.full(len(order), np.nan)
     upper = np.full(len(order), np.nan)
     n_bins = len(info.get("bins", ()))
-    if info["kind"] != "numeric" or n_bins == 0:
+    if info["kind"] != "numeric":
         return lower, upper
-    bounds = np.array([-math.inf, *info["edges"], math.inf])
-    lower[:n_bins] = bounds[:-1]
-    upper[:n_bins] = bounds[1:]
+    if n_bins:
+        bounds = np.array([-math.inf, *info["edges"], math.inf])
+        lower[:n_bins] = bounds[:-1]
+        upper[:n_bins] = bounds[1:]
+    special = list(info.get("special", ()))
+    lower[n_bins:n_bins + len(special)] = special
+    upper[n_bins:n_bins + len(special)] = special
     return lower, upper
 
 

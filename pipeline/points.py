@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from pipeline.encoding import MISSING, OTHER, FactorEncoder, check_frame
 from pipeline.fit import RegularisedFit, fit_regularised, reference_slots
-from pipeline.rules import FactorRules, PointsRules
+from pipeline.rules import FactorRules, PointsRules, special_key
 from pipeline.scoring import points_matrix
 
 
@@ -141,10 +141,15 @@ def build_rules(encoder: FactorEncoder, slot_points: np.ndarray, *, groups: dict
         missing = by_slot.get(MISSING, unseen)
         group = groups.get(factor.name, "FIT")
         if factor.kind == "numeric":
-            bins = [by_slot[s] for s in factor.slots if s != MISSING]
+            # slots: bins, then special values (matched before the bins), then missing; a bin
+            # no training lead fell in (all were special or missing) scores as unseen
+            bins = [by_slot[s] if c else unseen
+                    for s, c in zip(factor.slots[:factor.n_bins], factor.counts, strict=False)]
+            special = {special_key(v): pts[factor.n_bins + k]
+                       for k, v in enumerate(factor.special)}
             factors.append(FactorRules(factor.name, group, "numeric", edges=list(factor.edges),
                                        bin_points=bins, missing_points=missing,
-                                       unseen_points=unseen))
+                                       unseen_points=unseen, special_points=special))
             continue
         levels = {s: by_slot[s] for s in factor.slots if s not in (OTHER, MISSING)}
         if OTHER in by_slot:
@@ -212,6 +217,9 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
     ``X`` is a DataFrame (one column per factor) or a 2-D array (factors ``x0``, ``x1``, ...);
     NaN and text levels are allowed, sparse input is not. Any two labels work for ``y``:
     ``classes_[1]`` (the larger, e.g. ``1`` or ``"won"``) is the converted class.
+    ``special_values`` (``{column: [numbers]}``, the config's ``columns.special_values``)
+    gives sentinel values of numeric columns a level, and points, of their own
+    (``FactorRules.special_points``); see :mod:`pipeline.levels`.
 
     Fitted attributes: ``encoder_``, ``fit_`` (coefficients, chosen C), ``scaled_`` (unrounded
     points), ``slot_points_``, ``rules_`` (:class:`PointsRules`), ``classes_``,
@@ -227,7 +235,8 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
                  cap: tuple[int, int] | None = None, unseen_points: int = 0,
                  missing_values: tuple[str, ...] = (), max_iter: int = 2000,
                  random_state: int = 0,
-                 max_cv_rows: int | None = None):
+                 max_cv_rows: int | None = None,
+                 special_values: dict[str, list[float]] | None = None):
         self.groups = groups
         self.numeric = numeric
         self.n_bins = n_bins
@@ -245,6 +254,7 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
         self.max_cv_rows = max_cv_rows
+        self.special_values = special_values
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -279,7 +289,8 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         y01 = (y_arr == classes[1]).astype(int)
         self.encoder_ = FactorEncoder(n_bins=self.n_bins, min_leads=self.min_leads,
                                       numeric=self.numeric,
-                                      missing_values=tuple(self.missing_values)).fit(frame)
+                                      missing_values=tuple(self.missing_values),
+                                      special_values=self.special_values).fit(frame)
         design = self.encoder_.transform(frame)
         self.fit_: RegularisedFit = fit_regularised(
             design, y01, c_grid=list(self.c_grid), folds=self.cv_folds, seed=self.random_state,

@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.io import atomic_path, table_format
+from pipeline.io import (
+    ReadOptions,
+    atomic_path,
+    finish_text,
+    sniff_decimal,
+    table_format,
+    with_row_ids,
+)
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame, unseen_counts
 from pipeline.serving import derive_missing_signals
@@ -140,8 +147,8 @@ class RawBatch:
     bad: list[tuple[int, str | None, str]]
 
 
-def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None
-                 ) -> Iterator[RawBatch]:
+def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
+                 options: ReadOptions | None = None) -> Iterator[RawBatch]:
     """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
 
     CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
@@ -149,13 +156,20 @@ def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None
     header becomes a bad row with its position instead of vanishing. Raises
     :class:`UserError` for files that cannot be read at all (not UTF-8, wrong delimiter,
     Parquet that is not Parquet, a header without rows).
+
+    ``options`` (``data.delimiter`` / ``encoding`` / ``decimal``, ``row_id`` for a file
+    without ids) are honoured as :func:`pipeline.io.read_table` honours them; an ``auto``
+    decimal is decided on the first batch and kept for the rest of the file.
     """
+    options = options or ReadOptions()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if table_format(path) == "parquet":
-        yield from _parquet_batches(path, batch_size)
+        for batch in _parquet_batches(path, batch_size):
+            yield (RawBatch(with_row_ids(batch.frame, batch.rows, path), batch.rows, batch.bad)
+                   if options.row_ids else batch)
         return
-    yield from _csv_batches(path, batch_size, id_column)
+    yield from _csv_batches(path, batch_size, id_column, options)
 
 
 def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
@@ -178,46 +192,65 @@ def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
         first += len(frame)
 
 
-def _csv_batches(path: Path, batch_size: int, id_column: str | None) -> Iterator[RawBatch]:
+def _csv_batches(path: Path, batch_size: int, id_column: str | None,
+                 options: ReadOptions) -> Iterator[RawBatch]:
     import csv
 
-    from pipeline.io import check_utf8, wrong_delimiter
+    from pipeline.io import resolve_delimiter, resolve_encoding, wrong_delimiter
 
-    check_utf8(path)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        while header == []:  # blank lines before the header
+    delimiter = resolve_delimiter(path, options)
+    encoding = resolve_encoding(path, options.encoding)  # reads the whole file once
+    decimal: str | None = None
+
+    def finished(records: list[list[str]], rows: list[int],
+                 bad: list[tuple[int, str | None, str]]) -> RawBatch:
+        nonlocal decimal
+        frame = pd.DataFrame(records, columns=header, dtype=object)
+        numbers = np.asarray(rows, dtype=np.int64)
+        if decimal is None and records:
+            decimal = sniff_decimal(frame, delimiter, options, path)
+        frame = finish_text(frame, numbers, decimal=decimal or ".", options=options, path=path)
+        return RawBatch(frame, numbers, bad)
+
+    try:
+        with open(path, encoding=encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
             header = next(reader, None)
-        if header is None:
-            raise UserError(f"{path}: file is empty", hint="expected a header and one row per lead")
-        wrong_delimiter(path, header)
-        width = len(header)
-        id_at = header.index(id_column) if id_column in header else None
-        records: list[list[str]] = []
-        rows: list[int] = []
-        bad: list[tuple[int, str | None, str]] = []
-        row = 0
-        for fields in reader:
-            if not fields:  # a blank line holds no lead
-                continue
-            row += 1
-            if len(fields) == width:
-                records.append(fields)
-                rows.append(row)
-            else:
-                bad.append((row, _ragged_id(fields, id_at),
-                            f"malformed row: {len(fields)} fields, expected {width} "
-                            f"(line {reader.line_num} of the file)"))
-            if len(records) >= batch_size:
-                yield RawBatch(pd.DataFrame(records, columns=header, dtype=object),
-                               np.asarray(rows), bad)
-                records, rows, bad = [], [], []
-        if row == 0:
-            raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
-        if records or bad:
-            yield RawBatch(pd.DataFrame(records, columns=header, dtype=object),
-                           np.asarray(rows, dtype=int), bad)
+            while header == []:  # blank lines before the header
+                header = next(reader, None)
+            if header is None:
+                raise UserError(f"{path}: file is empty",
+                                hint="expected a header and one row per lead")
+            wrong_delimiter(path, header, delimiter)
+            width = len(header)
+            id_at = header.index(id_column) if id_column in header else None
+            records: list[list[str]] = []
+            rows: list[int] = []
+            bad: list[tuple[int, str | None, str]] = []
+            row = 0
+            for fields in reader:
+                if not fields:  # a blank line holds no lead
+                    continue
+                row += 1
+                if len(fields) == width:
+                    records.append(fields)
+                    rows.append(row)
+                else:
+                    bad.append((row, str(row) if options.row_ids else _ragged_id(fields, id_at),
+                                f"malformed row: {len(fields)} fields, expected {width} "
+                                f"(line {reader.line_num} of the file)"))
+                if len(records) >= batch_size:
+                    yield finished(records, rows, bad)
+                    records, rows, bad = [], [], []
+            if row == 0:
+                raise UserError(f"{path}: has a header but no rows",
+                                hint="expected one row per lead")
+            if records or bad:
+                yield finished(records, rows, bad)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: cannot be read as {encoding} (data.encoding): {exc.reason}",
+                        hint="set data.encoding to the file's encoding (latin-1 reads any byte)"
+                        ) from None
 
 
 def _ragged_id(fields: list[str], id_at: int | None) -> str | None:
@@ -262,7 +295,7 @@ class _Writer:
 
 def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                rejects_path: Path | None, id_column: str, derived: dict[str, Any],
-               batch_size: int = 200_000,
+               batch_size: int = 200_000, options: ReadOptions | None = None,
                extra_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                row_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
                progress: Callable[[int], None] | None = None, reasons: bool = True
@@ -293,7 +326,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
     with atomic_path(output_path) as tmp_out:
         writer = _Writer(tmp_out, table_format(Path(output_path)))
         try:
-            for batch in iter_batches(input_path, batch_size=batch_size, id_column=id_column):
+            for batch in iter_batches(input_path, batch_size=batch_size, id_column=id_column,
+                                      options=options):
                 raw, rows = batch.frame, batch.rows
                 if row_filter is not None and len(raw):
                     keep = np.asarray(row_filter(raw), dtype=bool)

@@ -5,10 +5,12 @@ A lead's score is a lookup and a sum. For each factor (one input column):
 * categorical: the lead's value is looked up in ``levels`` (exact string match);
   a value listed in ``missing_values`` (or null / empty) gets ``missing_points``;
   any other value gets ``unseen_points``;
-* numeric: the value falls in one bin of ``edges`` (right-closed:
-  bin 0 is ``x <= edges[0]``, bin i is ``edges[i-1] < x <= edges[i]``, the last bin is
-  ``x > edges[-1]``) and gets ``bin_points[i]``; a null value, a value listed in
-  ``missing_values`` or NaN gets ``missing_points``.
+* numeric: a null value, a value listed in ``missing_values`` or NaN gets
+  ``missing_points``; a value equal to a key of ``special_points`` (a sentinel such as
+  ``999`` = "never contacted"; keys are the numbers as text, ``"999"``, ``"-1"``, ``"0.5"``)
+  gets that key's points, checked before the bins; any other value falls in one bin of
+  ``edges`` (right-closed: bin 0 is ``x <= edges[0]``, bin i is ``edges[i-1] < x <=
+  edges[i]``, the last bin is ``x > edges[-1]``) and gets ``bin_points[i]``.
 
 ``fit`` = sum of FIT factor points, ``pain`` = sum of PAIN factor points and
 ``points = fit + pain``, clipped to ``[score_min, score_max]`` when a cap is set.
@@ -41,6 +43,7 @@ class FactorRules:
     bin_points: list[int] = field(default_factory=list)
     missing_points: int = 0
     unseen_points: int = 0
+    special_points: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
@@ -57,6 +60,13 @@ class FactorRules:
                 )
             if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
                 raise ValueError(f"factor {self.name!r}: edges must increase strictly")
+            for key in self.special_points:
+                if special_key(_special_number(self.name, key)) != key:
+                    raise ValueError(
+                        f"factor {self.name!r}: special_points key {key!r} is not a number "
+                        f"written as {special_key(_special_number(self.name, key))!r}")
+        elif self.special_points:
+            raise ValueError(f"factor {self.name!r}: special_points are for numeric factors")
 
     @property
     def min_points(self) -> int:
@@ -69,15 +79,23 @@ class FactorRules:
         return max(self._all_points())
 
     def _all_points(self) -> list[int]:
-        values = list(self.levels.values()) if self.kind == "categorical" else list(self.bin_points)
+        if self.kind == "categorical":
+            values = list(self.levels.values())
+        else:
+            values = list(self.bin_points) + list(self.special_points.values())
         return values + [self.missing_points, self.unseen_points]
+
+    def special_values(self) -> list[tuple[float, int, str]]:
+        """``(value, points, label)`` of each special value, ascending by value; the label
+        reads like ``= 999``."""
+        pairs = sorted((float(k), int(p)) for k, p in self.special_points.items())
+        return [(v, p, special_label(v)) for v, p in pairs]
 
     def bin_labels(self) -> list[str]:
         """Human-readable labels of the numeric bins, e.g. ``(3, 7]``."""
         if self.kind != "numeric":
             return []
-        bounds = [-math.inf, *self.edges, math.inf]
-        return [interval_label(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        return interval_labels(self.edges)
 
 
 @dataclass(frozen=True)
@@ -101,8 +119,14 @@ class PointsRules:
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; keys in a fixed order so the output is byte-stable."""
-        return asdict(self)
+        """A JSON-ready dict; keys in a fixed order so the output is byte-stable. A factor's
+        ``special_points`` appear only when it has some (tables without sentinels read as
+        they always did)."""
+        data = asdict(self)
+        for factor in data["factors"]:
+            if not factor["special_points"]:
+                del factor["special_points"]
+        return data
 
     def to_json(self) -> str:
         """Deterministic JSON text (sorted keys, fixed float formatting)."""
@@ -112,7 +136,9 @@ class PointsRules:
     def from_dict(cls, data: Mapping[str, Any]) -> PointsRules:
         """Inverse of :meth:`to_dict`."""
         payload = dict(data)
-        payload["factors"] = [FactorRules(**f) for f in payload.get("factors", [])]
+        payload["factors"] = [FactorRules(**{**f, "special_points": dict(f.get("special_points")
+                                                                          or {})})
+                              for f in payload.get("factors", [])]
         return cls(**payload)
 
     @classmethod
@@ -135,15 +161,50 @@ class PointsRules:
         return str(self.grades[-1]["grade"]) if self.grades else ""
 
 
-def interval_label(lo: float, hi: float) -> str:
+def interval_label(lo: float, hi: float, *, full: bool = False) -> str:
     def fmt(x: float) -> str:
-        return f"{x:g}"
+        return repr(float(x)) if full else f"{x:g}"
 
     if math.isinf(lo):
         return f"<= {fmt(hi)}"
     if math.isinf(hi):
         return f"> {fmt(lo)}"
     return f"({fmt(lo)}, {fmt(hi)}]"
+
+
+def interval_labels(edges: list[float]) -> list[str]:
+    """Labels of the right-closed bins of ``edges``, e.g. ``<= 3``, ``(3, 7]``, ``> 7``;
+    edges too close for ``%g`` to tell apart are written in full precision."""
+    bounds = [-math.inf, *edges, math.inf]
+    pairs = list(zip(bounds, bounds[1:], strict=False))
+    labels = [interval_label(lo, hi) for lo, hi in pairs]
+    if len(set(labels)) < len(labels):
+        labels = [interval_label(lo, hi, full=True) for lo, hi in pairs]
+    return labels
+
+
+def special_key(value: float) -> str:
+    """The text a special value is keyed by in ``special_points``: ``999`` for 999.0, else
+    the shortest text that reads back as the same float (``0.5``, ``-1e-07``)."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def special_label(value: float) -> str:
+    """The level label of a special value, e.g. ``= 999``."""
+    return f"= {special_key(value)}"
+
+
+def _special_number(name: str, key: str) -> float:
+    try:
+        value = float(key)
+    except (TypeError, ValueError):
+        raise ValueError(f"factor {name!r}: special_points key {key!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"factor {name!r}: special_points key {key!r} must be finite")
+    return value
 
 
 def is_missing(value: Any, missing_values: list[str] | tuple[str, ...]) -> bool:
@@ -173,6 +234,9 @@ def factor_points(factor: FactorRules, value: Any, missing_values: list[str]) ->
     x = float(value)
     if math.isnan(x):
         return factor.missing_points, "(missing)"
+    for special, points, label in factor.special_values():
+        if x == special:
+            return points, label
     index = sum(1 for edge in factor.edges if edge < x)
     return factor.bin_points[index], factor.bin_labels()[index]
 

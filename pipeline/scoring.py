@@ -14,8 +14,12 @@ per-row Python. Every factor is scored as *index -> lookup table*:
   counted with one vector comparison per edge (cheaper than a binary search for a handful of
   edges); many edges fall back to ``searchsorted``.
 
+A numeric factor with special values (``special_points``, e.g. ``999``) bins as above, then
+sends the rows equal to a special value to that value's slot: one vector comparison each.
+
 Outcome slots of a factor are its levels (or bins) in order, then ``missing``, then
-``unseen`` (see :func:`factor_outcome_points`).
+``unseen``, then (numeric) its special values in ascending order (see
+:func:`factor_outcome_points`).
 """
 
 from __future__ import annotations
@@ -167,6 +171,8 @@ def _integer_values_lookup(factor: FactorRules, series: pd.Series) -> _Lookup | 
 
 def _numeric_lookup(factor: FactorRules, series: pd.Series, missing_values: list[str]
                     ) -> _Lookup:
+    if factor.special_points:
+        return _special_lookup(factor, _numeric_values(series, missing_values))
     lookup = _integer_values_lookup(factor, series)
     if lookup is not None:
         return lookup
@@ -176,6 +182,18 @@ def _numeric_lookup(factor: FactorRules, series: pd.Series, missing_values: list
     return _Lookup(index, np.arange(len(factor.bin_points) + 2, dtype=np.int32))
 
 
+def _special_lookup(factor: FactorRules, values: np.ndarray) -> _Lookup:
+    """Outcome slot per row of a numeric factor with special values: the bin (or missing),
+    then each row equal to a special value moved to that value's slot, after ``unseen``.
+    NaN equals nothing, so missing rows stay missing, as the reference checks them first."""
+    n_bins = len(factor.bin_points)
+    index = _float_bins(values, np.asarray(factor.edges, dtype=np.float64), n_bins)
+    index = index.astype(np.int32)
+    for k, (value, _, _) in enumerate(factor.special_values()):
+        index[values == value] = n_bins + 2 + k
+    return _Lookup(index, np.arange(n_bins + 2 + len(factor.special_points), dtype=np.int32))
+
+
 def _lookup(factor: FactorRules, series: pd.Series, missing_values: list[str]) -> _Lookup:
     if factor.kind == "numeric":
         return _numeric_lookup(factor, series, missing_values)
@@ -183,15 +201,18 @@ def _lookup(factor: FactorRules, series: pd.Series, missing_values: list[str]) -
 
 
 def factor_outcome_points(factor: FactorRules) -> np.ndarray:
-    """Points per outcome slot (levels/bins..., missing, unseen)."""
+    """Points per outcome slot (levels/bins..., missing, unseen, special values...)."""
     base = list(factor.levels.values()) if factor.kind == "categorical" else list(factor.bin_points)
-    return np.asarray([*base, factor.missing_points, factor.unseen_points], dtype=np.int64)
+    special = [points for _, points, _ in factor.special_values()]
+    return np.asarray([*base, factor.missing_points, factor.unseen_points, *special],
+                      dtype=np.int64)
 
 
 def factor_outcome_labels(factor: FactorRules) -> list[str]:
     """Words per outcome slot, as reason codes print them."""
     base = list(factor.levels) if factor.kind == "categorical" else factor.bin_labels()
-    return [*base, MISSING_LABEL, UNSEEN_LABEL]
+    special = [label for _, _, label in factor.special_values()]
+    return [*base, MISSING_LABEL, UNSEEN_LABEL, *special]
 
 
 def factor_slot_codes(factor: FactorRules, series: pd.Series, missing_values: list[str]
@@ -278,7 +299,9 @@ def _plan(factor: FactorRules, series: pd.Series, missing_values: list[str], acc
           ) -> _Plan:
     is_fit = factor.group == "FIT"
     outcome_points = factor_outcome_points(factor)
-    if factor.kind == "numeric":
+    if factor.kind == "numeric" and factor.special_points:
+        lookup = _numeric_lookup(factor, series, missing_values)
+    elif factor.kind == "numeric":
         lookup = _integer_values_lookup(factor, series)
         if lookup is None:
             values = _numeric_values(series, missing_values)

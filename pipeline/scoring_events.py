@@ -36,29 +36,28 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
 def _leads_with_created(config: Config, leads: Path | None = None) -> pd.DataFrame:
     """``lead_id, created_at`` (naive UTC) of every lead with a parseable creation time."""
     path = Path(leads) if leads is not None else Path(config.data.leads)
-    id_col, created_col = config.data.id_column, config.data.created_at_column
+    id_col, created_col = config.data.id_name, config.data.created_at_column
     if created_col is None:
         raise UserError("event features need data.created_at_column (the lead creation time)")
     if not path.exists():
         raise UserError(f"{path}: file not found")
-    with duckdb.connect() as con:
-        try:
-            columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_source(path)}")
-                       .fetchall()]
-        except duckdb.Error as exc:
-            raise UserError(f"{path}: cannot read the leads file: {exc}") from None
-        absent = [c for c in (id_col, created_col) if c not in columns]
-        if absent:
-            raise UserError(f"{path}: column(s) {absent} not found (needed for event features)",
-                            hint=f"columns found: {', '.join(columns[:20])}")
-        frame = con.execute(
-            f"SELECT CAST({_ident(id_col)} AS VARCHAR) AS lead_id, "
-            f"CAST({_ident(created_col)} AS VARCHAR) AS created_at FROM {_source(path)}").df()
+    from pipeline.io import read_options, read_table
+
+    # the leads go through the one reader (data.delimiter / encoding / decimal, row_id)
+    raw = read_table(path, strict=False, options=read_options(config)).frame
+    columns = [str(c) for c in raw.columns]
+    absent = [c for c in (id_col, created_col) if c not in columns]
+    if absent:
+        raise UserError(f"{path}: column(s) {absent} not found (needed for event features)",
+                        hint=f"columns found: {', '.join(columns[:20])}")
+    frame = pd.DataFrame({"lead_id": raw[id_col].astype(object),
+                          "created_at": raw[created_col].astype(object)})
     tokens = set(config.data.missing_values) | {""}
     created_text = frame["created_at"].astype(object).map(
         lambda v: None if v is None or str(v).strip() in tokens else str(v).strip())
     created = pd.to_datetime(created_text, errors="coerce", utc=True, format="mixed")
-    ids = frame["lead_id"].astype(object).map(lambda v: None if v is None else str(v).strip())
+    ids = frame["lead_id"].astype(object).map(
+        lambda v: None if v is None or not str(v).strip() else str(v).strip())
     return pd.DataFrame({"lead_id": ids,
                          "created_at": created.dt.tz_localize(None).astype("datetime64[ns]")}
                         ).dropna().drop_duplicates("lead_id")

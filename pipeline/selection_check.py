@@ -51,11 +51,13 @@ class _FoldedDesign:
     subset of factors by out-of-fold prediction with a fixed ``C``."""
 
     def __init__(self, X: pd.DataFrame, y: np.ndarray, *, numeric: list[str], n_bins: int,
-                 min_leads: int, missing_values: tuple[str, ...], folds: int, seed: int,
+                 min_leads: int, missing_values: tuple[str, ...],
+                 special_values: dict[str, list[float]], folds: int, seed: int,
                  max_iter: int) -> None:
         encoder = FactorEncoder(n_bins=n_bins, min_leads=min_leads,
                                 numeric=[c for c in numeric if c in X.columns],
-                                missing_values=missing_values).fit(X)
+                                missing_values=missing_values,
+                                special_values=special_values).fit(X)
         self.design = encoder.transform(X).tocsc()
         self.slots = {f.name: np.arange(encoder.offsets_[j], encoder.offsets_[j + 1])
                       for j, f in enumerate(encoder.factors_)}
@@ -91,6 +93,7 @@ class _FoldedDesign:
 def check_selection(X: pd.DataFrame, y: np.ndarray, report: pd.DataFrame, kept: list[str], *,
                     numeric: list[str], n_bins: int, min_leads: int,
                     missing_values: tuple[str, ...], max_factors: int, min_gain: float,
+                    special_values: dict[str, list[float]] | None = None,
                     c_grid: list[float], folds: int, seed: int, max_rows: int,
                     max_iter: int) -> SelectionCheck:
     """Bring back dropped eligible factors that add more than ``min_gain`` CV AUC (module
@@ -106,7 +109,8 @@ def check_selection(X: pd.DataFrame, y: np.ndarray, report: pd.DataFrame, kept: 
     sample = stratified_sample(y, max_rows, seed)
     data = _FoldedDesign(X.iloc[sample][eligible].reset_index(drop=True), y[sample],
                          numeric=numeric, n_bins=n_bins, min_leads=min_leads,
-                         missing_values=missing_values, folds=folds, seed=seed,
+                         missing_values=missing_values, special_values=dict(special_values or {}),
+                         folds=folds, seed=seed,
                          max_iter=max_iter)
     data.choose_C(eligible, sorted(c_grid)[len(c_grid) // 2 - 1: len(c_grid) // 2 + 2])
     rules_auc = data.auc(list(kept))

@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.config import Config
+from pipeline.errors import UserError
 from pipeline.evaluate import (
     Split,
     benchmark_auc,
@@ -28,7 +29,7 @@ from pipeline.fit import (
     stratified_sample,
     tabulate_coefficients,
 )
-from pipeline.lift import level_frame, lift_table
+from pipeline.lift import is_numeric_column, level_frame, lift_table
 from pipeline.points import PointsScorecard, calibration_table, rounding_fidelity
 from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame
@@ -83,7 +84,19 @@ def selection_settings(config: Config) -> SelectionSettings:
     return SelectionSettings(max_factors=a.max_factors, min_lift_pp=a.min_lift_pp,
                              max_association=a.max_association, leakage_auc=a.leakage_auc,
                              declared_leaky=tuple(config.columns.declared_leaky),
-                             min_leads=a.min_leads)
+                             min_leads=a.min_leads, significance=a.significance)
+
+
+def check_special_columns(X: pd.DataFrame, special_values: dict[str, list[float]]) -> None:
+    """Refuse ``columns.special_values`` for a factor that is not numeric: a sentinel is a
+    number with a meaning of its own, while every text value already is a level. Columns not
+    among the factors (excluded, or dropped as constant) are left alone."""
+    text = [c for c in special_values if c in X.columns and not is_numeric_column(X[c])]
+    if text:
+        raise UserError(f"columns.special_values names {text}, which hold text, not numbers",
+                        hint="special values are for numeric columns (each text value is "
+                             "already a level of its own); remove them or list the column in "
+                             "columns.numeric")
 
 
 def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
@@ -96,7 +109,9 @@ def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Confi
     analysis (constant, all missing, excluded by the config); ``numeric`` names the numeric
     candidates."""
     a = config.analysis
-    levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True)
+    check_special_columns(X, config.columns.special_values)
+    levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True,
+                         special_values=config.columns.special_values)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
     assoc = target_associations(X, y, level_frame=levels[0])
     pairwise = pairwise_associations(X, level_frame=levels[0])
@@ -120,7 +135,8 @@ def _check_selection(X: pd.DataFrame, y: pd.Series, result: SelectionResult, con
         [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c].dtype)],
         n_bins=a.n_bins, min_leads=a.min_leads,
         missing_values=tuple(config.data.missing_values), max_factors=a.max_factors,
-        min_gain=a.min_cv_auc_gain, c_grid=list(m.c_grid), folds=m.cv_folds, seed=config.seed,
+        min_gain=a.min_cv_auc_gain, special_values=dict(config.columns.special_values),
+        c_grid=list(m.c_grid), folds=m.cv_folds, seed=config.seed,
         max_rows=m.max_cv_rows, max_iter=m.max_iter)
     report = result.report.copy()
     for column, gain in check.added.items():
@@ -144,7 +160,8 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         pdo=p.pdo, base_score=p.base_score, base_odds=p.base_odds, score_range=tuple(p.range),
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
-        random_state=config.seed, max_cv_rows=m.max_cv_rows).fit(X, y)
+        random_state=config.seed, max_cv_rows=m.max_cv_rows,
+        special_values=dict(config.columns.special_values)).fit(X, y)
 
 
 def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -177,7 +194,7 @@ def _weeks(frame: pd.DataFrame) -> float | None:
 
 def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
     return PointsRules(factors=[], missing_values=list(config.data.missing_values),
-                       id_column=config.data.id_column, model_name=config.model_name,
+                       id_column=config.data.id_name, model_name=config.model_name,
                        decay_half_life_days=dict(features.half_lives))
 
 
@@ -196,7 +213,7 @@ def train(features: FeatureSet, config: Config) -> TrainResult:
     factors = features.factors
     # the factors and the id only, each part with its own categories: nothing of the
     # holdout's reaches the training side
-    positions = [frame.columns.get_loc(c) for c in dict.fromkeys([config.data.id_column,
+    positions = [frame.columns.get_loc(c) for c in dict.fromkeys([config.data.id_name,
                                                                   *factors])]
     train_frame, test_frame = (with_text_as_categories(frame.iloc[rows, positions], factors)
                                for rows in (split.train, split.holdout))
@@ -253,7 +270,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     y_train, y_test = y_all[split.train], y_all[split.holdout]
-    id_col = config.data.id_column
+    id_col = config.data.id_name
     keys = frame[[c for c in (id_col, "created_at") if c in frame.columns]]  # no other column
     train_keys, test_keys = keys.iloc[split.train], keys.iloc[split.holdout]
     kept = analysis.kept
@@ -363,7 +380,7 @@ def _no_signal_result(features: FeatureSet, config: Config, split: Split, analys
     """An empty points table that makes no lead SDR-ready (nothing beat the base rate)."""
     rules = replace(_empty_rules(config, features), sdr_threshold=1,
                     prob_intercept=_logit(y_train.mean()))
-    id_col = config.data.id_column
+    id_col = config.data.id_name
     holdout = pd.DataFrame({id_col: test_keys[id_col].to_numpy(), "converted": y_test})
     empty = pd.DataFrame(columns=["factor", "group", "level", "points"])
     return TrainResult(rules, None, empty, pd.DataFrame(), analysis, None, None, pd.DataFrame(),

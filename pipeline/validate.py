@@ -18,12 +18,27 @@ import pyarrow.compute as pc
 
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.labels import (
+    Outcome,
+    WonKeys,
+    censoring_warning,
+    outcome_from_label,
+    outcome_from_window,
+    outcome_from_won_in,
+)
 
 MAX_LISTED = 5
 # what Python's str.strip() removes (every c with c.isspace(); a test checks the list)
 PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003"
                  "\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 MOSTLY_NUMERIC = 0.9  # a column whose present values are at least this share numbers is numeric
+MOSTLY_DATES = 0.9  # a text column whose present values are at least this share dates is a date
+DATE_SAMPLE = 1000  # distinct values looked at first: mostly not date-shaped means not dates
+DATE_DROPPED = "date: not a factor (derive one, e.g. days since, to use it)"
+# what a date looks like before it is parsed: a year first (2024-03-01, 2024/3/1 10:00) or
+# last (01/03/2024, 1.3.24); month names alone ("March") are categories, not dates
+DATE_SHAPE = (r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
+              r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,10 @@ class ValidatedLeads:
     numeric_columns: list[str]
     dropped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # for the CLI to print (dropped columns)
+    notes: list[str] = field(default_factory=list)  # label counts (won, open, undecided) to print
+    # training: the id (and created_at) of leads whose outcome is undecided (label.open, young
+    # under label.window_days): left out of ``frame``, kept so their events are not "unknown"
+    undecided: pd.DataFrame | None = None
 
 
 def _listing(values: pd.Series | list, limit: int = MAX_LISTED) -> str:
@@ -73,8 +92,9 @@ def expected_columns_diff(expected: list[str], found: list[str],
 def _mentioned(config: Config) -> set[str]:
     """Every column name the config gives a role to."""
     cols, derived = config.columns, config.derived
-    named = {config.data.id_column, config.label.column, config.data.created_at_column,
+    named = {config.data.id_name, config.label.column, config.data.created_at_column,
              config.data.account_column, derived.email_column, derived.title_column,
+             *outcome_columns(config),
              *derived.name_columns, *cols.fit, *cols.pain, *cols.numeric, *cols.exclude,
              *cols.declared_leaky}
     return {c for c in named if c}
@@ -295,22 +315,68 @@ def mostly_numeric(series: pd.Series) -> bool:
     return _numeric_kind(series)[3]
 
 
+def outcome_columns(config: Config) -> list[str]:
+    """Columns that say who is won besides label.column: the conversion date and the key
+    of the closed-deals file. Never factors (the conversion date is the label itself)."""
+    label = config.label
+    return [c for c in (label.converted_at_column, label.won_in and label.won_in.on) if c]
+
+
+def looks_like_dates(values: np.ndarray, counts: np.ndarray) -> bool:
+    """Whether at least 90% of the present leads (``counts`` per distinct ``values``) hold a
+    date: ISO dates, ``2024-03-01 10:00``, ``01/03/2024``... A date is never a factor (its
+    levels never recur in scoring); numbers (already read as numbers) and month names are
+    not dates."""
+    present = np.array([isinstance(v, str) for v in values], dtype=bool)
+    total = int(counts[present].sum())
+    if total == 0:
+        return False
+    text = pd.Series(values[present], dtype=object)
+    weights = counts[present]
+    sample = text.head(DATE_SAMPLE).str.match(DATE_SHAPE).to_numpy(dtype=bool)
+    if weights[:DATE_SAMPLE][sample].sum() < weights[:DATE_SAMPLE].sum() / 2:
+        return False  # a text column: no need to match its other distinct values
+    shaped = text.str.match(DATE_SHAPE).to_numpy(dtype=bool)
+    if weights[shaped].sum() < MOSTLY_DATES * total:
+        return False
+    parsed = pd.to_datetime(text[shaped], errors="coerce", format="mixed", utc=True)
+    return weights[shaped][parsed.notna().to_numpy()].sum() >= MOSTLY_DATES * total
+
+
+def _is_date_column(columns: CleanColumns, name: str) -> bool:
+    """:func:`looks_like_dates` on a cleaned text column, one parse per distinct value."""
+    if columns.arrow(name) is not None:
+        codes, uniques = columns.distinct(name)
+        counts = np.bincount(codes, minlength=len(uniques))
+    else:
+        codes, uniques = pd.factorize(columns[name], use_na_sentinel=True)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        uniques = np.asarray(uniques, dtype=object)
+    return looks_like_dates(np.asarray(uniques, dtype=object), counts)
+
+
 def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], list[str]]:
     """FIT and PAIN columns from the config; with neither listed, every usable column is FIT."""
     cols = config.columns
     if cols.fit or cols.pain:
         return list(cols.fit), list(cols.pain)
-    reserved = {config.data.id_column, config.label.column, config.data.created_at_column,
+    reserved = {config.data.id_name, config.label.column, config.data.created_at_column,
                 config.data.account_column, config.derived.email_column,
-                config.derived.title_column,
+                config.derived.title_column, *outcome_columns(config),
                 *config.derived.name_columns, *cols.exclude, *cols.declared_leaky}
     return [c for c in columns if c not in reserved], []
 
 
-def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: bool = True
-                   ) -> ValidatedLeads:
-    """Check and type a raw (all-text) lead table; raises :class:`UserError` on bad input."""
-    id_col, label_col = config.data.id_column, config.label.column
+def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: bool = True,
+                   won: WonKeys | None = None) -> ValidatedLeads:
+    """Check and type a raw (all-text) lead table; raises :class:`UserError` on bad input.
+
+    In training the outcome comes from the label column, from ``won`` (the keys of the
+    ``label.won_in`` file, read by the caller) or from the conversion window; leads whose
+    outcome is undecided are left out of ``frame`` (listed in ``undecided``, counted in
+    ``notes``).
+    """
+    id_col = config.data.id_name
     columns = list(raw.columns)
     fit_cols, pain_cols = candidate_columns(config, columns)
     required = [id_col, *fit_cols, *pain_cols]
@@ -318,14 +384,14 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
     fit_cols = fit_cols + [c for c in config.columns.declared_leaky
                            if c in columns and c not in fit_cols]
     if training:
-        required.append(label_col)
+        required += outcome_required(config)
     for optional in (config.data.created_at_column, config.derived.email_column,
                      config.derived.title_column, *config.derived.name_columns):
         if optional:
             required.append(optional)
     absent = [c for c in required if c not in columns]
     if absent:
-        what = "label column" if absent == [label_col] else "columns"
+        what = "label column" if absent == [config.label.column] else "columns"
         raise UserError(
             f"{source}: {what} {_listing(absent)} not found\n"
             f"{expected_columns_diff(list(dict.fromkeys(required)), columns, _mentioned(config))}",
@@ -348,11 +414,10 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         raise UserError(f"{source}: id column {id_col!r} has duplicates: {_listing(dup.unique())}",
                         hint="ids must be unique: de-duplicate the export")
     out = pd.DataFrame({id_col: ids.astype(str)}, index=raw.index)
-    if training:
-        out["converted"] = _label(cleaned[label_col], config, source)
     if config.data.created_at_column:
         out["created_at"] = _timestamps(cleaned[config.data.created_at_column],
                                         config.data.created_at_column, source)
+    outcome = _outcome(cleaned, out, config, source, won) if training else None
     extra_sources = [c for c in (config.derived.email_column, config.derived.title_column,
                                  *config.derived.name_columns, config.data.account_column) if c]
     for c in extra_sources:
@@ -379,6 +444,9 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
                                 hint="counts cannot be negative")
             series = values
             numeric.append(column)
+        elif column not in config.columns.declared_leaky and _is_date_column(cleaned, column):
+            dropped[column] = DATE_DROPPED
+            continue
         else:
             series = cleaned[column]
         emptiness = _emptiness(series, None if series is values else cleaned.arrow(column))
@@ -387,7 +455,16 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         else:
             out[column] = series
     for column, reason in dropped.items():
-        notes.append(f"{source}: column {column!r} is {reason}: dropped (it cannot earn points)")
+        if reason == DATE_DROPPED:
+            notes.append(f"{source}: column {column!r} holds dates: dropped (a date is not a "
+                         "factor; derive one, e.g. days since, to use it)")
+        else:
+            notes.append(f"{source}: column {column!r} is {reason}: dropped (it cannot earn "
+                         "points)")
+    undecided, counts = None, []
+    if outcome is not None:
+        out, undecided, counts, warning = _decided(out, outcome, id_col, source)
+        notes += [warning] if warning else []
     keep = set(out.columns)
     return ValidatedLeads(
         frame=out,
@@ -396,33 +473,69 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         numeric_columns=[c for c in numeric if c in keep],
         dropped=dropped,
         warnings=notes,
+        notes=counts,
+        undecided=undecided,
     )
 
 
-def _label(series: pd.Series, config: Config, source: str) -> pd.Series:
-    positive = {str(v) for v in config.label.positive}
-    negative = {str(v) for v in config.label.negative}
-    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
-    as_text = np.array([str(u) for u in uniques] + [None], dtype=object)  # once per value
-    text = pd.Series(as_text[codes], index=series.index, dtype=object)
-    unexpected = text[~text.isin(positive | negative)]
-    if not unexpected.empty:
-        counts = unexpected.fillna("(blank)").value_counts()
-        listed = ", ".join(f"{k!r}: {v}" for k, v in counts.head(10).items())
-        raise UserError(
-            f"{source}: label column {config.label.column!r} has values that are neither won "
-            f"{sorted(positive)} nor lost {sorted(negative)}: {listed}",
-            hint="fix the rows or list the values under label.positive / label.negative",
-        )
-    label = text.isin(positive).astype(int)
+def outcome_required(config: Config) -> list[str]:
+    """The columns training needs to know who is won: the label column, or the key of the
+    closed-deals file (``label.won_in``), or the conversion date (``label.window_days``)."""
+    label = config.label
+    if label.won_in is not None:
+        return [label.won_in.on]
+    if label.window_days is not None:
+        return [label.converted_at_column]
+    return [label.column]
+
+
+def _outcome(cleaned: CleanColumns, out: pd.DataFrame, config: Config, source: str,
+             won: WonKeys | None) -> Outcome:
+    """Who is won (1), lost (0) or undecided (NaN), by the configured label shape."""
+    label = config.label
+    if label.won_in is not None:
+        if won is None:
+            raise ValueError("label.won_in is set: pass the keys of its file (won=...)")
+        label_text = cleaned[label.column] if label.column in cleaned.raw.columns else None
+        return outcome_from_won_in(cleaned[label.won_in.on], won, label, source, label_text)
+    if label.window_days is not None:
+        converted_at = _timestamps(cleaned[label.converted_at_column], label.converted_at_column,
+                                   source, blank_allowed=True)
+        return outcome_from_window(out["created_at"], converted_at, label)
+    return outcome_from_label(cleaned[label.column], label, source)
+
+
+def _decided(out: pd.DataFrame, outcome: Outcome, id_col: str, source: str
+             ) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str], str | None]:
+    """The decided leads with their 0/1 ``converted`` (a fresh index), the undecided leads'
+    ids, the outcome counts, and the right-censoring warning if the newest leads convert far
+    below the rest."""
+    decided = outcome.decided.to_numpy()
+    undecided = None
+    if not decided.all():
+        undecided = out.loc[~decided, [c for c in (id_col, "created_at") if c in out.columns]]
+        undecided = undecided.reset_index(drop=True)
+    out = out.loc[decided].assign(converted=outcome.label[decided].astype(int).to_numpy())
+    out = out.reset_index(drop=True)
+    label = out["converted"]
+    if len(label) == 0:
+        raise UserError(f"{source}: no lead has a decided outcome (every lead is undecided)",
+                        hint="training needs won and lost leads: check label.open / "
+                        "label.window_days")
     if label.nunique() < 2:
         only = "won" if label.iloc[0] == 1 else "lost"
         raise UserError(f"{source}: only one class present (every lead is {only})",
                         hint="training needs both won and lost leads")
-    return label
+    warning = None
+    if "created_at" in out.columns:
+        warning = censoring_warning(out["created_at"], label)
+    return out, undecided, outcome.notes, warning
 
 
-def _timestamps(series: pd.Series, column: str, source: str) -> pd.Series:
+def _timestamps(series: pd.Series, column: str, source: str, *, blank_allowed: bool = False
+                ) -> pd.Series:
+    """Parsed timestamps (naive UTC); unparseable, future and (unless ``blank_allowed``: a
+    conversion date, blank for leads that never converted) blank values are refused."""
     parsed = pd.to_datetime(series, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
     bad = series.notna() & parsed.isna()
     if bad.any():
@@ -435,7 +548,7 @@ def _timestamps(series: pd.Series, column: str, source: str) -> pd.Series:
         rows = (np.flatnonzero(future.to_numpy()) + 2).tolist()
         raise UserError(f"{source}: column {column!r} has timestamps in the future on rows "
                         f"{_listing(rows)}", hint="check the export's time zone and clock")
-    if parsed.isna().any():
+    if parsed.isna().any() and not blank_allowed:
         rows = (np.flatnonzero(parsed.isna().to_numpy()) + 2).tolist()
         raise UserError(f"{source}: column {column!r} is blank on rows {_listing(rows)}",
                         hint="every lead needs its creation time")

@@ -74,12 +74,11 @@ def import_training_modules() -> None:
 
 
 def read_leads(cfg, *, training: bool):
-    """The config's leads file, read strictly and validated (a bad file fails here)."""
-    from pipeline.io import read_table
-    from pipeline.validate import validate_leads
+    """The leads with their lookups joined (data.lookups), validated and labelled (a bad
+    file fails here)."""
+    from pipeline.intake import read_leads as read_and_validate
 
-    raw = read_table(cfg.data.leads, strict=True)
-    return validate_leads(raw.frame, cfg, source=str(cfg.data.leads), training=training)
+    return read_and_validate(cfg, training=training)
 
 
 def events_source(cfg, events: Path | None) -> Path | None:
@@ -95,9 +94,12 @@ def events_source(cfg, events: Path | None) -> Path | None:
 
 
 def say_warnings(leads, features, events) -> None:
-    """Dropped columns and ignored events, as warning lines on stderr."""
+    """The intake's notes, then dropped columns and ignored events as warning lines, on
+    stderr."""
     from pipeline.validate import event_warnings
 
+    for line in leads.notes:
+        say(line)
     for line in [*leads.warnings, *event_warnings(features.event_diagnostics, str(events))]:
         say(f"warning: {line}")
 
@@ -113,7 +115,8 @@ def training_params(cfg, result) -> dict[str, Any]:
         "config_name": cfg.name, "scaling": cfg.points.scaling, "pdo": cfg.points.pdo,
         "n_bins": cfg.analysis.n_bins, "min_leads": cfg.analysis.min_leads,
         "max_factors": cfg.analysis.max_factors, "min_lift_pp": cfg.analysis.min_lift_pp,
-        "leakage_auc": cfg.analysis.leakage_auc, "holdout_share": cfg.model.holdout_share,
+        "leakage_auc": cfg.analysis.leakage_auc, "significance": cfg.analysis.significance,
+        "holdout_share": cfg.model.holdout_share,
         "split_method": result.split.method, "seed": cfg.seed,
         "kept_factors": result.analysis.kept,
     }
@@ -123,12 +126,21 @@ def training_params(cfg, result) -> dict[str, Any]:
 
 
 def input_digests(cfg) -> dict[str, str]:
-    """SHA-256 prefixes of the leads file and the event log, as lineage tags."""
+    """SHA-256 prefixes of the leads file, the event log, the lookups (one hash over their
+    hashes, in config order) and the closed-deals file, as lineage tags."""
+    import hashlib
+
     from pipeline.io import file_digest
 
     digests = {"data_hash": file_digest(cfg.data.leads)}
     if cfg.data.events and Path(cfg.data.events).exists():
         digests["events_hash"] = file_digest(cfg.data.events)
+    lookups = [file_digest(entry.path) for entry in cfg.data.lookups
+               if Path(entry.path).is_file()]
+    if lookups:
+        digests["lookups_hash"] = hashlib.sha256(" ".join(lookups).encode()).hexdigest()[:16]
+    if cfg.label.won_in is not None and Path(cfg.label.won_in.path).is_file():
+        digests["won_in_hash"] = file_digest(cfg.label.won_in.path)
     return digests
 
 
@@ -160,6 +172,7 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
 
     current = registry.champion(cfg.model_name)
     champion_auc, basis = None, "on the same holdout"
+    challenger_auc = float(result.metrics["holdout_auc"])
     if current is not None and current.version != ref.version:
         try:
             rules = registry.load_rules(current)
@@ -174,13 +187,19 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
         same_features = all(f in holdout.columns for f in rules.factor_names()) and \
             dict(rules.decay_half_life_days) == dict(features.half_lives)
         if same_features:
-            scores = score_frame(rules, holdout)
-            champion_auc = safe_auc(holdout["converted"].to_numpy(), scores["points"].to_numpy())
+            # both tables as registered: a table refit on every lead has seen this holdout,
+            # and so may the champion's, so the challenger is scored the same way
+            y = holdout["converted"].to_numpy()
+            champion_auc = safe_auc(y, score_frame(rules, holdout)["points"].to_numpy())
+            if result.rules.factors:
+                challenger_auc = safe_auc(y, score_frame(result.rules, holdout)["points"]
+                                          .to_numpy())
+            basis = "on the same holdout (both tables as registered)"
         else:
             champion_auc = registry.logged_metric(current, "holdout_auc")
             basis = "(champion's logged holdout AUC: its features differ)"
     decision = registry.gate_decision(
-        challenger_auc=float(result.metrics["holdout_auc"]), champion_auc=champion_auc,
+        challenger_auc=challenger_auc, champion_auc=champion_auc,
         margin=cfg.registry.promotion_margin, no_signal=result.no_signal,
         champion_version=current.version if current else None)
     if champion_auc is not None:
@@ -266,7 +285,7 @@ def _log_run(cfg, features, result, digests: dict[str, str], art: Path,
     screenshot = background.submit(report_screenshot, art)
     tags = lineage_tags(cfg, features, result, digests)
     example = (features.frame[result.rules.factor_names()].head(5).reset_index(drop=True)
-               if result.rules.factors else features.frame[[cfg.data.id_column]].head(5))
+               if result.rules.factors else features.frame[[cfg.data.id_name]].head(5))
     ref = registry.log_training(
         model_name=cfg.model_name, params=training_params(cfg, result), metrics=result.metrics,
         tags=tags, artifact_dir=art, rules=result.rules, derived_settings=derived_settings(cfg),

@@ -107,19 +107,27 @@ FILE_CASES = {
     "empty": (r"empty\.csv: file is empty", "expected a header"),
     "header_only": (r"header_only\.csv: has a header but no rows", "one row per lead"),
     "semicolons": (r"semicolons\.csv: the header has one column but contains semicolons: "
-                   r"wrong delimiter", "commas as the delimiter"),
-    "latin1": (r"latin1\.csv: not UTF-8 text \(byte 0x[0-9a-f]{2} on line \d+\)", "iconv"),
+                   r"wrong delimiter", "set data.delimiter to auto (or ';')"),
+    "latin1": (r"latin1\.csv: not UTF-8 text \(byte 0x[0-9a-f]{2} on line \d+\)",
+               "set data.encoding"),
     "ragged": (r"ragged\.csv: malformed CSV: line 6 has 18 fields, expected 16", "as many fields"),
     "fake_parquet": (r"leads\.parquet: not a Parquet file \(it starts like a text file\)",
                      "rename it to .csv"),
 }
 
 
+# by default ';' files are sniffed and non-UTF-8 files read as cp1252
+# (tests/test_intake_formats.py); these settings ask for commas and UTF-8 explicitly
+FILE_SETTINGS = {"semicolons": {"data": {"delimiter": ","}},
+                 "latin1": {"data": {"encoding": "utf-8"}}}
+
+
 @pytest.mark.parametrize("kind", list(FILE_CASES))
 def test_train_refuses_bad_files(kind, leads, config_for, tmp_path, monkeypatch, capsys):
     data = bad_file(kind, leads, tmp_path)
     out = tmp_path / "out"
-    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config_for(), "--data", data,
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c",
+                           config_for(**FILE_SETTINGS.get(kind, {})), "--data", data,
                            "--out", out, "--no-score")
     pattern, hint = FILE_CASES[kind]
     assert code == 2
@@ -129,10 +137,12 @@ def test_train_refuses_bad_files(kind, leads, config_for, tmp_path, monkeypatch,
 
 
 @pytest.mark.parametrize("kind", [k for k in FILE_CASES if k != "ragged"])
-def test_score_refuses_unreadable_files(kind, leads, model_config, tmp_path, monkeypatch, capsys):
+def test_score_refuses_unreadable_files(kind, leads, model_config, config_for, tmp_path,
+                                        monkeypatch, capsys):
     data = bad_file(kind, leads, tmp_path)
     output = tmp_path / "scored.csv"
-    code, _, err = run_cli(monkeypatch, capsys, "score", "-c", model_config, "-i", data,
+    config = config_for(**FILE_SETTINGS[kind]) if kind in FILE_SETTINGS else model_config
+    code, _, err = run_cli(monkeypatch, capsys, "score", "-c", config, "-i", data,
                            "-o", output)
     assert code == 2, err
     pattern = FILE_CASES[kind][0].replace("malformed CSV", "")

@@ -26,6 +26,7 @@ def test_minimal_config_loads_with_defaults(tmp_path):
     assert cfg.name == "cfg"
     assert cfg.data.leads == (tmp_path / "leads.csv").resolve()
     assert cfg.label.column == "converted"
+    assert cfg.analysis.significance == 0.05
     assert cfg.registry.tracking_uri.startswith("sqlite:////")
 
 
@@ -52,6 +53,8 @@ def test_missing_file_is_named(tmp_path):
     (BASE + "points:\n  range: [100, 0]\n", r"range must be \[low, high\] with low < high"),
     (BASE + "points:\n  scaling: logit\n", r"key 'points\.scaling'"),
     (BASE + "analysis:\n  n_bins: 1\n", r"n_bins must be between 2 and 50, got 1"),
+    (BASE + "analysis:\n  significance: 0\n", r"significance must be in \(0, 1\], got 0"),
+    (BASE + "analysis:\n  significance: 1.5\n", r"significance must be in \(0, 1\], got 1.5"),
     (BASE + "events:\n  half_life_grid: [0, 3]\n", r"half_life_grid"),
     ("data:\n  leads: [unclosed\n", r"not valid YAML"),
     ("- a\n- b\n", r"expected a mapping of keys at the top level"),

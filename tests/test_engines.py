@@ -289,9 +289,10 @@ MESSY_RULES = PointsRules(
         FactorRules("size", "FIT", "categorical", levels={"1": 2, "2.5": 3, "0": 6, "-1": 10},
                     missing_points=-1, unseen_points=8),
         FactorRules("visits", "PAIN", "numeric", edges=[0.0, 2.0, 5.0],
-                    bin_points=[0, 1, 2, 3], missing_points=-4),
+                    bin_points=[0, 1, 2, 3], missing_points=-4, special_points={"3": 7}),
+        # -1 is a missing token, but its text here is "-1.0": the sentinel, not missing
         FactorRules("score", "PAIN", "numeric", edges=[0.5], bin_points=[10, 20],
-                    missing_points=30),
+                    missing_points=30, special_points={"-1": 25}),
     ],
     missing_values=["NA", "unknown", "-1"], sdr_threshold=20, prob_intercept=-1.0,
     prob_slope=0.05, grades=[{"grade": "A", "min_points": 30}, {"grade": "B", "min_points": 0},
@@ -301,14 +302,14 @@ NAN, INF = float("nan"), float("inf")
 # lead_id, source, size (a DOUBLE column; its text in the CSV), visits (text), score (DOUBLE;
 # its text in the CSV), name_spam -> (source, size, visits, score) points or a reject reason
 MESSY = [
-    ("a1", "Web", (1.0, "1"), "3", (0.7, "0.7"), "yes", (5, 2, 2, 20)),
+    ("a1", "Web", (1.0, "1"), "3", (0.7, "0.7"), "yes", (5, 2, 7, 20)),  # visits 3: special
     (" a2\t", "  Web\u3000", (2.5, "2.5"), " 2 ", (0.5, "0.5"), " yes ", (5, 3, 1, 10)),
     ("a3", "NA", (-0.0, "0"), "-1", (NAN, ""), " yes", (1, 6, -4, 30)),
     ("a4", " padded ", (NAN, "nan"), "1_000", (1.0, "1"), "no", "unparseable value"),
     ("a1", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "duplicate id"),
     ("", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "missing id"),
     ("unknown", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "missing id"),
-    ("a8", "1", (-1.0, "-1"), "inf", (-1.0, "-1.0"), "no", (4, -1, 3, 10)),
+    ("a8", "1", (-1.0, "-1"), "inf", (-1.0, "-1.0"), "no", (4, -1, 3, 25)),  # score -1: special
     ("a9", "zzz", (1e20, "1e20"), "+4", (INF, "inf"), None, (-3, 8, 2, 20)),
     (" a2", "Web", (1.0, "1"), "1", (1.0, "1"), "no", "duplicate id"),
     ("a11", None, (None, ""), None, (None, ""), None, (1, -1, -4, 30)),
@@ -361,7 +362,7 @@ def _check_messy(summary, output: Path, rejects: Path) -> None:
     assert list(zip(rejected["row"], [x.split(":")[0] for x in rejected["reason"]],
                     strict=True)) == want
     assert "'a1' already appeared" in rejected["reason"][1]
-    assert (summary.rows, summary.scored, summary.sdr_ready) == (len(MESSY), len(expected), 4)
+    assert (summary.rows, summary.scored, summary.sdr_ready) == (len(MESSY), len(expected), 5)
     assert summary.reasons == {"unparseable value": 2, "duplicate id": 3, "missing id": 2}
     assert summary.unseen == MESSY_UNSEEN
 
@@ -417,7 +418,8 @@ def test_numeric_points_over_doubles_match_the_exported_case():
 
     rules = PointsRules(
         factors=[FactorRules("x", "FIT", "numeric", edges=[-2.5, 0.0, 7.0],
-                             bin_points=[1, 2, 3, 4], missing_points=-9)],
+                             bin_points=[1, 2, 3, 4], missing_points=-9,
+                             special_points={"2.5": 5, "-1": 6, "1e+20": 7})],
         missing_values=["-1.0", "1", "inf", "nan", "-0.0", "1e+20", "NA"])
     factor = rules.factors[0]
     con = duckdb.connect()
@@ -427,7 +429,8 @@ def test_numeric_points_over_doubles_match_the_exported_case():
     slow = sql_factor_points(factor, rules, dialect="duckdb")
     got = con.execute(f"SELECT x, {fast}, {slow} FROM t").fetchall()
     assert [a for _, a, _ in got] == [b for _, _, b in got]
-    assert {a for _, a, _ in got} == {1, 2, 3, 4, -9}  # every bin, and missing, is hit
+    # every bin, missing and the special 2.5 are hit; -1 and 1e20 are missing tokens first
+    assert {a for _, a, _ in got} == {1, 2, 3, 4, 5, -9}
 
 
 def test_duckdb_strip_trims_exactly_what_python_strips():

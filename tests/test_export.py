@@ -453,8 +453,10 @@ def _hubspot_matches(flt: dict, value) -> bool:
         return not known
     if not known:
         return False
-    if op == "EQ":
-        return value == flt["value"]
+    if op in ("EQ", "NEQ"):
+        equal = value == flt["value"] or (
+            not isinstance(value, str) and float(value) == float(flt["value"]))
+        return equal if op == "EQ" else not equal
     if op == "IN":
         return value in flt["values"]
     if op == "NOT_IN":
@@ -509,7 +511,8 @@ def _sheet_points(rows: list[dict], lead: dict, tokens: list[str]) -> dict[str, 
         elif empty:
             hit = False
         elif op == "equals":
-            hit = value == row["value"]
+            hit = value == row["value"] or (
+                not isinstance(value, str) and float(value) == float(row["value"]))
         elif op == "is not in":
             hit = value not in json.loads(row["value"]) if row["value"].startswith("[") else (
                 value not in row["value"].split("; ")
@@ -709,3 +712,98 @@ def test_sql_input_columns_are_typed_like_the_reference_reads_them():
     assert cols["visits"] == ("text", ["3.5", "2", None, "NA"])
     for result in vf.verify_exports(make_rules(), df):
         assert result.ok, result.examples
+
+
+# ------------------------------------------------------------------------------ special values
+
+
+def special_rules() -> PointsRules:
+    """``make_rules`` plus a numeric FIT factor whose sentinels 999 ("never contacted") and -1
+    have points of their own; 999 lies in the last bin, -1 in the first."""
+    pdays = FactorRules("pdays", "FIT", "numeric", edges=[5.0, 30.0], bin_points=[12, 6, 2],
+                        missing_points=0, special_points={"999": -4, "-1": 3})
+    base = make_rules()
+    return make_rules(factors=[*base.factors, pdays], score_min=None, score_max=None)
+
+
+# pdays -> its points (visits 3 -> 0 pain, lead_source Web -> 5 fit)
+SPECIAL_CASES = [(999.0, -4), (-1.0, 3), (-2.0, 12), (5.0, 12), (6.0, 6), (998.5, 2),
+                 (1000.0, 2), (math.nan, 0), ("999", -4), ("NA", 0)]
+
+
+def special_leads() -> pd.DataFrame:
+    return pd.DataFrame({
+        "lead_source": ["Web"] * len(SPECIAL_CASES),
+        "visits": [3.0] * len(SPECIAL_CASES),
+        "pdays": pd.Series([c[0] for c in SPECIAL_CASES], dtype=object),
+    })
+
+
+def test_special_values_score_before_the_bins_in_the_reference():
+    rules = special_rules()
+    got = vf.score_reference(rules, special_leads())
+    assert got["fit"].tolist() == [5 + pts for _, pts in SPECIAL_CASES]
+    pdays = rules.factors[-1]
+    assert (pdays.min_points, pdays.max_points) == (-4, 12)
+    assert [v for v, _, _ in pdays.special_values()] == [-1.0, 999.0]
+
+
+def test_special_values_read_as_conditions_before_the_bins():
+    table = ex.rules_table(special_rules())
+    rows = table[table["factor"] == "pdays"]
+    assert rows["condition"].tolist() == ["= -1", "= 999", "<= 5", "> 5 and <= 30", "> 30",
+                                          "is missing"]
+    assert rows["points"].tolist() == [3, -4, 12, 6, 2, 0]
+    assert "pdays,FIT,= 999,-4" in ex.export_csv(special_rules())
+
+
+def test_special_values_validate_against_the_schema_and_round_trip():
+    text = ex.export_json(special_rules())
+    doc = json.loads(text)
+    validator = jsonschema.Draft202012Validator(ex.points_table_schema())
+    validator.validate(doc)
+    assert doc["factors"][2]["special_points"] == {"-1": 3, "999": -4}
+    assert "special_points" not in doc["factors"][1]  # none: the document reads as before
+    assert PointsRules.from_json(text) == special_rules()
+    doc["factors"][0]["special_points"] = {"1": 2}  # categorical factors have none
+    doc["factors"][2]["special_points"]["never"] = 1  # keys are numbers
+    errors = [e.message for e in validator.iter_errors(doc)]
+    assert any("is expected to be empty" in e for e in errors), errors
+    assert any("'never' does not match" in e for e in errors), errors
+
+
+def test_special_points_are_checked_when_the_table_is_built():
+    with pytest.raises(ValueError, match="special_points are for numeric factors"):
+        FactorRules("s", "FIT", "categorical", levels={"a": 1}, special_points={"1": 2})
+    with pytest.raises(ValueError, match="key 'never' is not a number"):
+        FactorRules("n", "FIT", "numeric", bin_points=[0], special_points={"never": 2})
+    with pytest.raises(ValueError, match="written as '999'"):
+        FactorRules("n", "FIT", "numeric", bin_points=[0], special_points={"999.0": 2})
+
+
+def test_special_values_agree_in_sql_pmml_and_python():
+    results = vf.verify_exports(special_rules(), special_leads())
+    assert [r.format for r in results] == ["sql", "pmml", "python"]
+    for r in results:
+        assert r.ok and r.total == len(SPECIAL_CASES), r.examples.to_string()
+
+
+def test_special_values_in_hubspot_and_the_crm_sheet():
+    rules = special_rules()
+    body = json.loads(ex.export_hubspot(rules))
+    rows = list(csv.DictReader(io.StringIO(ex.export_crm_csv(rules))))
+    last_bin = next(r for g in body["groupConfigs"] for r in g["ruleConfigurations"]
+                    if r["name"] == "pdays > 30")
+    assert {"property": "pdays", "operator": "NEQ", "value": "999"} in last_bin["filters"]
+    assert "and is not 999 (its own rule)" in next(
+        r["notes"] for r in rows if r["field"] == "pdays" and r["operator"] == "greater than")
+    for value, pts in SPECIAL_CASES:
+        if isinstance(value, str):
+            continue  # the sheets read typed properties
+        lead = {"lead_source": "Web", "visits": 3.0, "pdays": value}
+        sums = [sum(r["configuration"]["calculation"]["value"] for r in g["ruleConfigurations"]
+                    if all(_hubspot_matches(f, lead[f["property"]]) for f in r["filters"]))
+                for g in body["groupConfigs"]]
+        assert sums == [5 + pts, 0], value
+        assert _sheet_points(rows, lead, rules.missing_values) == {"Fit": 5 + pts,
+                                                                   "Behavior": 0}, value

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline import export as ex
 from pipeline import verify as vf
-from pipeline.rules import FactorRules, PointsRules
+from pipeline.rules import FactorRules, PointsRules, special_key
 
 NASTY = [
     "x'; DROP TABLE leads; --",
@@ -91,9 +91,13 @@ def factors(draw, name: str) -> FactorRules:
         )
     edges = sorted(set(draw(st.lists(EDGE, max_size=4))))
     bins = draw(st.lists(POINTS, min_size=len(edges) + 1, max_size=len(edges) + 1))
+    # sometimes sentinel values with points of their own: 999, -1, on an edge, anywhere
+    special = st.one_of(st.sampled_from([999.0, -1.0, 0.5, *edges]), EDGE).map(special_key)
     return FactorRules(
         name, group, "numeric", edges=edges, bin_points=bins, missing_points=draw(POINTS),
         unseen_points=draw(POINTS),
+        special_points=draw(st.one_of(st.just({}),
+                                      st.dictionaries(special, POINTS, min_size=1, max_size=3))),
     )
 
 
@@ -125,7 +129,8 @@ def _value(draw, factor: FactorRules, tokens: list[str]):
         ]
         return draw(st.one_of(*options))
     edges = factor.edges or [0.0]
-    on_edge = st.sampled_from(edges)
+    specials = [value for value, _, _ in factor.special_values()]
+    on_edge = st.sampled_from(edges + specials)
     options = [
         on_edge,
         on_edge.map(lambda e: math.nextafter(e, math.inf)),

@@ -113,7 +113,8 @@ def test_chance_factors_let_through_are_still_no_signal(tmp_path, seed):
     still 'no signal': the holdout shows the kept factors were chance; nothing is promoted and
     no lead is SDR-ready."""
     frame = _leads(5000, seed, effects={}, n_noise=6)
-    cfg, features = _features(tmp_path, frame, analysis={"min_lift_pp": 0.0, "min_leads": 20})
+    cfg, features = _features(tmp_path, frame, analysis={"min_lift_pp": 0.0, "min_leads": 20,
+                                                     "significance": 1.0})
     result = train(features, cfg)
     assert result.analysis.kept  # selection let chance factors through ...
     assert result.no_signal  # ... the signal check does not

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import LockedError, UserError
 from pipeline.io import (
+    ReadOptions,
     atomic_path,
     check_utf8,
     file_digest,
@@ -22,6 +23,7 @@ from pipeline.io import (
 )
 
 HEADER = "lead_id,size,outcome"
+COMMAS, UTF8 = ReadOptions(delimiter=","), ReadOptions(encoding="utf-8")
 ROWS = ["L1,small,won", "L2,large,lost", "L3,,lost"]
 
 
@@ -57,11 +59,13 @@ def test_system_allocator_reads_the_same_table_and_restores_the_pool(tmp_path):
                                                          .write_bytes(b""))[0],
      r"empty\.csv: file is empty"),
     (lambda p: _csv(p, [HEADER], "head.csv"), r"head\.csv: has a header but no rows"),
-    (lambda p: _csv(p, [h.replace(",", ";") for h in [HEADER, *ROWS]], "semi.csv"),
+    # semicolons and tabs are sniffed (tests/test_intake_formats.py); an explicit comma is not
+    (lambda p: (_csv(p, [h.replace(",", ";") for h in [HEADER, *ROWS]], "semi.csv"), COMMAS),
      r"semi\.csv: the header has one column but contains semicolons: wrong delimiter"),
-    (lambda p: _csv(p, [h.replace(",", "\t") for h in [HEADER, *ROWS]], "tab.csv"),
+    (lambda p: (_csv(p, [h.replace(",", "\t") for h in [HEADER, *ROWS]], "tab.csv"), COMMAS),
      r"contains tabs: wrong delimiter"),
-    (lambda p: _csv(p, [HEADER, "L1,Ren\xe9e,won"], "latin.csv", "latin-1"),
+    # auto reads it as cp1252; an explicit UTF-8 says where it is not
+    (lambda p: (_csv(p, [HEADER, "L1,Ren\xe9e,won"], "latin.csv", "latin-1"), UTF8),
      r"latin\.csv: not UTF-8 text \(byte 0xe9 on line 2\)"),
     (lambda p: _csv(p, [HEADER, ROWS[0], "L2,a,b,c,d", ROWS[2]], "ragged.csv"),
      r"ragged\.csv: malformed CSV: line 3 has 5 fields, expected 3"),
@@ -71,8 +75,10 @@ def test_system_allocator_reads_the_same_table_and_restores_the_pool(tmp_path):
     (lambda p: p, r"is a directory"),
 ])
 def test_unreadable_files_are_explained(tmp_path, make, pattern):
+    made = make(tmp_path)
+    path, options = made if isinstance(made, tuple) else (made, None)
     with pytest.raises(UserError, match=pattern):
-        read_table(make(tmp_path))
+        read_table(path, options=options)
 
 
 def test_ragged_rows_all_listed_when_strict_and_kept_aside_when_not(tmp_path):

@@ -16,8 +16,11 @@ from pipeline.lift import (
     _canonical_level,
     benjamini_hochberg,
     beta_prior,
+    holm,
+    independence_test,
     level_frame,
     lift_table,
+    shrunk_rates,
     wilson_interval,
 )
 from pipeline.plots_lift import (
@@ -68,15 +71,15 @@ def make_leads(seed: int = 0, n: int = 600) -> tuple[pd.DataFrame, pd.Series, di
 
 
 def naive_edges(values: list[float], n_bins: int) -> list[float]:
-    """Quantile edges by hand: the smallest observed x with F(x) >= q, unique, < max."""
+    """Quantile edges by hand: the sorted value at position floor(q * (n - 1)) (the "lower"
+    quantile, the points table's rule since one module decides both), unique, < max."""
     xs = sorted(v for v in values if not math.isnan(v))
     distinct = sorted(set(xs))
     if len(distinct) <= n_bins:
         return distinct[:-1]
     edges: list[float] = []
     for j in range(1, n_bins):
-        q = j / n_bins
-        edge = next(x for i, x in enumerate(xs, start=1) if i / len(xs) >= q - 1e-12)
+        edge = xs[math.floor(j * (len(xs) - 1) / n_bins + 1e-9)]
         if edge not in edges and edge < distinct[-1]:
             edges.append(edge)
     return edges
@@ -157,15 +160,12 @@ def test_numeric_bins_match_reference_and_points_contract(n_bins):
         rules = FactorRules(
             column, "FIT", "numeric", edges=edges, bin_points=[0] * (len(edges) + 1)
         )
-        assert meta[column]["bins"] == rules.bin_labels() or len(set(X[column].dropna())) <= n_bins
+        assert meta[column]["bins"] == rules.bin_labels()
         for value, label in zip(X[column], frame[column], strict=True):
             if math.isnan(value):
                 assert label == "(missing)"
-            elif len(set(X[column].dropna())) > n_bins:
-                # quantile bins: the label is the points table's bin label for that value
+            else:  # the label is the points table's bin label for that value
                 assert factor_points(rules, value, [])[1] == label
-            else:
-                assert label == f"{value:g}"
         # no empty bin
         assert all((frame[column] == lv).any() for lv in meta[column]["levels"])
 
@@ -178,10 +178,11 @@ def test_numeric_only_missing_and_distinct_values():
         "edges": [],
         "levels": ["(missing)"],
         "bins": [],
+        "special": [],
     }
     assert meta["binary"]["edges"] == [0.0]
-    assert meta["binary"]["levels"] == ["0", "1"]
-    assert set(frame["binary"]) == {"0", "1"}
+    assert meta["binary"]["levels"] == ["<= 0", "> 0"]  # one bin per value, labelled as bins
+    assert set(frame["binary"]) == {"<= 0", "> 0"}
 
 
 def test_level_frame_rejects_reserved_values_and_does_not_mutate():
@@ -301,8 +302,8 @@ def test_beta_prior_recovers_a_known_prior():
     ("k", "n"),
     [
         ([5], [10]),  # single level
-        ([10, 10], [100, 100]),  # identical rates: no excess variance
         ([0, 0], [10, 20]),  # nobody converts
+        ([1, 0], [1, 1]),  # too few leads to estimate
     ],
 )
 def test_beta_prior_falls_back_to_weak_prior(k, n):
@@ -310,6 +311,103 @@ def test_beta_prior_falls_back_to_weak_prior(k, n):
     assert how == "weak"
     assert a + b == pytest.approx(2.0)
     assert a / (a + b) == pytest.approx(0.3)
+
+
+def test_beta_prior_pools_levels_that_differ_no_more_than_chance():
+    # identical rates: no spread beyond sampling noise, so an infinitely strong prior
+    a, b, how = beta_prior(np.array([10, 10]), np.array([100, 100]), overall_rate=0.1)
+    assert (a, b, how) == (math.inf, math.inf, "pooled")
+    got = shrunk_rates(np.array([10, 10, 0]), np.array([100, 100, 0]), a, b, prior_mean=0.1)
+    assert got.tolist() == [0.1, 0.1, 0.1]
+
+
+def _best_shrunk_pp(k: np.ndarray, n: np.ndarray) -> float:
+    """Largest |shrunk rate - pooled rate| of a factor's levels, in percentage points."""
+    mu = k.sum() / n.sum()
+    a, b, _ = beta_prior(k, n, overall_rate=mu)
+    return float(100 * np.abs(shrunk_rates(k, n, a, b, prior_mean=mu) - mu).max())
+
+
+def test_shrinkage_flattens_a_null_factor():
+    # 50 levels of ~100 leads with the same true rate: the raw best level is ~10 pp off by
+    # chance alone; shrunk, it is ~0 (the old weak prior kept almost all of it)
+    best, raw = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n = rng.poisson(100, size=50) + 1
+        k = rng.binomial(n, rng.uniform(0.1, 0.4))
+        best.append(_best_shrunk_pp(k, n))
+        raw.append(float(100 * np.abs(k / n - k.sum() / n.sum()).max()))
+    assert min(raw) > 5
+    assert sum(b == 0 for b in best) >= 8  # about half the time pooled exactly
+    assert np.median(best) < 0.5
+    assert sorted(best)[17] < 3.5  # 18 of 20 well below the 5 pp of min_lift_pp
+    assert max(best) < 5  # a chance excess of spread: the significance test drops it
+
+
+def test_shrinkage_keeps_a_real_spread():
+    # true rates 5 % and 25 %, 500 leads per level: shrinking moves no level by 1 pp
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n = np.full(6, 500)
+        k = rng.binomial(n, np.array([0.05, 0.25] * 3))
+        mu = k.sum() / n.sum()
+        a, b, how = beta_prior(k, n, overall_rate=mu)
+        assert how == "moments"
+        shrunk = shrunk_rates(k, n, a, b, prior_mean=mu)
+        assert np.abs(shrunk - k / n).max() < 0.01
+
+
+def naive_holm(p: list[float]) -> list[float]:
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    out = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12))
+def test_holm_matches_naive(p):
+    got = holm(p)
+    assert got == pytest.approx(naive_holm(p))
+    assert all(g >= q - 1e-12 for g, q in zip(got, p, strict=True))
+    assert (got >= benjamini_hochberg(p) - 1e-12).all()  # Holm is the stricter of the two
+
+
+def test_independence_test_is_pearsons_chi_square_on_dense_tables():
+    k = np.array([30, 12, 50, 20])
+    n = np.array([100, 80, 120, 90])
+    statistic, p, how = independence_test(k, n)
+    table = np.column_stack([k, n - k])
+    ref = stats.chi2_contingency(table, correction=False)
+    assert how == "chi2"
+    assert statistic == pytest.approx(ref.statistic)
+    assert p == pytest.approx(ref.pvalue)
+
+
+def test_independence_test_simulates_sparse_tables():
+    # a level of 5 leads at a 2 % base rate: the chi-square tail would call one win there
+    # significant; the simulated p-value does not
+    n = np.array([3000, 2000, 5])
+    k = np.array([60, 40, 1])
+    _, asymptotic = stats.chi2_contingency(np.column_stack([k, n - k]), correction=False)[:2]
+    statistic, p, how = independence_test(k, n, draws=4999, seed=1)
+    assert how == "simulated"
+    assert asymptotic < 0.05 < p
+    assert independence_test(k, n, draws=4999, seed=1) == (statistic, p, how)  # seeded
+    # a real association in a sparse table is still found
+    _, p_real, how = independence_test(np.array([20, 100, 3]), np.array([3000, 2000, 3]),
+                                       draws=4999)
+    assert how == "simulated" and p_real == pytest.approx(1 / 5000)
+
+
+@pytest.mark.parametrize(("k", "n"), [([5], [10]), ([0, 0], [10, 20]), ([10, 20], [10, 20])])
+def test_independence_test_without_anything_to_test(k, n):
+    assert independence_test(np.array(k), np.array(n)) == (0.0, 1.0, "none")
 
 
 def test_shrinkage_puts_three_of_three_below_500_leads_at_60_percent():
@@ -372,7 +470,10 @@ def test_lift_table_matches_naive_reference():
         a, b, _ = beta_prior(
             rows["conversions"].to_numpy(), rows["leads"].to_numpy(), overall_rate=overall
         )
-        expected = (a + rows["conversions"]) / (a + b + rows["leads"])
+        if math.isinf(a):  # no spread beyond chance: every level at the overall rate
+            expected = pd.Series(overall, index=rows.index)
+        else:
+            expected = (a + rows["conversions"]) / (a + b + rows["leads"])
         assert rows["shrunk_rate"].to_numpy() == pytest.approx(expected.to_numpy()), attribute
 
 

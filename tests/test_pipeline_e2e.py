@@ -141,12 +141,25 @@ def test_x_education_cross_validation_meets_the_targets(shared_data, make_config
                 "rounding_auc_loss", "n_factors", "n_leads"):
         assert key in result
     assert result["n_leads"] == 9237
-    assert result["auc_points"] >= 0.915
+    assert result["auc_points"] >= 0.918  # interpretML's EBM: 0.920; plain LR 0.911
     assert result["n_factors"] <= 20
     assert result["auc_benchmark"] - result["auc_points"] <= 0.015
     assert result["rounding_auc_loss"] <= 0.002
     assert result["brier_points"] <= 0.112
     assert abs(result["brier_points"] - result["brier_model"]) <= 0.002
+
+
+@pytest.mark.slow
+def test_x_education_strict_pre_contact_variant_meets_its_target(shared_data, make_config,
+                                                                 monkeypatch, capsys):
+    """Without the sales-side, timing-ambiguous and opaque columns: CV AUC >= 0.872."""
+    config = make_config("x_education_strict", leads=shared_data)
+    code, out, err = run_cli(["evaluate", "--config", str(config), "--folds", "5", "--json"],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["auc_points"] >= 0.872
+    assert result["n_factors"] <= 20
 
 
 def test_missing_config_is_a_clear_error(monkeypatch, capsys, tmp_path):

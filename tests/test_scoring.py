@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import scoring
-from pipeline.rules import FactorRules, PointsRules, factor_points, score_record
+from pipeline.rules import FactorRules, PointsRules, factor_points, score_record, special_key
 from pipeline.scoring import (
     factor_outcome_labels,
     factor_slot_codes,
@@ -50,11 +50,23 @@ def numeric_factor(draw, name: str, *, integer_edges: bool) -> FactorRules:
     edges = sorted(float(e) for e in raw)
     points = draw(st.lists(POINTS, min_size=len(edges) + 1, max_size=len(edges) + 1))
     return FactorRules(name, draw(st.sampled_from(["FIT", "PAIN"])), "numeric", edges=edges,
-                       bin_points=points, missing_points=draw(POINTS), unseen_points=0)
+                       bin_points=points, missing_points=draw(POINTS), unseen_points=0,
+                       special_points=draw(special_points(edges, integer=integer_edges)))
+
+
+def special_points(edges: list[float], *, integer: bool):
+    """Sometimes a few sentinel values with points of their own: on an edge, inside a bin,
+    beyond every edge (999), negative (-1), or a fraction."""
+    candidates = [999.0, -1.0, 0.0, *edges, *(e + 1 for e in edges)]
+    if not integer:
+        candidates += [0.5, -2.25, *(e + 0.5 for e in edges)]
+    keys = st.sampled_from(sorted(set(candidates))).map(special_key)
+    return st.one_of(st.just({}), st.dictionaries(keys, POINTS, min_size=1, max_size=3))
 
 
 def numeric_values(factor: FactorRules, kind: str):
     near = [e + d for e in factor.edges for d in (-1, -0.5, 0, 0.5, 1)] or [0.0]
+    near += [value for value, _, _ in factor.special_values()] * 3  # sentinels are common
     if kind == "int":
         ints = [int(math.floor(v)) for v in near if abs(v) < 1e6] + [-10**6, 0, 10**6]
         return st.sampled_from(sorted(set(ints)))
