@@ -15,7 +15,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: help install data train retrain score export evaluate lift report drift bench test lint format clean clean-models
+.PHONY: help install data train retrain score export evaluate lift report drift bench test test-fast lint format clean clean-models
 
 help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,9 +53,14 @@ lift: data ## Attribute analysis: lift, associations and selection tables to dat
 bench: $(STAMP) ## Run the benchmarks; results in bench/results.json and bench/results.md
 	cd $(REPO) && $(BIN)/python -m bench.run
 
-test: $(STAMP) ## Lint (ruff) and run the test suite (pytest)
+test: $(STAMP) ## Lint (ruff) and run the whole test suite (pytest, every marker)
 	cd $(REPO) && $(BIN)/ruff check pipeline tests bench
 	cd $(REPO) && $(BIN)/python -m pytest -q
+
+FAST := not slow and not training and not spark and not server and not browser and not real_data
+
+test-fast: $(STAMP) ## Unit and property tests: no server, Spark, browser or CLI training (< 2 min)
+	cd $(REPO) && $(BIN)/python -m pytest -q -m "$(FAST)"
 
 lint: $(STAMP) ## ruff check only
 	cd $(REPO) && $(BIN)/ruff check pipeline tests bench

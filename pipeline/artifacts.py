@@ -11,7 +11,6 @@ from pipeline.config import Config
 from pipeline.features import FeatureSet
 from pipeline.io import write_frame_atomic, write_text_atomic
 from pipeline.plots_lift import save_lift_charts
-from pipeline.side_process import SideProcess
 from pipeline.train import Analysis, TrainResult
 
 
@@ -44,20 +43,14 @@ def _default(value: object) -> object:
 
 
 def write_training_artifacts(out_dir: Path, result: TrainResult, features: FeatureSet,
-                             config: Config, *, charts_written: bool = False,
-                             side: SideProcess | None = None,
-                             screenshot: bool = True) -> list[Path]:
+                             config: Config, *, screenshot: bool = True) -> list[Path]:
     """Everything a run logs: points table and rules, analysis tables, coefficients,
     calibration, threshold trade-off, quadrant, fidelity, metrics, config and the report.
-    ``charts_written``: the lift charts are already in ``out_dir/lift_charts``; ``side``: a
-    second process that draws some of the report's figures; ``screenshot``: take the
-    report's screenshot here (else the caller runs :func:`report_screenshot` itself, e.g.
-    while it logs to MLflow)."""
+    ``screenshot``: take the report's screenshot here (else the caller runs
+    :func:`report_screenshot` itself, e.g. while it logs to MLflow)."""
     out_dir = Path(out_dir)
     overall = float(features.frame["converted"].mean())
-    paths = write_analysis(out_dir, result.analysis, overall, charts=not charts_written)
-    if charts_written:
-        paths += sorted((out_dir / "lift_charts").glob("*.png"))
+    paths = write_analysis(out_dir, result.analysis, overall)
     paths.append(write_frame_atomic(out_dir / "points_table.csv", result.points_table))
     paths.append(write_text_atomic(out_dir / "points_rules.json", result.rules.to_json()))
     paths.append(write_frame_atomic(out_dir / "trust_rules.csv", trust_figures(result, config)))
@@ -89,7 +82,7 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
     charts = out_dir / "lift_charts"
     lift_pngs = {a: (charts / chart_file_name(a)).read_bytes() for a in result.analysis.kept
                  if (charts / chart_file_name(a)).exists()}
-    report = build_report(result, features, config, lift_pngs=lift_pngs, side=side)
+    report = build_report(result, features, config, lift_pngs=lift_pngs)
     paths.append(write_text_atomic(out_dir / "report.html", report))
     if screenshot:
         paths += report_screenshot(out_dir)

@@ -16,7 +16,7 @@ from scipy import stats
 from sklearn.model_selection import StratifiedKFold
 
 from pipeline.encoding import factorize_cells, with_fill
-from pipeline.lift import _check_frame, _check_target, is_numeric_column
+from pipeline.lift import check_frame, check_target, is_numeric_column
 from pipeline.lift import level_frame as make_level_frame
 
 TARGET_COLUMNS = [
@@ -276,7 +276,7 @@ def target_associations(
     first result of :func:`pipeline.lift.level_frame` (computed with ``min_leads`` and
     ``n_bins`` when not given).
     """
-    t = _check_target(X, y)
+    t = check_target(X, y)
     if t.min() == t.max():
         raise ValueError(
             f"y has a single class ({int(t[0])} for all {t.size} leads): "
@@ -331,7 +331,7 @@ def pairwise_associations(
     (bias-uncorrected, on the levels of ``level_frame``). NaN where undefined (a constant
     column). Pairs in column order (a before b); ``columns`` restricts to a subset.
     """
-    _check_frame(X)
+    check_frame(X)
     names = [str(c) for c in X.columns] if columns is None else list(columns)
     unknown = [c for c in names if c not in X.columns or c not in level_frame.columns]
     if unknown:
@@ -363,7 +363,7 @@ def vif_table(design: pd.DataFrame) -> pd.DataFrame:
     Columns: ``feature, vif``. A constant column has no variance to inflate: NaN. A column
     that the others reproduce exactly (R^2 = 1) gets ``inf``.
     """
-    _check_frame(design)
+    check_frame(design)
     bad = [str(c) for c in design.columns if not is_numeric_column(design[c])]
     if bad:
         raise ValueError(f"vif_table needs numeric columns (encode first), got non-numeric {bad}")

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from pipeline import workflow
 from pipeline.errors import UserError
+from pipeline.workflow import say
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Predictive lead scoring: learn FIT + PAIN points from won/lost history.")
@@ -29,15 +28,11 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m",
 _DEBUG = {"on": False}
 
 
-def _console():
+def rich_console():
+    """A rich console on stdout for the tables commands print."""
     from rich.console import Console
 
     return Console(stderr=False, highlight=False, soft_wrap=True)
-
-
-def say(message: str) -> None:
-    """Print a progress line to stderr (stdout stays clean for --json)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def _quiet_third_party() -> None:
@@ -75,27 +70,11 @@ def _load_config(config: Path | None, data: Path | None = None):
     return load_config(config, data=data)
 
 
-def _connect(cfg) -> None:
-    from pipeline import registry
-
-    registry.connect(cfg.registry.tracking_uri, experiment=cfg.experiment_name,
-                     artifact_location=cfg.registry.artifact_location)
-
-
-# from this many leads the lift charts, the inference and the benchmark go to a second
-# process even when it has to be spawned (2-3 s of imports); a forked one (~0.1 s) draws the
-# charts at any size
-BACKGROUND_CHARTS_MIN_LEADS = 50_000
-
-
-def _import_training_modules() -> None:
-    """Import what training needs (statsmodels, scikit-learn, matplotlib: seconds)."""
-    import statsmodels.discrete.discrete_model  # noqa: F401 - imported for its side effect
-
-    import pipeline.artifacts  # noqa: F401
-    import pipeline.model_report  # noqa: F401
-    import pipeline.serving  # noqa: F401 - MLflow's pyfunc: half a second, at logging time
-    import pipeline.train  # noqa: F401
+# shared with the training workflow, where they are defined
+_connect = workflow.connect
+_read_leads = workflow.read_leads
+_events_source = workflow.events_source
+_say_warnings = workflow.say_warnings
 
 
 def _connect_uri(tracking_uri: str | None) -> None:
@@ -118,7 +97,7 @@ def _registry_context(config: Path | None, name: str | None, tracking_uri: str |
     return name or (cfg.model_name if cfg else "lead-scoring")
 
 
-def _resolve_model(model: str | None, config: Path | None, tracking_uri: str | None = None):
+def resolve_model(model: str | None, config: Path | None, tracking_uri: str | None = None):
     """(ModelRef, Config | None) from --model or --config (its model at @champion)."""
     from pipeline import registry
 
@@ -135,7 +114,7 @@ def _resolve_model(model: str | None, config: Path | None, tracking_uri: str | N
     return registry.resolve(model), cfg
 
 
-def _model_config(ref, cfg):
+def model_config(ref, cfg):
     """The config a version was trained with (logged as config.json), unless one was given."""
     if cfg is not None:
         return cfg
@@ -143,13 +122,6 @@ def _model_config(ref, cfg):
     from pipeline.config import logged_config
 
     return logged_config(registry.load_run_json(ref, "config.json"))
-
-
-def _read_leads(cfg, *, training: bool):
-    """The leads with their lookups joined (data.lookups), validated and labelled."""
-    from pipeline.intake import read_leads
-
-    return read_leads(cfg, training=training)
 
 
 def _lookup_adder(cfg, missing_values: list[str]):
@@ -160,26 +132,6 @@ def _lookup_adder(cfg, missing_values: list[str]):
 
     return lookup_adder(read_lookups(cfg.data.lookups), missing_values,
                         source=str(cfg.data.leads))
-
-
-def _events_source(cfg, events: Path | None):
-    path = events or cfg.data.events
-    if path is None or not cfg.events.groups:
-        return None
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: event log not found", hint="set data.events or pass --events")
-    return path
-
-
-def _say_warnings(leads, features, events) -> None:
-    """Dropped columns and ignored events, as warning lines on stderr."""
-    from pipeline.validate import event_warnings
-
-    for line in leads.notes:
-        say(line)
-    for line in [*leads.warnings, *event_warnings(features.event_diagnostics, str(events))]:
-        say(f"warning: {line}")
 
 
 def _lock_path(cfg, what: str) -> Path:
@@ -236,7 +188,7 @@ def train(
 ) -> None:
     """Train, register a new version in MLflow, gate the champion, score the leads."""
     cfg = _load_config(config, data)
-    with _maybe_lock(cfg, lock, "train"), _training_memory():
+    with _maybe_lock(cfg, lock, "train"), workflow.training_memory():
         targets = cfg.for_targets()
         for target_cfg in targets:
             if len(targets) > 1:
@@ -245,228 +197,25 @@ def train(
                    score=not no_score)
 
 
-GC_FIRST_GENERATION = 50_000  # while training: new container objects between young collections
-
-
-@contextlib.contextmanager
-def _training_memory() -> Iterator[None]:
-    """For the training run only (both restored after it): Arrow on the system allocator
-    (see :func:`pipeline.io.system_allocator`), and the garbage collector looking at new
-    objects after 50,000 of them, not 700. Importing MLflow, SQLAlchemy and matplotlib makes
-    millions of objects that live as long as the process: a 1M-lead training spent 1.6 s
-    collecting them, 0.5 s now."""
-    from pipeline.io import system_allocator
-
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_FIRST_GENERATION, *thresholds[1:])
-    try:
-        with system_allocator():
-            yield
-    finally:
-        gc.set_threshold(*thresholds)
-
-
 def _train(cfg, out: Path | None, *, score: bool) -> None:
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # a new MLflow store and the training modules take seconds to set up: do it while
-        # the leads are read (Arrow reads without holding the GIL)
-        connecting = background.submit(_connect, cfg)
-        importing = background.submit(_import_training_modules)
-        hashing = background.submit(_input_digests, cfg)  # hashlib releases the GIL
-        leads = _read_leads(cfg, training=True)  # a bad file is reported first
-        connecting.result()
-        importing.result()
-        digests = hashing.result()
-    from pipeline import registry
-    from pipeline.features import FeatureSettings, build_features
-    from pipeline.train import train as train_model
-
-    events = _events_source(cfg, None)
-    say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
-    features = build_features(leads, cfg, events=events)
-    _say_warnings(leads, features, events)
-    if features.half_lives:
-        hl = ", ".join(f"{g} {h:g} d" for g, h in sorted(features.half_lives.items()))
-        say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
-    else:
-        say(f"[2/5] features: {len(features.factors)} candidate factors")
-    out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
-    from pipeline.artifacts import report_screenshot, write_training_artifacts
-    from pipeline.plots_lift import BackgroundLiftCharts
-    from pipeline.side_process import SideProcess, preload
-
-    overall_rate = float(features.frame["converted"].mean())
-    with (tempfile.TemporaryDirectory() as tmp, SideProcess(fork_when_safe=True) as side,
-          BackgroundLiftCharts(side) as charts):
-        large = len(features.frame) >= BACKGROUND_CHARTS_MIN_LEADS
-        # on small data the charts take longer than the fit: a forked process draws them,
-        # and the inference and the benchmark stay here rather than wait behind them
-        aside = large or side.will_fork()
-        if aside:  # it starts now (forked: with every module this one has loaded)
-            side.submit(preload, "pipeline.plots_lift", "pipeline.evaluate",
-                        "pipeline.model_report")
-        art = Path(tmp)
-        def draw_charts_aside(lift) -> None:
-            charts.start(lift, overall_rate, art / "lift_charts")
-
-        result = train_model(features, cfg, on_lift=draw_charts_aside if aside else None,
-                             side=side if large else None)
-        say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
-            f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
-        write_training_artifacts(art, result, features, cfg, charts_written=charts.wait(),
-                                 side=side if aside else None, screenshot=False)
-        with ThreadPoolExecutor(max_workers=1) as shooter:
-            # Chromium renders the report while MLflow logs; its PNG is logged last
-            screenshot = shooter.submit(report_screenshot, art)
-            tags = _lineage_tags(cfg, features, result, digests)
-            ref = registry.log_training(
-                model_name=cfg.model_name, params=_params(cfg, result), metrics=result.metrics,
-                tags=tags, artifact_dir=art, rules=result.rules,
-                feature_settings=FeatureSettings.from_config(cfg),
-                input_example=_raw_example(cfg, features.frame),
-                before_artifacts=screenshot.result)
-        final_rules = _with_version(result.rules, ref, tags)
-        decision = _gate(cfg, ref, result, features)
-        say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
-            f"{decision['summary']}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        from pipeline.io import write_bytes_atomic, write_text_atomic
-
-        for name in ("points_table.csv", "report.html", "lift_table.csv", "selection.csv"):
-            if (art / name).exists():
-                write_bytes_atomic(out_dir / name, (art / name).read_bytes())
-        write_text_atomic(out_dir / "points_rules.json", final_rules.to_json())
-    scored_path = out_dir / "scored_leads.csv"
-    if score and result.rules.factors:
-        summary = _score_to_file(cfg, final_rules, cfg.data.leads, scored_path,
-                                 out_dir / "rejected_leads.csv", as_of=None, since=None,
+    """The training workflow (:func:`pipeline.workflow.train_and_register`), then the
+    leads scored with the registered table and the summary printed."""
+    run = workflow.train_and_register(cfg, out)
+    scored_path = run.out_dir / "scored_leads.csv"
+    if score and run.rules.factors:
+        summary = _score_to_file(cfg, run.rules, cfg.data.leads, scored_path,
+                                 run.out_dir / "rejected_leads.csv", as_of=None, since=None,
                                  batch_size=200_000, engine="pandas")
         say(f"[5/5] scored {summary.scored:,} leads ({summary.sdr_ready:,} SDR-ready, "
             f"{summary.rejected} rejected)")
-    _print_training(result, ref, decision, out_dir, scored_path if score else None,
-                    time.perf_counter() - started)
-
-
-def _with_version(rules, ref, tags):
-    from dataclasses import replace
-
-    return replace(rules, model_version=ref.version, data_hash=tags.get("data_hash", ""))
-
-
-def _gate(cfg, ref, result, features) -> dict[str, Any]:
-    """Compare with the champion on this run's holdout; promote or not; record the decision."""
-    from pipeline import registry
-    from pipeline.points import safe_auc
-    from pipeline.scoring import score_frame
-
-    current = registry.champion(cfg.model_name)
-    champion_auc, basis = None, "on the same holdout"
-    challenger_auc = float(result.metrics["holdout_auc"])
-    if current is not None and current.version != ref.version:
-        try:
-            rules = registry.load_rules(current)
-        except Exception as exc:  # noqa: BLE001 - any store error: do not promote blindly
-            decision = {"promoted": False, "challenger_auc": result.metrics["holdout_auc"],
-                        "champion_auc": None,
-                        "summary": f"not promoted: cannot evaluate champion v{current.version} "
-                                   f"({exc})"}
-            registry.record_decision(ref, decision)
-            return decision
-        holdout = features.frame.iloc[result.split.holdout]
-        same_features = all(f in holdout.columns for f in rules.input_columns()) and \
-            dict(rules.decay_half_life_days) == dict(features.half_lives)
-        if same_features:
-            # both tables as registered: a table refit on every lead has seen this holdout,
-            # and so may the champion's, so the challenger is scored the same way
-            y = holdout["converted"].to_numpy()
-            champion_auc = safe_auc(y, score_frame(rules, holdout)["points"].to_numpy())
-            if result.rules.factors:
-                challenger_auc = safe_auc(y, score_frame(result.rules, holdout)["points"]
-                                          .to_numpy())
-            basis = "on the same holdout (both tables as registered)"
-        else:
-            champion_auc = float(registry._client().get_run(current.run_id)
-                                 .data.metrics.get("holdout_auc", float("nan")))
-            basis = "(champion's logged holdout AUC: its features differ)"
-    decision = registry.gate_decision(
-        challenger_auc=challenger_auc, champion_auc=champion_auc,
-        margin=cfg.registry.promotion_margin, no_signal=result.no_signal,
-        champion_version=current.version if current else None)
-    if champion_auc is not None:
-        decision["summary"] = decision["summary"].replace("on the same holdout", basis)
-    registry.record_decision(ref, decision)
-    if decision["promoted"]:
-        registry.promote(ref, reason=decision["summary"])
-    return decision
-
-
-def _raw_example(cfg, frame):
-    """The first training leads as raw leads (the creation time under its input name)."""
-    created = cfg.data.created_at_column
-    head = frame.head(5).reset_index(drop=True)
-    if created and created not in head.columns and "created_at" in head.columns:
-        head = head.assign(**{created: head["created_at"].astype(str)})
-    return head
-
-
-def _params(cfg, result) -> dict[str, Any]:
-    params = {
-        "config_name": cfg.name, "scaling": cfg.points.scaling, "pdo": cfg.points.pdo,
-        "n_bins": cfg.analysis.n_bins, "min_leads": cfg.analysis.min_leads,
-        "max_factors": cfg.analysis.max_factors, "min_lift_pp": cfg.analysis.min_lift_pp,
-        "leakage_auc": cfg.analysis.leakage_auc, "significance": cfg.analysis.significance,
-        "holdout_share": cfg.model.holdout_share,
-        "split_method": result.split.method, "seed": cfg.seed,
-        "kept_factors": result.analysis.kept,
-    }
-    if result.scorecard is not None:
-        params["C"] = result.scorecard.fit_.C
-    return params
-
-
-def _input_digests(cfg) -> dict[str, str]:
-    """SHA-256 prefixes of the leads file, the event log, the lookups (one hash over their
-    hashes, in config order) and the closed-deals file, as lineage tags."""
-    import hashlib
-
-    from pipeline.io import file_digest
-
-    digests = {"data_hash": file_digest(cfg.data.leads)}
-    if cfg.data.events and Path(cfg.data.events).exists():
-        digests["events_hash"] = file_digest(cfg.data.events)
-    lookups = [file_digest(entry.path) for entry in cfg.data.lookups
-               if Path(entry.path).is_file()]
-    if lookups:
-        digests["lookups_hash"] = hashlib.sha256(" ".join(lookups).encode()).hexdigest()[:16]
-    if cfg.label.won_in is not None and Path(cfg.label.won_in.path).is_file():
-        digests["won_in_hash"] = file_digest(cfg.label.won_in.path)
-    return digests
-
-
-def _lineage_tags(cfg, features, result, digests: dict[str, str]) -> dict[str, str]:
-    """Tags that tie a run to its data, config and code (``digests``: :func:`_input_digests`)."""
-    import subprocess
-
-    tags = {**digests, "config_hash": cfg.digest(), "rows": str(len(features.frame)),
-            "config_name": cfg.name, "no_signal": str(result.no_signal).lower()}
-    if "created_at" in features.frame.columns:
-        tags["date_min"] = str(features.frame["created_at"].min())
-        tags["date_max"] = str(features.frame["created_at"].max())
-    try:
-        commit = subprocess.run(["git", "-C", str(cfg.root), "rev-parse", "HEAD"],
-                                capture_output=True, text=True, timeout=5, check=False)
-        if commit.returncode == 0:
-            tags["git_commit"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return tags
+    _print_training(run.result, run.ref, run.decision, run.out_dir,
+                    scored_path if score else None, time.perf_counter() - run.started)
 
 
 def _print_training(result, ref, decision, out_dir: Path, scored: Path | None, seconds: float):
     from rich.table import Table
 
-    console = _console()
+    console = rich_console()
     m = result.metrics
     if result.no_signal:
         console.print("[bold red]no signal[/]: nothing beats the base rate out of sample; the "
@@ -616,8 +365,8 @@ def score(
             _score_targets(cfg, input, output, rejects, as_of=as_of_ts, since=since_ts,
                            batch_size=batch_size, engine=engine, lock=lock)
             return
-    ref, cfg = _resolve_model(model, config, tracking_uri)
-    model_cfg = _model_config(ref, cfg)
+    ref, cfg = resolve_model(model, config, tracking_uri)
+    model_cfg = model_config(ref, cfg)
     rules = registry.load_rules(ref)
     source = Path(input) if input else Path(model_cfg.data.leads)
     with _maybe_lock(model_cfg, lock, "score"):
@@ -727,7 +476,7 @@ def lift(
 def _print_lift(analysis, top: int) -> None:
     from rich.table import Table
 
-    console = _console()
+    console = rich_console()
     lift_table = analysis.lift.sort_values("shrunk_diff_pp", ascending=False)
     for title, rows in (("top levels", lift_table.head(top)),
                         ("bottom levels", lift_table.tail(top).iloc[::-1])):
@@ -767,7 +516,7 @@ def evaluate(
     if as_json:
         print(json.dumps(result, sort_keys=True))
         return
-    console = _console()
+    console = rich_console()
     console.print(f"{folds}-fold cross-validation on {int(result['n_leads']):,} leads:")
     for key in ("auc_points", "auc_model", "auc_benchmark", "brier_points", "brier_model",
                 "rounding_auc_loss", "n_factors"):
@@ -816,7 +565,7 @@ def history(
     for row in frame.itertuples():
         table.add_row(str(row.version), row.created, row.aliases, row.champion_since,
                       row.champion_until, row.promotion_reason, row.gate)
-    _console().print(table)
+    rich_console().print(table)
     moves = registry.audit_log(model_name)
     if len(moves):
         audit = Table(title=f"{model_name}: alias moves")
@@ -824,7 +573,7 @@ def history(
             audit.add_column(str(col))
         for row in moves.itertuples(index=False):
             audit.add_row(*[str(v) for v in row])
-        _console().print(audit)
+        rich_console().print(audit)
 
 
 # --------------------------------------------------------------------------- exports
@@ -846,7 +595,7 @@ def export_command(
     from pipeline import export as exporters
     from pipeline import registry
 
-    ref, _ = _resolve_model(model, config, tracking_uri)
+    ref, _ = resolve_model(model, config, tracking_uri)
     rules = registry.load_rules(ref)
     if not rules.factors:
         raise UserError(f"{ref.name} v{ref.version} has an empty points table (no signal): "
@@ -885,10 +634,10 @@ def verify_export(
     from pipeline import registry
     from pipeline.verify import verify_exports
 
-    ref, cfg = _resolve_model(model, config, tracking_uri)
-    model_cfg = _model_config(ref, cfg)
+    ref, cfg = resolve_model(model, config, tracking_uri)
+    model_cfg = model_config(ref, cfg)
     rules = registry.load_rules(ref)
-    frame = _read_features(model_cfg, rules, input)
+    frame = feature_frame_for_rules(model_cfg, rules, input)
     results = verify_exports(rules, frame, formats=tuple(f.strip() for f in formats.split(",")))
     failed = False
     for result in results:
@@ -900,10 +649,8 @@ def verify_export(
         raise typer.Exit(1)
 
 
-def _read_features(cfg, rules, input_path: Path | None):
-    """Read a leads file (default: the config's) and make the per-lead table the points table
-    reads with :func:`pipeline.features.scoring_features` (events: the config's event log, at
-    its newest event); numeric factors as numbers (unparseable text as missing)."""
+def feature_frame_for_rules(cfg, rules, input_path: Path | None):
+    """The per-lead table the points table reads (derived signals and event features added)."""
     import pandas as pd
 
     from pipeline.features import FeatureSettings, event_factors, scoring_features

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import ConfigOpt, ModelOpt, _console, say
+from pipeline.cli import ConfigOpt, ModelOpt, rich_console, say
 from pipeline.errors import DriftError, UserError
 
 TrackingOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
@@ -27,10 +27,10 @@ def report(
 ) -> None:
     """Write the model report (one self-contained HTML page) of a registered version."""
     from pipeline import registry
-    from pipeline.cli import _resolve_model
+    from pipeline.cli import resolve_model
     from pipeline.io import write_bytes_atomic
 
-    ref, _ = _resolve_model(model, config, tracking_uri)
+    ref, _ = resolve_model(model, config, tracking_uri)
     if output.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"--output {output}: the report is HTML, give a .html file name")
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +65,7 @@ def drift(
 ) -> None:
     """PSI per factor and for the score; exit 3 when any of them says 'retrain'."""
     from pipeline import registry
-    from pipeline.cli import _model_config, _read_features, _resolve_model
+    from pipeline.cli import feature_frame_for_rules, model_config, resolve_model
     from pipeline.drift import drift_chart, drift_report
     from pipeline.io import write_bytes_atomic, write_frame_atomic
     from pipeline.report import figure_png
@@ -76,14 +76,14 @@ def drift(
         if path is not None and not Path(path).exists():
             raise UserError(f"{path}: file not found")
     started = time.perf_counter()
-    ref, cfg = _resolve_model(model, config, tracking_uri)
-    model_cfg = _model_config(ref, cfg)
+    ref, cfg = resolve_model(model, config, tracking_uri)
+    model_cfg = model_config(ref, cfg)
     rules = registry.load_rules(ref)
     if not rules.factors:
         raise UserError(f"{ref.name} v{ref.version} has an empty points table (no signal): "
                         "no factor to check for drift")
-    ref_frame = _read_features(model_cfg, rules, reference)
-    batch = _read_features(model_cfg, rules, input)
+    ref_frame = feature_frame_for_rules(model_cfg, rules, reference)
+    batch = feature_frame_for_rules(model_cfg, rules, input)
     result = drift_report(rules, ref_frame, batch, bins=bins)
     out.mkdir(parents=True, exist_ok=True)
     write_frame_atomic(out / "drift.csv", result.table)
@@ -114,7 +114,7 @@ def _print_drift(result, title: str) -> None:  # noqa: ANN001 - a DriftReport
         table.add_row(str(row.factor), f"{row.psi:.4f}",
                       f"[{colours[row.verdict]}]{row.verdict}[/]", str(row.unseen_levels),
                       f"{row.unseen_leads:,}")
-    _console().print(table)
+    rich_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ from pipeline.levels import (
     numeric_cut,
     quantile_edges,
 )
-from pipeline.rules import _canonical_str, interval_labels
+from pipeline.rules import canonical_str, interval_labels
 
 __all__ = ["MISSING", "OTHER", "FactorEncoder", "FactorLevels", "few_distinct", "quantile_edges"]
 
@@ -139,7 +139,7 @@ def _canonical_text(value: object) -> str | None:
     if (value is None or value is pd.NA or value is pd.NaT
             or (isinstance(value, float) and np.isnan(value))):
         return None
-    return value if isinstance(value, str) else _canonical_str(value)
+    return value if isinstance(value, str) else canonical_str(value)
 
 
 def object_array(items: Iterable[object]) -> np.ndarray:

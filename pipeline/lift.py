@@ -28,7 +28,7 @@ from scipy import stats
 
 from pipeline.encoding import canonical_codes, object_array, with_fill
 from pipeline.levels import MISSING, OTHER, categorical_cut, numeric_cut
-from pipeline.rules import GROUPS, _canonical_str
+from pipeline.rules import GROUPS, canonical_str
 
 MISSING_LABEL = MISSING
 OTHER_LABEL = OTHER
@@ -126,7 +126,7 @@ def level_frame(
 def _check_level_args(
     X: pd.DataFrame, *, min_leads: int, n_bins: int, missing_label: str, other_label: str
 ) -> None:
-    _check_frame(X)
+    check_frame(X)
     if min_leads < 1:
         raise ValueError(f"min_leads must be >= 1, got {min_leads!r}")
     if n_bins < 1:
@@ -213,7 +213,7 @@ def _canonical_level(value: Any) -> str | None:
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
-    return _canonical_str(value)
+    return canonical_str(value)
 
 
 def _numeric_levels(
@@ -481,7 +481,7 @@ def lift_table(
     there). ``levels`` may pass a precomputed ``level_frame(X, ...)`` result to avoid
     recomputing.
     """
-    y_arr = _check_target(X, y)
+    y_arr = check_target(X, y)
     _check_groups(X, groups)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -610,7 +610,7 @@ def _empty_lift() -> pd.DataFrame:
 # ----------------------------------------------------------------------- validation
 
 
-def _check_frame(X: pd.DataFrame) -> None:
+def check_frame(X: pd.DataFrame) -> None:
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
     if X.columns.has_duplicates:
@@ -618,9 +618,9 @@ def _check_frame(X: pd.DataFrame) -> None:
         raise ValueError(f"X has duplicate column names: {dupes}")
 
 
-def _check_target(X: pd.DataFrame, y: pd.Series) -> np.ndarray:
+def check_target(X: pd.DataFrame, y: pd.Series) -> np.ndarray:
     """Validate ``y`` against ``X``; return it as a float array of 0/1."""
-    _check_frame(X)
+    check_frame(X)
     if len(X) == 0:
         raise ValueError("X has no rows: nothing to analyse")
     if not isinstance(y, pd.Series):

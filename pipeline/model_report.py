@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,6 @@ from pipeline.config import Config
 from pipeline.features import FeatureSet
 from pipeline.plots_lift import lift_chart
 from pipeline.report import Section, figure_png, render_html
-from pipeline.side_process import SideProcess
 from pipeline.train import TrainResult
 
 
@@ -282,31 +280,11 @@ def _trust_section(result: TrainResult, config: Config) -> Section:
     return Section("Trust", text, tables=[("Trust figures", table)], key="trust")
 
 
-class _Figure:
-    """A figure's PNG, drawn by the side process when there is one (while this process draws
-    others), else here when asked for; here too if the side process fails."""
-
-    def __init__(self, side: SideProcess | None, draw: Callable[..., bytes], *args: Any):
-        self._future = side.submit(draw, *args) if side is not None else None
-        self._draw, self._args = draw, args
-
-    def png(self) -> bytes:
-        if self._future is not None:
-            try:
-                return self._future.result()
-            except Exception:  # noqa: BLE001, S110 - any failure there: draw it here
-                pass
-        return self._draw(*self._args)
-
-
 def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
-                 lift_pngs: Mapping[str, bytes] | None = None,
-                 side: SideProcess | None = None) -> str:
+                 lift_pngs: Mapping[str, bytes] | None = None) -> str:
     """The full HTML report for one trained version: one section per id in SECTION_IDS.
 
-    ``lift_pngs`` (attribute -> PNG bytes) reuses lift charts already rendered to files;
-    with ``side`` (a second process) the figures with small inputs are drawn there while
-    this process draws the holdout figures: the same bytes, in about half the time."""
+    ``lift_pngs`` (attribute -> PNG bytes) reuses lift charts already rendered to files."""
     frame = features.frame
     m = result.metrics
     rate = float(frame["converted"].mean())
@@ -323,19 +301,14 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
     holdout = result.holdout_scores
     t, q = result.threshold, result.quadrant
     per_week = t.sdr_ready_per_week is not None
-    aside = {"forest": _Figure(side, forest_plot, result.coefficients),
-             "calibration": _Figure(side, calibration_plot, result.calibration),
-             "threshold": _Figure(side, threshold_plot, t.tradeoff, t.threshold, per_week),
-             "quadrant": _Figure(side, quadrant_plot, q.table)}
     gains = gains_table(holdout)
     ks = ks_curve(holdout)
-    here = {"distribution": score_distribution(holdout), "roc": roc_plot(holdout),
-            "gains": gains_plot(gains, ks)}
     sections.append(Section("Coefficients", [
         "statsmodels logistic regression (reference coding: each factor's most common level); "
         "odds ratios with 95% confidence intervals. "
         f"The production fit is scikit-learn's L2 logistic regression with C = {m['C']:g} chosen "
-        "by cross-validation."], images=[("Odds ratios (95% CI)", aside["forest"].png())],
+        "by cross-validation."],
+        images=[("Odds ratios (95% CI)", forest_plot(result.coefficients))],
         tables=[("Coefficient table", result.coefficients)], key="coefficients"))
     pt = result.points_table
     columns = [c for c in ("factor", "level", "points", "leads") if c in pt.columns]
@@ -350,25 +323,25 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
     sections.append(Section("Score distribution", [
         f"Holdout leads: {int(won.sum()):,} won, {int(len(won) - won.sum()):,} lost; median "
         f"points {med_won:g} (won) vs {med_lost:g} (lost)."],
-        images=[("Score distribution, won vs lost", here["distribution"])],
+        images=[("Score distribution, won vs lost", score_distribution(holdout))],
         key="distribution"))
     sections.append(Section("ROC curve", [
         f"Holdout ROC AUC {m['holdout_auc']:.4f} with the integer points, "
         f"{m['holdout_auc_model']:.4f} with the unrounded model."],
-        images=[("ROC", here["roc"])], key="roc"))
+        images=[("ROC", roc_plot(holdout))], key="roc"))
     top = gains.iloc[0]
     sections.append(Section("Cumulative gains, lift and KS", [
         f"KS {m['holdout_ks']:.3f}. The top decile ({int(top['leads']):,} leads from "
         f"{int(top['min_points'])} points up) converts at {top['conversion_rate']:.1%}, "
         f"{top['lift']:.2f} times the overall rate, and holds {top['cumulative_gain']:.1%} of "
         "the won leads."],
-        images=[("Cumulative gains, lift by decile and KS", here["gains"])],
+        images=[("Cumulative gains, lift by decile and KS", gains_plot(gains, ks))],
         tables=[("Gains and lift by decile", gains)], key="gains"))
     sections.append(Section("Calibration", [
         "Observed conversion per score band (95% Wilson) against the probability the points "
         f"predict. Brier score {m['holdout_brier']:.4f} (points table) vs "
         f"{m['holdout_brier_model']:.4f} (unrounded model)."],
-        images=[("Calibration", aside["calibration"].png())],
+        images=[("Calibration", calibration_plot(result.calibration))],
         tables=[("Points-to-probability per score band", result.calibration)],
         key="calibration"))
     sections.append(Section("SDR-ready threshold", [
@@ -378,13 +351,13 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
            " (no creation dates: volume shown as a share of leads)") + ".",
         f"Share of leads reaching SDR-ready on FIT points alone: {t.fit_only_share:.1%} "
         "(the seed's guide: about 5%)."],
-        images=[("Threshold trade-off", aside["threshold"].png())],
+        images=[("Threshold trade-off", threshold_plot(t.tradeoff, t.threshold, per_week))],
         key="threshold"))
     sections.append(Section("FIT x PAIN quadrant", [
         f"Good FIT = FIT points >= {q.fit_cut}; high PAIN = PAIN points >= {q.pain_cut}. "
         f"Bad FIT + low PAIN among SDR-ready: {q.bad_fit_low_pain_sdr_share:.1%}"
         + (f" - {q.warning}" if q.warning else " (below the 5% alarm).")],
-        images=[("Quadrant: leads and conversion per cell", aside["quadrant"].png())],
+        images=[("Quadrant: leads and conversion per cell", quadrant_plot(q.table))],
         tables=[("Quadrant", q.table)], key="quadrant"))
     fid = result.fidelity
     comparison = pd.DataFrame([

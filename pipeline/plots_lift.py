@@ -10,13 +10,10 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-
-from pipeline.side_process import SideProcess
 
 _NEEDED = ["attribute", "level", "leads", "conversion_rate", "ci_low", "ci_high"]
 _SLUG_MAX = 60
@@ -86,47 +83,6 @@ def chart_file_name(attribute: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", attribute.lower()).strip("-")[:_SLUG_MAX].strip("-")
     digest = hashlib.sha256(attribute.encode("utf-8")).hexdigest()[:8]
     return f"{slug or 'attribute'}-{digest}.png"
-
-
-class BackgroundLiftCharts:
-    """Lift charts rendered by a separate process while training goes on.
-
-    Drawing holds the GIL, so a thread would not help; a :class:`SideProcess` draws on the
-    other core (``side``: one shared with other work, else one of its own). :meth:`wait`
-    says whether the charts were written: if the process could not start or failed, the
-    caller draws them itself, so charts are never lost to this shortcut.
-    """
-
-    def __init__(self, side: SideProcess | None = None) -> None:
-        self._own = side is None
-        self._side = SideProcess() if side is None else side
-        self._future: Any = None
-
-    def start(self, lift: pd.DataFrame, overall_rate: float, out_dir: Path) -> None:
-        if len(lift):
-            self._future = self._side.submit(save_lift_charts, lift, overall_rate, out_dir)
-
-    def wait(self) -> bool:
-        """True when the process wrote every chart."""
-        if self._future is None:
-            return False
-        try:
-            self._future.result()
-            return True
-        except Exception:  # noqa: BLE001 - any failure there: draw the charts here instead
-            return False
-        finally:
-            self._future = None
-
-    def close(self) -> None:
-        if self._own:
-            self._side.close()
-
-    def __enter__(self) -> BackgroundLiftCharts:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def save_lift_charts(lift: pd.DataFrame, overall_rate: float, out_dir: Path) -> list[Path]:

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
@@ -266,14 +265,8 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
 
-    def fit(self, X: object, y: object, *,
-            on_design: Callable[[FactorEncoder, sp.spmatrix], None] | None = None
-            ) -> PointsScorecard:
-        """Learn the points table from leads ``X`` and their outcome ``y`` (two classes).
-
-        ``on_design`` is called with the fitted encoder and the training design as soon as
-        they exist, before the regularised fit (training starts the statsmodels inference
-        elsewhere then)."""
+    def fit(self, X: object, y: object) -> PointsScorecard:
+        """Learn the points table from leads ``X`` and their outcome ``y`` (two classes)."""
         name = type(self).__name__
         if self.scaling not in ("pdo", "minmax"):
             raise ValueError(f"{name}: scaling must be 'pdo' or 'minmax', got {self.scaling!r}")
@@ -299,8 +292,6 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
                                       missing_values=tuple(self.missing_values),
                                       special_values=self.special_values).fit(frame)
         design = self.encoder_.transform(frame)
-        if on_design is not None:
-            on_design(self.encoder_, design)
         self.fit_: RegularisedFit = fit_regularised(
             design, y01, c_grid=list(self.c_grid), folds=self.cv_folds, seed=self.random_state,
             max_cv_rows=self.max_cv_rows,

@@ -273,6 +273,12 @@ def champion(name: str) -> ModelRef | None:
     return ModelRef(name, str(mv.version), mv.run_id)
 
 
+def logged_metric(ref: ModelRef, key: str) -> float:
+    """The metric ``key`` logged by ``ref``'s run (NaN when it logged none): what the gate
+    compares with when the champion cannot be scored on the challenger's holdout."""
+    return float(_client().get_run(ref.run_id).data.metrics.get(key, float("nan")))
+
+
 def set_challenger(ref: ModelRef) -> None:
     """Point ``challenger`` at ``ref`` (the newest version) and log the move."""
     client = _client()

@@ -204,7 +204,7 @@ class PointsRules:
         return str(self.grades[-1]["grade"]) if self.grades else ""
 
 
-def _interval_label(lo: float, hi: float, *, full: bool = False) -> str:
+def interval_label(lo: float, hi: float, *, full: bool = False) -> str:
     def fmt(x: float) -> str:
         return repr(float(x)) if full else f"{x:g}"
 
@@ -220,9 +220,9 @@ def interval_labels(edges: list[float]) -> list[str]:
     edges too close for ``%g`` to tell apart are written in full precision."""
     bounds = [-math.inf, *edges, math.inf]
     pairs = list(zip(bounds, bounds[1:], strict=False))
-    labels = [_interval_label(lo, hi) for lo, hi in pairs]
+    labels = [interval_label(lo, hi) for lo, hi in pairs]
     if len(set(labels)) < len(labels):
-        labels = [_interval_label(lo, hi, full=True) for lo, hi in pairs]
+        labels = [interval_label(lo, hi, full=True) for lo, hi in pairs]
     return labels
 
 
@@ -288,7 +288,7 @@ def factor_points(factor: FactorRules, value: Any, missing_values: list[str]) ->
     if is_missing(value, missing_values):
         return factor.missing_points, "(missing)"
     if factor.kind == "categorical":
-        key = value if isinstance(value, str) else _canonical_str(value)
+        key = value if isinstance(value, str) else canonical_str(value)
         if key in factor.levels:
             return factor.levels[key], key
         return factor.unseen_points, "(unseen)"
@@ -302,7 +302,7 @@ def factor_points(factor: FactorRules, value: Any, missing_values: list[str]) ->
     return factor.bin_points[index], factor.bin_labels()[index]
 
 
-def _canonical_str(value: Any) -> str:
+def canonical_str(value: Any) -> str:
     """How a non-string value is matched against categorical levels (``1.0`` -> ``"1"``)."""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.rules import FactorRules, PointsRules, _canonical_str
+from pipeline.rules import FactorRules, PointsRules, canonical_str
 
 MISSING_LABEL = "(missing)"
 UNSEEN_LABEL = "(unseen)"
@@ -76,7 +76,7 @@ def _categorical_slot(factor: FactorRules, value: object, positions: dict[str, i
             return len(positions)
         key = value
     else:
-        key = _canonical_str(value)
+        key = canonical_str(value)
     return positions.get(key, len(positions) + 1)
 
 

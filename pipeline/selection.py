@@ -49,7 +49,7 @@ from scipy import stats
 from pipeline.associations import missing_mask, pairwise_associations, target_associations
 from pipeline.lift import (
     MISSING_LABEL,
-    _check_target,
+    check_target,
     holm,
     independence_test,
     level_frame,
@@ -129,7 +129,7 @@ def select_factors(
     A ``declared_leaky`` name that is not a column of ``X`` (already excluded upstream) is
     ignored: it gets no report row.
     """
-    _check_target(X, y)
+    check_target(X, y)
     columns = [str(c) for c in X.columns]
     levels = None
     if lift is None or associations is None or pairwise is None:

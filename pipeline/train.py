@@ -4,18 +4,13 @@ threshold -> evaluate. Pure: frames and config in, a :class:`TrainResult` out (n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from pipeline.associations import pairwise_associations, target_associations
 from pipeline.config import Config
-from pipeline.encoding import FactorEncoder
 from pipeline.errors import UserError
 from pipeline.evaluate import (
     Split,
@@ -27,6 +22,7 @@ from pipeline.evaluate import (
 )
 from pipeline.features import FeatureSet, contract_settings
 from pipeline.fit import (
+    Estimates,
     InferenceSample,
     inference_sample,
     statsmodels_estimates,
@@ -39,7 +35,6 @@ from pipeline.rules import PointsRules
 from pipeline.scoring import score_frame
 from pipeline.selection import SelectionResult, SelectionSettings, select_factors
 from pipeline.selection_check import SelectionCheck, check_selection, eligible_columns
-from pipeline.side_process import Claimable, SideProcess
 from pipeline.threshold import (
     Quadrant,
     ThresholdChoice,
@@ -105,22 +100,19 @@ def check_special_columns(X: pd.DataFrame, special_values: dict[str, list[float]
 
 
 def analyse(X: pd.DataFrame, y: pd.Series, groups: dict[str, str], config: Config, *,
-            dropped: dict[str, str] | None = None, numeric: list[str] | None = None,
-            on_lift: Callable[[pd.DataFrame], None] | None = None) -> Analysis:
+            dropped: dict[str, str] | None = None, numeric: list[str] | None = None
+            ) -> Analysis:
     """Lift, associations and factor selection (the conversion-rate method, done properly),
     then the CV check that selection costs no accuracy (:mod:`pipeline.selection_check`).
 
     ``dropped`` (column -> reason) adds report rows for columns that never reached the
     analysis (constant, all missing, excluded by the config); ``numeric`` names the numeric
-    candidates; ``on_lift`` is called with the lift table as soon as it exists (the CLI's
-    side process draws the charts meanwhile)."""
+    candidates."""
     a = config.analysis
     check_special_columns(X, config.columns.special_values)
     levels = level_frame(X, min_leads=a.min_leads, n_bins=a.n_bins, categorical=True,
                          special_values=config.columns.special_values)
     lift = lift_table(X, y, groups, min_leads=a.min_leads, n_bins=a.n_bins, levels=levels)
-    if on_lift is not None:
-        on_lift(lift)
     assoc = target_associations(X, y, level_frame=levels[0])
     pairwise = pairwise_associations(X, level_frame=levels[0])
     result = select_factors(X, y, groups, selection_settings(config), lift=lift,
@@ -156,8 +148,8 @@ def _check_selection(X: pd.DataFrame, y: pd.Series, result: SelectionResult, con
 
 
 def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeric: list[str],
-                  config: Config, *, on_design: Callable[..., None] | None = None,
-                  c_grid: tuple[float, ...] | None = None) -> PointsScorecard:
+                  config: Config, *, c_grid: tuple[float, ...] | None = None
+                  ) -> PointsScorecard:
     """The points table of ``config`` fitted on ``X``, ``y`` (``c_grid`` overrides the
     config's grid: a refit with the C already chosen)."""
     p, m, a = config.points, config.model, config.analysis
@@ -169,7 +161,7 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
         random_state=config.seed, max_cv_rows=m.max_cv_rows,
-        special_values=dict(config.columns.special_values)).fit(X, y, on_design=on_design)
+        special_values=dict(config.columns.special_values)).fit(X, y)
 
 
 def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -207,14 +199,15 @@ def _empty_rules(config: Config, features: FeatureSet) -> PointsRules:
                        **contract_settings(config, features))
 
 
-def train(features: FeatureSet, config: Config, *,
-          on_lift: Callable[[pd.DataFrame], None] | None = None,
-          side: SideProcess | None = None) -> TrainResult:
-    """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout.
+def train(features: FeatureSet, config: Config) -> TrainResult:
+    """Split, analyse, select, fit, scale to points, pick the threshold, evaluate on holdout
+    (against the benchmark model), then refit on every labelled lead when the config says so.
 
-    ``on_lift`` is called with the lift table as soon as it exists (the CLI starts drawing
-    the lift charts then, while the analysis goes on). The benchmark model trains while the
-    model fits: in ``side`` (a second process) when given, else on a background thread."""
+    One procedure, step after step, with no concurrency and no callbacks: the benchmark
+    model and the statsmodels inference run here in turn (a second process that ran them
+    beside the fit was removed: at 1M leads it saved no measurable time once the refit and
+    the selection CV check were in; see the README). Files, MLflow and any overlap of
+    waiting work belong to :mod:`pipeline.workflow`."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     split = holdout_split(frame, y_all, share=config.model.holdout_share, seed=config.seed)
@@ -228,7 +221,7 @@ def train(features: FeatureSet, config: Config, *,
     y_train, y_test = y_all[split.train], y_all[split.holdout]
     analysis = analyse(train_frame[factors].reset_index(drop=True),
                        pd.Series(y_train), features.groups, config, dropped=features.dropped,
-                       numeric=features.numeric, on_lift=on_lift)
+                       numeric=features.numeric)
     notes: list[str] = []
     base_metrics = {"n_leads": float(len(frame)), "n_train": float(len(split.train)),
                     "n_holdout": float(len(split.holdout)),
@@ -241,95 +234,40 @@ def train(features: FeatureSet, config: Config, *,
     kept = analysis.kept
     X_train = train_frame[kept].reset_index(drop=True)
     X_test = test_frame[kept].reset_index(drop=True)
-    # the benchmark model is independent of the points: it trains on the second core, on
-    # every eligible candidate (so it shows what the points table gives up)
+    bench = holdout_benchmark(train_frame, y_train, test_frame, y_test,
+                              eligible_columns(analysis.selection), config)
+    return _fit_and_evaluate(features, config, split, analysis, X_train, X_test, bench,
+                             base_metrics, notes)
+
+
+def holdout_benchmark(train_frame: pd.DataFrame, y_train: np.ndarray, test_frame: pd.DataFrame,
+                      y_test: np.ndarray, eligible: list[str], config: Config
+                      ) -> dict[str, float]:
+    """Holdout AUC and Brier of the gradient-boosting benchmark on every eligible candidate
+    (what the additive points table gives up), trained on the C search's stratified sample
+    of the training leads."""
     sample = stratified_sample(y_train, config.model.max_cv_rows, config.seed)
-    eligible = eligible_columns(analysis.selection)
-    job = (benchmark_auc, train_frame[eligible].iloc[sample].reset_index(drop=True),
-           y_train[sample], test_frame[eligible].reset_index(drop=True), y_test)
-    with ThreadPoolExecutor(max_workers=1) as background:
-        def start_benchmark() -> _Aside:
-            return _send_aside(side, job, {"seed": config.seed}, fallback=background)
-
-        return _fit_and_evaluate(features, config, split, analysis, X_train, X_test,
-                                 start_benchmark, base_metrics, notes, side)
+    return benchmark_auc(train_frame[eligible].iloc[sample].reset_index(drop=True),
+                         y_train[sample], test_frame[eligible].reset_index(drop=True), y_test,
+                         seed=config.seed)
 
 
-@dataclass
-class _Aside:
-    """A pending result of work sent aside (the benchmark model, the statsmodels inference).
-
-    Work the side process has not started yet is taken back and done here when its result
-    is asked for (or by :meth:`take_back`), rather than waited for behind other work. If the
-    side process failed (it died, or could not take the data), or there was none, the work
-    runs here too, where a real error shows."""
-
-    future: Future | None  # None: nothing was sent, run ``job`` here when asked
-    job: tuple
-    kwargs: dict = field(default_factory=dict)
-    claim: Claimable | None = None  # set when ``future`` is the side process's
-    _done_here: tuple[Any] | None = field(default=None, init=False, repr=False)  # (result,)
-
-    def _run(self) -> Any:
-        fn, *args = self.job
-        return fn(*args, **self.kwargs)
-
-    def take_back(self) -> None:
-        """Do the work here now if the side process has not started it."""
-        if self._done_here is None and self.claim is not None and self.claim.take_back():
-            self._done_here = (self._run(),)
-
-    def pending_aside(self) -> bool:
-        """True while the work is the side process's and not finished there (after a failed
-        :meth:`take_back`: while the side process is doing it)."""
-        return self.claim is not None and self._done_here is None and not self.future.done()
-
-    def result(self) -> Any:
-        self.take_back()
-        if self._done_here is not None:
-            return self._done_here[0]
-        if self.future is None:
-            return self._run()
-        try:
-            return self.future.result()
-        except Exception:
-            if self.claim is None:
-                raise
-            return self._run()
-
-
-def _send_aside(side: SideProcess | None, job: tuple, kwargs: dict | None = None, *,
-                fallback: ThreadPoolExecutor | None = None) -> _Aside:
-    """``job`` sent to ``side`` (it can be taken back until started there); without a side
-    process, to ``fallback`` (a thread), or else done here when its result is asked for."""
-    kwargs = kwargs or {}
-    claim = side.submit_claimable(*job, **kwargs) if side is not None else None
-    if claim is not None:
-        return _Aside(claim.future, job=job, kwargs=kwargs, claim=claim)
-    future = fallback.submit(*job, **kwargs) if fallback is not None else None
-    return _Aside(future, job=job, kwargs=kwargs)
-
-
-def _start_inference(side: SideProcess | None, encoder: FactorEncoder, design: sp.spmatrix,
-                     y: np.ndarray, config: Config) -> tuple[InferenceSample, _Aside]:
-    """Draw the statsmodels sample from the training design and send the statsmodels fit to
-    ``side``: it runs there while the regularised fit runs here (without a side process it
-    runs here, when its result is asked for)."""
-    sample = inference_sample(encoder, design, y, max_rows=config.model.max_inference_rows,
-                              seed=config.seed)
-    return sample, _send_aside(side, (statsmodels_estimates, sample))
+def inference(scorecard: PointsScorecard, X: pd.DataFrame, y: np.ndarray, config: Config
+              ) -> tuple[InferenceSample, Estimates]:
+    """The statsmodels sample of ``X`` (the leads ``scorecard`` was fitted on) and its
+    estimates: the standard errors of the table that is registered."""
+    design = scorecard.encoder_.transform(X)
+    sample = inference_sample(scorecard.encoder_, design, y,
+                              max_rows=config.model.max_inference_rows, seed=config.seed)
+    return sample, statsmodels_estimates(sample)
 
 
 def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analysis: Analysis,
-                      X_train: pd.DataFrame, X_test: pd.DataFrame,
-                      start_benchmark: Callable[[], _Aside], base_metrics: dict[str, float],
-                      notes: list[str], side: SideProcess | None = None) -> TrainResult:
+                      X_train: pd.DataFrame, X_test: pd.DataFrame, bench: dict[str, float],
+                      base_metrics: dict[str, float], notes: list[str]) -> TrainResult:
     """Fit the points table on the kept factors, evaluate it on the holdout, check that it
     beats the base rate, then (``model.refit_on_all``) refit it on every labelled lead and
-    pick the threshold.
-
-    The statsmodels inference runs on the design of the table that is registered; it and
-    the benchmark model go to the side process once that design exists."""
+    pick the threshold. The statsmodels inference is of the table that is registered."""
     frame = features.frame
     y_all = frame["converted"].to_numpy(dtype=int)
     y_train, y_test = y_all[split.train], y_all[split.holdout]
@@ -339,16 +277,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     kept = analysis.kept
     groups = {c: features.groups[c] for c in kept}
     refit = config.model.refit_on_all
-    started: dict[str, Any] = {}
-
-    def on_design(encoder: FactorEncoder, design: sp.spmatrix) -> None:
-        if not refit:
-            started["inference"] = _start_inference(side, encoder, design, y_train, config)
-        started["benchmark"] = start_benchmark()
-
-    scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config,
-                              on_design=on_design)
-    benchmark = started["benchmark"]
+    scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config)
     train_scores = score_frame(scorecard.rules_, X_train)
     choice = _choose_threshold(train_scores, y_train, train_keys, config)
     evaluated = replace(scorecard.rules_, sdr_threshold=choice.threshold)
@@ -379,7 +308,6 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
         metrics["cv_auc_kept"] = float(auc_of["kept"])
         metrics["cv_auc_eligible"] = float(auc_of["all eligible candidates"])
     if not signal.has_signal:
-        bench = benchmark.result()
         metrics.update(holdout_auc_benchmark=bench["auc"], holdout_brier_benchmark=bench["brier"])
         notes.append(f"no signal: the model does not beat the base rate out of sample "
                      f"({signal.reason}); no lead is SDR-ready")
@@ -388,12 +316,8 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     if refit:
         X_final = with_text_as_categories(frame[kept], kept).reset_index(drop=True)
         y_final, final_keys = y_all, keys
-
-        def on_final_design(encoder: FactorEncoder, design: sp.spmatrix) -> None:
-            started["inference"] = _start_inference(side, encoder, design, y_final, config)
-
         final = fit_scorecard(X_final, y_final, groups, features.numeric, config,
-                              on_design=on_final_design, c_grid=(scorecard.fit_.C,))
+                              c_grid=(scorecard.fit_.C,))
         final_scores = score_frame(final.rules_, X_final)
         choice = _choose_threshold(final_scores, y_final, final_keys, config)
         notes.append(f"holdout figures are of the table fitted on the other {len(y_train):,} "
@@ -402,14 +326,8 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     else:
         final, X_final, y_final, final_scores = scorecard, X_train, y_train, train_scores
     metrics["n_final_fit"] = float(len(y_final))
-    sample, estimates = started["inference"]
-    # what the side process has not started is done here instead of waited for: the
-    # inference first (it is needed first), then the benchmark if the inference is still
-    # running there
-    estimates.take_back()
-    if estimates.pending_aside():
-        benchmark.take_back()
-    coefficients, fit_notes = tabulate_coefficients(final.encoder_, sample, estimates.result(),
+    sample, estimates = inference(final, X_final, y_final, config)
+    coefficients, fit_notes = tabulate_coefficients(final.encoder_, sample, estimates,
                                                     final.fit_, groups)
     notes.extend(fit_notes)
     if choice.method != "target_rate":
@@ -426,7 +344,6 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
                                  pain_quantile=config.threshold.pain_quantile)
     if quadrant.warning:
         notes.append(quadrant.warning)
-    bench = benchmark.result()
     calibration = calibration_table(y_test, test_scores["points"].to_numpy(), evaluated)
     metrics.update({
         "holdout_auc_benchmark": bench["auc"], "holdout_brier_benchmark": bench["brier"],

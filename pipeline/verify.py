@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.export import export_pmml, export_python, export_sql, pmml_output_names
-from pipeline.rules import PointsRules, _canonical_str, score_record
+from pipeline.rules import PointsRules, canonical_str, score_record
 
 SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready"]
 VERIFY_FORMATS = ("sql", "pmml", "python")
@@ -117,7 +117,7 @@ def sql_input_columns(rules: PointsRules, df: pd.DataFrame) -> dict[str, tuple[s
 def _category_text(value: Any) -> str | None:
     if _is_null(value):
         return None
-    return value if isinstance(value, str) else _canonical_str(value)
+    return value if isinstance(value, str) else canonical_str(value)
 
 
 def _number_text(value: Any) -> str | None:

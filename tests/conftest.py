@@ -21,6 +21,26 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
+# a test that asks for one of these fixtures gets the marker (``make test-fast`` leaves
+# them out): the marker follows what the test needs, wherever the test is written
+FIXTURE_MARKERS = {"spark": "spark", "server": "server", "postgres": "server",
+                   "shared_data": "real_data"}
+# fixtures that train through the command line, named with their module (names repeat)
+TRAINING_FIXTURES = {("test_engines", "demo_model"), ("test_predict", "trained"),
+                     ("test_registry", "store"), ("test_pipeline_e2e", "trained_demo")}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with what its fixtures start, read or train (see
+    :data:`FIXTURE_MARKERS`, :data:`TRAINING_FIXTURES`)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture in fixtures & set(FIXTURE_MARKERS):
+            item.add_marker(FIXTURE_MARKERS[fixture])
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if {(module, f) for f in fixtures} & TRAINING_FIXTURES:
+            item.add_marker("training")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):

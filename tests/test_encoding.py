@@ -18,7 +18,7 @@ from pipeline.encoding import (
     few_distinct,
     quantile_edges,
 )
-from pipeline.rules import FactorRules, _canonical_str, factor_points, special_key
+from pipeline.rules import FactorRules, canonical_str, factor_points, special_key
 
 
 @parametrize_with_checks([FactorEncoder(), FactorEncoder(min_leads=1, n_bins=3)])
@@ -156,7 +156,7 @@ def _text_per_row(series: pd.Series) -> list:
         if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
             out.append(None)
         else:
-            out.append(v if isinstance(v, str) else _canonical_str(v))
+            out.append(v if isinstance(v, str) else canonical_str(v))
     return out
 
 

@@ -60,7 +60,7 @@ def demo_model(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
                      events=str(demo_dir / "events.csv"))
     rules = _train(config, tmp / "out")
     cfg = load_config(config)
-    frame = cli._read_features(cfg, rules, None)
+    frame = cli.feature_frame_for_rules(cfg, rules, None)
     keep = engines.required_columns(rules, cfg.data.id_column)
     frame = frame[keep + (["name_spam"] if "name_spam" in frame and "name_spam" not in keep
                           else [])]
@@ -133,7 +133,7 @@ def test_spam_gate_of_the_points_table_holds_in_pandas_duckdb_and_the_exports(de
 
     cfg, rules, _ = demo_model
     gated = replace(rules, spam_gate=True)
-    frame = cli._read_features(cfg, gated, None)
+    frame = cli.feature_frame_for_rules(cfg, gated, None)
     source = tmp_path / "gated.parquet"
     frame[engines.required_columns(gated, cfg.data.id_column)].to_parquet(source, index=False)
     s_pd, pandas_scores, _ = _run("pandas", cfg, gated, source, tmp_path)

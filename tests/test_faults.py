@@ -25,7 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import cli
+from pipeline import cli, workflow
 
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(REPO / ".venv" / "bin" / "lead-scoring")
@@ -332,10 +332,10 @@ def test_training_memory_settings_hold_for_the_run_only(monkeypatch, demo_dir, t
         raise cli.UserError("stopped by the test")
 
     before_thresholds, before_pool = gc.get_threshold(), pa.default_memory_pool().backend_name
-    monkeypatch.setattr(cli, "_read_leads", stop_at_reading)
+    monkeypatch.setattr(workflow, "read_leads", stop_at_reading)
     code, err = run_cli("train", "--config", REPO / "configs" / "demo.yaml",
                         "--data", demo_dir / "leads.csv", "--out", tmp_path / "out")
     assert code == 2 and "stopped by the test" in err
-    assert seen == {"threshold": cli.GC_FIRST_GENERATION, "pool": "system"}
+    assert seen == {"threshold": workflow.GC_FIRST_GENERATION, "pool": "system"}
     assert gc.get_threshold() == before_thresholds
     assert pa.default_memory_pool().backend_name == before_pool

@@ -26,7 +26,6 @@ from pipeline.lift import (
 )
 from pipeline.plots_lift import (
     MAX_CHART_LEVELS,
-    BackgroundLiftCharts,
     chart_file_name,
     lift_chart,
     save_lift_charts,
@@ -600,29 +599,6 @@ def test_lift_chart_of_many_levels_shows_those_with_the_most_leads():
     assert [t.get_text().split(" (n=")[0] for t in ax.get_yticklabels()] == list(shown["level"])
     assert ax.get_title() == (
         f"city ({MAX_CHART_LEVELS} of {n_levels} levels: those with the most leads)")
-
-
-def test_background_lift_charts_are_the_charts_drawn_here(tmp_path):
-    X, y, groups = make_leads(n=300)
-    table = lift_table(X[["source", "visits"]], y, groups)
-    with BackgroundLiftCharts() as charts:
-        charts.start(table, float(y.mean()), tmp_path / "aside")
-        assert charts.wait()
-    here = save_lift_charts(table, float(y.mean()), tmp_path / "here")
-    aside = sorted((tmp_path / "aside").iterdir())
-    assert [p.name for p in aside] == sorted(p.name for p in here)
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in aside)
-
-
-def test_background_lift_charts_that_fail_say_so(tmp_path):
-    X, y, groups = make_leads(n=300)
-    table = lift_table(X[["source"]], y, groups).drop(columns=["ci_low"])  # the chart refuses
-    with BackgroundLiftCharts() as charts:
-        charts.start(table, float(y.mean()), tmp_path / "aside")
-        assert not charts.wait()  # the caller then draws them itself (and reports the error)
-    with BackgroundLiftCharts() as nothing:
-        nothing.start(table.iloc[:0], 0.5, tmp_path / "none")  # no rows: nothing to draw
-        assert not nothing.wait()
 
 
 def test_save_lift_charts_stays_inside_out_dir(tmp_path):

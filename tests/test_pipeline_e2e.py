@@ -13,6 +13,8 @@ from mlflow import MlflowClient
 
 from pipeline import cli
 
+pytestmark = pytest.mark.training  # whole trainings through the CLI
+
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
             ) -> tuple[int, str, str]:
@@ -59,6 +61,7 @@ def test_train_registers_a_version_with_tables_and_auc(trained_demo):
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for tag in ("data_hash", "config_hash", "rows"):
         assert run.data.tags[tag]
+    _assert_every_lift_chart_logged(config, out_dir)
 
 
 def _assert_every_lift_chart_logged(config: Path, out: Path) -> None:
@@ -71,56 +74,6 @@ def _assert_every_lift_chart_logged(config: Path, out: Path) -> None:
     charts = [a.path for a in client.list_artifacts(version.run_id, "lift_charts")]
     attributes = pd.read_csv(out / "lift_table.csv")["attribute"].nunique()
     assert len(charts) == attributes and all(c.endswith(".png") for c in charts)
-
-
-def test_lift_charts_drawn_in_a_background_process_are_logged(demo_dir, make_config,
-                                                              monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli, "BACKGROUND_CHARTS_MIN_LEADS", 0)  # as on 50k+ leads
-    config = make_config("demo", data_dir=demo_dir)
-    code, _, err = run_cli(["train", "--config", str(config), "--no-score", "--out",
-                            str(tmp_path / "out")], monkeypatch, capsys)
-    assert code == 0, err
-    _assert_every_lift_chart_logged(config, tmp_path / "out")
-
-
-def test_small_training_draws_its_charts_in_a_forked_process(demo_dir, make_config,
-                                                             monkeypatch, capsys, tmp_path):
-    """Below the large-data threshold a forked second process still draws the lift charts
-    (it costs ~0.1 s; the charts take longer than the fit), while the statsmodels inference
-    stays in this process instead of waiting behind them."""
-    import functools
-    import os
-
-    from pipeline import plots_lift, side_process
-    from pipeline import train as train_module
-
-    monkeypatch.setattr(cli, "BACKGROUND_CHARTS_MIN_LEADS", 10**9)  # every training is small
-    # pytest may have idle threads of its own; the CLI's are all joined by then
-    monkeypatch.setattr(side_process.SideProcess, "_choose_start_method", lambda self: "fork")
-    seen = tmp_path / "pids"
-    seen.mkdir()
-
-    def recording(fn, what):
-        @functools.wraps(fn)  # the same name: it pickles as the function it replaces
-        def wrapper(*args, **kwargs):
-            (seen / f"{what}-{os.getpid()}").touch()
-            return fn(*args, **kwargs)
-        return wrapper
-
-    monkeypatch.setattr(plots_lift, "save_lift_charts",
-                        recording(plots_lift.save_lift_charts, "charts"))
-    monkeypatch.setattr(train_module, "statsmodels_estimates",
-                        recording(train_module.statsmodels_estimates, "inference"))
-    config = make_config("demo", data_dir=demo_dir)
-    code, _, err = run_cli(["train", "--config", str(config), "--no-score", "--out",
-                            str(tmp_path / "out")], monkeypatch, capsys)
-    assert code == 0, err
-    pids = {name.rsplit("-", 1)[0]: int(name.rsplit("-", 1)[1])
-            for name in (p.name for p in seen.iterdir())}
-    assert pids["charts"] != os.getpid()  # drawn in the second process, not redrawn here
-    assert pids["inference"] == os.getpid()
-    assert len(list(seen.iterdir())) == 2
-    _assert_every_lift_chart_logged(config, tmp_path / "out")
 
 
 def test_score_writes_every_lead_once(trained_demo, demo_dir, monkeypatch, capsys, tmp_path):

@@ -106,6 +106,14 @@ def test_every_train_registers_a_version_and_challenger_is_the_newest(store, cli
         assert v.current_stage == "None"  # aliases, never stages
 
 
+def test_logged_metric_is_the_runs_metric_and_nan_when_never_logged(store, client):
+    """What the gate compares with when the champion's features differ from the run's."""
+    ref = registry.resolve(f"{MODEL}/1")
+    logged = client.get_run(ref.run_id).data.metrics["holdout_auc"]
+    assert registry.logged_metric(ref, "holdout_auc") == logged
+    assert np.isnan(registry.logged_metric(ref, "no_such_metric"))
+
+
 def test_run_logs_params_metrics_lineage_and_artifacts(store, client):
     run = client.get_run(registry.resolve(f"{MODEL}/1").run_id)
     metrics, params, tags = run.data.metrics, run.data.params, run.data.tags

@@ -15,6 +15,8 @@ import yaml
 from pipeline.config import load_config
 from pipeline.io import file_digest
 
+pytestmark = pytest.mark.training  # whole trainings through the CLI
+
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(REPO / ".venv" / "bin" / "lead-scoring")
 N_LEADS = 1500
