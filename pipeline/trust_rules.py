@@ -106,7 +106,9 @@ def largest_points_under(points_table: pd.DataFrame, min_leads: int
                          ) -> tuple[str, str, int, int] | None:
     """``(factor, level, points, leads)`` of the level with the most points (in absolute
     value) among the levels with at least one but fewer than ``min_leads`` training leads,
-    or None when every level has enough leads."""
+    or None when every level has enough leads (or the table is empty: no signal)."""
+    if not {"leads", "points"} <= set(points_table.columns):
+        return None
     table = points_table[(points_table["leads"] > 0) & (points_table["leads"] < min_leads)]
     if not len(table):
         return None

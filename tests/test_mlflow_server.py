@@ -107,4 +107,6 @@ def test_train_promote_score_history_against_a_tracking_server(server, demo_dir,
     assert len(scored) == 3000
 
     model = mlflow.pyfunc.load_model("models:/lead-scoring@champion")
-    assert list(model.predict(model.input_example).columns) == SCORE_COLUMNS
+    # the input example is raw leads; an event model takes the event log as a param
+    scores = model.predict(model.input_example, params={"events": str(demo_dir / "events.csv")})
+    assert list(scores.columns) == SCORE_COLUMNS and len(scores) == len(model.input_example)
