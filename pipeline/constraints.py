@@ -197,6 +197,7 @@ class Parametrisation:
     shapes: dict[str, tuple[str, int | None]]
     merged: list[int]
     capped: set[int]  # slots whose thin-evidence cap is a box bound of their own parameter
+    blocked: set[int]  # bins of a monotone block (thermometer-coded)
 
 
 def thin_cap(leads: float, min_leads: int) -> float | None:
@@ -225,6 +226,7 @@ def parametrise(encoder: FactorEncoder, evidence: Evidence, *, trends: dict[str,
     shapes: dict[str, tuple[str, int | None]] = {}
     merged: list[int] = []
     capped: set[int] = set()
+    blocked: set[int] = set()
 
     def new(lo: float = -math.inf, hi: float = math.inf) -> int:
         lower.append(lo)
@@ -269,11 +271,13 @@ def parametrise(encoder: FactorEncoder, evidence: Evidence, *, trends: dict[str,
                 if cap is not None:
                     capped.add(s)
                 put(s, [anchor, new() if cap is None else new(-cap, cap)])
+        blocked.update(block)
         if len(block):
             _thermometer(lo, n_bins, ref, shape, split, anchor, new, put)
     n = int(encoder.offsets_[-1])
     M = sp.csr_matrix((vals, (rows, cols)), shape=(n, len(lower)))
-    return Parametrisation(M, np.asarray(lower), np.asarray(upper), shapes, merged, capped)
+    return Parametrisation(M, np.asarray(lower), np.asarray(upper), shapes, merged, capped,
+                           blocked)
 
 
 def _thermometer(lo: int, n_bins: int, ref: int, shape: str, split: int | None, anchor: int,
@@ -310,11 +314,13 @@ class Inequalities:
 
 def inequalities(encoder: FactorEncoder, evidence: Evidence, param: Parametrisation, *,
                  sign_consistent: bool, locked: dict[int, float], min_leads: int,
-                 margin: float, alpha: float = 0.05) -> Inequalities:
+                 margin: float, level_margin: float, alpha: float = 0.05) -> Inequalities:
     """The constraints that are linear in ``b`` but not boxes in ``theta``:
 
     * sign (significant level ``s`` of factor ``f``, lift side ``sigma``, lead shares ``w``):
-      ``sigma (b_s - sum_m w_m b_m) >= margin`` (the reference cancels);
+      ``sigma (b_s - sum_m w_m b_m) >= margin`` (the reference cancels) for the bins of a
+      monotone block, ``>= level_margin`` for the other levels (at pdo scaling 0:
+      :func:`sign_rounding` rounds them to their side);
     * thin (a level with ``n < thin`` leads, :func:`thin_cap`): ``|b_s - b_r| <= cap``, for
       the bins of a monotone block (other levels have it as a box bound).
 
@@ -339,7 +345,7 @@ def inequalities(encoder: FactorEncoder, evidence: Evidence, param: Parametrisat
                 row = {lo + m: sigma * w[m] for m in range(hi - lo)}
                 row[s] = row[s] - sigma
                 rows.append(row)
-                c.append(margin)
+                c.append(margin if s in param.blocked else level_margin)
                 kind.append("sign")
                 slot.append(s)
             cap = thin_cap(evidence.leads[s], min_leads)
@@ -443,6 +449,7 @@ class TrustedFit:
     merged: list[int]
     locked: dict[int, float]
     evidence: Evidence
+    blocked: frozenset[int] = frozenset()
 
 
 def factor_averages(encoder: FactorEncoder, coef: np.ndarray, leads: np.ndarray
@@ -475,7 +482,8 @@ def fit_trusted(encoder: FactorEncoder, design: sp.spmatrix, y: np.ndarray, *, C
                 start_coef: np.ndarray, start_intercept: float, trends: dict[str, str],
                 sign_consistent: bool, locked: dict[int, float], min_leads: int,
                 margin: float, max_iter: int, alpha: float = 0.05,
-                lift: pd.DataFrame | None = None) -> TrustedFit:
+                lift: pd.DataFrame | None = None, level_margin: float | None = None
+                ) -> TrustedFit:
     """The constrained fit at ``C`` (see the module docstring), started from the free fit:
     trends and locks are box bounds of the parametrisation (:func:`parametrise`), small
     levels are tied to their reference, sign consistency and thin-evidence caps are the
@@ -486,7 +494,9 @@ def fit_trusted(encoder: FactorEncoder, design: sp.spmatrix, y: np.ndarray, *, C
     evidence = level_evidence(encoder, design, y, lift)
     param = parametrise(encoder, evidence, trends=trends, min_leads=min_leads, locked=locked)
     rules = inequalities(encoder, evidence, param, sign_consistent=sign_consistent,
-                         locked=locked, min_leads=min_leads, margin=margin, alpha=alpha)
+                         locked=locked, min_leads=min_leads, margin=margin,
+                         level_margin=margin if level_margin is None else level_margin,
+                         alpha=alpha)
     Z = (design @ param.M).tocsr()
     G = (rules.A @ param.M).tocsr()
     x = _start(param, start_coef, start_intercept)
@@ -497,7 +507,47 @@ def fit_trusted(encoder: FactorEncoder, design: sp.spmatrix, y: np.ndarray, *, C
     bounded = sorted({s for s, k, a in zip(rules.slot, rules.kind, active, strict=True)
                       if k == "sign" and a})
     return TrustedFit(coef, float(x[-1]), n_iter, param.shapes, bounded, param.merged,
-                      dict(locked), evidence)
+                      dict(locked), evidence, frozenset(param.blocked))
+
+
+def sign_rounding(encoder: FactorEncoder, unrounded: np.ndarray, rounded: np.ndarray,
+                  fit: TrustedFit, *, alpha: float = 0.05, passes: int = 5) -> np.ndarray:
+    """``rounded`` points with every significant level that the fit put on its lift's side
+    of its factor's lead-weighted average (unrounded) also there after rounding.
+
+    A level held at the average (its constraint active) can round to the wrong side of the
+    rounded average; it is rounded one point towards its side instead (it stays within a
+    point of its unrounded value). A bin of a monotone block is moved only when its bins
+    then turn no more often than before; locked and merged levels are left alone."""
+    out = rounded.copy()
+    evidence = fit.evidence
+    fixed = set(fit.locked) | set(fit.merged)
+    significant = (evidence.p_adjusted < alpha) & (evidence.side != 0)
+    for _ in range(passes):
+        moved = False
+        for j in range(len(encoder.factors_)):
+            lo, hi = int(encoder.offsets_[j]), int(encoder.offsets_[j + 1])
+            w = evidence.leads[lo:hi]
+            if w.sum() <= 0:
+                continue
+            for s in range(lo, hi):
+                average = float(np.sum(w * out[lo:hi]) / w.sum())
+                side = evidence.side[s]
+                if (s in fixed or not significant[s] or side * (out[s] - average) >= 0
+                        or abs(out[s] + side - unrounded[s]) > 1):
+                    continue
+                out[s] += int(side)
+                if s in fit.blocked:
+                    block = sorted(b for b in fit.blocked if lo <= b < hi)
+                    before = out[block].copy()
+                    before[block.index(s)] -= int(side)
+                    if direction_changes(out[block]) > direction_changes(before):
+                        out[s] -= int(side)
+                        continue
+                moved = True
+        if not moved:
+            break
+    return out
 
 
 def shapes_frame(fit: TrustedFit) -> pd.DataFrame:

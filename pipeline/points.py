@@ -36,7 +36,7 @@ from sklearn.utils import TransformerTags, assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from pipeline.constraints import TRENDS, TrustedFit, fit_trusted
+from pipeline.constraints import TRENDS, TrustedFit, fit_trusted, sign_rounding
 from pipeline.encoding import MISSING, OTHER, FactorEncoder, check_frame
 from pipeline.fit import RegularisedFit, fit_regularised, reference_slots
 from pipeline.rules import FactorRules, PointsRules, special_key
@@ -319,7 +319,9 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
             self.encoder_, design, y01, C=self.fit_.C, start_coef=self.fit_.coef,
             start_intercept=self.fit_.intercept, trends=self._trends(),
             sign_consistent=bool(self.sign_consistent), locked=self._locked_slots(),
-            min_leads=self.min_leads, margin=self._margin(), max_iter=self.max_iter, lift=lift)
+            min_leads=self.min_leads, margin=self._margin(), max_iter=self.max_iter, lift=lift,
+            # other levels: held at the average at least; sign_rounding rounds them across
+            level_margin=0.0 if self.scaling == "pdo" else self._margin())
         self.fit_ = replace(self.fit_, coef=self.trusted_.coef,
                             intercept=self.trusted_.intercept,
                             n_iter=self.fit_.n_iter + self.trusted_.n_iter)
@@ -328,6 +330,9 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
                                     scaling=self.scaling, pdo=self.pdo, base_score=self.base_score,
                                     base_odds=self.base_odds, score_range=tuple(self.score_range))
         self.slot_points_ = round_points(self.scaled_, self.encoder_)
+        if self.sign_consistent and self.scaling == "pdo":
+            self.slot_points_ = sign_rounding(self.encoder_, self.scaled_.values,
+                                              self.slot_points_, self.trusted_)
         groups = dict(self.groups or {})
         factors = build_rules(self.encoder_, self.slot_points_, groups=groups,
                               unseen_points=self.unseen_points,
@@ -359,9 +364,9 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _margin(self) -> float:
-        """How far (log odds) a sign-bounded level sits beyond its factor's average: one
-        point at pdo scaling, so rounding cannot carry it back across (at most 0.05: a
-        coarse pdo would otherwise push levels far from their fit)."""
+        """How far (log odds) a sign-bounded bin of a monotone trend sits beyond its
+        factor's average: one point at pdo scaling, so rounding cannot carry it back across
+        (at most 0.05: a coarse pdo would push bins far from their fit); 0.01 at minmax."""
         return min(math.log(2) / self.pdo, 0.05) if self.scaling == "pdo" else 0.01
 
     def _locked_slots(self) -> dict[int, float]:

@@ -49,10 +49,11 @@ def _pair_strength(pairwise: pd.DataFrame) -> dict[tuple[str, str], float]:
 
 
 def contradictions(scorecard: object, pairwise: pd.DataFrame | None = None, *,
-                   alpha: float = 0.05) -> pd.DataFrame:
+                   alpha: float = 0.05, tol: float = 1e-3) -> pd.DataFrame:
     """Levels of a fitted :class:`pipeline.points.PointsScorecard` whose own lift is
     significant (BH-adjusted level-vs-rest p below ``alpha``) but whose unrounded points lie
-    on the other side of their factor's lead-weighted average points, each with
+    on the other side of their factor's lead-weighted average points (by more than ``tol``
+    log odds: the solver's slack), each with
     ``explained_by``: the other factor of the table most associated with the level's factor
     (largest ``|value|`` in ``pairwise``, :func:`pipeline.associations.pairwise_associations`)
     and that association. Columns: :data:`CONTRADICTION_COLUMNS`."""
@@ -63,7 +64,7 @@ def contradictions(scorecard: object, pairwise: pd.DataFrame | None = None, *,
     strength = _pair_strength(pairwise) if pairwise is not None and len(pairwise) else {}
     averages = factor_averages(encoder, coef, evidence.leads)
     rows = []
-    for s in against_lift(encoder, coef, evidence, alpha=alpha):
+    for s in against_lift(encoder, coef, evidence, alpha=alpha, tol=tol):
         j = int(np.searchsorted(encoder.offsets_, s, side="right") - 1)
         factor = encoder.factors_[j]
         others = [(strength.get((factor.name, o), float("nan")), o) for o in names

@@ -123,9 +123,13 @@ def test_sign_consistency_puts_a_confounded_level_on_its_lifts_side():
     assert len(row) == 1 and row["explained_by"].iloc[0] == "size"
     assert row["association"].iloc[0] > 0.3
     trusted = _scorecard().fit(X, y)
-    assert _level_points(trusted, "channel", "partner") > _weighted_average(trusted, "channel")
+    # held on its side (here at the average: a binary factor can only flatten)
+    assert _level_points(trusted, "channel", "partner") >= _weighted_average(trusted, "channel")
+    assert (_level_points(trusted, "channel", "partner")
+            > _level_points(free, "channel", "partner"))
     assert len(contradictions(trusted, pairwise)) == 0
-    assert len(against_lift(trusted.encoder_, trusted.fit_.coef, trusted.trusted_.evidence)) == 0
+    assert len(against_lift(trusted.encoder_, trusted.fit_.coef, trusted.trusted_.evidence,
+                            tol=1e-3)) == 0
     held = set(trusted.encoder_.get_feature_names_out()[trusted.trusted_.sign_bounded])
     assert held and held <= {"channel=partner", "channel=direct"}  # (two levels: one bound)
 
