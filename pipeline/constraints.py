@@ -19,10 +19,10 @@ parameters that carry *box bounds*. Per factor, with ``r`` its reference (most c
   ``auto`` is read off the lift evidence (:func:`choose_trend`); special and ``(missing)``
   levels stay free;
 * **small levels**: a level with fewer than ``min_leads`` training leads has no parameter of
-  its own (``b_s = a``: 0 points relative to the reference; a small bin takes its
-  neighbour's coefficient, ``d_k = 0``); a level with ``n < thin`` leads
-  (``thin = 2 max(min_leads, 30)``) is bounded ``|delta_s| <= ln 2 * n / thin``: fewer than 30
-  leads never move the odds by more than ``sqrt 2`` (10 points at pdo 20);
+  its own (``b_s = a``: 0 points relative to the reference), except a bin of a monotone
+  trend, which stays in its trend; any level with ``n`` below ``THIN_LEADS = 30`` leads is
+  bounded ``|b_s - b_r| <= ln 2 * n / 60``: it never moves the odds by more than ``sqrt 2``
+  against the reference (under 10 points at pdo 20);
 * **locked points**: ``delta_s`` fixed at ``points * ln 2 / pdo`` (lower = upper bound): an
   offset; the other coefficients move to compensate;
 * **sign consistency** (:func:`fit_trusted`): a level whose own lift is significant
@@ -52,7 +52,7 @@ from pipeline.encoding import FactorEncoder
 from pipeline.lift import benjamini_hochberg, beta_prior, level_vs_rest_p_values, shrunk_rates
 
 TRENDS = ("ascending", "descending", "peak", "valley", "auto", "free")
-#: levels with fewer than 2 * max(min_leads, THIN_LEADS) leads have capped points
+#: levels with fewer leads than this (and at least min_leads) have capped points
 THIN_LEADS = 30
 #: a shape with a turn (peak / valley) is chosen by ``auto`` only when the shrunk rates turn
 #: and it leaves at most this share of the best monotone shape's weighted squared error
@@ -202,10 +202,13 @@ class Parametrisation:
 
 def thin_cap(leads: float, min_leads: int) -> float | None:
     """``|b_s - b_r|`` cap of a level with ``leads`` training leads (None: not thin):
-    ``ln 2 * n / thin`` with ``thin = 2 max(min_leads, THIN_LEADS)``, so fewer than 30 leads
-    never move the odds by more than ``sqrt 2`` against the reference (10 points at pdo 20)."""
-    thin = 2 * max(min_leads, THIN_LEADS)
-    return math.log(2) * leads / thin if leads < thin else None
+    ``ln 2 * n / (2 * THIN_LEADS)`` below ``THIN_LEADS`` leads, so such a level never moves
+    the odds by more than ``2^(n / 60)`` against the reference (under 10 points at pdo 20).
+    (Levels under ``min_leads`` are tied to the reference instead, bins of a trend aside:
+    :func:`parametrise`.)"""
+    if leads >= THIN_LEADS:
+        return None
+    return math.log(2) * leads / (2 * THIN_LEADS)
 
 
 def reference_slot(encoder: FactorEncoder, j: int) -> int:

@@ -224,7 +224,7 @@ def test_x_education_points_are_trusted(shared_data):
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "x_education.yaml",
                       data=shared_data)
-    features = build_features(_read_leads(cfg, training=True), cfg)
+    features = build_features(_read_leads(cfg, training=True), cfg, events=None)
     frame = with_text_as_categories(features.frame, features.factors)
     y = frame["converted"].to_numpy(dtype=int)
     analysis = analyse(frame[features.factors].reset_index(drop=True), pd.Series(y),
