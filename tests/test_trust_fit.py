@@ -232,3 +232,31 @@ def test_x_education_points_are_trusted(shared_data):
     X = frame[analysis.kept].reset_index(drop=True)
     groups = {c: features.groups[c] for c in analysis.kept}
     _check_trusted(fit_scorecard(X, y, groups, features.numeric, cfg))
+
+
+def test_training_reports_what_each_constraint_costs(demo_features):
+    from pipeline.train import train
+
+    cfg, features = demo_features
+    result = train(features, cfg)
+    trust = result.trust
+    assert trust["constraint"].tolist()[-1] == "all (unconstrained)"
+    assert "points.sign_consistent" in trust["constraint"].tolist()
+    assert result.metrics["holdout_auc_unconstrained"] == trust["auc_without"].iloc[-1]
+    assert np.allclose(trust["auc_cost"], trust["auc_without"] - trust["auc"])
+    # a lock, and sign consistency off: the lock's cost and each contradiction are listed
+    table = result.points_table
+    candidates = table[(table["kind"] == "categorical") & (table["leads"] >= 30)
+                       & (table["points"] != 0) & ~table["level"].str.startswith("(")]
+    factor, level = candidates[["factor", "level"]].iloc[0]
+    settings = cfg.model_dump()
+    settings["points"].update(sign_consistent=False, locked={f"{factor} = {level}": 12})
+    loose = train(features, type(cfg).model_validate(settings))
+    rows = loose.trust.set_index("constraint")
+    assert f"points.locked: {factor} = {level}" in rows.index
+    assert "points.sign_consistent" not in rows.index
+    locked = loose.points_table
+    assert locked.loc[(locked["factor"] == factor) & (locked["level"] == level),
+                      "points"].item() == 12
+    listed = loose.trust[loose.trust["constraint"] == "contradiction"]
+    assert all("explained by" in text for text in listed["changed"])
