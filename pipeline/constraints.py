@@ -514,13 +514,13 @@ def fit_trusted(encoder: FactorEncoder, design: sp.spmatrix, y: np.ndarray, *, C
 
 
 def sign_rounding(encoder: FactorEncoder, unrounded: np.ndarray, rounded: np.ndarray,
-                  fit: TrustedFit, *, alpha: float = 0.05, passes: int = 5) -> np.ndarray:
+                  fit: TrustedFit, *, alpha: float = 0.05, passes: int = 10) -> np.ndarray:
     """``rounded`` points with every significant level that the fit put on its lift's side
     of its factor's lead-weighted average (unrounded) also there after rounding.
 
     A level held at the average (its constraint active) can round to the wrong side of the
-    rounded average; it is rounded one point towards its side instead (it stays within a
-    point of its unrounded value). A bin of a monotone block is moved only when its bins
+    rounded average; it is moved a point at a time towards its side instead (staying
+    within two points of its unrounded value). A bin of a monotone block is moved only when its bins
     then turn no more often than before; locked and merged levels are left alone."""
     out = rounded.copy()
     evidence = fit.evidence
@@ -537,7 +537,7 @@ def sign_rounding(encoder: FactorEncoder, unrounded: np.ndarray, rounded: np.nda
                 average = float(np.sum(w * out[lo:hi]) / w.sum())
                 side = evidence.side[s]
                 if (s in fixed or not significant[s] or side * (out[s] - average) >= 0
-                        or abs(out[s] + side - unrounded[s]) > 1):
+                        or abs(out[s] + side - unrounded[s]) > 2):
                     continue
                 out[s] += int(side)
                 if s in fit.blocked:
