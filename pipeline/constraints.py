@@ -126,18 +126,45 @@ def direction_changes(values: np.ndarray, tol: float = 1e-9) -> int:
     return int(np.count_nonzero(signs[1:] != signs[:-1]))
 
 
-def choose_trend(shrunk: np.ndarray, leads: np.ndarray, requested: str
-                 ) -> tuple[str, int | None]:
+def _shape_steps(shape: str, split: int | None, k: int) -> list[int]:
+    """Sign of each step ``d_1 .. d_{k-1}`` of ``shape`` (+1 up, -1 down)."""
+    if shape == "steps":
+        return list(split)
+    return [1 if _step_bounds(shape, split, i)[0] == 0.0 else -1 for i in range(1, k)]
+
+
+def _feasible(steps: list[int], sides: np.ndarray) -> bool:
+    """Whether bins whose steps have these signs can put every significant bin (``sides``:
+    +1 above, -1 below, 0 not significant) on its side of any average: no bin held above
+    is forced at or below a bin held below (or the reverse)."""
+    held = np.flatnonzero(sides != 0)
+    for a, i in enumerate(held):
+        for j in held[a + 1:]:
+            between = steps[i:j]  # the steps from bin i to bin j
+            if sides[i] > 0 > sides[j] and all(d > 0 for d in between):
+                return False
+            if sides[i] < 0 < sides[j] and all(d < 0 for d in between):
+                return False
+    return True
+
+
+def choose_trend(shrunk: np.ndarray, leads: np.ndarray, requested: str,
+                 sides: np.ndarray | None = None) -> tuple[str, object]:
     """``(shape, split)`` of the bins from their shrunk rates ``shrunk`` and ``leads``.
 
     On ``v = logit(shrunk)`` with weights ``leads``: ascending vs descending by the sign of
     the weighted covariance of ``v`` with the bin order (ties: ascending); peak / valley
     at the split ``s`` (1 .. B-2, the turning bin) minimising the weighted squared error of
     an increasing (decreasing) isotonic fit on bins ``0..s`` plus a decreasing (increasing)
-    one on bins ``s..B-1``.
-    ``auto`` takes the turning shape only when the shrunk rates themselves turn and it
-    leaves at most ``TURN_SHARE`` of the monotone shape's error; an explicit ``peak`` /
-    ``valley`` only gets its split from here. ``free`` and a single bin: ``("free", None)``.
+    one on bins ``s..B-1``. ``auto`` takes the turning shape only when the shrunk rates
+    themselves turn and it leaves at most ``TURN_SHARE`` of the monotone shape's error.
+    With ``sides`` (+1 / -1 for bins whose lift is significantly above / below, else 0)
+    ``auto`` skips shapes that would force a bin held above at or below one held below
+    (sign consistency could not hold), taking the best-fitting shape left; when none is
+    left, ``("steps", signs)``: each step goes the way the shrunk rates go (a flat step the
+    way of the one before), so the points turn where the lift turns and no more often.
+    An explicit ``peak`` / ``valley`` only gets its split from here. ``free`` and a single
+    bin: ``("free", None)``.
     """
     k = len(shrunk)
     if requested == "free" or k < 2:
@@ -150,22 +177,40 @@ def choose_trend(shrunk: np.ndarray, leads: np.ndarray, requested: str
     if requested in ("ascending", "descending"):
         return requested, None
     best: dict[str, tuple[float, int | None]] = {}
+    turning: list[tuple[float, str, int]] = []
     for shape, first_up in (("peak", True), ("valley", False)):
         for s in range(1, k - 1):
             sse = (_iso_sse(v[:s + 1], w[:s + 1], first_up)
                    + _iso_sse(v[s:], w[s:], not first_up))
+            turning.append((sse, shape, s))
             if shape not in best or sse < best[shape][0]:
                 best[shape] = (sse, s)
     if requested in ("peak", "valley"):
         if requested not in best:  # two bins: a turn needs three
             return monotone, None
         return requested, best[requested][1]
-    mono_sse = _iso_sse(v, w, monotone == "ascending")
-    if best and direction_changes(shrunk) > 0:
-        shape = min(best, key=lambda name: best[name][0])
-        if best[shape][0] <= TURN_SHARE * mono_sse:
-            return shape, best[shape][1]
-    return monotone, None
+    sides = np.zeros(k) if sides is None else np.asarray(sides, dtype=float)
+    other = "ascending" if monotone == "descending" else "descending"
+    candidates = [(_iso_sse(v, w, monotone == "ascending"), monotone, None),
+                  (_iso_sse(v, w, other == "ascending"), other, None)]
+    if direction_changes(shrunk) > 0:
+        candidates += turning
+    mono_sse = candidates[0][0]
+    ranked = sorted(candidates, key=lambda c: (c[0], c[1] not in ("ascending", "descending")))
+    # a turning shape must fit better than the monotone one by TURN_SHARE
+    ranked = [c for c in ranked if c[1] in ("ascending", "descending")
+              or c[0] <= TURN_SHARE * mono_sse]
+    if ranked and ranked[0][1] in ("ascending", "descending") and ranked[0][1] != monotone:
+        ranked.remove(ranked[0])  # the other direction only as a fallback
+        ranked.append(candidates[1])
+    for _, shape, split in ranked:
+        if _feasible(_shape_steps(shape, split, k), sides):
+            return shape, split
+    steps, previous = [], 1 if monotone == "ascending" else -1
+    for d in np.diff(np.asarray(shrunk, dtype=float)):
+        previous = previous if d == 0 else int(np.sign(d))
+        steps.append(previous)
+    return "steps", tuple(steps)
 
 
 def _step_bounds(shape: str, split: int | None, k: int) -> tuple[float, float]:
@@ -180,6 +225,8 @@ def _step_bounds(shape: str, split: int | None, k: int) -> tuple[float, float]:
         return up if k <= split else down
     if shape == "valley":
         return down if k <= split else up
+    if shape == "steps":  # split: the sign of each step
+        return up if split[k - 1] > 0 else down
     return -math.inf, math.inf
 
 
@@ -194,7 +241,7 @@ class Parametrisation:
     M: sp.csr_matrix
     lower: np.ndarray
     upper: np.ndarray
-    shapes: dict[str, tuple[str, int | None]]
+    shapes: dict[str, tuple[str, object]]
     merged: list[int]
     capped: set[int]  # slots whose thin-evidence cap is a box bound of their own parameter
     blocked: set[int]  # bins of a monotone block (thermometer-coded)
@@ -217,16 +264,20 @@ def reference_slot(encoder: FactorEncoder, j: int) -> int:
 
 
 def parametrise(encoder: FactorEncoder, evidence: Evidence, *, trends: dict[str, str],
-                min_leads: int, locked: dict[int, float]) -> Parametrisation:
+                min_leads: int, locked: dict[int, float],
+                held: np.ndarray | None = None) -> Parametrisation:
     """The map ``M`` and the box bounds (see the module docstring). ``trends`` maps numeric
     factors to a :data:`TRENDS` entry (absent: ``free``); ``locked`` maps design slots to
-    their fixed log odds ratio against the reference."""
+    their fixed log odds ratio against the reference; ``held`` (per slot: +1 / -1 for a level
+    sign consistency holds above / below its factor's average, else 0) steers ``auto``
+    trends clear of shapes that sign consistency could not live with."""
+    held = np.zeros(len(evidence.leads)) if held is None else held
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
     lower: list[float] = []
     upper: list[float] = []
-    shapes: dict[str, tuple[str, int | None]] = {}
+    shapes: dict[str, tuple[str, object]] = {}
     merged: list[int] = []
     capped: set[int] = set()
     blocked: set[int] = set()
@@ -251,7 +302,7 @@ def parametrise(encoder: FactorEncoder, evidence: Evidence, *, trends: dict[str,
         if n_bins >= 2:
             bins = slice(lo, lo + n_bins)
             shape, split = choose_trend(evidence.shrunk[bins], evidence.leads[bins],
-                                        trends.get(factor.name, "free"))
+                                        trends.get(factor.name, "free"), held[bins])
             shapes[factor.name] = (shape, split)
         block = range(lo, lo + n_bins) if shape != "free" else range(0)
         bad = [s for s in block if s in locked]
@@ -447,7 +498,7 @@ class TrustedFit:
     coef: np.ndarray
     intercept: float
     n_iter: int
-    shapes: dict[str, tuple[str, int | None]]
+    shapes: dict[str, tuple[str, object]]
     sign_bounded: list[int]  # significant slots held on their lift's side (constraint active)
     merged: list[int]
     locked: dict[int, float]
@@ -495,7 +546,10 @@ def fit_trusted(encoder: FactorEncoder, design: sp.spmatrix, y: np.ndarray, *, C
     design = sp.csr_matrix(design)
     y = np.asarray(y, dtype=float)
     evidence = level_evidence(encoder, design, y, lift)
-    param = parametrise(encoder, evidence, trends=trends, min_leads=min_leads, locked=locked)
+    held = (np.where(evidence.p_adjusted < alpha, evidence.side, 0.0) if sign_consistent
+            else None)
+    param = parametrise(encoder, evidence, trends=trends, min_leads=min_leads, locked=locked,
+                        held=held)
     rules = inequalities(encoder, evidence, param, sign_consistent=sign_consistent,
                          locked=locked, min_leads=min_leads, margin=margin,
                          level_margin=margin if level_margin is None else level_margin,
