@@ -16,8 +16,9 @@ parameters that carry *box bounds*. Per factor, with ``r`` its reference (most c
 * **monotone trends** (numeric bins): thermometer coding, ``b_k = b_{k-1} + d_k`` with
   ``d_k >= 0`` (ascending), ``<= 0`` (descending), or two monotone pieces around a split bin
   ``s`` (peak: ``d_k >= 0`` for ``k <= s``, ``<= 0`` after; valley: the reverse). The trend
-  ``auto`` is read off the lift evidence (:func:`choose_trend`); special and ``(missing)``
-  levels stay free;
+  ``auto`` is read off the lift evidence (:func:`choose_trend`: the best-fitting of the four
+  shapes on the shrunk rates that sign consistency can live with, else each step the way
+  the shrunk rates go); special and ``(missing)`` levels stay free;
 * **small levels**: a level with fewer than ``min_leads`` training leads has no parameter of
   its own (``b_s = a``: 0 points relative to the reference), except a bin of a monotone
   trend, which stays in its trend; any level with ``n`` below ``THIN_LEADS = 30`` leads is
