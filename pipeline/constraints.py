@@ -13,7 +13,8 @@ parameters that carry *box bounds*. Per factor, with ``r`` its reference (most c
 
 * ``b_r = a`` (free anchor); every other level ``b_s = a + delta_s`` where ``delta_s`` is the
   level's log odds ratio against the reference (its points are ``pdo / ln 2 * delta_s``);
-* **monotone trends** (numeric bins): thermometer coding, ``b_k = b_{k-1} + d_k`` with
+* **monotone trends** (numeric bins backed by at least ``THIN_LEADS`` leads; thinner bins
+  are levels of their own, as below): thermometer coding, ``b_k = b_{k-1} + d_k`` with
   ``d_k >= 0`` (ascending), ``<= 0`` (descending), or two monotone pieces around a split bin
   ``s`` (peak: ``d_k >= 0`` for ``k <= s``, ``<= 0`` after; valley: the reverse). The trend
   ``auto`` is read off the lift evidence (:func:`choose_trend`: the best-fitting of the four
@@ -134,17 +135,27 @@ def _shape_steps(shape: str, split: int | None, k: int) -> list[int]:
     return [1 if _step_bounds(shape, split, i)[0] == 0.0 else -1 for i in range(1, k)]
 
 
+def _forced_below(steps: list[int], i: int, j: int) -> bool:
+    """Whether bin ``j`` is forced at or below bin ``i`` by the step signs."""
+    if j > i:
+        return all(d < 0 for d in steps[i:j])
+    return all(d > 0 for d in steps[j:i])
+
+
 def _feasible(steps: list[int], sides: np.ndarray) -> bool:
     """Whether bins whose steps have these signs can put every significant bin (``sides``:
-    +1 above, -1 below, 0 not significant) on its side of any average: no bin held above
-    is forced at or below a bin held below (or the reverse)."""
-    held = np.flatnonzero(sides != 0)
-    for a, i in enumerate(held):
-        for j in held[a + 1:]:
-            between = steps[i:j]  # the steps from bin i to bin j
-            if sides[i] > 0 > sides[j] and all(d > 0 for d in between):
-                return False
-            if sides[i] < 0 < sides[j] and all(d < 0 for d in between):
+    +1 above, -1 below, 0 not significant) on its side of the bins' average: no bin held
+    above is forced at or below a bin held below, no bin held below is forced to be the
+    highest bin, none held above the lowest."""
+    k = len(sides)
+    for i in np.flatnonzero(sides != 0):
+        others = [j for j in range(k) if j != i]
+        if sides[i] < 0 and all(_forced_below(steps, i, j) for j in others):
+            return False
+        if sides[i] > 0 and all(_forced_below(steps, j, i) for j in others):
+            return False
+        for j in others:
+            if sides[i] > 0 > sides[j] and _forced_below(steps, j, i):
                 return False
     return True
 
@@ -299,13 +310,16 @@ def parametrise(encoder: FactorEncoder, evidence: Evidence, *, trends: dict[str,
         ref = reference_slot(encoder, j)
         anchor = new()
         n_bins = factor.n_bins if factor.kind == "numeric" else 0
+        # the trend runs over the bins backed by THIN_LEADS leads or more; thinner bins are
+        # levels of their own (tied to the reference, or capped), like special levels
+        trended = [s for s in range(lo, lo + n_bins)
+                   if evidence.leads[s] >= max(THIN_LEADS, min_leads)]
         shape, split = ("free", None)
-        if n_bins >= 2:
-            bins = slice(lo, lo + n_bins)
-            shape, split = choose_trend(evidence.shrunk[bins], evidence.leads[bins],
-                                        trends.get(factor.name, "free"), held[bins])
+        if len(trended) >= 2:
+            shape, split = choose_trend(evidence.shrunk[trended], evidence.leads[trended],
+                                        trends.get(factor.name, "free"), held[trended])
             shapes[factor.name] = (shape, split)
-        block = range(lo, lo + n_bins) if shape != "free" else range(0)
+        block = trended if shape != "free" else []
         bad = [s for s in block if s in locked]
         if bad:
             raise ValueError(f"points.locked: {factor.name!r} = {factor.slots[bad[0] - lo]!r} is "
@@ -328,29 +342,30 @@ def parametrise(encoder: FactorEncoder, evidence: Evidence, *, trends: dict[str,
                 put(s, [anchor, new() if cap is None else new(-cap, cap)])
         blocked.update(block)
         if len(block):
-            _thermometer(lo, n_bins, ref, shape, split, anchor, new, put)
+            _thermometer(block, ref, shape, split, anchor, new, put)
     n = int(encoder.offsets_[-1])
     M = sp.csr_matrix((vals, (rows, cols)), shape=(n, len(lower)))
     return Parametrisation(M, np.asarray(lower), np.asarray(upper), shapes, merged, capped,
                            blocked)
 
 
-def _thermometer(lo: int, n_bins: int, ref: int, shape: str, split: int | None, anchor: int,
+def _thermometer(bins: list[int], ref: int, shape: str, split: object, anchor: int,
                  new, put) -> None:
-    """Bins ``lo .. lo + n_bins - 1`` as cumulative steps from an anchor bin (the reference
-    when it is a bin, else bin 0 at ``a + e``): ``b_k = b_{k0} + sum_{k0 < i <= k} d_i`` above,
-    ``b_{k0} - sum_{k < i <= k0} d_i`` below, each step ``d_i`` bounded by the shape."""
-    steps = {k: new(*_step_bounds(shape, split, k)) for k in range(1, n_bins)}
-    if lo <= ref < lo + n_bins:
-        k0, base = ref - lo, [anchor]
+    """The trend's bins (design slots, in order) as cumulative steps from an anchor bin (the
+    reference when it is one of them, else the first at ``a + e``):
+    ``b_k = b_{k0} + sum_{k0 < i <= k} d_i`` above, ``b_{k0} - sum_{k < i <= k0} d_i`` below,
+    each step ``d_i`` bounded by the shape."""
+    steps = {k: new(*_step_bounds(shape, split, k)) for k in range(1, len(bins))}
+    if ref in bins:
+        k0, base = bins.index(ref), [anchor]
     else:
         k0, base = 0, [anchor, new()]
-    for k in range(n_bins):
+    for k, slot in enumerate(bins):
         if k >= k0:
-            put(lo + k, base + [steps[i] for i in range(k0 + 1, k + 1)])
+            put(slot, base + [steps[i] for i in range(k0 + 1, k + 1)])
         else:
             down = [steps[i] for i in range(k + 1, k0 + 1)]
-            put(lo + k, base + down, [1.0] * len(base) + [-1.0] * len(down))
+            put(slot, base + down, [1.0] * len(base) + [-1.0] * len(down))
 
 
 # ----------------------------------------------------------------- linear constraints

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.constraints import against_lift, direction_changes, factor_averages, reference_slot
+from pipeline.constraints import (
+    THIN_LEADS,
+    against_lift,
+    direction_changes,
+    factor_averages,
+    reference_slot,
+)
 
 TRUST_COLUMNS = ["constraint", "changed", "auc", "auc_without", "auc_cost"]
 CONTRADICTION_COLUMNS = ["factor", "level", "leads", "conversion_rate", "overall_rate",
@@ -85,8 +91,9 @@ def contradictions(scorecard: object, pairwise: pd.DataFrame | None = None, *,
 
 
 def trend_changes(scorecard: object) -> pd.DataFrame:
-    """Per numeric factor with two bins or more: its fitted trend, how often its bin points
-    and the lift's shrunk rates change direction. Columns: factor, trend, split,
+    """Per numeric factor with two bins or more: its fitted trend, how often the points and
+    the lift's shrunk rates of its trend's bins (those backed by 30 leads or more; thinner
+    bins score as levels of their own) change direction. Columns: factor, trend, split,
     points_direction_changes, shrunk_direction_changes."""
     encoder, points = scorecard.encoder_, scorecard.slot_points_
     evidence, shapes = scorecard.trusted_.evidence, scorecard.trusted_.shapes
@@ -95,7 +102,8 @@ def trend_changes(scorecard: object) -> pd.DataFrame:
         if factor.kind != "numeric" or factor.n_bins < 2:
             continue
         lo = int(encoder.offsets_[j])
-        bins = slice(lo, lo + factor.n_bins)
+        backed = max(THIN_LEADS, scorecard.min_leads)
+        bins = [s for s in range(lo, lo + factor.n_bins) if evidence.leads[s] >= backed]
         shape, split = shapes.get(factor.name, ("free", None))
         rows.append({"factor": factor.name, "trend": shape, "split": split,
                      "points_direction_changes": direction_changes(points[bins]),
