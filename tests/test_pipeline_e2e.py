@@ -184,11 +184,13 @@ def test_x_education_cross_validation_meets_the_targets(shared_data, make_config
                              monkeypatch, capsys)
     assert code == 0, err
     result = json.loads(out)
-    for key in ("auc_points", "auc_model", "auc_benchmark", "brier_points", "brier_model",
-                "rounding_auc_loss", "n_factors", "n_leads"):
+    for key in ("auc_points", "auc_unconstrained", "auc_model", "auc_benchmark",
+                "brier_points", "brier_model", "rounding_auc_loss", "n_factors", "n_leads"):
         assert key in result
     assert result["n_leads"] == 9237
-    assert result["auc_points"] >= 0.918  # interpretML's EBM: 0.920; plain LR 0.911
+    # points people trust (trends, sign consistency, small levels) cost at most 0.003 AUC
+    assert result["auc_points"] >= 0.915  # interpretML's EBM: 0.920; plain LR 0.911
+    assert result["auc_unconstrained"] - result["auc_points"] <= 0.003
     assert result["n_factors"] <= 20
     assert result["auc_benchmark"] - result["auc_points"] <= 0.015
     assert result["rounding_auc_loss"] <= 0.002
