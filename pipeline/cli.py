@@ -518,8 +518,8 @@ def evaluate(
         return
     console = rich_console()
     console.print(f"{folds}-fold cross-validation on {int(result['n_leads']):,} leads:")
-    for key in ("auc_points", "auc_model", "auc_benchmark", "brier_points", "brier_model",
-                "rounding_auc_loss", "n_factors"):
+    for key in ("auc_points", "auc_unconstrained", "auc_model", "auc_benchmark",
+                "brier_points", "brier_model", "rounding_auc_loss", "n_factors"):
         console.print(f"  {key:<18} {result[key]:.4f} +- {result[key + '_std']:.4f}")
     if result["n_factors"] == 0:
         console.print("no signal: no factor passed selection in any fold")

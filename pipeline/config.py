@@ -143,6 +143,7 @@ class ColumnsConfig(_Strict):
     exclude: list[str]
     declared_leaky: list[str]
     special_values: dict[str, list[float]]
+    trend: dict[str, Literal["ascending", "descending", "peak", "valley", "auto", "free"]]
 
     @field_validator("special_values")
     @classmethod
@@ -265,6 +266,8 @@ class PointsConfig(_Strict):
     cap: tuple[int, int] | None
     unseen_points: int
     max_rounding_auc_loss: float
+    sign_consistent: bool
+    locked: dict[str, int]
 
     @model_validator(mode="after")
     def _ranges(self) -> PointsConfig:
@@ -278,6 +281,12 @@ class PointsConfig(_Strict):
             raise ValueError(f"range must be [low, high] with low < high, got {list(self.range)}")
         if self.cap is not None and self.cap[0] >= self.cap[1]:
             raise ValueError(f"cap must be [min, max] with min < max, got {list(self.cap)}")
+        bad = [key for key in self.locked if " = " not in key]
+        if bad:
+            raise ValueError(f"locked keys are 'factor = level', got {bad}")
+        if self.locked and self.scaling != "pdo":
+            raise ValueError("locked points need scaling: pdo (they are relative to the "
+                             "factor's reference level)")
         return self
 
 

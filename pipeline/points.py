@@ -35,6 +35,7 @@ from sklearn.utils import TransformerTags, assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
+from pipeline.constraints import TRENDS, TrustedFit, fit_trusted, sign_rounding
 from pipeline.encoding import MISSING, OTHER, FactorEncoder, check_frame
 from pipeline.fit import RegularisedFit, fit_regularised, reference_slots
 from pipeline.rules import FactorRules, PointsRules, merge_equal_bins, special_key
@@ -236,7 +237,9 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
                  missing_values: tuple[str, ...] = (), max_iter: int = 2000,
                  random_state: int = 0,
                  max_cv_rows: int | None = None,
-                 special_values: dict[str, list[float]] | None = None):
+                 special_values: dict[str, list[float]] | None = None,
+                 trend: str | dict[str, str] = "auto", sign_consistent: bool = True,
+                 locked: dict[str, int] | None = None):
         self.groups = groups
         self.numeric = numeric
         self.n_bins = n_bins
@@ -255,6 +258,9 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.max_cv_rows = max_cv_rows
         self.special_values = special_values
+        self.trend = trend
+        self.sign_consistent = sign_consistent
+        self.locked = locked
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -265,8 +271,12 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
 
-    def fit(self, X: object, y: object) -> PointsScorecard:
-        """Learn the points table from leads ``X`` and their outcome ``y`` (two classes)."""
+    def fit(self, X: object, y: object, *, lift: pd.DataFrame | None = None) -> PointsScorecard:
+        """Learn the points table from leads ``X`` and their outcome ``y`` (two classes).
+
+        ``lift`` (the analysis' :func:`pipeline.lift.lift_table`) says which levels are
+        significant for sign consistency; without it the significance is computed from
+        ``X`` (see :func:`pipeline.constraints.level_evidence`)."""
         name = type(self).__name__
         if self.scaling not in ("pdo", "minmax"):
             raise ValueError(f"{name}: scaling must be 'pdo' or 'minmax', got {self.scaling!r}")
@@ -296,11 +306,24 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
             design, y01, c_grid=list(self.c_grid), folds=self.cv_folds, seed=self.random_state,
             max_cv_rows=self.max_cv_rows,
             max_iter=self.max_iter)
+        self.trusted_: TrustedFit = fit_trusted(
+            self.encoder_, design, y01, C=self.fit_.C, start_coef=self.fit_.coef,
+            start_intercept=self.fit_.intercept, trends=self._trends(),
+            sign_consistent=bool(self.sign_consistent), locked=self._locked_slots(),
+            min_leads=self.min_leads, margin=self._margin(), max_iter=self.max_iter, lift=lift,
+            # other levels: held at the average at least; sign_rounding rounds them across
+            level_margin=0.0 if self.scaling == "pdo" else self._margin())
+        self.fit_ = replace(self.fit_, coef=self.trusted_.coef,
+                            intercept=self.trusted_.intercept,
+                            n_iter=self.fit_.n_iter + self.trusted_.n_iter)
         self.n_iter_ = np.asarray([self.fit_.n_iter], dtype=np.int32)
         self.scaled_ = scale_points(self.fit_.coef, self.fit_.intercept, self.encoder_,
                                     scaling=self.scaling, pdo=self.pdo, base_score=self.base_score,
                                     base_odds=self.base_odds, score_range=tuple(self.score_range))
         self.slot_points_ = round_points(self.scaled_, self.encoder_)
+        if self.sign_consistent and self.scaling == "pdo":
+            self.slot_points_ = sign_rounding(self.encoder_, self.scaled_.values,
+                                              self.slot_points_, self.trusted_)
         groups = dict(self.groups or {})
         factors = build_rules(self.encoder_, self.slot_points_, groups=groups,
                               unseen_points=self.unseen_points,
@@ -318,6 +341,55 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         intercept, slope = fit_probability_map(total, y01)
         self.rules_ = replace(rules, prob_intercept=intercept, prob_slope=slope)
         return self
+
+    def _trends(self) -> dict[str, str]:
+        """The requested trend of every numeric factor: ``trend`` when a string, else the
+        dict's entry (``auto`` for numeric factors it does not name)."""
+        numeric = [f.name for f in self.encoder_.factors_ if f.kind == "numeric"]
+        given = self.trend if isinstance(self.trend, dict) else {}
+        default = self.trend if isinstance(self.trend, str) else "auto"
+        out = {name: str(given.get(name, default)) for name in numeric}
+        bad = {k: v for k, v in {**({} if isinstance(self.trend, dict) else {"trend": default}),
+                                  **out}.items() if v not in TRENDS}
+        if bad:
+            raise ValueError(f"{type(self).__name__}: trend must be one of {list(TRENDS)}, "
+                             f"got {bad}")
+        return out
+
+    def _margin(self) -> float:
+        """How far (log odds) a sign-bounded bin of a monotone trend sits beyond its
+        factor's average: one point at pdo scaling, so rounding cannot carry it back across
+        (at most 0.05: a coarse pdo would push bins far from their fit); 0.01 at minmax."""
+        return min(math.log(2) / self.pdo, 0.05) if self.scaling == "pdo" else 0.01
+
+    def _locked_slots(self) -> dict[int, float]:
+        """``locked`` (``{"factor = level": points}``) as design slot -> log odds ratio
+        against the factor's reference (``points * ln 2 / pdo``). A factor not among the
+        inputs is skipped (selection dropped it); an unknown level is an error."""
+        if not self.locked:
+            return {}
+        if self.scaling != "pdo":
+            raise ValueError("points.locked needs pdo scaling (locked points are relative to "
+                             "the factor's reference level)")
+        out: dict[int, float] = {}
+        factors = self.encoder_.factors_
+        for key, value in self.locked.items():
+            match = [(j, f) for j, f in enumerate(factors) if str(key).startswith(f"{f.name} = ")]
+            if not match:
+                continue
+            j, factor = max(match, key=lambda m: len(m[1].name))
+            level = str(key)[len(factor.name) + 3:]
+            if level not in factor.slots:
+                raise ValueError(f"points.locked: {key!r}: {factor.name!r} has no level "
+                                 f"{level!r} (levels: {factor.slots})")
+            slot = int(self.encoder_.offsets_[j] + factor.slots.index(level))
+            if slot == reference_slots(self.encoder_)[j]:
+                if float(value) != 0:
+                    raise ValueError(f"points.locked: {key!r} is its factor's reference level, "
+                                     "which scores 0 by definition")
+                continue
+            out[slot] = float(value) * math.log(2) / self.pdo
+        return out
 
     def _frame(self, X: object) -> pd.DataFrame:
         """Fitted check + input validation (same columns as in ``fit``) for every predictor."""

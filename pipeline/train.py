@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from pipeline.threshold import (
     fit_pain_quadrant,
     grade_cutoffs,
 )
+from pipeline.trust import ConstraintEffect, contradictions, trust_table
 
 NO_SIGNAL = "no signal: no factor passed selection, the points table is empty"
 
@@ -77,6 +79,7 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     no_signal: bool = False
     half_life_table: pd.DataFrame | None = None
+    trust: pd.DataFrame | None = None  # see pipeline.trust.trust_table
 
 
 def selection_settings(config: Config) -> SelectionSettings:
@@ -147,11 +150,25 @@ def _check_selection(X: pd.DataFrame, y: pd.Series, result: SelectionResult, con
     return report, check
 
 
+#: the trust parameters of the unconstrained fit: trend free, no sign consistency, no locks
+UNCONSTRAINED = {"trend": "free", "sign_consistent": False, "locked": None}
+
+
+def trust_params(config: Config) -> dict[str, Any]:
+    """:class:`PointsScorecard`'s trust parameters from ``columns.trend``,
+    ``points.sign_consistent`` and ``points.locked``."""
+    return {"trend": dict(config.columns.trend), "sign_consistent": config.points.sign_consistent,
+            "locked": dict(config.points.locked) or None}
+
+
 def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeric: list[str],
-                  config: Config, *, c_grid: tuple[float, ...] | None = None
-                  ) -> PointsScorecard:
+                  config: Config, *, c_grid: tuple[float, ...] | None = None,
+                  trust: dict[str, Any] | None = None,
+                  lift: pd.DataFrame | None = None) -> PointsScorecard:
     """The points table of ``config`` fitted on ``X``, ``y`` (``c_grid`` overrides the
-    config's grid: a refit with the C already chosen)."""
+    config's grid: a refit with the C already chosen; ``trust`` overrides trust parameters,
+    e.g. :data:`UNCONSTRAINED`; ``lift``: the analysis' lift table, whose BH-adjusted
+    p-values say which levels sign consistency holds)."""
     p, m, a = config.points, config.model, config.analysis
     return PointsScorecard(
         groups=groups, numeric=[c for c in numeric if c in X.columns], n_bins=a.n_bins,
@@ -161,7 +178,8 @@ def fit_scorecard(X: pd.DataFrame, y: np.ndarray, groups: dict[str, str], numeri
         cap=None if p.cap is None else tuple(p.cap), unseen_points=p.unseen_points,
         missing_values=tuple(config.data.missing_values), max_iter=m.max_iter,
         random_state=config.seed, max_cv_rows=m.max_cv_rows,
-        special_values=dict(config.columns.special_values)).fit(X, y)
+        special_values=dict(config.columns.special_values),
+        **{**trust_params(config), **(trust or {})}).fit(X, y, lift=lift)
 
 
 def with_text_as_categories(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -277,7 +295,8 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
     kept = analysis.kept
     groups = {c: features.groups[c] for c in kept}
     refit = config.model.refit_on_all
-    scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config)
+    scorecard = fit_scorecard(X_train, y_train, groups, features.numeric, config,
+                              lift=analysis.lift)
     train_scores = score_frame(scorecard.rules_, X_train)
     choice = _choose_threshold(train_scores, y_train, train_keys, config)
     evaluated = replace(scorecard.rules_, sdr_threshold=choice.threshold)
@@ -303,6 +322,9 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
         "holdout_brier_model": mdl["brier"], "rounding_auc_loss": fidelity["rounding_auc_loss"],
         "C": scorecard.fit_.C, **cv, "prior_log_loss": signal.prior_log_loss,
     }
+    trust_effects = _trust_effects(scorecard, X_train, y_train, X_test, y_test, groups,
+                                   features.numeric, config, analysis.lift)
+    metrics["holdout_auc_unconstrained"] = trust_effects[-1].auc_without
     if analysis.cv_check is not None and len(analysis.cv_check):
         auc_of = dict(zip(analysis.cv_check["set"], analysis.cv_check["cv_auc"], strict=True))
         metrics["cv_auc_kept"] = float(auc_of["kept"])
@@ -317,7 +339,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
         X_final = with_text_as_categories(frame[kept], kept).reset_index(drop=True)
         y_final, final_keys = y_all, keys
         final = fit_scorecard(X_final, y_final, groups, features.numeric, config,
-                              c_grid=(scorecard.fit_.C,))
+                              c_grid=(scorecard.fit_.C,), lift=analysis.lift)
         final_scores = score_frame(final.rules_, X_final)
         choice = _choose_threshold(final_scores, y_final, final_keys, config)
         notes.append(f"holdout figures are of the table fitted on the other {len(y_train):,} "
@@ -362,9 +384,69 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
                             "unrounded_points": unrounded_test, "model_probability": model_prob})
     if "created_at" in test_keys.columns:
         holdout["created_at"] = test_keys["created_at"].to_numpy()
+    trust = _trust_report(final, pts["auc"], trust_effects, analysis, notes)
     return TrainResult(rules, final, final.points_table(), coefficients, analysis, choice,
                        quadrant, calibration, fidelity, metrics, split, holdout, notes, False,
-                       features.half_life_table)
+                       features.half_life_table, trust)
+
+
+def _trust_effects(scorecard: PointsScorecard, X_train: pd.DataFrame, y_train: np.ndarray,
+                   X_test: pd.DataFrame, y_test: np.ndarray, groups: dict[str, str],
+                   numeric: list[str], config: Config, lift: pd.DataFrame
+                   ) -> list[ConstraintEffect]:
+    """Holdout AUC of the points with each trust constraint lifted in turn (the others
+    kept; at the chosen C), then with all lifted (the last effect: the unconstrained fit)."""
+    C = (scorecard.fit_.C,)
+    trusted = scorecard.trusted_
+    names = scorecard.encoder_.get_feature_names_out()
+
+    def auc_without(**trust: Any) -> float:
+        refit = fit_scorecard(X_train, y_train, groups, numeric, config, c_grid=C, trust=trust,
+                              lift=lift)
+        return binary_metrics(y_test, refit.points(X_test))["auc"]
+
+    effects = []
+    shaped = {f: s for f, (s, _) in trusted.shapes.items() if s != "free"}
+    if shaped:
+        effects.append(ConstraintEffect(
+            "columns.trend", "; ".join(f"{f}: {s}" for f, s in shaped.items()),
+            auc_without(trend="free")))
+    if scorecard.sign_consistent:
+        held = [str(names[s]) for s in trusted.sign_bounded]
+        effects.append(ConstraintEffect(
+            "points.sign_consistent",
+            f"{len(held)} significant level(s) held on their lift's side of the factor's "
+            f"average: {', '.join(held)}" if held else "no level needed holding",
+            auc_without(sign_consistent=False)))
+    for key, value in (scorecard.locked or {}).items():
+        rest = {k: v for k, v in scorecard.locked.items() if k != key} or None
+        effects.append(ConstraintEffect(f"points.locked: {key}", f"fixed at {value} points",
+                                        auc_without(locked=rest)))
+    effects.append(ConstraintEffect("all (unconstrained)",
+                                    "trend free, sign consistency off, no locks",
+                                    auc_without(**UNCONSTRAINED)))
+    return effects
+
+
+def _trust_report(final: PointsScorecard, auc: float, effects: list[ConstraintEffect],
+                  analysis: Analysis, notes: list[str]) -> pd.DataFrame:
+    """``trust.csv``: the constraints' holdout AUC costs; with sign consistency off, one
+    row (and a note) per level whose points argue with its lift, with the factor that
+    explains it."""
+    table = trust_table(auc, effects)
+    found = contradictions(final, analysis.pairwise)
+    if final.sign_consistent or not len(found):
+        return table
+    rows = []
+    for r in found.itertuples(index=False):
+        text = (f"{r.factor} = {r.level} converts at {r.conversion_rate:.1%} "
+                f"({r.overall_rate:.1%} overall) yet scores {r.points:+.0f} against its "
+                f"factor's average {r.factor_average_points:+.0f}; explained by {r.explained_by} "
+                f"(association {r.association:.2f})")
+        notes.append(f"points against the lift: {text}")
+        rows.append({"constraint": "contradiction", "changed": text, "auc": np.nan,
+                     "auc_without": np.nan, "auc_cost": np.nan})
+    return pd.concat([table, pd.DataFrame(rows, columns=table.columns)], ignore_index=True)
 
 
 def _choose_threshold(scores: pd.DataFrame, y: np.ndarray, keys: pd.DataFrame,
@@ -413,7 +495,9 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
     """Run selection + fit + points inside each fold (nothing learned from the test fold).
 
     Returns mean and standard deviation of ROC AUC and Brier for the integer points table,
-    the unrounded model and the gradient-boosting benchmark, the rounding loss and the
+    ``auc_unconstrained`` (the same procedure on the same folds with trend ``free``, sign
+    consistency off and no locks: what the trust constraints cost), the unrounded model
+    and the gradient-boosting benchmark, the rounding loss and the
     number of factors kept.
     """
     frame = features.frame
@@ -429,7 +513,8 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
         if not analysis.kept:
             rate = y[train_idx].mean()
             brier = float(np.mean((y[test_idx] - rate) ** 2))
-            record.update(auc_points=0.5, auc_model=0.5, auc_benchmark=0.5, brier_points=brier,
+            record.update(auc_points=0.5, auc_unconstrained=0.5, auc_model=0.5,
+                          auc_benchmark=0.5, brier_points=brier,
                           brier_model=brier, rounding_auc_loss=0.0)
             records.append(record)
             continue
@@ -437,7 +522,10 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
         X_train = train_frame[kept].reset_index(drop=True)
         X_test = test_frame[kept].reset_index(drop=True)
         groups = {c: features.groups[c] for c in kept}
-        scorecard = fit_scorecard(X_train, y[train_idx], groups, features.numeric, config)
+        scorecard = fit_scorecard(X_train, y[train_idx], groups, features.numeric, config,
+                                  lift=analysis.lift)
+        free = fit_scorecard(X_train, y[train_idx], groups, features.numeric, config,
+                             c_grid=(scorecard.fit_.C,), trust=UNCONSTRAINED)
         total = scorecard.points(X_test)
         prob_points = scorecard.predict_proba(X_test)[:, 1]
         prob_model = _model_probability(scorecard, X_test)
@@ -449,6 +537,7 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
                               seed=config.seed, max_rows=config.model.max_cv_rows)
         record.update(
             auc_points=binary_metrics(y_test, total)["auc"],
+            auc_unconstrained=binary_metrics(y_test, free.points(X_test))["auc"],
             auc_model=binary_metrics(y_test, prob_model)["auc"],
             auc_unrounded=binary_metrics(y_test, unrounded)["auc"],
             auc_benchmark=bench["auc"],

@@ -137,8 +137,8 @@ def test_x_education_cross_validation_meets_the_targets(shared_data, make_config
                              monkeypatch, capsys)
     assert code == 0, err
     result = json.loads(out)
-    for key in ("auc_points", "auc_model", "auc_benchmark", "brier_points", "brier_model",
-                "rounding_auc_loss", "n_factors", "n_leads"):
+    for key in ("auc_points", "auc_unconstrained", "auc_model", "auc_benchmark",
+                "brier_points", "brier_model", "rounding_auc_loss", "n_factors", "n_leads"):
         assert key in result
     assert result["n_leads"] == 9237
     assert result["auc_points"] >= 0.918  # interpretML's EBM: 0.920; plain LR 0.911
@@ -147,6 +147,20 @@ def test_x_education_cross_validation_meets_the_targets(shared_data, make_config
     assert result["rounding_auc_loss"] <= 0.002
     assert result["brier_points"] <= 0.112
     assert abs(result["brier_points"] - result["brier_model"]) <= 0.002
+
+
+@pytest.mark.slow
+def test_x_education_with_every_trust_constraint_on(shared_data, make_config, monkeypatch,
+                                                    capsys):
+    """Trends auto and sign consistency on (the defaults) cost at most 0.003 CV AUC."""
+    config = make_config("x_education", leads=shared_data, columns={"trend": {}},
+                         points={"sign_consistent": True})
+    code, out, err = run_cli(["evaluate", "--config", str(config), "--folds", "5", "--json"],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["auc_points"] >= 0.915
+    assert result["auc_unconstrained"] - result["auc_points"] <= 0.003
 
 
 @pytest.mark.slow
