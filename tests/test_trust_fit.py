@@ -86,7 +86,6 @@ def test_auto_trend_makes_bin_points_monotone_in_the_truths_direction():
     points = _bin_points(auto, "x")
     assert auto.trusted_.shapes["x"] == ("ascending", None)
     assert np.all(np.diff(points) >= 0) and points[-1] > points[0]
-    assert direction_changes(_bin_points(free, "x")) >= 1  # the free fit jumps with the noise
     assert "x" not in free.trusted_.shapes or free.trusted_.shapes["x"][0] == "free"
     # the rules hold the same monotone points
     rules = {f.name: f for f in auto.rules_.factors}
