@@ -296,6 +296,8 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
             from pipeline.scoring_events import changed_since
 
             changed = changed_since(cfg, events, since, leads=Path(input_path))
+            if not changed:
+                raise NothingNew(since)
 
             def row_filter(frame: pd.DataFrame) -> pd.Series:
                 return frame[cfg.data.id_name].astype(str).isin(changed)
@@ -352,13 +354,12 @@ def score(
     = False,
 ) -> None:
     """Score leads with a registered version: every lead comes out scored or rejected."""
-    import pandas as pd
 
     from pipeline import registry
 
     rejects = rejects or output.with_name(output.stem + "_rejects.csv")
-    as_of_ts = pd.Timestamp(as_of) if as_of else None
-    since_ts = pd.Timestamp(since) if since else None
+    as_of_ts = _time_option("--as-of", as_of)
+    since_ts = _time_option("--since", since)
     if model is None and config is not None:
         cfg = _load_config(config)
         if cfg.targets:
@@ -371,9 +372,14 @@ def score(
     source = Path(input) if input else Path(model_cfg.data.leads)
     with _maybe_lock(model_cfg, lock, "score"):
         started = time.perf_counter()
-        summary = _score_to_file(model_cfg, rules, source, output, rejects, as_of=as_of_ts,
-                                 since=since_ts, batch_size=batch_size, engine=engine,
-                                 master=master, reasons=reasons)
+        try:
+            summary = _score_to_file(model_cfg, rules, source, output, rejects, as_of=as_of_ts,
+                                     since=since_ts, batch_size=batch_size, engine=engine,
+                                     master=master, reasons=reasons)
+        except NothingNew:
+            say(f"nothing new since {since_ts}: no lead has an event or was created at or "
+                f"after it; {output} and {rejects} are left as they were")
+            return
         if sys.stderr.isatty():
             print(file=sys.stderr)
         if model_cfg.data.account_column:
@@ -386,6 +392,26 @@ def score(
             ", ".join(f"{k}: {v}" for k, v in sorted(summary.unseen.items())))
     say(f"scored leads: {output}")
     say(f"rejects:      {rejects}" + (f" ({summary.rejected} rows)" if summary.rejected else ""))
+
+
+class NothingNew(Exception):  # noqa: N818 - a state, not a failure: cron runs exit 0
+    """``--since`` found no lead with an event or a creation at or after it."""
+
+
+def _time_option(option: str, value: str | None):
+    """``--since`` / ``--as-of`` as a timestamp, or a one-line error naming the option."""
+    import pandas as pd
+
+    if not value:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
+        raise UserError(f"{option} {value!r} is not a date or time",
+                        hint="use ISO 8601, e.g. 2025-02-28 or 2025-02-28T09:00")
+    return stamp
 
 
 def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_of, since,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import invoke
+from helpers import invoke, run_cli
 from typer.testing import CliRunner
 
 from pipeline.errors import LockedError, UserError
@@ -143,6 +143,29 @@ def test_incremental_scoring_rescores_only_changed_leads(trained, full_scores, t
     assert set(part["lead_id"]) == expected
     ref = full_scores.set_index("lead_id").loc[part["lead_id"]]
     assert part["points"].tolist() == ref["points"].tolist()
+
+
+def test_since_with_nothing_new_exits_0_and_leaves_the_outputs(trained, tmp_path):
+    """Cron semantics: an hourly run with nothing new is not a failure."""
+    out = tmp_path / "incremental.csv"
+    out.write_text("yesterday\n")
+    result = _score(trained, out, "--since", "2099-01-01")
+    assert "nothing new since 2099-01-01 00:00:00" in result.output
+    assert out.read_text() == "yesterday\n"
+    assert not (tmp_path / "incremental_rejects.csv").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--since", "31/02/2025"),
+                                           ("--as-of", "next tuesday")])
+def test_unparseable_times_are_one_line_errors(trained, tmp_path, option, value, monkeypatch,
+                                               capsys):
+
+
+    code, _, err = run_cli(monkeypatch, capsys, "score", "--config", trained.config,
+                           "--output", tmp_path / "s.csv", option, value)
+    assert code == 2
+    assert f"{option} {value!r} is not a date or time" in err
+    assert len(err.strip().splitlines()) <= 2  # the message and its hint
 
 
 def test_account_rollup_matches_a_naive_reference(trained, full_scores, tmp_path):
