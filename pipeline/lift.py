@@ -19,7 +19,7 @@ such as ``= 999``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -251,8 +251,10 @@ def wilson_interval(
     return low, high
 
 
-def benjamini_hochberg(p_values: np.ndarray | list[float]) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (step-up, monotone, capped at 1); NaN stays NaN."""
+def _adjusted(p_values: np.ndarray | list[float],
+              adjust_sorted: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Multiple-testing adjustment: ``adjust_sorted`` maps the ``m`` ascending p-values to
+    their adjusted values; the result is capped at 1, in input order, NaN staying NaN."""
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
@@ -261,12 +263,18 @@ def benjamini_hochberg(p_values: np.ndarray | list[float]) -> np.ndarray:
         return out
     pv = p[ok]
     order = np.argsort(pv, kind="stable")
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
     adjusted = np.empty(m)
-    adjusted[order] = np.minimum(ranked, 1.0)
+    adjusted[order] = np.minimum(adjust_sorted(pv[order], m), 1.0)
     out[ok] = adjusted
     return out
+
+
+def benjamini_hochberg(p_values: np.ndarray | list[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (step-up, monotone, capped at 1); NaN stays NaN."""
+    def step_up(ranked: np.ndarray, m: int) -> np.ndarray:
+        return np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
+
+    return _adjusted(p_values, step_up)
 
 
 def beta_prior(
@@ -386,19 +394,10 @@ def holm(p_values: np.ndarray | list[float]) -> np.ndarray:
     of rejecting *any* true null at most ``alpha`` (family-wise error), whatever the
     dependence between the tests.
     """
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    pv = p[ok]
-    order = np.argsort(pv, kind="stable")
-    ranked = np.maximum.accumulate(pv[order] * (m - np.arange(m)))
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(ranked, 1.0)
-    out[ok] = adjusted
-    return out
+    def step_down(ranked: np.ndarray, m: int) -> np.ndarray:
+        return np.maximum.accumulate(ranked * (m - np.arange(m)))
+
+    return _adjusted(p_values, step_down)
 
 
 #: Smallest expected count per cell for the chi-square distribution of the test statistic

@@ -202,24 +202,28 @@ def _check_trusted(model: PointsScorecard) -> None:
     assert small.empty or small["points"].abs().max() <= 10
 
 
-def test_demo_points_are_trusted(demo_features):
+def _fit_on_all(cfg, features):
+    """Selection and the points table on every lead of ``features``."""
     from pipeline.train import analyse, fit_scorecard, with_text_as_categories
 
-    cfg, features = demo_features
     frame = with_text_as_categories(features.frame, features.factors)
     y = frame["converted"].to_numpy(dtype=int)
     analysis = analyse(frame[features.factors].reset_index(drop=True), pd.Series(y),
                        features.groups, cfg, numeric=features.numeric)
     X = frame[analysis.kept].reset_index(drop=True)
     groups = {c: features.groups[c] for c in analysis.kept}
-    _check_trusted(fit_scorecard(X, y, groups, features.numeric, cfg))
+    return fit_scorecard(X, y, groups, features.numeric, cfg)
+
+
+def test_demo_points_are_trusted(demo_features):
+    cfg, features = demo_features
+    _check_trusted(_fit_on_all(cfg, features))
 
 
 def test_x_education_points_are_trusted(shared_data):
     from pipeline.cli import _read_leads
     from pipeline.config import load_config
     from pipeline.features import build_features
-    from pipeline.train import analyse, fit_scorecard, with_text_as_categories
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "x_education.yaml",
                       data=shared_data)
@@ -228,13 +232,7 @@ def test_x_education_points_are_trusted(shared_data):
     settings["points"]["sign_consistent"] = True
     cfg = type(cfg).model_validate(settings)
     features = build_features(_read_leads(cfg, training=True), cfg, events=None)
-    frame = with_text_as_categories(features.frame, features.factors)
-    y = frame["converted"].to_numpy(dtype=int)
-    analysis = analyse(frame[features.factors].reset_index(drop=True), pd.Series(y),
-                       features.groups, cfg, numeric=features.numeric)
-    X = frame[analysis.kept].reset_index(drop=True)
-    groups = {c: features.groups[c] for c in analysis.kept}
-    _check_trusted(fit_scorecard(X, y, groups, features.numeric, cfg))
+    _check_trusted(_fit_on_all(cfg, features))
 
 
 def test_training_reports_what_each_constraint_costs(demo_features):
