@@ -8,7 +8,7 @@
 Data: seeded synthetic leads with 8 string categoricals (3..200 levels, Zipf-like, 2%
 missing) and 12 behaviour columns (6 small non-negative integer counts, 6 continuous with
 3% NaN), written to Parquet in chunks (dictionary-encoded strings). The points table is
-fitted on a 200k sample with :class:`pipeline.points.PointsScorecard` (all 20 factors, 8
+fitted on a 200k sample with :class:`pipeline.model.points.PointsScorecard` (all 20 factors, 8
 bins). Generated files live under ``bench/tmp/`` and are deleted at the end.
 
 Timings are wall-clock medians of several runs of the scoring phase only unless the record
@@ -325,7 +325,7 @@ def _child_env() -> dict[str, str]:
 
 def fit_rules(sample: pd.DataFrame) -> Any:
     """A points table fitted on the synthetic leads: all 20 factors, 8 bins."""
-    from pipeline.points import PointsScorecard
+    from pipeline.model.points import PointsScorecard
 
     groups = {c: "FIT" for c in CATEGORICALS} | {c: "PAIN" for c in NUMERICS}
     X = _object_frame(sample[FACTORS])
@@ -378,7 +378,7 @@ def log_pyfunc(rules: Any, store: Path) -> Any:
     import mlflow
     import mlflow.pyfunc
 
-    from pipeline.serving import DERIVED_ARTIFACT, RULES_ARTIFACT, LeadScoringModel
+    from pipeline.scoring.serving import DERIVED_ARTIFACT, RULES_ARTIFACT, LeadScoringModel
 
     store.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
@@ -404,8 +404,8 @@ def log_pyfunc(rules: Any, store: Path) -> Any:
 
 def bench_scoring(sizes: Sizes, leads_path: Path, rules: Any, sample: pd.DataFrame
                   ) -> list[dict[str, Any]]:
-    from pipeline.engines import score_duckdb, score_spark, spark_session
-    from pipeline.scoring import factor_points, score_frame
+    from pipeline.scoring.engines import score_duckdb, score_spark, spark_session
+    from pipeline.scoring.frame import factor_points, score_frame
 
     records = []
     sk_model = sklearn_pipeline(sample)
@@ -489,8 +489,8 @@ def bench_stream(sizes: Sizes, rules: Any) -> dict[str, Any]:
         write_leads(path, sizes.stream)
     (TMP / "rules.json").write_text(rules.to_json())
     code = ("import sys; from pathlib import Path\n"
-            "from pipeline.rules import PointsRules\n"
-            "from pipeline.predict import score_file\n"
+            "from pipeline.model.rules import PointsRules\n"
+            "from pipeline.scoring.batch import score_file\n"
             "rules = PointsRules.from_json(Path(sys.argv[1]).read_text())\n"
             "s = score_file(rules, Path(sys.argv[2]), Path(sys.argv[3]), rejects_path=None,"
             f" id_column={ID!r}, reasons=False)\n"
@@ -498,7 +498,8 @@ def bench_stream(sizes: Sizes, rules: Any) -> dict[str, Any]:
     record, info = run_child("score_stream_parquet", sizes.stream,
                              [sys.executable, "-c", code, str(TMP / "rules.json"), str(path),
                               str(TMP / "stream_out.parquet")],
-                             what="pipeline.predict.score_file, Parquet -> Parquet, 200k batches")
+                             what="pipeline.scoring.batch.score_file, Parquet -> Parquet, "
+                                  "200k batches")
     path.unlink()
     return record
 
@@ -534,8 +535,8 @@ def bench_training(sizes: Sizes) -> list[dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
 
     from pipeline.config import default_settings
-    from pipeline.encoding import FactorEncoder
-    from pipeline.fit import SOLVER, TOLERANCE
+    from pipeline.model.encoding import FactorEncoder
+    from pipeline.model.fit import SOLVER, TOLERANCE
 
     max_iter = default_settings()["model"]["max_iter"]  # what the train runs use
     records = []
@@ -616,7 +617,7 @@ def _chosen(out: Path) -> tuple[float, list[str]]:
     """The C the train run chose and the factors it kept (from its points table / MLflow)."""
     import mlflow
 
-    from pipeline.rules import PointsRules
+    from pipeline.model.rules import PointsRules
 
     rules = PointsRules.from_json((out / "result" / "points_rules.json").read_text())
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
@@ -629,7 +630,7 @@ def bench_events(sizes: Sizes) -> dict[str, Any]:
     path = write_events(TMP / "events.parquet", sizes.events, sizes.event_leads)
     code = (
         "import sys, numpy as np, pandas as pd\n"
-        "from pipeline.events import aggregate_events\n"
+        "from pipeline.inputs.events import aggregate_events\n"
         "n = int(sys.argv[2])\n"
         "ids = pd.Series(np.arange(n)).map('L{:09d}'.format)\n"
         "snaps = pd.DataFrame({'lead_id': ids, 'created_at': pd.Timestamp('2023-12-01'),"
@@ -642,7 +643,7 @@ def bench_events(sizes: Sizes) -> dict[str, Any]:
         "print(r.features.shape, r.diagnostics)\n")
     record, info = run_child("event_aggregation", sizes.events,
                              [sys.executable, "-c", code, str(path), str(sizes.event_leads)],
-                             what=f"pipeline.events.aggregate_events over Parquet, "
+                             what=f"pipeline.inputs.events.aggregate_events over Parquet, "
                                   f"{sizes.event_leads:,} leads (rows = events)",
                              leads=sizes.event_leads)
     path.unlink()

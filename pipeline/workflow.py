@@ -1,6 +1,6 @@
 """The training workflow: read, features, train, artifacts and report, register, gate.
 
-The stages (:mod:`pipeline.train` and the modules it calls) are pure procedures with no
+The stages (:mod:`pipeline.model.train` and the modules it calls) are pure procedures with no
 concurrency of their own. What may overlap lives here, through one mechanism, a
 :class:`concurrent.futures.ThreadPoolExecutor`, and only for work that waits rather than
 computes: connecting to the MLflow store, importing the training modules and hashing the
@@ -40,11 +40,11 @@ def say(message: str) -> None:
 @contextlib.contextmanager
 def training_memory() -> Iterator[None]:
     """For the training run only (both restored after it): Arrow on the system allocator
-    (see :func:`pipeline.io.system_allocator`), and the garbage collector looking at new
+    (see :func:`pipeline.inputs.reader.system_allocator`), and the garbage collector looking at new
     objects after 50,000 of them, not 700. Importing MLflow, SQLAlchemy and matplotlib makes
     millions of objects that live as long as the process: a 1M-lead training spent 1.6 s
     collecting them, 0.5 s now."""
-    from pipeline.io import system_allocator
+    from pipeline.inputs.reader import system_allocator
 
     thresholds = gc.get_threshold()
     gc.set_threshold(GC_FIRST_GENERATION, *thresholds[1:])
@@ -57,7 +57,7 @@ def training_memory() -> Iterator[None]:
 
 def connect(cfg) -> None:
     """Connect to the config's MLflow store (created on first use)."""
-    from pipeline import registry
+    from pipeline.registry import store as registry
 
     registry.connect(cfg.registry.tracking_uri, experiment=cfg.experiment_name,
                      artifact_location=cfg.registry.artifact_location)
@@ -68,16 +68,16 @@ def import_training_modules() -> None:
     it can be done while the leads are read."""
     import statsmodels.discrete.discrete_model  # noqa: F401 - imported for its side effect
 
-    import pipeline.artifacts  # noqa: F401
-    import pipeline.model_report  # noqa: F401
-    import pipeline.serving  # noqa: F401 - MLflow's pyfunc: half a second, at logging time
-    import pipeline.train  # noqa: F401
+    import pipeline.model.train  # noqa: F401
+    import pipeline.reports.artifacts  # noqa: F401
+    import pipeline.reports.content  # noqa: F401
+    import pipeline.scoring.serving  # noqa: F401 - MLflow's pyfunc: half a second, at logging time
 
 
 def read_leads(cfg, *, training: bool):
     """The leads with their lookups joined (data.lookups), validated and labelled (a bad
     file fails here)."""
-    from pipeline.intake import read_leads as read_and_validate
+    from pipeline.inputs.intake import read_leads as read_and_validate
 
     return read_and_validate(cfg, training=training)
 
@@ -97,7 +97,7 @@ def events_source(cfg, events: Path | None) -> Path | None:
 def say_warnings(leads, features, events) -> None:
     """The intake's notes, then dropped columns and ignored events as warning lines, on
     stderr."""
-    from pipeline.validate import event_warnings
+    from pipeline.inputs.validate import event_warnings
 
     for line in leads.notes:
         say(line)
@@ -136,7 +136,7 @@ def input_digests(cfg) -> dict[str, str]:
     hashes, in config order) and the closed-deals file, as lineage tags."""
     import hashlib
 
-    from pipeline.io import file_digest
+    from pipeline.inputs.reader import file_digest
 
     digests = {"data_hash": file_digest(cfg.data.leads)}
     if cfg.data.events and Path(cfg.data.events).exists():
@@ -172,9 +172,9 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
     record the decision on the version. A champion whose features this run lacks is
     compared through its own logged holdout AUC; one that cannot be loaded is not replaced
     blindly."""
-    from pipeline import registry
-    from pipeline.points import safe_auc
-    from pipeline.scoring import score_frame
+    from pipeline.model.points import safe_auc
+    from pipeline.registry import store as registry
+    from pipeline.scoring.frame import score_frame
 
     current = registry.champion(cfg.model_name)
     champion_auc, basis = None, "on the same holdout"
@@ -221,8 +221,8 @@ class TrainingRun:
     """What one training run produced: the result, the registered version, the gate's
     decision, the registered rules (with their version) and where the outputs went."""
 
-    result: Any  # a pipeline.train.TrainResult
-    ref: Any  # a pipeline.registry.ModelRef
+    result: Any  # a pipeline.model.train.TrainResult
+    ref: Any  # a pipeline.registry.store.ModelRef
     decision: dict[str, Any]
     rules: Any  # the registered PointsRules, version and data hash set
     out_dir: Path
@@ -246,7 +246,7 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
         importing.result()
         digests = hashing.result()
         features = _features(cfg, leads)
-        from pipeline.train import train
+        from pipeline.model.train import train
 
         result = train(features, cfg)
         say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
@@ -265,7 +265,7 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
 def _features(cfg, leads):
     """The feature set of the validated ``leads`` (event features included), with its
     warnings and progress lines said."""
-    from pipeline.features import build_features
+    from pipeline.inputs.features import build_features
 
     events = events_source(cfg, None)
     say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
@@ -284,9 +284,9 @@ def _log_run(cfg, features, result, digests: dict[str, str], art: Path,
     """Write the artifacts into ``art``, log them with the model to MLflow and register a
     version: (its ref, the rules with the version set, the lineage tags). Chromium renders
     the report's screenshot on ``background`` while MLflow logs; its PNG is logged last."""
-    from pipeline import registry
-    from pipeline.artifacts import report_screenshot, write_training_artifacts
-    from pipeline.features import FeatureSettings
+    from pipeline.inputs.features import FeatureSettings
+    from pipeline.registry import store as registry
+    from pipeline.reports.artifacts import report_screenshot, write_training_artifacts
 
     write_training_artifacts(art, result, features, cfg, screenshot=False)
     screenshot = background.submit(report_screenshot, art)
@@ -303,7 +303,7 @@ def _log_run(cfg, features, result, digests: dict[str, str], art: Path,
 def _copy_outputs(art: Path, out_dir: Path, rules) -> None:
     """The main outputs copied from the run's artifacts to ``out_dir``, and the registered
     rules (with their version) written there."""
-    from pipeline.io import write_bytes_atomic, write_text_atomic
+    from pipeline.inputs.reader import write_bytes_atomic, write_text_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in OUTPUT_FILES:

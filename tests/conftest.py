@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     """The MLflow schema template is cached in a folder of the session, not the home dir."""
-    from pipeline.store_template import CACHE_ENV
+    from pipeline.registry.store_template import CACHE_ENV
 
     previous = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
@@ -67,7 +67,7 @@ def _isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3,000 demo leads with events and truth.json, generated once per session."""
-    from pipeline.demo_data import generate_demo_data, write_demo_data
+    from pipeline.inputs.demo_data import generate_demo_data, write_demo_data
 
     out = tmp_path_factory.mktemp("demo")
     write_demo_data(generate_demo_data(n_leads=3000, seed=7), out)
@@ -78,9 +78,9 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_features(demo_dir: Path):
     """The demo config and features (fixed half-lives: no decay search), built once."""
     from pipeline.config import load_config
-    from pipeline.features import build_features
-    from pipeline.io import read_table
-    from pipeline.validate import validate_leads
+    from pipeline.inputs.features import build_features
+    from pipeline.inputs.reader import read_table
+    from pipeline.inputs.validate import validate_leads
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
                       data=demo_dir / "leads.csv")
@@ -102,7 +102,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An initialised, empty MLflow sqlite store: creating one takes ~10 s, copying it none."""
-    from pipeline import registry
+    from pipeline.registry import store as registry
 
     folder = tmp_path_factory.mktemp("mlflow-template")
     registry.connect(f"sqlite:///{folder / 'mlflow.db'}")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 def invoke(args: list[str]) -> Any:
     """``lead-scoring ARGS`` on the Typer app (no error mapping); fails the test on non-zero."""
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     result = CliRunner().invoke(app, args)
     if result.exit_code != 0:
@@ -24,7 +24,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *arg
             ) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of ``lead-scoring ARGS`` run through ``cli.main``, the real
     entry point with its error handling; a traceback on stderr fails the test."""
-    from pipeline import cli
+    from pipeline.cli import main as cli
 
     monkeypatch.setattr(sys, "argv", ["lead-scoring", *map(str, args)])
     monkeypatch.setitem(cli._DEBUG, "on", False)

@@ -13,7 +13,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-from pipeline.associations import (
+from pipeline.analysis.associations import (
     PAIRWISE_COLUMNS,
     TARGET_COLUMNS,
     _average_ranks,
@@ -29,7 +29,7 @@ from pipeline.associations import (
     vif_table,
     woe_table,
 )
-from pipeline.lift import level_frame, lift_table
+from pipeline.analysis.lift import level_frame, lift_table
 
 
 def make_leads(seed: int = 0, n: int = 800) -> tuple[pd.DataFrame, pd.Series]:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from helpers import run_cli
 
-from pipeline import cli
+from pipeline.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
 N_LEADS = 1200
@@ -291,7 +291,7 @@ def test_unreachable_tracking_server_fails_fast(config_for, tmp_path, monkeypatc
 
 def test_locked_store_refuses_to_start(config_for, tmp_path, monkeypatch, capsys):
     from pipeline.config import load_config
-    from pipeline.io import run_lock
+    from pipeline.inputs.reader import run_lock
 
     path = config_for()
     cfg = load_config(path)

@@ -13,14 +13,14 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.decay import (
+from pipeline.errors import UserError
+from pipeline.inputs.decay import (
     HalfLifeChoice,
     choose_half_lives,
     half_life_from_monthly_loss,
     monthly_loss_percent,
 )
-from pipeline.errors import UserError
-from pipeline.events import aggregate_events
+from pipeline.inputs.events import aggregate_events
 
 GRID = (1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60, 90)
 TRUE_HALF_LIFE = {"product": 10.0, "non_product": 40.0}

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.demo_data import (
+from pipeline.inputs.demo_data import (
     COEFFICIENTS,
     LEAD_COLUMNS,
     DemoData,

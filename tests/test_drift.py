@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.drift import (
+from pipeline.model.rules import FactorRules, PointsRules
+from pipeline.scoring.drift import (
     COLUMNS,
     EPSILON,
     SCORE_ROW,
@@ -21,7 +22,6 @@ from pipeline.drift import (
     score_bin_edges,
     verdict,
 )
-from pipeline.rules import FactorRules, PointsRules
 
 SIZES = ["1-10", "11-50", "51-200", "201-1000", "1000+"]
 
@@ -93,7 +93,7 @@ def test_score_psi_uses_reference_quantile_bins() -> None:
     rules = _rules()
     reference, batch = _leads(1000, 3), _leads(800, 4)
     batch["logins"] = batch["logins"] + 4
-    from pipeline.scoring import score_frame
+    from pipeline.scoring.frame import score_frame
 
     ref_total = score_frame(rules, reference)["points"].tolist()
     bat_total = score_frame(rules, batch)["points"].tolist()
@@ -180,7 +180,7 @@ def test_drift_chart_draws_one_bar_per_row() -> None:
 @pytest.fixture(scope="module")
 def demo_model(demo_features):
     """Demo features and a points table trained on them."""
-    from pipeline.train import train
+    from pipeline.model.train import train
 
     cfg, features = demo_features
     return train(features, cfg).rules, features.frame
@@ -207,12 +207,12 @@ def test_drift_command_exit_codes(demo_model, demo_dir: Path, make_config,
     """stable -> exit 0 and drift.csv/drift.png; a company_size shift -> DriftError (exit 3)."""
     from typer.testing import CliRunner
 
-    from pipeline import registry
-    from pipeline.cli import app
-    from pipeline.cli_report import register
+    from pipeline.cli.main import app
+    from pipeline.cli.report import register
     from pipeline.config import load_config
     from pipeline.errors import DriftError
-    from pipeline.features import FeatureSettings
+    from pipeline.inputs.features import FeatureSettings
+    from pipeline.registry import store as registry
 
     register(app)
     rules, frame = demo_model

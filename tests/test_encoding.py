@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pipeline.encoding import (
+from pipeline.model.encoding import (
     MISSING,
     OTHER,
     FactorEncoder,
@@ -18,7 +18,7 @@ from pipeline.encoding import (
     few_distinct,
     quantile_edges,
 )
-from pipeline.rules import FactorRules, canonical_str, factor_points, special_key
+from pipeline.model.rules import FactorRules, canonical_str, factor_points, special_key
 
 
 @parametrize_with_checks([FactorEncoder(), FactorEncoder(min_leads=1, n_bins=3)])

@@ -20,11 +20,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline import cli, engine_sql, engines
+from pipeline.cli import main as cli
 from pipeline.config import load_config
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.export import export_sql, sql_factor_points, sql_score_totals
-from pipeline.rules import FactorRules, PointsRules
+from pipeline.exports.formats import export_sql, sql_factor_points, sql_score_totals
+from pipeline.model.rules import FactorRules, PointsRules
+from pipeline.scoring import engines
+from pipeline.scoring import sql as engine_sql
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings(
@@ -129,7 +131,7 @@ def test_spam_gate_of_the_points_table_holds_in_pandas_duckdb_and_the_exports(de
     """The demo table with ``spam_gate: true``: pandas and DuckDB agree lead by lead, no spam
     lead is SDR-ready, the gate takes away the spam leads' readiness and nothing else, and the
     SQL, PMML and Python exports give the same sdr_ready (verify-export) on the same table."""
-    from pipeline.verify import verify_exports
+    from pipeline.exports.verify import verify_exports
 
     cfg, rules, _ = demo_model
     gated = replace(rules, spam_gate=True)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import UserError
-from pipeline.events import (
+from pipeline.inputs.events import (
     DIAGNOSTIC_KEYS,
     aggregate_events,
     decayed_counts_as_of,

@@ -18,9 +18,9 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from pipeline import export as ex
-from pipeline import verify as vf
-from pipeline.rules import DerivedSignals, FactorRules, PointsRules, score_record
+from pipeline.exports import formats as ex
+from pipeline.exports import verify as vf
+from pipeline.model.rules import DerivedSignals, FactorRules, PointsRules, score_record
 
 INJECTION = "x'; DROP TABLE leads; --"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import export as ex
-from pipeline import verify as vf
-from pipeline.rules import FactorRules, PointsRules
+from pipeline.exports import formats as ex
+from pipeline.exports import verify as vf
+from pipeline.model.rules import FactorRules, PointsRules
 
 pytestmark = pytest.mark.filterwarnings(
     # pyspark 4 warns on import that it does not fully support pandas 3 (we pass no pandas)

@@ -10,9 +10,9 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline import export as ex
-from pipeline import verify as vf
-from pipeline.rules import FactorRules, PointsRules, special_key
+from pipeline.exports import formats as ex
+from pipeline.exports import verify as vf
+from pipeline.model.rules import FactorRules, PointsRules, special_key
 
 NASTY = [
     "x'; DROP TABLE leads; --",

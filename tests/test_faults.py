@@ -25,7 +25,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import cli, workflow
+from pipeline import workflow
+from pipeline.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(REPO / ".venv" / "bin" / "lead-scoring")
@@ -109,7 +110,7 @@ def test_two_locked_trainings_one_runs_one_refuses(race):
 
 
 def _rules_factors(race) -> dict:
-    from pipeline import registry
+    from pipeline.registry import store as registry
 
     registry.connect(race["uri"])
     rules = registry.load_rules(registry.resolve("lead-scoring@champion"))
@@ -275,7 +276,7 @@ def test_killed_scoring_leaves_no_complete_looking_output(race, tmp_path):
 
 
 def test_lead_accounts_survive_duplicate_blank_and_padded_ids():
-    from pipeline.predict import lead_accounts
+    from pipeline.scoring.batch import lead_accounts
 
     raw = pd.DataFrame({"id": ["L1", " L2 ", "L1", "", None, "L3"],
                         "acct": ["A", "B", "Z", "C", "D", " "]}, dtype=object)
@@ -287,7 +288,7 @@ def test_lead_accounts_survive_duplicate_blank_and_padded_ids():
     assert pd.isna(got.iloc[3])
 
 
-def _console_script(*args: str, code: str = "from pipeline.cli import run; run()"
+def _console_script(*args: str, code: str = "from pipeline.cli.main import run; run()"
                     ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           timeout=120, check=False)
@@ -301,7 +302,7 @@ def test_console_script_exits_fast_with_every_line_and_exit_code_kept(tmp_path):
     missing = _console_script("train", "--config", str(tmp_path / "absent.yaml"))
     assert missing.returncode != 0
     assert "error:" in missing.stderr and "Traceback" not in missing.stderr
-    hooked = _console_script(code="import atexit, sys; from pipeline.cli import _exit_now; "
+    hooked = _console_script(code="import atexit, sys; from pipeline.cli.main import _exit_now; "
                                   "atexit.register(lambda: print('atexit ran')); "
                                   "print('buffered', end=' '); sys.stdout.flush(); "
                                   "print('unflushed'); _exit_now(3)")
@@ -309,9 +310,10 @@ def test_console_script_exits_fast_with_every_line_and_exit_code_kept(tmp_path):
     assert hooked.stdout.split() == ["buffered", "unflushed", "atexit", "ran"]
     pooled = _console_script(code="from concurrent.futures import ThreadPoolExecutor; "
                                   "pool = ThreadPoolExecutor(1); pool.submit(print, 'pooled')"
-                                  ".result(); from pipeline.cli import _exit_now; _exit_now(0)")
+                                  ".result(); from pipeline.cli.main import _exit_now; "
+                                  "_exit_now(0)")
     assert pooled.returncode == 0 and pooled.stdout.split() == ["pooled"]  # idle worker: no hang
-    said = _console_script(code="import sys; from pipeline import cli; "
+    said = _console_script(code="import sys; from pipeline.cli import main as cli; "
                                 "cli.main = lambda: sys.exit('a message'); cli.run()")
     assert said.returncode == 1 and said.stderr.strip() == "a message"
 

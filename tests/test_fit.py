@@ -10,9 +10,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from pipeline.encoding import FactorEncoder
-from pipeline.evaluate import holdout_split
-from pipeline.fit import coefficient_table, fit_regularised, reference_slots
+from pipeline.model.encoding import FactorEncoder
+from pipeline.model.evaluate import holdout_split
+from pipeline.model.fit import coefficient_table, fit_regularised, reference_slots
 
 SENIORITY = {"individual": 0.0, "manager": 0.3, "director": 0.55, "vp": 0.75, "c_level": 0.9,
              "student": -1.1}
@@ -130,7 +130,7 @@ def test_collinear_levels_still_give_a_table_and_a_note(collinear):
 def test_collinear_estimate_is_the_same_from_any_start(collinear, monkeypatch):
     # the likelihood is flat along some directions, so the estimate would depend on where
     # Newton starts; the table reports the shortest one
-    import pipeline.fit as fit_module
+    import pipeline.model.fit as fit_module
 
     y, encoder, design, fit = collinear
     reference, notes = coefficient_table(encoder, design, y, fit, {})
@@ -164,7 +164,7 @@ def test_a_warning_raised_as_an_error_costs_only_the_start(demo_like, monkeypatc
 
     from sklearn.exceptions import ConvergenceWarning
 
-    import pipeline.fit as fit_module
+    import pipeline.model.fit as fit_module
 
     X, y, encoder, design, fit = demo_like
     reference, _ = coefficient_table(encoder, design, y, fit, {})
@@ -282,7 +282,7 @@ def test_holdout_falls_back_to_stratified():
 def test_a_remembered_stratified_sample_is_the_sample_drawn_afresh():
     from sklearn.model_selection import train_test_split
 
-    from pipeline import fit
+    from pipeline.model import fit
 
     rng = np.random.default_rng(5)
     fit._SAMPLES.clear()

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from pipeline.config import load_config
-from pipeline.evaluate import auc_interval, base_rate_log_loss, signal_check
-from pipeline.features import build_features
-from pipeline.io import read_table
-from pipeline.registry import gate_decision
-from pipeline.train import train
-from pipeline.validate import validate_leads
+from pipeline.inputs.features import build_features
+from pipeline.inputs.reader import read_table
+from pipeline.inputs.validate import validate_leads
+from pipeline.model.evaluate import auc_interval, base_rate_log_loss, signal_check
+from pipeline.model.train import train
+from pipeline.registry.store import gate_decision
 
 
 def _features(tmp_path: Path, frame: pd.DataFrame, **sections):

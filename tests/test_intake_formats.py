@@ -19,9 +19,9 @@ from helpers import run_cli
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.io import ReadOptions, read_options, read_table, sniff_delimiter
-from pipeline.predict import iter_batches
-from pipeline.validate import validate_leads
+from pipeline.inputs.reader import ReadOptions, read_options, read_table, sniff_delimiter
+from pipeline.inputs.validate import validate_leads
+from pipeline.scoring.batch import iter_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -328,7 +328,7 @@ def test_duckdb_engine_reads_the_file_as_the_keys_say(tmp_path, mlflow_db_templa
 def test_sql_engines_read_plain_files_as_they_are_and_copy_the_others(tmp_path):
     """Only a comma-separated UTF-8 file with decimal points and an id column (or Parquet) is
     handed to DuckDB/Spark as it is; any other goes through the reader first."""
-    from pipeline.engines import _refuse_remote, plain_input
+    from pipeline.scoring.engines import _refuse_remote, plain_input
 
     plain = _write(tmp_path / "plain.csv", ["id,x", "1,0.5"], "utf-8")
     semicolons = _write(tmp_path / "semi.csv", ["id;x", "1;0,5"], "utf-8")

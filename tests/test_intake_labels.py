@@ -13,9 +13,9 @@ import yaml
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.features import build_features
-from pipeline.intake import read_leads
-from pipeline.validate import DATE_DROPPED
+from pipeline.inputs.features import build_features
+from pipeline.inputs.intake import read_leads
+from pipeline.inputs.validate import DATE_DROPPED
 from tests.helpers import run_cli
 
 
@@ -258,7 +258,7 @@ def test_a_date_column_is_dropped_with_its_reason(tmp_path):
     assert any("column 'last_touch' holds dates: dropped" in w for w in leads.warnings)
     features = build_features(leads, cfg, events=None)
     assert features.dropped["last_touch"] == DATE_DROPPED
-    from pipeline.train import analyse
+    from pipeline.model.train import analyse
 
     analysis = analyse(features.frame[features.factors], features.frame["converted"],
                        features.groups, cfg, dropped=features.dropped)
@@ -367,7 +367,7 @@ def test_a_stored_config_from_before_these_keys_still_loads(tmp_path):
 
 
 def test_other_engines_refuse_lookups_they_cannot_join(tmp_path):
-    from pipeline.cli import _score_to_file
+    from pipeline.cli.main import _score_to_file
 
     config = _config(tmp_path, _leads(product=["GTX Pro"] * 400),
                      data={"lookups": [{"path": "products.csv", "on": "product"}]})
@@ -405,7 +405,7 @@ def test_won_in_matching_no_lead_is_an_error(tmp_path):
 def test_events_of_open_leads_are_not_reported_as_unknown(demo_dir, tmp_path):
     """Open leads leave the training frame but keep their events: the event log warning
     counts only events of leads absent from the file."""
-    from pipeline.validate import validate_leads
+    from pipeline.inputs.validate import validate_leads
 
     leads_frame = pd.read_csv(demo_dir / "leads.csv", dtype=str, keep_default_na=False)
     leads_frame.loc[leads_frame.index[::10], "outcome"] = "open"

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import LockedError, UserError
-from pipeline.io import (
+from pipeline.inputs.reader import (
     ReadOptions,
     atomic_path,
     check_utf8,
@@ -168,7 +168,7 @@ def test_fast_reader_reads_what_the_csv_module_reads(tmp_path_factory, table, ne
     import csv
     import io
 
-    from pipeline.io import _read_csv_with_arrow, _read_csv_with_csv_module
+    from pipeline.inputs.reader import _read_csv_with_arrow, _read_csv_with_csv_module
 
     header, rows = table
     buffer = io.StringIO()

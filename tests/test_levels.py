@@ -17,13 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipeline import cli, engines
-from pipeline import export as ex
-from pipeline import verify as vf
-from pipeline.config import load_config
-from pipeline.encoding import FactorEncoder
-from pipeline.errors import UserError
-from pipeline.levels import (
+from pipeline.analysis.levels import (
     MISSING,
     SentinelWarning,
     dominant_value,
@@ -31,10 +25,17 @@ from pipeline.levels import (
     quantile_edges,
     special_values_of,
 )
-from pipeline.lift import level_frame, lift_table
-from pipeline.points import PointsScorecard
-from pipeline.rules import PointsRules, factor_points
-from pipeline.scoring import score_frame
+from pipeline.analysis.lift import level_frame, lift_table
+from pipeline.cli import main as cli
+from pipeline.config import load_config
+from pipeline.errors import UserError
+from pipeline.exports import formats as ex
+from pipeline.exports import verify as vf
+from pipeline.model.encoding import FactorEncoder
+from pipeline.model.points import PointsScorecard
+from pipeline.model.rules import PointsRules, factor_points
+from pipeline.scoring import engines
+from pipeline.scoring.frame import score_frame
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -286,7 +287,7 @@ def test_special_values_config_key(sentinel_model, tmp_path):
     bad.write_text(yaml.safe_dump(settings_))
     cfg = load_config(bad)
     assert cfg.columns.special_values == {"pdays": [999.0], "channel": [1.0]}
-    from pipeline.train import check_special_columns
+    from pipeline.model.train import check_special_columns
 
     with pytest.raises(UserError, match=r"columns\.special_values names \['channel'\]"):
         check_special_columns(sentinel_leads(50), cfg.columns.special_values)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from pipeline.levels import snap_edges
-from pipeline.lift import (
+from pipeline.analysis.levels import snap_edges
+from pipeline.analysis.lift import (
     LIFT_COLUMNS,
     _canonical_level,
     benjamini_hochberg,
@@ -24,13 +24,13 @@ from pipeline.lift import (
     shrunk_rates,
     wilson_interval,
 )
-from pipeline.plots_lift import (
+from pipeline.model.rules import FactorRules, factor_points
+from pipeline.reports.plots_lift import (
     MAX_CHART_LEVELS,
     chart_file_name,
     lift_chart,
     save_lift_charts,
 )
-from pipeline.rules import FactorRules, factor_points
 
 Z95 = 1.959963984540054
 

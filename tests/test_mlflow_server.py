@@ -69,8 +69,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 def test_train_promote_score_history_against_a_tracking_server(server, demo_dir, tmp_path):
     import mlflow
 
-    from pipeline import registry
-    from pipeline.serving import SCORE_COLUMNS
+    from pipeline.registry import store as registry
+    from pipeline.scoring.serving import SCORE_COLUMNS
 
     uri, folder = server
     settings = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import run_cli
 
-from pipeline.levels import SentinelWarning
+from pipeline.analysis.levels import SentinelWarning
 
 N = 6000
 

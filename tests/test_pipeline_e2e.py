@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import cli
+from pipeline.cli import main as cli
 
 pytestmark = pytest.mark.training  # whole trainings through the CLI
 
@@ -53,7 +53,7 @@ def test_train_registers_a_version_with_tables_and_auc(trained_demo):
     assert 0.6 < run.data.metrics["holdout_auc"] <= 1.0
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"points_table.csv", "lift_table.csv", "report.html", "points_rules.json"} <= artifacts
-    from pipeline.report import chromium_binary
+    from pipeline.reports.page import chromium_binary
 
     if chromium_binary() is not None:  # rendered while the run was logged, then added to it
         assert "report_screenshot.png" in artifacts
@@ -212,12 +212,12 @@ def test_a_broken_chromium_warns_and_the_version_is_still_registered(
         demo_dir, make_config, monkeypatch, capsys, tmp_path):
     """The screenshot is taken on a thread while MLflow logs: its failure must not be lost
     nor fail the training."""
-    import pipeline.report
+    import pipeline.reports.page
 
     def broken(html, png, **kwargs):
         raise RuntimeError("chromium crashed")
 
-    monkeypatch.setattr(pipeline.report, "screenshot_html", broken)
+    monkeypatch.setattr(pipeline.reports.page, "screenshot_html", broken)
     config = make_config("demo", data_dir=demo_dir)
     code, _, err = run_cli(["train", "--config", str(config), "--no-score",
                             "--out", str(tmp_path / "out")], monkeypatch, capsys)

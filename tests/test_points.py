@@ -16,10 +16,11 @@ from scipy import stats
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pipeline.config import load_config
-from pipeline.encoding import FactorEncoder
-from pipeline.features import build_features
-from pipeline.io import read_table
-from pipeline.points import (
+from pipeline.inputs.features import build_features
+from pipeline.inputs.reader import read_table
+from pipeline.inputs.validate import validate_leads
+from pipeline.model.encoding import FactorEncoder
+from pipeline.model.points import (
     PointsScorecard,
     build_rules,
     calibration_table,
@@ -27,9 +28,8 @@ from pipeline.points import (
     rounding_fidelity,
     scale_points,
 )
-from pipeline.scoring import score_frame, unseen_counts
-from pipeline.train import train
-from pipeline.validate import validate_leads
+from pipeline.model.train import train
+from pipeline.scoring.frame import score_frame, unseen_counts
 
 FAST = {"c_grid": (1.0,), "cv_folds": 2}
 SIZE_EFFECT = {"1-10": -0.5, "11-50": 0.0, "51-200": 0.3, "201+": 0.6}

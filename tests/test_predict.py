@@ -1,6 +1,6 @@
 """Batch prediction through ``lead-scoring score``: streaming in batches, rejects, incremental
 scoring (``--since``), the account roll-up, locks and atomic outputs; and the scoring-time event
-features of :mod:`pipeline.scoring_events` against naive references.
+features of :mod:`pipeline.inputs.event_features` against naive references.
 
 One model is trained once per module (demo data, 3,000 leads, fast grid) and registered in a
 temporary store; every test scores with it.
@@ -193,9 +193,9 @@ def test_account_rollup_matches_a_naive_reference(trained, full_scores, tmp_path
 
 
 def test_score_under_a_held_lock_refuses_and_writes_nothing(trained, tmp_path):
-    from pipeline.cli import _lock_path, app
+    from pipeline.cli.main import _lock_path, app
     from pipeline.config import load_config
-    from pipeline.io import run_lock
+    from pipeline.inputs.reader import run_lock
 
     cfg = load_config(trained.config)
     out = tmp_path / "locked.csv"
@@ -209,7 +209,7 @@ def test_score_under_a_held_lock_refuses_and_writes_nothing(trained, tmp_path):
 
 
 def test_a_failed_score_leaves_the_previous_output_untouched(trained, tmp_path):
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     out = tmp_path / "scored.csv"
     out.write_text("previous run\n")
@@ -232,7 +232,7 @@ def _config(trained: Trained):
 
 
 def test_leads_with_created_reads_ids_and_times_from_any_file(trained, tmp_path):
-    from pipeline.scoring_events import _leads_with_created
+    from pipeline.inputs.event_features import _leads_with_created
 
     cfg = _config(trained)
     leads = pd.read_csv(trained.leads, dtype=str).head(40)
@@ -256,8 +256,8 @@ def test_leads_with_created_reads_ids_and_times_from_any_file(trained, tmp_path)
 
 
 def test_event_features_for_a_subset_file_equal_the_full_computation(trained, tmp_path):
-    from pipeline import registry
-    from pipeline.scoring_events import event_features_for_scoring
+    from pipeline.inputs.event_features import event_features_for_scoring
+    from pipeline.registry import store as registry
 
     cfg = _config(trained)
     registry.connect(cfg.registry.tracking_uri)
@@ -280,7 +280,7 @@ def test_event_features_for_a_subset_file_equal_the_full_computation(trained, tm
 
 
 def test_changed_since_matches_a_naive_reference(trained):
-    from pipeline.scoring_events import changed_since
+    from pipeline.inputs.event_features import changed_since
 
     cfg = _config(trained)
     events = pd.read_csv(trained.events, dtype=str)
@@ -294,7 +294,7 @@ def test_changed_since_matches_a_naive_reference(trained):
 
 
 def test_newest_event_time_is_the_maximum_timestamp(trained):
-    from pipeline.scoring_events import newest_event_time
+    from pipeline.inputs.event_features import newest_event_time
 
     events = pd.read_csv(trained.events, dtype=str)
     assert newest_event_time(trained.events) == pd.to_datetime(events["timestamp"]).max()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
+PACKAGES = {"pipeline", *(f"pipeline.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py"))}
 
 
 def _private(name: str) -> bool:
@@ -56,7 +57,7 @@ def _dotted(node: ast.expr) -> str | None:
 
 
 def private_uses(source: str, here: str) -> list[str]:
-    """Each use, in module ``here`` (e.g. ``pipeline.cli``), of another pipeline module's
+    """Each use, in module ``here`` (e.g. ``pipeline.cli.main``), of another pipeline module's
     private name, as ``"line N: pipeline.x._y"``."""
     tree = ast.parse(source)
     aliases: dict[str, str] = {}  # local name -> pipeline module it is bound to
@@ -71,8 +72,8 @@ def private_uses(source: str, here: str) -> list[str]:
             for alias in node.names:
                 if other(module) and _private(alias.name):
                     found.append(f"line {node.lineno}: {module}.{alias.name}")
-                if module == "pipeline":  # from pipeline import x: x is a module
-                    aliases[alias.asname or alias.name] = f"pipeline.{alias.name}"
+                if module in PACKAGES:  # from pipeline.pkg import x: x may be a module
+                    aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("pipeline."):
@@ -90,22 +91,33 @@ def private_uses(source: str, here: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def _dotted_name(path: Path) -> str:
+    """``pipeline.scoring.frame`` for ``pipeline/scoring/frame.py``; a package for its __init__."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_uses_another_modules_private_names(path: Path):
-    here = f"pipeline.{path.stem}" if path.stem != "__init__" else "pipeline"
+    here = _dotted_name(path)
     assert private_uses(path.read_text(encoding="utf-8"), here) == []
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("from pipeline.lift import _check_target", ["line 1: pipeline.lift._check_target"]),
-    ("from .rules import _interval_label as label", ["line 1: pipeline.rules._interval_label"]),
-    ("from pipeline import registry\nregistry._client()", ["line 2: pipeline.registry._client"]),
-    ("import pipeline.cli as c\nc._console()", ["line 2: pipeline.cli._console"]),
-    ("import pipeline.cli\npipeline.cli._console()", ["line 2: pipeline.cli._console"]),
-    ("import importlib\nm = importlib.import_module('pipeline.cli')\nm._resolve_model",
-     ["line 3: pipeline.cli._resolve_model"]),
-    ("from pipeline.train import train, Analysis", []),  # public names
-    ("from pipeline import registry\nregistry.__file__", []),  # a dunder is public
+    ("from pipeline.analysis.lift import _check_target",
+     ["line 1: pipeline.analysis.lift._check_target"]),
+    ("from .model.rules import _interval_label as label",
+     ["line 1: pipeline.model.rules._interval_label"]),
+    ("from pipeline.registry import store\nstore._client()",
+     ["line 2: pipeline.registry.store._client"]),
+    ("import pipeline.cli.main as c\nc._console()", ["line 2: pipeline.cli.main._console"]),
+    ("import pipeline.cli.main\npipeline.cli.main._console()",
+     ["line 2: pipeline.cli.main._console"]),
+    ("import importlib\nm = importlib.import_module('pipeline.cli.main')\nm._resolve_model",
+     ["line 3: pipeline.cli.main._resolve_model"]),
+    ("from pipeline.model.train import train, Analysis", []),  # public names
+    ("from pipeline.registry import store\nstore.__file__", []),  # a dunder is public
     ("import threading\nthreading._shutdown()", []),  # not a pipeline module
 ])
 def test_the_check_finds_each_form_of_private_use(source: str, expected: list[str]):
@@ -113,5 +125,5 @@ def test_the_check_finds_each_form_of_private_use(source: str, expected: list[st
 
 
 def test_a_modules_own_private_names_are_its_own_business():
-    assert private_uses("from pipeline.cli import _exit_now\nimport pipeline.cli\n"
-                        "pipeline.cli._DEBUG", "pipeline.cli") == []
+    assert private_uses("from pipeline.cli.main import _exit_now\nimport pipeline.cli.main\n"
+                        "pipeline.cli.main._DEBUG", "pipeline.cli.main") == []

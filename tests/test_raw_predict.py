@@ -3,7 +3,7 @@
 ``mlflow.pyfunc.load_model(...).predict(leads_df)`` gets the leads as ``pd.read_csv`` gives
 them (integers, floats, text, gaps) and, for a model with event factors, the event log as the
 ``events`` param. The points of every lead are those ``lead-scoring score`` writes for it,
-because both go through the one feature builder (:func:`pipeline.features.scoring_features`).
+because both go through the one feature builder (:func:`pipeline.inputs.features.scoring_features`).
 The demo model is trained with ``derived.spam_gate: true``, so the same runs check that the
 gate is in the points table and that ``score``, the pyfunc model and ``verify-export`` (SQL,
 PMML, Python exports) agree on ``sdr_ready`` for spam leads too.
@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import cli, registry
+from pipeline.cli import main as cli
 from pipeline.config import load_config
-from pipeline.features import MissingEventsError
-from pipeline.rules import PointsRules
-from pipeline.serving import SCORE_COLUMNS
+from pipeline.inputs.features import MissingEventsError
+from pipeline.model.rules import PointsRules
+from pipeline.registry import store as registry
+from pipeline.scoring.serving import SCORE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +127,7 @@ def test_spam_gate_is_in_the_points_table_and_holds_in_score_and_pyfunc(demo_sto
     assert rules.spam_gate is True
     assert rules.derived.name_columns == list(cfg.derived.name_columns)
     assert len(rules.derived.domain_lists_sha256) == 64
-    from pipeline.features import FeatureSettings, scoring_features
+    from pipeline.inputs.features import FeatureSettings, scoring_features
 
     raw = pd.read_csv(demo_dir / "leads.csv", dtype=str)
     spam = scoring_features(raw, rules, FeatureSettings.from_config(cfg),

@@ -19,9 +19,9 @@ import yaml
 from helpers import invoke
 from typer.testing import CliRunner
 
-from pipeline import registry
 from pipeline.errors import UserError
-from pipeline.serving import SCORE_COLUMNS
+from pipeline.registry import store as registry
+from pipeline.scoring.serving import SCORE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "lead-scoring"
@@ -123,7 +123,7 @@ def test_run_logs_params_metrics_lineage_and_artifacts(store, client):
     assert 0.5 < metrics["holdout_auc"] <= 1
     assert float(params["pdo"]) == 20 and params["config_name"] == "demo"
     assert json.loads(params["kept_factors"])
-    from pipeline.io import file_digest
+    from pipeline.inputs.reader import file_digest
 
     cfg = yaml.safe_load(store.strong.read_text())
     assert tags["data_hash"] == file_digest(cfg["data"]["leads"])
@@ -186,8 +186,8 @@ def test_history_lists_versions_aliases_and_champion_periods(store, client):
 def test_pyfunc_by_alias_and_by_version_returns_the_score_columns(store, client, demo_dir):
     import mlflow
 
-    from pipeline.features import FeatureSettings, scoring_features
-    from pipeline.scoring import score_frame
+    from pipeline.inputs.features import FeatureSettings, scoring_features
+    from pipeline.scoring.frame import score_frame
 
     champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     weak = mlflow.pyfunc.load_model(f"models:/{MODEL}/2")
@@ -222,7 +222,7 @@ def test_pyfunc_uses_derived_signals_given_as_columns(store, client, demo_dir):
     points of the raw leads: given columns are used as they are, never derived again."""
     import mlflow
 
-    from pipeline.features import DERIVED_SIGNALS, FeatureSettings, scoring_features
+    from pipeline.inputs.features import DERIVED_SIGNALS, FeatureSettings, scoring_features
 
     ref = registry.resolve(f"{MODEL}@champion")
     rules = registry.load_rules(ref)
@@ -256,7 +256,7 @@ def test_resolve_names_what_exists_when_a_ref_does_not(store, client):
 
 
 def test_promote_command_refuses_an_unknown_version(store, client):
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     result = CliRunner().invoke(app, ["promote", "42", "--config", str(store.strong)])
     assert isinstance(result.exception, UserError)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model_report import SECTION_IDS, gains_table, ks_curve
-from pipeline.points import ks_statistic
-from pipeline.report import (
+from pipeline.model.points import ks_statistic
+from pipeline.reports.content import SECTION_IDS, gains_table, ks_curve
+from pipeline.reports.page import (
     Section,
     chromium_binary,
     chromium_command,
@@ -163,8 +163,8 @@ def test_ks_curve_matches_naive_reference() -> None:
 def test_report_is_the_same_bytes_each_time(demo_features) -> None:
     """The report is a function of the training result alone (no clock, no drawing order):
     the byte-identical outputs the workflow promises rest on it."""
-    from pipeline.model_report import build_report
-    from pipeline.train import train
+    from pipeline.model.train import train
+    from pipeline.reports.content import build_report
 
     cfg, features = demo_features
     result = train(features, cfg)
@@ -175,7 +175,7 @@ def test_screenshot_returns_false_without_chromium(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     page = tmp_path / "r.html"
     page.write_text(render_html("t", "s", [Section("A", ["x"], key="a")]))
-    monkeypatch.setattr("pipeline.report.chromium_binary", lambda: None)
+    monkeypatch.setattr("pipeline.reports.page.chromium_binary", lambda: None)
     assert screenshot_html(page, tmp_path / "r.png") is False
     assert not (tmp_path / "r.png").exists()
 
@@ -202,8 +202,8 @@ def test_train_then_report_command_renders_in_chromium(demo_dir: Path, make_conf
                                                        tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
-    from pipeline.cli_report import register
+    from pipeline.cli.main import app
+    from pipeline.cli.report import register
 
     register(app)
     # one half-life per group keeps the decay search (not under test here) quick
@@ -231,11 +231,11 @@ def test_train_then_report_command_renders_in_chromium(demo_dir: Path, make_conf
 @pytest.mark.filterwarnings("ignore:.*is constant.*dropped:UserWarning")  # Magazine et al.
 def test_report_on_the_real_data(shared_data: Path, make_config, tmp_path: Path) -> None:
     from pipeline.config import load_config
-    from pipeline.features import build_features
-    from pipeline.io import read_table
-    from pipeline.model_report import build_report
-    from pipeline.train import train
-    from pipeline.validate import validate_leads
+    from pipeline.inputs.features import build_features
+    from pipeline.inputs.reader import read_table
+    from pipeline.inputs.validate import validate_leads
+    from pipeline.model.train import train
+    from pipeline.reports.content import build_report
 
     cfg = load_config(make_config("x_education", leads=shared_data))
     leads = validate_leads(read_table(cfg.data.leads).frame, cfg, source=str(shared_data),

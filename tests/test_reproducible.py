@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipeline.config import load_config
-from pipeline.io import file_digest
+from pipeline.inputs.reader import file_digest
 
 pytestmark = pytest.mark.training  # whole trainings through the CLI
 

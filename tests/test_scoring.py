@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import scoring
-from pipeline.rules import FactorRules, PointsRules, factor_points, score_record, special_key
-from pipeline.scoring import (
+from pipeline.model.rules import FactorRules, PointsRules, factor_points, score_record, special_key
+from pipeline.scoring import frame as scoring
+from pipeline.scoring.frame import (
     factor_outcome_labels,
     factor_slot_codes,
     points_matrix,

@@ -1,4 +1,4 @@
-"""The one scoring feature builder (:func:`pipeline.features.scoring_features`) on small
+"""The one scoring feature builder (:func:`pipeline.inputs.features.scoring_features`) on small
 hand-made leads and events, and the settings of models logged before it (legacy artifacts)."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.features import (
+from pipeline.inputs.features import (
     FeatureSettings,
     MissingEventsError,
     derive_signals,
     event_factors,
     scoring_features,
 )
-from pipeline.rules import DerivedSignals, FactorRules, PointsRules
-from pipeline.scoring import score_frame
-from pipeline.serving import legacy_settings, raw_input_columns, score_columns
+from pipeline.model.rules import DerivedSignals, FactorRules, PointsRules
+from pipeline.scoring.frame import score_frame
+from pipeline.scoring.serving import legacy_settings, raw_input_columns, score_columns
 
 DERIVED = DerivedSignals(email_column="email", name_columns=["first", "last"],
                          title_column="title")
@@ -87,7 +87,7 @@ def test_given_columns_are_kept_and_event_features_replace_given_ones():
 
 
 def test_event_table_made_once_gives_the_same_features():
-    from pipeline.scoring_events import scoring_event_table
+    from pipeline.inputs.event_features import scoring_event_table
 
     rules = make_rules()
     table = scoring_event_table(raw_leads(), events(), rules, SETTINGS, as_of=AS_OF)
@@ -160,8 +160,8 @@ def test_models_logged_with_only_derived_settings_still_score_raw_leads():
 def test_a_table_learned_with_other_domain_lists_is_noted():
     from dataclasses import replace
 
-    from pipeline.features import domain_lists_note
-    from pipeline.signals import domain_lists_digest
+    from pipeline.inputs.features import domain_lists_note
+    from pipeline.inputs.signals import domain_lists_digest
 
     current = replace(DERIVED, domain_lists_sha256=domain_lists_digest())
     assert domain_lists_note(make_rules(derived=current)) is None

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.associations import pairwise_associations, target_associations
-from pipeline.lift import level_frame, lift_table
-from pipeline.selection import (
+from pipeline.analysis.associations import pairwise_associations, target_associations
+from pipeline.analysis.lift import level_frame, lift_table
+from pipeline.analysis.selection import (
     SelectionResult,
     SelectionSettings,
     _decides,

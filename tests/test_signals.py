@@ -1,4 +1,5 @@
-"""Tests for pipeline.signals: e-mail domain type, spam-like names, seniority from job title."""
+"""Tests for pipeline.inputs.signals: e-mail domain type, spam-like names, seniority from
+job title."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import signals
-from pipeline.signals import (
+from pipeline.inputs import signals
+from pipeline.inputs.signals import (
     EMAIL_DOMAIN_TYPES,
     SENIORITY_LEVELS,
     SPAM_REASONS,

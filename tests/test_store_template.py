@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store_template
+from pipeline.registry import store_template
 
 
 def _schema(db: Path) -> tuple[list[tuple], list[tuple]]:
@@ -37,7 +37,7 @@ def _experiments(uri: str) -> list[tuple[str, str, str]]:
 
 
 def test_a_seeded_store_is_the_store_mlflow_builds(tmp_path, monkeypatch):
-    from pipeline import registry
+    from pipeline.registry import store as registry
 
     monkeypatch.setenv(store_template.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -75,7 +75,7 @@ def test_the_template_is_built_once_and_a_store_is_never_overwritten(tmp_path, m
 
 
 def test_without_a_usable_cache_mlflow_builds_the_store_itself(tmp_path, monkeypatch):
-    from pipeline import registry
+    from pipeline.registry import store as registry
 
     blocked = tmp_path / "not_a_folder"
     blocked.write_text("a file where the cache folder would be")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.threshold import (
+from pipeline.model.threshold import (
     choose_threshold,
     fit_pain_quadrant,
     grade_cutoffs,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import train as training
+from pipeline.model import train as training
 
 
 def test_text_columns_become_categories_and_the_rest_stays():
@@ -46,8 +46,8 @@ def test_benchmark_and_inference_are_of_the_split_and_of_the_registered_table(de
     """The benchmark is trained on the training side of the split and judged on its holdout;
     the coefficient table is the statsmodels inference of the table that is registered
     (refit on every labelled lead)."""
-    from pipeline.fit import tabulate_coefficients
-    from pipeline.selection_check import eligible_columns
+    from pipeline.analysis.selection_check import eligible_columns
+    from pipeline.model.fit import tabulate_coefficients
 
     cfg, features = demo_features
     assert cfg.model.refit_on_all
@@ -71,7 +71,7 @@ def test_benchmark_and_inference_are_of_the_split_and_of_the_registered_table(de
 
 def _row_by_row_benchmark_design(train: pd.DataFrame, test: pd.DataFrame):
     """The benchmark design as first written (text mapped row by row): the reference."""
-    from pipeline.encoding import categorical_text, is_numeric_column
+    from pipeline.model.encoding import categorical_text, is_numeric_column
 
     cols_train, cols_test = [], []
     for column in train.columns:
@@ -92,7 +92,7 @@ def _row_by_row_benchmark_design(train: pd.DataFrame, test: pd.DataFrame):
 def test_benchmark_design_maps_each_level_as_row_by_row_mapping_did(seed):
     """Levels past the 250 most frequent (ties at the cut included), missing, a level
     written "(missing)", numbers as text, Categoricals, unseen test levels."""
-    from pipeline.evaluate import _benchmark_design
+    from pipeline.model.evaluate import _benchmark_design
 
     rng = np.random.default_rng(seed)
     n = 4000

@@ -1,5 +1,5 @@
 """Points people trust: monotone trends, sign consistency, small levels and locked points,
-enforced in the fit (pipeline.constraints), and what they cost (pipeline.trust)."""
+enforced in the fit (pipeline.model.constraints), and what they cost (pipeline.model.trust)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.associations import pairwise_associations
-from pipeline.constraints import against_lift, choose_trend, direction_changes
-from pipeline.lift import level_frame
-from pipeline.points import PointsScorecard
-from pipeline.trust import ConstraintEffect, contradictions, trend_changes, trust_table
+from pipeline.analysis.associations import pairwise_associations
+from pipeline.analysis.lift import level_frame
+from pipeline.model.constraints import against_lift, choose_trend, direction_changes
+from pipeline.model.points import PointsScorecard
+from pipeline.model.trust import ConstraintEffect, contradictions, trend_changes, trust_table
 
 PDO = 20.0
 
@@ -204,7 +204,7 @@ def _check_trusted(model: PointsScorecard) -> None:
 
 def _fit_on_all(cfg, features):
     """Selection and the points table on every lead of ``features``."""
-    from pipeline.train import analyse, fit_scorecard, with_text_as_categories
+    from pipeline.model.train import analyse, fit_scorecard, with_text_as_categories
 
     frame = with_text_as_categories(features.frame, features.factors)
     y = frame["converted"].to_numpy(dtype=int)
@@ -221,9 +221,9 @@ def test_demo_points_are_trusted(demo_features):
 
 
 def test_x_education_points_are_trusted(shared_data):
-    from pipeline.cli import _read_leads
+    from pipeline.cli.main import _read_leads
     from pipeline.config import load_config
-    from pipeline.features import build_features
+    from pipeline.inputs.features import build_features
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "x_education.yaml",
                       data=shared_data)
@@ -236,7 +236,7 @@ def test_x_education_points_are_trusted(shared_data):
 
 
 def test_training_reports_what_each_constraint_costs(demo_features):
-    from pipeline.train import train
+    from pipeline.model.train import train
 
     cfg, features = demo_features
     result = train(features, cfg)

@@ -16,8 +16,7 @@ from helpers import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import export as ex
-from pipeline.levels import (
+from pipeline.analysis.levels import (
     MAX_DIGITS,
     SentinelWarning,
     duration_unit,
@@ -27,9 +26,16 @@ from pipeline.levels import (
     significant_digits,
     snap_edges,
 )
-from pipeline.rules import FactorRules, PointsRules, factor_points, merge_equal_bins, score_record
-from pipeline.train import train
-from pipeline.trust_rules import (
+from pipeline.exports import formats as ex
+from pipeline.model.rules import (
+    FactorRules,
+    PointsRules,
+    factor_points,
+    merge_equal_bins,
+    score_record,
+)
+from pipeline.model.train import train
+from pipeline.reports.trust_rules import (
     crm_rule_count,
     crm_zero_count,
     direction_changes,
@@ -102,7 +108,7 @@ def assert_human(edges: list[float]) -> None:
 
 def whole_minutes(days: float) -> bool:
     """A days threshold that is a whole number of minutes (written to 3 significant digits,
-    rounded up, as :func:`pipeline.levels.edge_candidates` writes durations)."""
+    rounded up, as :func:`pipeline.analysis.levels.edge_candidates` writes durations)."""
     minutes = days * 1440
     return any(significant_digits(days) <= MAX_DIGITS
                and math.isclose(days, x / 1440, rel_tol=5e-3, abs_tol=1e-9)

@@ -8,7 +8,12 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.validate import event_warnings, expected_columns_diff, mostly_numeric, validate_leads
+from pipeline.inputs.validate import (
+    event_warnings,
+    expected_columns_diff,
+    mostly_numeric,
+    validate_leads,
+)
 
 SRC = "leads.csv"
 
@@ -202,7 +207,7 @@ def test_event_warnings_lines():
 def test_py_whitespace_is_every_character_python_strips():
     import sys
 
-    from pipeline.validate import PY_WHITESPACE
+    from pipeline.inputs.validate import PY_WHITESPACE
 
     every = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
     assert every == PY_WHITESPACE

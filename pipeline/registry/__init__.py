@@ -1,0 +1,14 @@
+"""Registry: the MLflow store: log a training, resolve ``models:/name@alias``, the promotion
+gate and the audit trail."""
+
+from pipeline.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "ModelRef": "pipeline.registry.store",
+    "connect": "pipeline.registry.store",
+    "resolve": "pipeline.registry.store",
+    "load_rules": "pipeline.registry.store",
+    "promote": "pipeline.registry.store",
+    "history": "pipeline.registry.store",
+    "gate_decision": "pipeline.registry.store",
+})

@@ -1,0 +1,418 @@
+"""All MLflow code: runs, registered versions, aliases (never stages) and the audit trail.
+
+Each training run logs params, metrics, tables and the pyfunc model and registers a new
+version of the config's model. ``challenger`` always points at the newest version;
+``champion`` moves only through :func:`gate_and_promote` (the new version is not worse than the
+champion on the same holdout by more than the configured margin) or :func:`promote`.
+Every alias move is appended to an audit log kept as registered-model tags (one tag per move:
+time, alias, from and to version, reason, user), read back by :func:`audit_log`; the per-version
+summary (champion periods, gate decisions) is :func:`history`. Both live in the registry itself,
+so they work the same with the embedded sqlite store and a tracking server.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from pipeline.errors import UserError
+from pipeline.model.rules import PointsRules
+
+if TYPE_CHECKING:
+    from pipeline.inputs.features import FeatureSettings
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+RULES_FILE = "points_rules.json"
+AUDIT_PREFIX = "audit."
+AUDIT_COLUMNS = ["time", "alias", "version", "previous", "reason", "user"]
+_REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved registered-model version."""
+
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def connect(tracking_uri: str, *, experiment: str | None = None,
+            artifact_location: str | None = None) -> None:
+    """Point MLflow at the store (checked first: a dead server is a clear error, not a hang)."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    if tracking_uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=5) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise UserError(f"MLflow tracking server {tracking_uri} is unreachable ({exc})",
+                            hint="start it, or set registry.tracking_uri in the config") from None
+    elif tracking_uri.startswith("sqlite:///"):
+        from pipeline.registry.store_template import seed_sqlite_store
+
+        db_path = Path(tracking_uri[len("sqlite:///"):])
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        seed_sqlite_store(db_path)  # a new store: MLflow's schema, copied (not re-migrated)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if experiment:
+        existing = mlflow.get_experiment_by_name(experiment)
+        if existing is not None and existing.lifecycle_stage == "deleted":
+            raise UserError(f"MLflow experiment {experiment!r} is deleted in {tracking_uri}",
+                            hint="restore it (mlflow experiments restore --experiment-id "
+                                 f"{existing.experiment_id}) or set registry.experiment")
+        if existing is None:
+            # a tracking server chooses the artifact root itself (mlflow-artifacts:/ when it
+            # serves artifacts); a local path would be written on the client's disk only
+            location = None
+            if artifact_location and not tracking_uri.startswith(("http://", "https://")):
+                Path(artifact_location).mkdir(parents=True, exist_ok=True)
+                location = Path(artifact_location).resolve().as_uri()
+            mlflow.create_experiment(experiment, artifact_location=location)
+        mlflow.set_experiment(experiment)
+
+
+def parse_model_ref(text: str) -> tuple[str, str | None, str | None]:
+    """``NAME@ALIAS`` or ``NAME/VERSION`` -> (name, alias, version)."""
+    match = _REF.match(text.strip())
+    if not match:
+        raise UserError(f"model reference {text!r} is not NAME@ALIAS or NAME/VERSION",
+                        hint="for example lead-scoring@champion or lead-scoring/3")
+    return match["name"], match["alias"], match["version"]
+
+
+def resolve(text: str) -> ModelRef:
+    """Find a registered version by alias or number; list what exists when it does not."""
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = parse_model_ref(text)
+    client = _client()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        names = sorted(m.name for m in client.search_registered_models())
+        raise UserError(f"registered model {name!r} does not exist",
+                        hint=f"registered models: {', '.join(names) or '(none: run make train)'}"
+                        ) from None
+    try:
+        mv = (client.get_model_version_by_alias(name, alias) if alias
+              else client.get_model_version(name, version))
+    except MlflowException:
+        model = client.get_registered_model(name)
+        aliases = ", ".join(f"@{a}" for a in sorted(model.aliases)) or "(no aliases)"
+        versions = ", ".join(sorted((str(v.version) for v in client.search_model_versions(
+            f"name='{name}'")), key=int))
+        what = f"alias @{alias}" if alias else f"version {version}"
+        raise UserError(f"model {name!r} has no {what}",
+                        hint=f"aliases: {aliases}; versions: {versions or '(none)'}") from None
+    return ModelRef(name, str(mv.version), mv.run_id)
+
+
+def load_model(model_uri: str):
+    """The registered pyfunc model (``"models:/lead-scoring@champion"``): raw leads in, points
+    out (see :mod:`pipeline.scoring.serving`). Connect first (:func:`connect`)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def load_rules(ref: ModelRef) -> PointsRules:
+    """The points table of a registered version (a JSON artifact, never a pickle)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=RULES_FILE,
+                                                   dst_path=tmp)
+        rules = PointsRules.from_json(Path(path).read_text(encoding="utf-8"))
+    # the version number exists only after registration, so the logged table cannot hold it
+    return rules if rules.model_version else replace(rules, model_version=ref.version)
+
+
+def load_run_json(ref: ModelRef, artifact: str) -> Any:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=artifact,
+                                                   dst_path=tmp)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def download_artifact(ref: ModelRef, artifact: str, dst: Path) -> Path:
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=artifact,
+                                                    dst_path=str(dst)))
+
+
+def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, float],
+                 tags: dict[str, str], artifact_dir: Path, rules: PointsRules,
+                 feature_settings: FeatureSettings, input_example: pd.DataFrame,
+                 before_artifacts: Callable[[], object] | None = None) -> ModelRef:
+    """One MLflow run: params, metrics, tags, the pyfunc model, every file in
+    ``artifact_dir``; registers a new version and points ``challenger`` at it.
+    ``before_artifacts`` is called (and waited for) just before ``artifact_dir`` is logged,
+    the last step: a file still being written there (the report's screenshot) makes it.
+
+    The model is logged from code (no pickle): a generated script that builds
+    :class:`pipeline.scoring.serving.LeadScoringModel`, with the points table and the feature
+    settings as artifacts, a signature (raw lead columns, every one optional and of any type,
+    so integers, floats and missing values are never schema errors; params ``events`` and
+    ``as_of``) and an input example (raw leads: the first rows of ``input_example``).
+    """
+    import mlflow
+
+    from pipeline.scoring.serving import FEATURES_ARTIFACT, MODEL_CODE, RULES_ARTIFACT
+
+    example = model_input_example(rules, feature_settings, input_example)
+    signature = model_signature(rules, feature_settings)
+    with tempfile.TemporaryDirectory() as tmp, \
+            mlflow.start_run(run_name=f"{model_name}-train") as run:
+        mlflow.log_params({k: _param(v) for k, v in params.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})
+        mlflow.set_tags(tags)
+        rules_path = Path(tmp) / RULES_FILE
+        rules_path.write_text(rules.to_json(), encoding="utf-8")
+        settings_path = Path(tmp) / "feature_settings.json"
+        settings_path.write_text(json.dumps(feature_settings.to_dict(), sort_keys=True),
+                                 encoding="utf-8")
+        mlflow.log_artifact(str(settings_path))
+        code_path = Path(tmp) / "lead_scoring_model.py"
+        code_path.write_text(MODEL_CODE, encoding="utf-8")
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(code_path),
+            artifacts={RULES_ARTIFACT: str(rules_path), FEATURES_ARTIFACT: str(settings_path)},
+            signature=signature, input_example=example,
+            registered_model_name=model_name, pip_requirements=_requirements())
+        version = str(info.registered_model_version)
+        if before_artifacts is not None:
+            before_artifacts()
+        mlflow.log_artifacts(str(artifact_dir))
+    ref = ModelRef(model_name, version, run.info.run_id)
+    set_challenger(ref)
+    return ref
+
+
+def model_input_example(rules: PointsRules, settings: FeatureSettings, frame: pd.DataFrame
+                        ) -> pd.DataFrame:
+    """Five raw leads: the model's raw input columns present in ``frame``, as given (missing
+    values stay missing)."""
+    from pipeline.scoring.serving import raw_input_columns
+
+    names = [n for n in raw_input_columns(rules, settings) if n in frame.columns] or \
+        list(frame.columns)
+    example = frame[names].head(5).reset_index(drop=True)
+    text = [n for n in names if example[n].dtype == object]
+    return example.assign(**{n: example[n].where(example[n].notna(), None) for n in text})
+
+
+def model_signature(rules: PointsRules, settings: FeatureSettings):
+    """Input: the raw lead columns, then the derived and event feature columns
+    (:func:`pipeline.scoring.serving.signature_columns`), each optional and of any type (an integer,
+    float or text column, with gaps, is never a schema error; other columns are dropped by
+    MLflow); params ``events`` (path of the event log) and
+    ``as_of`` (ISO time), both optional; output: the score columns."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    from pipeline.scoring.serving import PARAMS, signature_columns
+
+    inputs = Schema([ColSpec(AnyType(), n, required=False)
+                     for n in signature_columns(rules, settings)])
+    outputs = Schema([ColSpec("long", "points"), ColSpec("long", "fit"), ColSpec("long", "pain"),
+                      ColSpec("double", "probability"), ColSpec("boolean", "sdr_ready"),
+                      ColSpec("string", "grade"), ColSpec("string", "reason_codes")])
+    params = ParamSchema([ParamSpec(name, "string", default) for name, default in PARAMS.items()])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "pandas", "numpy", "scikit-learn")]
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:6000]
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def champion(name: str) -> ModelRef | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    return ModelRef(name, str(mv.version), mv.run_id)
+
+
+def logged_metric(ref: ModelRef, key: str) -> float:
+    """The metric ``key`` logged by ``ref``'s run (NaN when it logged none): what the gate
+    compares with when the champion cannot be scored on the challenger's holdout."""
+    return float(_client().get_run(ref.run_id).data.metrics.get(key, float("nan")))
+
+
+def set_challenger(ref: ModelRef) -> None:
+    """Point ``challenger`` at ``ref`` (the newest version) and log the move."""
+    client = _client()
+    previous = _alias_version(ref.name, CHALLENGER)
+    client.set_registered_model_alias(ref.name, CHALLENGER, ref.version)
+    _record_move(ref.name, CHALLENGER, ref.version, previous, "new version registered")
+
+
+def promote(ref: ModelRef, *, reason: str) -> None:
+    """Move ``champion`` to ``ref`` and record the move (who was champion before, why, when)."""
+    client = _client()
+    previous = champion(ref.name)
+    now = _now()
+    client.set_registered_model_alias(ref.name, CHAMPION, ref.version)
+    client.set_model_version_tag(ref.name, ref.version, "champion_since", now)
+    client.set_model_version_tag(ref.name, ref.version, "promotion_reason", reason[:4900])
+    if previous and previous.version != ref.version:
+        client.set_model_version_tag(ref.name, previous.version, "champion_until", now)
+        client.set_model_version_tag(ref.name, previous.version, "replaced_by", ref.version)
+    _record_move(ref.name, CHAMPION, ref.version, previous.version if previous else None, reason)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _alias_version(name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return os.environ.get("USER", "unknown")
+
+
+def _record_move(name: str, alias: str, version: str, previous: str | None, reason: str) -> None:
+    """Append one alias move to the model's audit log (a registered-model tag per move).
+
+    The key sorts by time (microseconds, then the alias), so moves never overwrite each other.
+    """
+    stamp = datetime.now(UTC)
+    key = f"{AUDIT_PREFIX}{stamp.strftime('%Y%m%dT%H%M%S.%f')}Z.{alias}"
+    value = {"time": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "alias": alias,
+             "version": str(version), "previous": previous or "", "reason": reason[:4000],
+             "user": _user()}
+    _client().set_registered_model_tag(name, key, json.dumps(value, sort_keys=True))
+
+
+def audit_log(name: str) -> pd.DataFrame:
+    """Every alias move of ``name``, oldest first: ``time, alias, version, previous, reason,
+    user`` (``previous`` is the version the alias pointed at before, empty for the first)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = _client().get_registered_model(name)
+    except MlflowException:
+        raise UserError(f"registered model {name!r} does not exist",
+                        hint="run make train first") from None
+    events = [json.loads(value) for key, value in sorted((model.tags or {}).items())
+              if key.startswith(AUDIT_PREFIX)]
+    return pd.DataFrame([{c: e.get(c, "") for c in AUDIT_COLUMNS} for e in events],
+                        columns=AUDIT_COLUMNS)
+
+
+def record_decision(ref: ModelRef, decision: dict[str, Any]) -> None:
+    """Keep the gate decision on the version (tag) and its run (metrics)."""
+    client = _client()
+    client.set_model_version_tag(ref.name, ref.version, "gate_decision",
+                                 json.dumps(decision, sort_keys=True)[:4900])
+    for key in ("challenger_auc", "champion_auc"):
+        if _finite(decision.get(key)):
+            client.log_metric(ref.run_id, f"gate_{key}", float(decision[key]))
+    client.set_tag(ref.run_id, "gate_promoted", str(decision.get("promoted")).lower())
+
+
+def history(name: str) -> pd.DataFrame:
+    """The audit trail: every version with its champion periods, reasons and gate decisions."""
+    client = _client()
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception as exc:  # noqa: BLE001 - surface any store error as a user message
+        raise UserError(f"cannot read the registry for {name!r}: {exc}") from None
+    if not versions:
+        raise UserError(f"registered model {name!r} has no versions", hint="run make train first")
+    model = client.get_registered_model(name)
+    alias_of = {}
+    for alias, version in (model.aliases or {}).items():
+        alias_of.setdefault(str(version), []).append(alias)
+    rows = []
+    for v in sorted(versions, key=lambda v: int(v.version)):
+        tags = v.tags or {}
+        decision = json.loads(tags["gate_decision"]) if "gate_decision" in tags else {}
+        rows.append({
+            "version": int(v.version),
+            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"),
+            "aliases": ",".join(sorted(alias_of.get(str(v.version), []))),
+            "champion_since": tags.get("champion_since", ""),
+            "champion_until": tags.get("champion_until", ""),
+            "promotion_reason": tags.get("promotion_reason", ""),
+            "gate": decision.get("summary", ""),
+            "run_id": v.run_id,
+        })
+    return pd.DataFrame(rows)
+
+
+def gate_decision(*, challenger_auc: float, champion_auc: float | None, margin: float,
+                  no_signal: bool, champion_version: str | None) -> dict[str, Any]:
+    """Promote unless the challenger is worse than the champion by more than ``margin`` AUC."""
+    if no_signal:
+        return {"promoted": False, "challenger_auc": challenger_auc, "champion_auc": champion_auc,
+                "summary": "not promoted: no signal (nothing beats the base rate out of sample)"}
+    if champion_auc is None:
+        return {"promoted": True, "challenger_auc": challenger_auc, "champion_auc": None,
+                "summary": f"promoted: first champion (holdout AUC {challenger_auc:.4f})"}
+    promoted = challenger_auc >= champion_auc - margin
+    verb = "promoted" if promoted else "not promoted"
+    return {"promoted": promoted, "challenger_auc": challenger_auc, "champion_auc": champion_auc,
+            "margin": margin,
+            "summary": (f"{verb}: challenger holdout AUC {challenger_auc:.4f} vs champion "
+                        f"v{champion_version} {champion_auc:.4f} on the same holdout "
+                        f"(margin {margin})")}

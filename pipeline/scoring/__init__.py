@@ -1,0 +1,15 @@
+"""Scoring: a points table applied to leads, in memory, in batches from files, on DuckDB
+or Spark, and as the MLflow pyfunc model; drift of the scores."""
+
+from pipeline.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "score_frame": "pipeline.scoring.frame",
+    "reason_codes": "pipeline.scoring.frame",
+    "score_file": "pipeline.scoring.batch",
+    "ScoringSummary": "pipeline.scoring.batch",
+    "score_duckdb": "pipeline.scoring.engines",
+    "score_spark": "pipeline.scoring.engines",
+    "LeadScoringModel": "pipeline.scoring.serving",
+    "drift_report": "pipeline.scoring.drift",
+})
