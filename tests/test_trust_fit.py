@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from pipeline.analysis.associations import pairwise_associations
-from pipeline.analysis.lift import level_frame
-from pipeline.model.constraints import against_lift, choose_trend, direction_changes
+from pipeline.analysis.lift_levels import level_frame
+from pipeline.model.constraints import against_lift
 from pipeline.model.points import PointsScorecard
+from pipeline.model.trends import choose_trend, direction_changes
 from pipeline.model.trust import ConstraintEffect, contradictions, trend_changes, trust_table
 
 PDO = 20.0
@@ -206,7 +207,8 @@ def _check_trusted(model: PointsScorecard) -> None:
 
 def _fit_on_all(cfg, features):
     """Selection and the points table on every lead of ``features``."""
-    from pipeline.model.train import analyse, fit_scorecard, with_text_as_categories
+    from pipeline.model.train_analysis import analyse, with_text_as_categories
+    from pipeline.model.train_fit import fit_scorecard
 
     frame = with_text_as_categories(features.frame, features.factors)
     y = frame["converted"].to_numpy(dtype=int)
