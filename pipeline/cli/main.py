@@ -722,10 +722,10 @@ def diff(
 
 
 def _register_optional_commands() -> None:
-    """Commands that live in their own modules (report, drift)."""
+    """Commands that live in their own modules (report, drift; audit, edit, register-rules)."""
     import importlib
 
-    for module in ("pipeline.cli.report",):
+    for module in ("pipeline.cli.report", "pipeline.cli.people"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
