@@ -280,6 +280,7 @@ def register_rules(
             **workflow.input_digests(cfg)}
     with tempfile.TemporaryDirectory() as tmp:
         art = Path(tmp)
+        write_text_atomic(art / registry.RULES_FILE, rules.to_json())
         write_text_atomic(art / "diff_to_parent.csv", diff.to_csv(index=False))
         write_text_atomic(art / "edited_rules_source" / file.name,
                           file.read_text(encoding="utf-8-sig"))
