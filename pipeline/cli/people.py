@@ -245,7 +245,7 @@ def register_rules(
 ) -> None:
     """Register a table edited by hand as a new version (diff to its parent, promotion gate)."""
     from pipeline import workflow
-    from pipeline.exports.formats import diff_rules
+    from pipeline.exports.diff import diff_rules
     from pipeline.exports.importers import read_rules
     from pipeline.inputs.features import FeatureSettings
     from pipeline.inputs.reader import write_text_atomic

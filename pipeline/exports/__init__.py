@@ -50,4 +50,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "DIFF_COLUMNS": "pipeline.exports.diff",
     "diff_rules": "pipeline.exports.diff",
     "verify_exports": "pipeline.exports.verify",
+    "ImportedRules": "pipeline.exports.importers",
+    "parse_rules": "pipeline.exports.importers",
+    "read_rules": "pipeline.exports.importers",
 })

@@ -6,9 +6,10 @@ Formats (:func:`parse_rules` tells them apart by content, :data:`IMPORT_FORMATS`
 * ``edited``: what the points editor saves: ``{"format": "lead-scoring-edited-rules",
   "parent": "NAME/VERSION", "locked": {"factor = level": points}, "rules": {...}}``;
 * ``csv``: ``export --format csv`` (``factor, group, condition, points``; conditions as
-  :attr:`pipeline.exports.formats.Rule.condition` writes them);
+  :attr:`pipeline.exports.table.Rule.condition` writes them);
 * ``hubspot``: HubSpot's lead-scoring JSON (``export --format hubspot``, or a score built in
-  HubSpot): groups ``FIT`` / ``ENGAGEMENT`` of rules worth constant points, each rule a list
+  HubSpot): ``maxScore`` (totals above it are clipped; older files: ``scoreLimits``), groups
+  ``FIT`` / ``ENGAGEMENT`` of rules worth constant points, each rule a list
   of property filters that must all hold (``EQ``, ``NEQ``, ``IN``, ``NOT_IN``, ``GT``,
   ``GTE``, ``LT``, ``LTE``, ``HAS_PROPERTY``, ``NOT_HAS_PROPERTY``); a filter's property is
   ``propertyName`` (HubSpot's API name) or ``property``;
@@ -389,8 +390,12 @@ def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str
     limits = data.get("scoreLimits") or {}
     settings: dict[str, Any] = {"model_name": str(data.get("name", "")),
                                 "spam_gate": bool(meta.get("spam_gate", False))}
-    if "min" in limits and "max" in limits:
+    if "min" in limits and "max" in limits:  # the body before the 2026-09-beta API
         settings.update(score_min=int(limits["min"]), score_max=int(limits["max"]))
+    if data.get("maxScore") is not None:
+        settings["score_max"] = int(data["maxScore"])
+    if meta.get("score_min") is not None:
+        settings["score_min"] = int(meta["score_min"])
     has_threshold = "sdr_threshold" in meta
     if has_threshold:
         settings["sdr_threshold"] = int(meta["sdr_threshold"])
