@@ -148,6 +148,17 @@ def test_audit_of_an_exported_then_edited_table(trained, tmp_path, monkeypatch, 
         (c["table"], c["factor"], c["level"]) for c in result["contradictions"]}
 
 
+def test_a_rule_on_a_column_the_leads_lack_is_one_clear_error(trained, tmp_path, monkeypatch,
+                                                               capsys):
+    sheet = tmp_path / "typo.csv"
+    sheet.write_text("score_group,field,operator,value,value2,points\n"
+                     "Fit,senority,equals,vp,,8\n")
+    code, out, err = run_cli(monkeypatch, capsys, "audit", "--config", trained, "--model",
+                             "lead-scoring/1", "--rules", sheet)
+    assert code == 2 and out == ""
+    assert f"error: {sheet}: the leads have no column 'senority'" in err
+
+
 def test_register_rules_registers_an_edited_table_through_the_gate(trained, tmp_path,
                                                                    monkeypatch, capsys):
     json_file = tmp_path / "points.json"
