@@ -206,3 +206,31 @@ def test_audit_figures_match_a_slow_reference():
         assert row["brier_calibrated"] == pytest.approx(
             sum((pi - yi) ** 2 for pi, yi in zip(p, y, strict=True)) / len(y))
     assert result.volume == result.summary.set_index("table").loc["noise", "sdr_ready"]
+
+
+def test_the_editor_page_embeds_the_payload_intact_whatever_the_level_names():
+    import json
+    import re
+
+    from pipeline.reports.editor import editor_html, editor_payload
+
+    nasty = "</script><script>alert(1)</script>"
+    rules = PointsRules(factors=[
+        FactorRules("tier", "FIT", "categorical", levels={nasty: 7, "b": 0}),
+        FactorRules("visits", "PAIN", "numeric", edges=[1, 3], bin_points=[0, 4, 9],
+                    special_points={"999": -3})], sdr_threshold=5)
+    frame = pd.DataFrame({"tier": [nasty, "b", "zzz", None] * 5,
+                          "visits": [0, 2, 999, np.nan] * 5, "converted": [1, 0, 0, 1] * 5})
+    coded = audit.code_table(rules, frame)
+    payload = editor_payload(coded, frame["converted"].to_numpy(), coded,
+                             frame["converted"].to_numpy(), parent="m/1", weeks=2.0)
+    page = editor_html(payload)
+    scripts = re.findall(r"<script type='application/json' id='payload'>(.*?)</script>", page,
+                         flags=re.S)
+    assert len(scripts) == 1 and json.loads(scripts[0]) == payload
+    tier, visits = payload["factors"]
+    assert tier["labels"] == [nasty, "b", "(missing)", "(unseen)"]
+    assert tier["points"] == [7, 0, 0, 0] and tier["leads"] == [5, 5, 5, 5]
+    assert visits["labels"] == ["= 999", "<= 1", "(1, 3]", "> 3", "(missing)"]
+    assert visits["paths"][0] == ["special_points", "999"]
+    assert payload["holdout"]["codes"][0] == coded.codes[0].tolist()
