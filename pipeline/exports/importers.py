@@ -37,12 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserError
-from pipeline.model.rules import FactorRules, PointsRules, special_key
+from pipeline.exports.rule_builder import (
+    RuleCollector,
+    group_of,
+    number_cell,
+    points_cell,
+)
+from pipeline.model.rules import PointsRules
 
 IMPORT_FORMATS = ("json", "edited", "csv", "hubspot", "crm-csv")
 EDITED_FORMAT = "lead-scoring-edited-rules"
-_GROUPS = {"fit": "FIT", "pain": "PAIN", "engagement": "PAIN", "behavior": "PAIN",
-           "behaviour": "PAIN"}
 
 
 @dataclass(frozen=True)
@@ -55,123 +59,6 @@ class ImportedRules:
     parent: str | None = None
     locked: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- building
-
-
-@dataclass
-class _Factor:
-    """The conditions read for one factor, before its kind is known."""
-
-    name: str
-    group: str
-    levels: dict[str, int] = field(default_factory=dict)
-    listed: list[str] = field(default_factory=list)  # levels named by an "other" rule
-    missing: int = 0
-    unseen: int = 0
-    anything: int = 0  # a rule that holds for every present value
-    specials: dict[float, int] = field(default_factory=dict)
-    ranges: list[tuple[float, float, int]] = field(default_factory=list)  # (lo, hi] points
-    overlaps: bool = False
-
-    def add_level(self, level: str, points: int) -> None:
-        self.overlaps |= level in self.levels
-        self.levels[level] = self.levels.get(level, 0) + points
-
-
-def _bins(edges: list[float]) -> list[tuple[float, float]]:
-    bounds = [-math.inf, *edges, math.inf]
-    return list(zip(bounds, bounds[1:], strict=False))
-
-
-def _build(f: _Factor, missing_values: list[str], where: str, numeric: bool) -> FactorRules:
-    if numeric and not f.ranges and not f.listed and not f.unseen and \
-            all(_is_number(k) for k in f.levels):
-        f.ranges.append((-math.inf, math.inf, 0))  # "is not empty" of a numeric column
-    if f.ranges:
-        if f.levels and any(not _is_number(k) for k in f.levels):
-            bad = next(k for k in f.levels if not _is_number(k))
-            raise UserError(f"{where}: factor {f.name!r} has range rules and a text value "
-                            f"{bad!r}", hint="a factor is either numeric (ranges, numbers) or "
-                                             "categorical (text values)")
-        specials = dict(f.specials)
-        for k, v in f.levels.items():
-            specials[float(k)] = specials.get(float(k), 0) + v
-        edges = sorted({b for lo, hi, _ in f.ranges for b in (lo, hi) if math.isfinite(b)})
-        points = []
-        for lo, hi in _bins(edges):
-            covering = [p for a, b, p in f.ranges if a <= lo and hi <= b]
-            points.append(sum(covering) + f.anything)
-        return FactorRules(f.name, f.group, "numeric", edges=edges, bin_points=points,
-                           missing_points=f.missing, unseen_points=0,
-                           special_points={special_key(k): v
-                                           for k, v in sorted(specials.items())})
-    if f.specials:
-        for k, v in f.specials.items():
-            f.add_level(special_key(k), v)
-    levels = {k: v + f.anything for k, v in f.levels.items()}
-    for level in f.listed:
-        if level not in levels and level not in missing_values and level != "":
-            levels[level] = f.anything
-    return FactorRules(f.name, f.group, "categorical", levels=dict(sorted(levels.items())),
-                       missing_points=f.missing, unseen_points=f.unseen + f.anything)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-def _number(text: Any, where: str) -> float:
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise UserError(f"{where}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise UserError(f"{where}: {text!r} is not a finite number")
-    return value
-
-
-def _points(text: Any, where: str) -> int:
-    value = _number(text, where)
-    if not value.is_integer():
-        raise UserError(f"{where}: points must be whole numbers, got {text!r}")
-    return int(value)
-
-
-def _group(text: str, where: str) -> str:
-    group = _GROUPS.get(str(text).strip().casefold())
-    if group is None:
-        raise UserError(f"{where}: group {text!r} is not one of FIT, PAIN (Fit, Behavior, "
-                        "Engagement)")
-    return group
-
-
-class _Collector:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.factors: dict[str, _Factor] = {}
-
-    def factor(self, name: str, group: str, where: str) -> _Factor:
-        if not name.strip():
-            raise UserError(f"{where}: the rule names no field")
-        f = self.factors.setdefault(name, _Factor(name, group))
-        if f.group != group:
-            raise UserError(f"{where}: field {name!r} is in group {group} here and {f.group} "
-                            "in an earlier rule", hint="keep each field in one group")
-        return f
-
-    def rules(self, missing_values: list[str], numeric: Collection[str] = (), **settings: Any
-              ) -> tuple[PointsRules, list[str]]:
-        factors = [_build(f, missing_values, self.source, f.name in numeric)
-                   for f in self.factors.values()]
-        notes = [f"{f.name}: rules overlap; their points are added" for f in
-                 self.factors.values() if f.overlaps]
-        return PointsRules(factors=factors, missing_values=list(missing_values),
-                           **settings), notes
 
 
 # --------------------------------------------------------------------------- formats
@@ -194,12 +81,12 @@ def parse_json_rules(data: dict[str, Any], source: str) -> ImportedRules:
 
 def parse_csv_rules(text: str, source: str, *, missing_values: list[str]) -> ImportedRules:
     """``factor, group, condition, points`` (``export --format csv``)."""
-    collected = _Collector(source)
+    collected = RuleCollector(source)
     for i, row in enumerate(_csv_rows(text, source, ("factor", "group", "condition",
                                                      "points")), start=2):
         where = f"{source} row {i}"
-        f = collected.factor(row["factor"], _group(row["group"], where), where)
-        pts = _points(row["points"], f"{where} column points")
+        f = collected.factor(row["factor"], group_of(row["group"], where), where)
+        pts = points_cell(row["points"], f"{where} column points")
         cond = row["condition"].strip()
         if cond == "is missing":
             f.missing += pts
@@ -211,15 +98,15 @@ def parse_csv_rules(text: str, source: str, *, missing_values: list[str]) -> Imp
         elif cond.startswith("= \""):
             f.add_level(_json_text(cond[2:], where), pts)
         elif cond.startswith("= "):
-            value = _number(cond[2:], where)
+            value = number_cell(cond[2:], where)
             f.specials[value] = f.specials.get(value, 0) + pts
         elif cond.startswith("<= "):
-            f.ranges.append((-math.inf, _number(cond[3:], where), pts))
+            f.ranges.append((-math.inf, number_cell(cond[3:], where), pts))
         elif cond.startswith("> ") and " and <= " in cond:
             lo, hi = cond[2:].split(" and <= ", 1)
-            f.ranges.append((_number(lo, where), _number(hi, where), pts))
+            f.ranges.append((number_cell(lo, where), number_cell(hi, where), pts))
         elif cond.startswith("> "):
-            f.ranges.append((_number(cond[2:], where), math.inf, pts))
+            f.ranges.append((number_cell(cond[2:], where), math.inf, pts))
         else:
             raise UserError(f"{where} column condition: {cond!r} is not a condition this "
                             "sheet uses", hint='use = "text", = 3, <= 3, > 3, > 3 and <= 7, '
@@ -277,7 +164,7 @@ def _unquote_cell(text: str) -> str:
 def parse_crm_sheet(text: str, source: str, *, missing_values: list[str],
                     numeric: Collection[str] = ()) -> ImportedRules:
     """A CRM scoring sheet (``export --format crm-csv`` or typed by a person)."""
-    collected = _Collector(source)
+    collected = RuleCollector(source)
     spam_gate = False
     for i, row in enumerate(_csv_rows(text, source, ("score_group", "field", "operator",
                                                      "value", "points")), start=2):
@@ -290,9 +177,9 @@ def parse_crm_sheet(text: str, source: str, *, missing_values: list[str],
             names = sorted(k for k in _CRM_OPERATORS if len(k) > 2 and k != "is")
             raise UserError(f"{where} column operator: {row['operator']!r} is not one of "
                             f"{', '.join(names)}")
-        f = collected.factor(_unquote_cell(row["field"]), _group(row["score_group"], where),
+        f = collected.factor(_unquote_cell(row["field"]), group_of(row["score_group"], where),
                              where)
-        pts = _points(row["points"], f"{where} column points")
+        pts = points_cell(row["points"], f"{where} column points")
         value = row.get("value", "")
         if op == "equals":
             f.add_level(_unquote_cell(value), pts)
@@ -307,11 +194,11 @@ def parse_crm_sheet(text: str, source: str, *, missing_values: list[str],
         elif op == "any":
             f.anything += pts
         elif op == "greater":
-            f.ranges.append((_number(value, where), math.inf, pts))
+            f.ranges.append((number_cell(value, where), math.inf, pts))
         elif op == "at_most":
-            f.ranges.append((-math.inf, _number(value, where), pts))
+            f.ranges.append((-math.inf, number_cell(value, where), pts))
         else:
-            f.ranges.append((_number(value, where), _number(row.get("value2", ""), where),
+            f.ranges.append((number_cell(value, where), number_cell(row.get("value2", ""), where),
                              pts))
     for f in collected.factors.values():
         if f.ranges and f.anything:
@@ -327,17 +214,17 @@ def _hubspot_points(rule: dict[str, Any], where: str) -> int:
     calc = ((rule.get("configuration") or {}).get("calculation") or {})
     for value in (calc.get("value"), rule.get("points"), rule.get("scoreValue")):
         if value is not None:
-            return _points(value, f"{where} points")
+            return points_cell(value, f"{where} points")
     raise UserError(f"{where}: no points (configuration.calculation.value)")
 
 
 def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str],
                   numeric: Collection[str] = ()) -> ImportedRules:
     """HubSpot's lead-scoring JSON (see the module docstring)."""
-    collected = _Collector(source)
+    collected = RuleCollector(source)
     tokens: list[str] = []
     for g, group in enumerate(data.get("groupConfigs") or []):
-        category = _group(group.get("groupCategory", ""), f"{source} groupConfigs[{g}]")
+        category = group_of(group.get("groupCategory", ""), f"{source} groupConfigs[{g}]")
         for r, rule in enumerate(group.get("ruleConfigurations") or []):
             where = f"{source} groupConfigs[{g}].ruleConfigurations[{r}]"
             if rule.get("enabled") is False:
@@ -354,7 +241,7 @@ def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str
             ops = {flt.get("operator"): flt for flt in filters}
             for flt in filters:  # a value kept out of a range: a special value of its own
                 if flt.get("operator") == "NEQ":
-                    f.specials.setdefault(_number(flt.get("value"), where), 0)
+                    f.specials.setdefault(number_cell(flt.get("value"), where), 0)
             if "NOT_HAS_PROPERTY" in ops:
                 f.missing += pts
             elif "IN" in ops and set(map(str, ops["IN"].get("values", []))) <= \
@@ -370,8 +257,8 @@ def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str
             elif "EQ" in ops:
                 f.add_level(str(ops["EQ"].get("value")), pts)
             elif ops.keys() & {"GT", "GTE", "LT", "LTE"}:
-                lo = _number(ops["GT"]["value"], where) if "GT" in ops else -math.inf
-                hi = _number(ops["LTE"]["value"], where) if "LTE" in ops else math.inf
+                lo = number_cell(ops["GT"]["value"], where) if "GT" in ops else -math.inf
+                hi = number_cell(ops["LTE"]["value"], where) if "LTE" in ops else math.inf
                 if "GTE" in ops or "LT" in ops:
                     raise UserError(f"{where}: GTE / LT bounds: the points table's bins are "
                                     "right-closed (GT lower, LTE upper)",
