@@ -16,4 +16,6 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "PointsRules": "pipeline.model.rules",
     "FactorRules": "pipeline.model.rules",
     "trust_table": "pipeline.model.trust",
+    "audit_tables": "pipeline.model.audit",
+    "AuditResult": "pipeline.model.audit",
 })
