@@ -15,7 +15,7 @@ import yaml
 from helpers import invoke, run_cli
 
 from pipeline.model import audit
-from pipeline.model.points import safe_auc
+from pipeline.model.calibration import safe_auc
 from pipeline.registry import store as registry
 
 REPO = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.lift import benjamini_hochberg, level_vs_rest_p_values
-from pipeline.model.points import safe_auc
+from pipeline.model.calibration import safe_auc
 from pipeline.model.rules import (
     SPAM_COLUMN,
     FactorRules,
