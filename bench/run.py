@@ -775,7 +775,7 @@ def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: 
     return "\n".join(lines)
 
 
-PARTS = ("scoring", "stream", "training", "events")
+PARTS = ("scoring", "stream", "training", "events", "spark_events")
 
 
 def _part_of(record: dict[str, Any]) -> str:
@@ -786,6 +786,8 @@ def _part_of(record: dict[str, Any]) -> str:
         return "training"
     if name == "event_aggregation":
         return "events"
+    if name.startswith("event_aggregation_"):
+        return "spark_events"
     return "scoring"
 
 
@@ -807,6 +809,10 @@ def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
     if "events" in parts:
         records.append(bench_events(sizes) if sizes.events
                        else skipped("event_aggregation", 0, "--quick skips the 50M-event run"))
+    if "spark_events" in parts:
+        from bench.spark_events import N_EVENTS, bench_spark_events
+
+        records += bench_spark_events(N_EVENTS if sizes.events else 0, TMP)
     return records
 
 

@@ -143,7 +143,8 @@ class DuckDBEngine(EventEngine):
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.con.register(f"{name}__frame", frame)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}__frame")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.dialect.ident(name)} AS "
+                         f"SELECT * FROM {self.dialect.ident(name + '__frame')}")
         self.con.unregister(f"{name}__frame")
 
     def register_events(self, events: pd.DataFrame | str | Path) -> None:
@@ -163,7 +164,8 @@ class DuckDBEngine(EventEngine):
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {view}")
 
     def create(self, name: str, select_sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.dialect.ident(name)} AS "
+                         f"{select_sql}")
 
     def fetch(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).df()

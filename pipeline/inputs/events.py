@@ -103,6 +103,7 @@ def aggregate_events(
     ``engine`` is ``duckdb`` (``memory_limit`` applies) or ``spark`` (on ``master``): the
     same features either way (:mod:`pipeline.inputs.event_engines`).
     """
+    check_engine(engine)
     groups = _groups(event_groups)
     spec = _Spec(
         event_groups=dict(event_groups),
@@ -132,6 +133,7 @@ def decayed_counts_as_of(
     The same rules as :func:`aggregate_events` with ``snapshot_at = as_of`` for every lead of
     ``leads`` (columns ``lead_id, created_at``); only the decay family is computed.
     """
+    check_engine(engine)
     missing = [c for c in ("lead_id", "created_at") if c not in leads.columns]
     if missing:
         raise UserError(
