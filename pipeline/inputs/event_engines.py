@@ -200,7 +200,11 @@ class SparkEngine(EventEngine):
                 select.append(f"timestamp_micros({self.dialect.ident(col)}) AS "
                               f"{self.dialect.ident(col)}")
             else:
-                values = pa.array(series.astype(object).where(series.notna(), None).tolist())
+                cells = series.astype(object).where(series.notna(), None).tolist()
+                try:
+                    values = pa.array(cells)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: as text
+                    values = pa.array([None if v is None else str(v) for v in cells])
                 columns[col] = values.cast(pa.string()) if values.type == pa.null() else values
                 select.append(self.dialect.ident(col))
         frame = self.spark.createDataFrame(pa.table(columns))

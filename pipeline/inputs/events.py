@@ -2,7 +2,9 @@
 
 Only events with ``created_at <= timestamp < snapshot_at`` count, so a feature never sees
 the future of its own label. The aggregation runs in one DuckDB pass (out of core for CSV
-and Parquet paths), so 50 million events fit in a few GB on a 2-core machine.
+and Parquet paths), so 50 million events fit in a few GB on a 2-core machine; or, with
+``engine="spark"``, as the same SQL on Spark (:mod:`pipeline.inputs.event_engines`: Spark
+first lists the distinct event names, as it has no ``histogram``).
 
 Features (one row per snapshot lead, same order and index, ``lead_id`` first):
 
