@@ -730,7 +730,9 @@ def targets(records: list[dict], sizes: Sizes) -> list[tuple[str, str, bool | No
                     f"{ev['peak_rss_mb']:.0f} MB", ev["peak_rss_mb"] < 6144))
     else:
         out.append(("event aggregation of 50M events: peak < 6 GB", "not run (--quick)", None))
-    return out
+    from bench.spark_events import spark_targets
+
+    return out + spark_targets(records)
 
 
 def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: float) -> str:
