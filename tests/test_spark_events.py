@@ -152,6 +152,19 @@ def test_run_event_sql_on_duckdb_matches_a_pandas_reference():
     assert got["lead_id"].tolist() == ["a", "b"]  # c's only event has no time
 
 
+def test_bench_comparison_flags_any_difference():
+    from bench.spark_events import compare_features
+
+    a = pd.DataFrame({"lead_id": ["x", "y"], "n_login": [1, 2], "decayed": [0.5, np.nan]})
+    assert compare_features(a, a.copy()) == {"identical": True, "max_rel_diff": 0.0}
+    close = a.assign(decayed=[0.5 + 1e-15, np.nan])
+    assert compare_features(a, close)["identical"]
+    assert not compare_features(a, a.assign(decayed=[0.5001, np.nan]))["identical"]
+    assert not compare_features(a, a.assign(decayed=[0.5, 1.0]))["identical"]
+    assert not compare_features(a, a.assign(n_login=[1, 3]))["identical"]
+    assert not compare_features(a, a[["lead_id", "decayed", "n_login"]])["identical"]
+
+
 # --------------------------------------------------------------------------- Spark
 
 
