@@ -730,7 +730,9 @@ def targets(records: list[dict], sizes: Sizes) -> list[tuple[str, str, bool | No
                     f"{ev['peak_rss_mb']:.0f} MB", ev["peak_rss_mb"] < 6144))
     else:
         out.append(("event aggregation of 50M events: peak < 6 GB", "not run (--quick)", None))
-    return out
+    from bench.spark_events import spark_targets
+
+    return out + spark_targets(records)
 
 
 def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: float) -> str:
@@ -775,7 +777,7 @@ def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: 
     return "\n".join(lines)
 
 
-PARTS = ("scoring", "stream", "training", "events")
+PARTS = ("scoring", "stream", "training", "events", "spark_events")
 
 
 def _part_of(record: dict[str, Any]) -> str:
@@ -786,6 +788,8 @@ def _part_of(record: dict[str, Any]) -> str:
         return "training"
     if name == "event_aggregation":
         return "events"
+    if name.startswith("event_aggregation_"):
+        return "spark_events"
     return "scoring"
 
 
@@ -807,6 +811,10 @@ def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
     if "events" in parts:
         records.append(bench_events(sizes) if sizes.events
                        else skipped("event_aggregation", 0, "--quick skips the 50M-event run"))
+    if "spark_events" in parts:
+        from bench.spark_events import N_EVENTS, bench_spark_events
+
+        records += bench_spark_events(N_EVENTS if sizes.events else 0, TMP)
     return records
 
 

@@ -185,6 +185,8 @@ class EventsConfig(_Strict):
     windows: list[int]
     key_group: str
     half_life_grid: list[float]
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    master: str | None = None
 
     @field_validator("snapshot_horizon_days")
     @classmethod

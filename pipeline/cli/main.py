@@ -22,6 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Predictive lead scoring: learn FIT + PAIN points from won/lost history.")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="dataset config (YAML)")]
+MasterOpt = Annotated[str | None, typer.Option(
+    "--master", help="Spark master for events.engine spark (default: events.master, else "
+                     "$LEAD_SCORING_SPARK_MASTER, else local[2])")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m",
                                               help="NAME@ALIAS or NAME/VERSION (default: the "
                                                    "config's model at @champion)")]
@@ -62,12 +65,19 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_config(config: Path | None, data: Path | None = None):
+def _load_config(config: Path | None, data: Path | None = None, master: str | None = None):
     from pipeline.config import load_config
 
     if config is None:
         raise UserError("this command needs --config FILE (or --model NAME@ALIAS where accepted)")
-    return load_config(config, data=data)
+    return _with_master(load_config(config, data=data), master)
+
+
+def _with_master(cfg, master: str | None):
+    """``cfg`` with ``events.master`` set to ``--master`` (when given)."""
+    if master is None:
+        return cfg
+    return cfg.model_copy(update={"events": cfg.events.model_copy(update={"master": master})})
 
 
 # shared with the training workflow, where they are defined
@@ -185,9 +195,10 @@ def train(
     lock: Annotated[bool, typer.Option("--lock", help="refuse to run next to another train")]
     = False,
     no_score: Annotated[bool, typer.Option("--no-score", help="skip scoring the leads")] = False,
+    master: MasterOpt = None,
 ) -> None:
     """Train, register a new version in MLflow, gate the champion, score the leads."""
-    cfg = _load_config(config, data)
+    cfg = _load_config(config, data, master)
     with _maybe_lock(cfg, lock, "train"), workflow.training_memory():
         targets = cfg.for_targets()
         for target_cfg in targets:
@@ -343,7 +354,8 @@ def score(
                                                    "changes at/after this time")] = None,
     batch_size: Annotated[int, typer.Option(help="rows per batch")] = 200_000,
     engine: Annotated[str, typer.Option(help="pandas | duckdb | spark")] = "pandas",
-    master: Annotated[str | None, typer.Option(help="Spark master (default "
+    master: Annotated[str | None, typer.Option(help="Spark master for --engine spark and "
+                                                    "events.engine spark (default "
                                                     "$LEAD_SCORING_SPARK_MASTER or local[2])")]
     = None,
     reasons: Annotated[bool, typer.Option("--reasons/--no-reasons",
@@ -361,13 +373,13 @@ def score(
     as_of_ts = _time_option("--as-of", as_of)
     since_ts = _time_option("--since", since)
     if model is None and config is not None:
-        cfg = _load_config(config)
+        cfg = _load_config(config, master=master)
         if cfg.targets:
             _score_targets(cfg, input, output, rejects, as_of=as_of_ts, since=since_ts,
                            batch_size=batch_size, engine=engine, lock=lock)
             return
     ref, cfg = resolve_model(model, config, tracking_uri)
-    model_cfg = model_config(ref, cfg)
+    model_cfg = _with_master(model_config(ref, cfg), master)
     rules = registry.load_rules(ref)
     source = Path(input) if input else Path(model_cfg.data.leads)
     with _maybe_lock(model_cfg, lock, "score"):
@@ -476,13 +488,14 @@ def lift(
     data: Annotated[Path | None, typer.Option("--data", help="leads file (overrides the config)")]
     = None,
     top: Annotated[int, typer.Option(help="levels to show at the top and bottom")] = 10,
+    master: MasterOpt = None,
 ) -> None:
     """Attribute analysis: lift table, associations, factor selection and lift charts."""
     from pipeline.inputs.features import build_features
     from pipeline.model.train_analysis import analyse
     from pipeline.reports.artifacts import write_analysis
 
-    cfg = _load_config(config, data)
+    cfg = _load_config(config, data, master)
     started = time.perf_counter()
     leads = _read_leads(cfg, training=True)
     events = _events_source(cfg, None)
@@ -526,12 +539,13 @@ def evaluate(
     data: Annotated[Path | None, typer.Option("--data", help="leads file (overrides the config)")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    master: MasterOpt = None,
 ) -> None:
     """Cross-validate the whole selection + fit + points procedure."""
     from pipeline.inputs.features import build_features
     from pipeline.model.cross_validation import cross_validate
 
-    cfg = _load_config(config, data)
+    cfg = _load_config(config, data, master)
     if folds < 2:
         raise UserError(f"--folds must be at least 2, got {folds}")
     leads = _read_leads(cfg, training=True)

@@ -14,6 +14,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "seniority": "pipeline.inputs.signals",
     "spam_flags": "pipeline.inputs.signals",
     "aggregate_events": "pipeline.inputs.events",
+    "run_event_sql": "pipeline.inputs.event_engines",
     "build_features": "pipeline.inputs.features",
     "scoring_features": "pipeline.inputs.features",
     "FeatureSet": "pipeline.inputs.features",

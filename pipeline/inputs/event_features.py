@@ -77,9 +77,17 @@ def creation_times(ids: pd.Series, created: pd.Series, missing_values: list[str]
                          .to_numpy()}).dropna().drop_duplicates("lead_id")
 
 
-def newest_event_time(events: Path | pd.DataFrame) -> pd.Timestamp:
-    """The data's "now": the newest event timestamp (default as-of date for scoring)."""
-    if isinstance(events, pd.DataFrame):
+def newest_event_time(events: Path | pd.DataFrame, *, engine: str = "duckdb",
+                      master: str | None = None) -> pd.Timestamp:
+    """The data's "now": the newest event timestamp (default as-of date for scoring); on
+    Spark (``engine``) the log is read there."""
+    if engine != "duckdb":
+        from pipeline.inputs.event_engines import run_event_sql
+
+        newest = run_event_sql("SELECT max(`timestamp`) AS t FROM events", events,
+                               engine=engine, master=master)["t"].iloc[0]
+        value = None if pd.isna(newest) else newest
+    elif isinstance(events, pd.DataFrame):
         if "timestamp" not in events.columns:
             raise UserError("events: column 'timestamp' not found",
                             hint="the event log has columns lead_id, event, timestamp")
@@ -97,18 +105,22 @@ def newest_event_time(events: Path | pd.DataFrame) -> pd.Timestamp:
 
 
 def event_table_at(created: pd.DataFrame, events: Path | pd.DataFrame, rules: PointsRules,
-                   settings: FeatureSettings, *, as_of: pd.Timestamp | None) -> pd.DataFrame:
+                   settings: FeatureSettings, *, as_of: pd.Timestamp | None,
+                   engine: str = "duckdb", master: str | None = None) -> pd.DataFrame:
     """Per-lead event features (index: lead id) at ``as_of`` (default: the newest event) with
     the table's half-lives, for the leads of ``created`` (``lead_id, created_at``) created by
-    then: leads created after ``as_of`` get no row."""
+    then: leads created after ``as_of`` get no row. ``engine`` / ``master``: where the log
+    is aggregated (``events.engine``, ``events.master``)."""
     from pipeline.inputs.events import aggregate_events
 
-    as_of = _naive_utc(pd.Timestamp(as_of)) if as_of is not None else newest_event_time(events)
+    as_of = (_naive_utc(pd.Timestamp(as_of)) if as_of is not None
+             else newest_event_time(events, engine=engine, master=master))
     snapshots = created.assign(snapshot_at=as_of)
     snapshots = snapshots[snapshots["created_at"] <= as_of]
     result = aggregate_events(events, snapshots, event_groups=settings.event_to_group,
                               half_lives=dict(rules.decay_half_life_days),
-                              windows=tuple(settings.windows), key_group=settings.key_group)
+                              windows=tuple(settings.windows), key_group=settings.key_group,
+                              engine=engine, master=master)
     return result.features.set_index("lead_id")
 
 
@@ -139,7 +151,8 @@ def event_features_for_scoring(config: Config, events: Path, rules: PointsRules,
     from pipeline.inputs.features import FeatureSettings
 
     return event_table_at(_leads_with_created(config, leads), events, rules,
-                          FeatureSettings.from_config(config), as_of=as_of)
+                          FeatureSettings.from_config(config), as_of=as_of,
+                          engine=config.events.engine, master=config.events.master)
 
 
 def changed_since(config: Config, events: Path, since: pd.Timestamp, *,

@@ -2,7 +2,9 @@
 
 Only events with ``created_at <= timestamp < snapshot_at`` count, so a feature never sees
 the future of its own label. The aggregation runs in one DuckDB pass (out of core for CSV
-and Parquet paths), so 50 million events fit in a few GB on a 2-core machine.
+and Parquet paths), so 50 million events fit in a few GB on a 2-core machine; or, with
+``engine="spark"``, as the same SQL on Spark (:mod:`pipeline.inputs.event_engines`: Spark
+first lists the distinct event names, as it has no ``histogram``).
 
 Features (one row per snapshot lead, same order and index, ``lead_id`` first):
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import UserError
+from pipeline.inputs.event_engines import (
+    Dialect,
+    DuckDBEngine,
+    EventEngine,
+    check_engine,
+    open_engine,
+    sql_literal,
+)
 
 OTHER_GROUP = "other"
 DIAGNOSTIC_KEYS = (
@@ -49,8 +58,6 @@ DIAGNOSTIC_KEYS = (
 EVENT_COLUMNS = ("lead_id", "event", "timestamp")
 SNAPSHOT_COLUMNS = ("lead_id", "created_at", "snapshot_at")
 _US_PER_DAY = 86_400_000_000
-_THREADS = 2
-_TIMESTAMP_TYPES = ("VARCHAR", "TIMESTAMP", "DATE")
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,17 @@ def aggregate_events(
     key_group: str = "product",
     extra_half_life_grid: Mapping[str, Sequence[float]] | None = None,
     memory_limit: str = "4GB",
+    engine: str = "duckdb",
+    master: str | None = None,
 ) -> EventFeatures:
     """Point-in-time event features for each lead of ``snapshots`` (see the module docstring).
 
-    ``events`` is a DataFrame or a CSV / Parquet path read by DuckDB without loading it
+    ``events`` is a DataFrame or a CSV / Parquet path read by the engine without loading it
     into pandas; ``snapshots`` has ``lead_id, created_at, snapshot_at`` (one row per lead).
+    ``engine`` is ``duckdb`` (``memory_limit`` applies) or ``spark`` (on ``master``): the
+    same features either way (:mod:`pipeline.inputs.event_engines`).
     """
+    check_engine(engine)
     groups = _groups(event_groups)
     spec = _Spec(
         event_groups=dict(event_groups),
@@ -104,7 +116,7 @@ def aggregate_events(
         grid=_check_grid(extra_half_life_grid, groups),
         full=True,
     )
-    return _run(events, snapshots, spec, memory_limit=memory_limit)
+    return _run(events, snapshots, spec, memory_limit=memory_limit, engine=engine, master=master)
 
 
 def decayed_counts_as_of(
@@ -115,12 +127,15 @@ def decayed_counts_as_of(
     event_groups: Mapping[str, str],
     half_lives: Mapping[str, float],
     memory_limit: str = "4GB",
+    engine: str = "duckdb",
+    master: str | None = None,
 ) -> EventFeatures:
     """``lead_id`` and ``decayed_<group>`` at one scoring date, so quiet leads lose points.
 
     The same rules as :func:`aggregate_events` with ``snapshot_at = as_of`` for every lead of
     ``leads`` (columns ``lead_id, created_at``); only the decay family is computed.
     """
+    check_engine(engine)
     missing = [c for c in ("lead_id", "created_at") if c not in leads.columns]
     if missing:
         raise UserError(
@@ -152,7 +167,7 @@ def decayed_counts_as_of(
         grid={},
         full=False,
     )
-    return _run(events, snapshots, spec, memory_limit=memory_limit)
+    return _run(events, snapshots, spec, memory_limit=memory_limit, engine=engine, master=master)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -242,8 +257,8 @@ def _check_grid(
 
 
 def _lit(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + str(text).replace("'", "''") + "'"
+    """A SQL string literal (both engines read doubled quotes)."""
+    return sql_literal(text)
 
 
 def _ident(name: str) -> str:
@@ -252,49 +267,12 @@ def _ident(name: str) -> str:
 
 def _timestamp_sql(column: str) -> str:
     """Parse to naive UTC TIMESTAMP; anything unparseable becomes NULL (never an error)."""
-    return f"TRY_CAST(TRY_CAST({_ident(column)} AS TIMESTAMPTZ) AS TIMESTAMP)"
-
-
-def _source_sql(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | str | Path) -> str:
-    """A FROM clause for the raw event rows, after checking their columns."""
-    if isinstance(events, pd.DataFrame):
-        con.register("events_raw", events)
-        source = "events_raw"
-    elif isinstance(events, str | Path):
-        path = Path(events)
-        has_glob = any(ch in str(path) for ch in "*?[")
-        if not has_glob and not path.exists():
-            raise UserError(f"events: file not found: {path}")
-        suffixes = "".join(path.suffixes).lower()
-        if suffixes.endswith((".parquet", ".pq")):
-            source = f"read_parquet({_lit(str(path))})"
-        elif suffixes.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
-            source = f"read_csv({_lit(str(path))}, header = true, all_varchar = true)"
-        else:
-            raise UserError(f"events: unsupported file type {path.name!r}; use .csv or .parquet")
-    else:
-        raise UserError(
-            f"events: expected a DataFrame or a path to a CSV/Parquet file, "
-            f"got {type(events).__name__}"
-        )
-    described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-    types = {str(row[0]): str(row[1]) for row in described}
-    missing = [c for c in EVENT_COLUMNS if c not in types]
-    if missing:
-        raise UserError(
-            f"events: missing column(s) {missing}; expected {list(EVENT_COLUMNS)}, "
-            f"got {sorted(types)}"
-        )
-    ts_type = types["timestamp"]
-    if not ts_type.startswith(_TIMESTAMP_TYPES):
-        raise UserError(
-            f"events: column 'timestamp' must hold date-times or ISO strings, got type {ts_type}"
-        )
-    return source
+    return Dialect("duckdb").timestamp(_ident(column))
 
 
 def _load_snapshots(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> int:
-    """Register the parsed snapshots as table ``snaps`` (``_row`` keeps the input order)."""
+    """Parse and check the snapshots into DuckDB's table ``snaps`` (``_row`` keeps the
+    input order): they are one row per lead and checked here whatever the engine."""
     if not isinstance(snapshots, pd.DataFrame):
         raise UserError(f"snapshots: expected a DataFrame, got {type(snapshots).__name__}")
     missing = [c for c in SNAPSHOT_COLUMNS if c not in snapshots.columns]
@@ -314,7 +292,7 @@ def _load_snapshots(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> 
     con.register("snaps_raw", raw)
     con.execute(
         f"""
-        CREATE TEMP TABLE snaps AS
+        CREATE OR REPLACE TEMP TABLE snaps AS
         SELECT _row, CAST(lead_id AS VARCHAR) AS lead_id,
                created_at IS NOT NULL AND {_timestamp_sql("created_at")} IS NULL AS bad_created,
                snapshot_at IS NOT NULL AND {_timestamp_sql("snapshot_at")} IS NULL AS bad_snap,
@@ -351,8 +329,18 @@ def _load_snapshots(con: duckdb.DuckDBPyConnection, snapshots: pd.DataFrame) -> 
     return len(snapshots)
 
 
-def _aggregate_sql(source: str, spec: _Spec) -> str:
-    """The single pass: every event row is classified and aggregated per lead."""
+def _name_col(i: int) -> str:
+    """Column of the i-th event name's count where there is no histogram (Spark)."""
+    return f"_n__{i}"
+
+
+def _aggregate_sql(spec: _Spec, dialect: Dialect, names: Sequence[str] | None = None) -> str:
+    """The single pass: every event row is classified and aggregated per lead.
+
+    The per-event counts are DuckDB's ``histogram(event)``; without one (Spark) each name of
+    ``names`` gets a filtered count.
+    """
+    q = dialect.ident
     aggs = [
         "count(*) AS _total",
         "count(*) FILTER (WHERE bad_ts) AS _unparseable",
@@ -364,10 +352,14 @@ def _aggregate_sql(source: str, spec: _Spec) -> str:
     ]
     if spec.full:
         key = _lit(spec.key_group)
+        if dialect.has_histogram:
+            aggs.append("histogram(event) FILTER (WHERE used) AS _hist")
+        else:
+            aggs += [f"count(*) FILTER (WHERE used AND event = {_lit(n)}) AS {_name_col(i)}"
+                     for i, n in enumerate(names or ())]
         aggs += [
-            "histogram(event) FILTER (WHERE used) AS _hist",
             "min(age_us) FILTER (WHERE used) AS _min_age_us",
-            "count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE used) AS _days_active",
+            "count(DISTINCT CASE WHEN used THEN CAST(ts AS DATE) END) AS _days_active",
             f"count(*) FILTER (WHERE used AND grp = {key} "
             f"AND since_us < {7 * _US_PER_DAY}) AS _week_key",
             f"min(since_us) FILTER (WHERE used AND grp = {key}) AS _first_key_us",
@@ -376,36 +368,30 @@ def _aggregate_sql(source: str, spec: _Spec) -> str:
             for w in spec.windows:
                 aggs.append(
                     f"count(*) FILTER (WHERE used AND grp = {_lit(g)} "
-                    f"AND age_us <= {w * _US_PER_DAY}) AS {_ident(_window_col(g, w))}"
+                    f"AND age_us <= {w * _US_PER_DAY}) AS {q(_window_col(g, w))}"
                 )
     for g, h in spec.half_lives.items():
-        aggs.append(_decay_agg(g, h, _ident(f"decayed_{slugify(g)}")))
+        aggs.append(_decay_agg(g, h, q(f"decayed_{slugify(g)}")))
     for g, hs in spec.grid.items():
         for h in hs:
-            aggs.append(_decay_agg(g, h, _ident(_grid_col(g, h))))
+            aggs.append(_decay_agg(g, h, q(_grid_col(g, h))))
     select = ",\n  ".join(aggs)
     return f"""
-    CREATE TEMP TABLE agg AS
     WITH e AS (
       SELECT s._row,
              src.event,
              COALESCE(m.grp, {_lit(OTHER_GROUP)}) AS grp,
-             src.ts,
-             src.ts IS NULL AS bad_ts,
-             date_diff('microsecond', src.ts, s.snapshot_at) AS age_us,
-             date_diff('microsecond', s.created_at, src.ts) AS since_us
-      FROM (
-        SELECT CAST(lead_id AS VARCHAR) AS lead_id,
-               COALESCE(CAST(event AS VARCHAR), '') AS event,
-               {_timestamp_sql("timestamp")} AS ts
-        FROM {source}
-      ) AS src
+             src.{q("timestamp")} AS ts,
+             src.{q("timestamp")} IS NULL AS bad_ts,
+             {dialect.micros_between("src." + q("timestamp"), "s.snapshot_at")} AS age_us,
+             {dialect.micros_between("s.created_at", "src." + q("timestamp"))} AS since_us
+      FROM events AS src
       LEFT JOIN snaps AS s ON src.lead_id = s.lead_id
       LEFT JOIN group_map AS m ON src.event = m.event
     ), f AS (
       SELECT *, COALESCE(NOT bad_ts AND _row IS NOT NULL AND since_us >= 0 AND age_us > 0,
                          false) AS used,
-             age_us / {_US_PER_DAY}.0 AS age_days
+             CAST(age_us AS DOUBLE) / {_US_PER_DAY} AS age_days
       FROM e
     )
     SELECT _row,
@@ -430,34 +416,43 @@ def _grid_col(group: str, h: float) -> str:
     return half_life_column(group, h)
 
 
-def _output_sql(spec: _Spec, event_names: list[str]) -> tuple[str, list[str]]:
-    """Final per-lead columns in the documented order, one row per snapshot lead."""
+def _output_sql(spec: _Spec, event_names: list[str], dialect: Dialect,
+                name_cols: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """Final per-lead columns in the documented order, one row per snapshot lead.
+
+    ``name_cols``: each event name's count column of ``agg`` where there is no histogram.
+    """
+    q = dialect.ident
     cols: list[tuple[str, str]] = []
     if spec.full:
         by_slug: dict[str, list[str]] = {}
         for name in event_names:
             by_slug.setdefault(slugify(name), []).append(name)
         for slug in sorted(by_slug):
-            terms = " + ".join(f"COALESCE(a._hist[{_lit(n)}], 0)" for n in sorted(by_slug[slug]))
-            cols.append((f"n_{slug}", f"CAST({terms} AS BIGINT)"))
+            if dialect.has_histogram:
+                terms = [f"COALESCE(a._hist[{_lit(n)}], 0)" for n in sorted(by_slug[slug])]
+            else:
+                terms = [f"COALESCE(a.{(name_cols or {})[n]}, 0)" if n in (name_cols or {})
+                         else "0" for n in sorted(by_slug[slug])]
+            cols.append((f"n_{slug}", f"CAST({' + '.join(terms)} AS BIGINT)"))
         for g in spec.groups:
             for w in spec.windows:
                 name = _window_col(g, w)
-                cols.append((name, f"COALESCE(a.{_ident(name)}, 0)"))
+                cols.append((name, f"COALESCE(a.{q(name)}, 0)"))
         k = slugify(spec.key_group)
         cols += [
-            ("days_since_last_event", f"a._min_age_us / {_US_PER_DAY}.0"),
+            ("days_since_last_event", f"CAST(a._min_age_us AS DOUBLE) / {_US_PER_DAY}"),
             ("days_active", "COALESCE(a._days_active, 0)"),
-            (f"velocity_{k}", "COALESCE(a._week_key, 0) / 7.0"),
-            (f"days_to_first_{k}", f"a._first_key_us / {_US_PER_DAY}.0"),
+            (f"velocity_{k}", "CAST(COALESCE(a._week_key, 0) AS DOUBLE) / 7"),
+            (f"days_to_first_{k}", f"CAST(a._first_key_us AS DOUBLE) / {_US_PER_DAY}"),
         ]
     for g in spec.half_lives:
         name = f"decayed_{slugify(g)}"
-        cols.append((name, f"COALESCE(a.{_ident(name)}, 0.0)"))
+        cols.append((name, f"COALESCE(a.{q(name)}, 0.0)"))
     for g, hs in spec.grid.items():
         for h in hs:
             name = _grid_col(g, h)
-            cols.append((name, f"COALESCE(a.{_ident(name)}, 0.0)"))
+            cols.append((name, f"COALESCE(a.{q(name)}, 0.0)"))
     names = [c[0] for c in cols]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -465,7 +460,7 @@ def _output_sql(spec: _Spec, event_names: list[str]) -> tuple[str, list[str]]:
             f"events: feature names collide after slugify: {dupes}; rename the events "
             f"or groups so that each column name is produced once"
         )
-    body = ",\n  ".join(f"{expr} AS {_ident(name)}" for name, expr in cols) or "s._row"
+    body = ",\n  ".join(f"{expr} AS {q(name)}" for name, expr in cols) or "s._row"
     sql = f"""
     SELECT {body}
     FROM snaps AS s LEFT JOIN agg AS a ON s._row = a._row
@@ -474,45 +469,69 @@ def _output_sql(spec: _Spec, event_names: list[str]) -> tuple[str, list[str]]:
     return sql, names
 
 
+def _event_names(eng: EventEngine, spec: _Spec, names: list[str], totals: Sequence[Any]
+                 ) -> tuple[list[str], dict[str, str]]:
+    """The event names seen in used events (plus the configured ones), and where there is no
+    histogram the count column of each name of ``names`` (``totals``: their used counts)."""
+    if not spec.full:
+        return [], {}
+    if eng.dialect.has_histogram:
+        seen = eng.fetch(
+            "SELECT DISTINCT unnest(map_keys(_hist)) AS name FROM agg WHERE _row IS NOT NULL"
+        )["name"].tolist()
+        return sorted({str(n) for n in seen} | set(spec.event_groups)), {}
+    seen = [n for n, total in zip(names, totals, strict=True) if int(total) > 0]
+    return sorted(set(seen) | set(spec.event_groups)), {n: _name_col(i) for i, n in
+                                                         enumerate(names)}
+
+
 def _run(
     events: pd.DataFrame | str | Path,
     snapshots: pd.DataFrame,
     spec: _Spec,
     *,
     memory_limit: str,
+    engine: str = "duckdb",
+    master: str | None = None,
 ) -> EventFeatures:
-    with tempfile.TemporaryDirectory(prefix="lead-events-") as spill, duckdb.connect() as con:
-        con.execute(f"SET threads TO {_THREADS}")
-        con.execute(f"SET memory_limit = {_lit(memory_limit)}")
-        con.execute(f"SET temp_directory = {_lit(spill)}")
-        con.execute("SET preserve_insertion_order = false")
-        con.execute("SET TimeZone = 'UTC'")
-        n = _load_snapshots(con, snapshots)
+    check_engine(engine)
+    with open_engine(engine, master=master, memory_limit=memory_limit) as eng:
+        if isinstance(eng, DuckDBEngine):
+            n = _load_snapshots(eng.con, snapshots)
+        else:  # parsed and checked by DuckDB (one row per lead, in memory), then handed over
+            with duckdb.connect() as con:
+                con.execute("SET TimeZone = 'UTC'")
+                n = _load_snapshots(con, snapshots)
+                parsed = con.execute(
+                    "SELECT _row, lead_id, created_at, snapshot_at FROM snaps").df()
+            eng.register("snaps", parsed)
         group_map = pd.DataFrame(
             {
                 "event": pd.Series(list(spec.event_groups), dtype=object),
                 "grp": pd.Series([str(g) for g in spec.event_groups.values()], dtype=object),
             }
         )
-        con.register("group_map", group_map)
-        source = _source_sql(con, events)
-        con.execute(_aggregate_sql(source, spec))
-        event_names: list[str] = []
-        if spec.full:
-            seen = con.execute(
-                "SELECT DISTINCT unnest(map_keys(_hist)) FROM agg WHERE _row IS NOT NULL"
-            ).fetchall()
-            event_names = sorted({str(r[0]) for r in seen} | set(spec.event_groups))
-        sql, names = _output_sql(spec, event_names)
-        body = con.execute(sql).df() if names else pd.DataFrame(index=range(n))
-        diag_row = con.execute(
+        eng.register("group_map", group_map)
+        eng.register_events(events)
+        names: list[str] = []
+        if spec.full and not eng.dialect.has_histogram:
+            names = sorted(str(v) for v in eng.fetch("SELECT DISTINCT event FROM events")["event"])
+        eng.create("agg", _aggregate_sql(spec, eng.dialect, names))
+        name_sums = [f"COALESCE(sum({_name_col(i)}) FILTER (WHERE _row IS NOT NULL), 0)"
+                     for i in range(len(names))]
+        sums = eng.fetchone(
             "SELECT COALESCE(sum(_total), 0), COALESCE(sum(_used), 0), "
             "COALESCE(sum(_after), 0), COALESCE(sum(_before), 0), "
-            "COALESCE(sum(_unknown), 0), COALESCE(sum(_unparseable), 0) FROM agg"
-        ).fetchone()
-    diagnostics = {k: int(v) for k, v in zip(DIAGNOSTIC_KEYS, diag_row or (), strict=True)}
+            "COALESCE(sum(_unknown), 0), COALESCE(sum(_unparseable), 0)"
+            + "".join(f", {t}" for t in name_sums) + " FROM agg"
+        )
+        diag_row = sums[: len(DIAGNOSTIC_KEYS)]
+        event_names, name_cols = _event_names(eng, spec, names, sums[len(DIAGNOSTIC_KEYS):])
+        sql, out_names = _output_sql(spec, event_names, eng.dialect, name_cols)
+        body = eng.fetch(sql) if out_names else pd.DataFrame(index=range(n))
+    diagnostics = {k: int(v) for k, v in zip(DIAGNOSTIC_KEYS, diag_row, strict=True)}
     columns: dict[str, Any] = {"lead_id": snapshots["lead_id"].to_numpy()}
-    for name in names:
+    for name in out_names:
         is_count = name.startswith("n_") or name == "days_active"
         columns[name] = (
             body[name].to_numpy(dtype="int64")

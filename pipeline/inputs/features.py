@@ -186,7 +186,8 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
             events, everyone, event_groups=config.events.event_to_group,
             half_lives=chosen or start, windows=tuple(config.events.windows),
             key_group=config.events.key_group,
-            extra_half_life_grid=grid if not half_lives else None)
+            extra_half_life_grid=grid if not half_lives else None,
+            engine=config.events.engine, master=config.events.master)
         ev = result.features.set_index("lead_id")
         diagnostics = dict(result.diagnostics)
         if not half_lives:
