@@ -298,3 +298,21 @@ def test_simulator_on_the_demo_leads_as_of_two_dates(demo_dir: Path):
         scored = score_frame(rules, properties)
         assert sim.simulated_mismatches(simulated, scored, max_score=body["maxScore"]) == 0
         assert simulated["sdr_ready"].any() and not simulated["sdr_ready"].all()
+
+
+def test_the_pmml_refuses_a_lead_without_its_derived_signals():
+    """The Scorecard returns invalid for a lead whose derived signal is absent, instead of
+    scoring it as missing; with the signals it scores every lead like the reference."""
+    import xml.etree.ElementTree as ET
+
+    rules = _signal_rules()
+    root = ET.fromstring(ex.export_pmml(rules))
+    treatment = {f.get("name"): f.get("missingValueTreatment")
+                 for f in root.iter(f"{{{ex.PMML_NAMESPACE}}}MiningField")}
+    assert treatment["email_domain_type"] == treatment["seniority"] == "returnInvalid"
+    assert treatment["lead_source"] == "asIs"
+    raw = _raw_leads(10)
+    reference = _reference_features(rules, raw)
+    blind = raw.assign(**{c: reference[c] for c in S.DERIVED_SIGNALS}).assign(seniority=None)
+    with pytest.raises(RuntimeError, match="JPMML failed on 10 leads"):
+        vf.score_pmml(rules, blind)
