@@ -479,7 +479,7 @@ def lift(
 ) -> None:
     """Attribute analysis: lift table, associations, factor selection and lift charts."""
     from pipeline.inputs.features import build_features
-    from pipeline.model.train import analyse
+    from pipeline.model.train_analysis import analyse
     from pipeline.reports.artifacts import write_analysis
 
     cfg = _load_config(config, data)
@@ -529,7 +529,7 @@ def evaluate(
 ) -> None:
     """Cross-validate the whole selection + fit + points procedure."""
     from pipeline.inputs.features import build_features
-    from pipeline.model.train import cross_validate
+    from pipeline.model.cross_validation import cross_validate
 
     cfg = _load_config(config, data)
     if folds < 2:
@@ -786,10 +786,10 @@ def diff(
 
 
 def _register_optional_commands() -> None:
-    """Commands that live in their own modules (report, drift)."""
+    """Commands that live in their own modules (report, drift; audit, edit, register-rules)."""
     import importlib
 
-    for module in ("pipeline.cli.report",):
+    for module in ("pipeline.cli.report", "pipeline.cli.people"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

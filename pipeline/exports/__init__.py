@@ -58,4 +58,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "crm_properties": "pipeline.exports.simulator",
     "verify_exports": "pipeline.exports.verify",
     "check_export_input": "pipeline.exports.verify",
+    "ImportedRules": "pipeline.exports.importers",
+    "parse_rules": "pipeline.exports.importers",
+    "read_rules": "pipeline.exports.importers",
 })

@@ -375,6 +375,13 @@ def record_decision(ref: ModelRef, decision: dict[str, Any]) -> None:
     client.set_tag(ref.run_id, "gate_promoted", str(decision.get("promoted")).lower())
 
 
+def tag_version(ref: ModelRef, tags: dict[str, str]) -> None:
+    """Set tags on a registered version (short values: what a person reads in the UI)."""
+    client = _client()
+    for key, value in tags.items():
+        client.set_model_version_tag(ref.name, ref.version, key, str(value)[:4900])
+
+
 def history(name: str) -> pd.DataFrame:
     """The audit trail: every version with its champion periods, reasons and gate decisions."""
     client = _client()
