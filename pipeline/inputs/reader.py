@@ -31,7 +31,6 @@ import itertools
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ import pandas as pd
 
 from pipeline.config import ROW_ID_COLUMN
 from pipeline.errors import LockedError, UserError
+from pipeline.outputs import atomic_path
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 AUTO = "auto"
@@ -57,6 +57,7 @@ COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
 # a number written with a decimal point (what pandas and Arrow read): 3.5  -0.25  1e-3  12
 POINT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 THOUSANDS_ONLY = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+")  # 1.234: a point or a thousands dot
+FIELD_LIMIT = 16 << 20  # characters in one CSV field (the csv module's default: 128 KB)
 DELIMITER_WORDS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 
@@ -520,9 +521,92 @@ def _read_csv_with_arrow(path: Path, delimiter: str = ",") -> pd.DataFrame | Non
                 strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowException, OSError, ValueError):
         return None
-    if malformed or table.column_names != header or table.num_rows == 0:
-        return None
+    if malformed or table.column_names != header or table.num_rows == 0 \
+            or table.num_rows + 1 != physical_lines(path):
+        return None  # blank lines, a record over several lines (a stray quote?), a lone CR
     return table.to_pandas()
+
+
+def physical_lines(path: Path) -> int:
+    """The number of lines of a file (a last line without its line break counts)."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One CSV record: its fields and the physical lines it spans (1-based, header = line 1).
+
+    ``swallowed``: the record spans lines that each look like a row of their own (a stray
+    quote opened a field that ran over them), or spans lines and has the wrong number of
+    fields; its lines are then read one by one (``line_fields``) so that no lead vanishes
+    into another lead's field."""
+
+    fields: list[str]
+    first_line: int
+    last_line: int
+    line_fields: list[tuple[int, list[str]]] | None = None
+
+    @property
+    def swallowed(self) -> bool:
+        return self.line_fields is not None
+
+    def swallow_reason(self) -> str:
+        return (f"a quote opened on line {self.first_line} runs to line {self.last_line}, "
+                f"taking lines {self.first_line}-{self.last_line} as one record (a stray \"?)")
+
+
+def _line_fields(line: str, delimiter: str) -> list[str]:
+    """The fields of one physical line read on its own (``[]`` for a blank line)."""
+    return next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+
+
+def csv_records(handle: io.TextIOBase, delimiter: str, width: int | None = None, *,
+                path: Path | None = None, start: int = 1) -> Iterator[Record]:
+    """Every CSV record of ``handle`` (opened with ``newline=""``), header first.
+
+    ``width`` (the header's field count; None: taken from the first record) decides which
+    records spanning several lines are swallowed lines (see :class:`Record`): a quoted
+    field may hold line breaks, but a record whose continuation lines each read as a full
+    row, or whose field count is wrong, is split back into its lines. ``start``: the line
+    number of the handle's next line. A field over :data:`FIELD_LIMIT` is an error naming
+    ``path`` and the line."""
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
+    taken: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in handle:
+            taken.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    first = start
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UserError(f"{path}: line {first}: {exc}",
+                            hint="a stray quote can make one field run over the rest of the "
+                            "file; fix the quote or split the file") from None
+        last = start - 1 + reader.line_num
+        spanned = taken[:] if len(taken) > 1 else None
+        taken.clear()
+        if width is None and fields:
+            width = len(fields)
+        split = None
+        if spanned is not None and fields:
+            per_line = [_line_fields(text, delimiter) for text in spanned]
+            if len(fields) != width or any(len(f) == width for f in per_line[1:]):
+                split = [(first + i, f) for i, f in enumerate(per_line) if f]
+        yield Record(fields, first, last, split)
+        first = last + 1
 
 
 def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
@@ -535,31 +619,36 @@ def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
     row = 0
     try:
         with open(path, encoding=encoding, newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            header = next(reader, None)
-            while header == []:
-                header = next(reader, None)
-            if header is None:
+            reader = csv_records(handle, delimiter, path=path)
+            record = next(reader, None)
+            while record is not None and record.fields == []:
+                record = next(reader, None)
+            if record is None:
                 raise UserError(f"{path}: file is empty", hint="expected a header row")
+            header = record.fields
             wrong_delimiter(path, header, delimiter)
-            duplicated = sorted({c for c in header if header.count(c) > 1})
-            if duplicated:
-                raise UserError(f"{path}: the header repeats column names {duplicated}",
-                                hint="every column needs its own name")
+            check_header(path, header)
             width = len(header)
-            for fields in reader:
-                if not fields:
+            reader = csv_records(handle, delimiter, width, path=path,
+                                 start=record.last_line + 1)
+            for record in reader:
+                if not record.fields:
+                    continue
+                if record.swallowed:
+                    for line, fields in record.line_fields or []:
+                        row += 1
+                        bad.append(BadRow(line=line, reason=record.swallow_reason(),
+                                          raw=_raw(fields, delimiter)))
                     continue
                 row += 1
+                fields = record.fields
                 if len(fields) == width:
                     records.append(fields)
                     rows.append(row)
                 else:
-                    buffer = io.StringIO()
-                    csv.writer(buffer, delimiter=delimiter).writerow(fields)
-                    bad.append(BadRow(line=reader.line_num,
+                    bad.append(BadRow(line=record.first_line,
                                       reason=f"row has {len(fields)} fields, expected {width}",
-                                      raw=buffer.getvalue().rstrip("\r\n")))
+                                      raw=_raw(fields, delimiter)))
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: cannot be read as {encoding} (data.encoding): {exc.reason} "
                         f"(byte 0x{exc.object[exc.start]:02x})",
@@ -570,14 +659,36 @@ def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
         more = (f" ({len(bad)} malformed rows in all, lines "
                 f"{', '.join(str(b.line) for b in bad[:5])}{' ...' if len(bad) > 5 else ''})"
                 if len(bad) > 1 else "")
-        raise UserError(f"{path}: malformed CSV: line {first.line} has "
-                        f"{first.reason.split(' has ')[-1]}{more}",
+        what = (f"line {first.line} has {first.reason.split(' has ')[-1]}"
+                if first.reason.startswith("row has ") else first.reason)
+        raise UserError(f"{path}: malformed CSV: {what}{more}",
                         hint="every row needs as many fields as the header "
                         f"(a stray {_delimiter_word(delimiter)} or quote?)")
     if not records and not bad:
         raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
     frame = pd.DataFrame(records, columns=[str(c) for c in header], dtype=object)
     return RawTable(frame, bad, path, np.asarray(rows, dtype=np.int64))
+
+
+def _raw(fields: list[str], delimiter: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter).writerow(fields)
+    return buffer.getvalue().rstrip("\r\n")
+
+
+def check_header(path: Path, header: list[str]) -> None:
+    """Refuse a header that repeats a column name (every reading path)."""
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise UserError(f"{path}: the header repeats column names {shorten(duplicated)}",
+                        hint="every column needs its own name")
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr``-like text of ``value`` cut to about ``limit`` characters (messages never
+    echo a 5 MB cell)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def file_digest(path: str | Path) -> str:
@@ -587,30 +698,6 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
-
-    A run killed half-way leaves at most a hidden ``.tmp`` file, never a partial output.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual mode
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:
