@@ -418,3 +418,155 @@ def test_property_mutated_demo_files_lose_no_lead(trained, tmp_path_factory):
             assert "no lead could be scored" in err
 
     check()
+
+
+# --------------------------------------------------------------------------- config
+
+def bomb(levels: int = 7) -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("key", ["name", "label.positive", "columns.declared_leaky",
+                                 "data.missing_values"])
+def test_yaml_anchor_bomb_is_refused_at_once(key, tmp_path, monkeypatch, capsys):
+    import time
+
+    section, _, leaf = key.rpartition(".")
+    value = f"*a{6}"
+    body = (f"{section}:\n  {leaf}: {value}\n" if section else f"{leaf}: {value}\n")
+    if section != "data":
+        body += "data:\n  leads: leads.csv\n"
+    else:
+        body = body.replace("data:\n", "data:\n  leads: leads.csv\n")
+    config = tmp_path / "bomb.yaml"
+    config.write_text(bomb() + "\n" + body)
+    assert len(config.read_bytes()) < 2000
+    before = snapshot(config)
+    started = time.perf_counter()
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config)
+    assert time.perf_counter() - started < 10
+    assert code == 2
+    assert re.search(r"bomb\.yaml: the YAML expands to more than 20,000 values \(aliases near "
+                     r"line \d+\)", err), err
+    assert len(err) < 400
+    assert_unchanged(before)
+
+
+def test_duplicate_yaml_keys_are_refused(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "dup.yaml"
+    config.write_text("data:\n  leads: leads.csv\npoints:\n  pdo: 20\n  pdo: 40\n")
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config)
+    assert code == 2
+    assert "dup.yaml: key 'pdo' appears twice in one mapping (line 5)" in err
+    assert "YAML would silently use the last" in err
+
+
+def test_messages_show_at_most_80_characters_of_a_value(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "long.yaml"
+    config.write_text(f"data:\n  leads: leads.csv\nseed: '{'x' * 5000}'\n")
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config)
+    assert code == 2
+    assert f"(got '{'x' * 79}... (5,002 characters))" in err
+    assert len(err) < 500
+
+
+@pytest.mark.parametrize("name", ["/../../X", "../escape", "a/b", "a\\b", ".hidden"])
+def test_unsafe_model_name_is_refused_before_any_work(name, tmp_path, monkeypatch, capsys):
+    outside = tmp_path / "X"
+    models = tmp_path / "root" / "models"
+    config = tmp_path / "root" / "cfg.yaml"
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump({"data": {"leads": "missing.csv"}, "model_name": name}))
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config, "--lock")
+    assert code == 2
+    assert "key 'model_name': Value error, must be 1-100 letters" in err
+    assert f"(got {name!r})" in err
+    assert not outside.exists() and not models.exists()
+
+
+@pytest.mark.slow
+def test_yes_as_a_yaml_boolean_gets_a_hint_to_quote(trained, tmp_path, monkeypatch, capsys):
+    leads = tmp_path / "leads.csv"
+    frame = pd.read_csv(trained["leads"], dtype=str, keep_default_na=False)
+    frame["outcome"] = frame["outcome"].map({"won": "Yes", "lost": "No"})
+    frame.to_csv(leads, index=False)
+    settings_ = yaml.safe_load(trained["config"].read_text())
+    settings_["data"]["leads"] = str(leads)
+    settings_["label"].update(positive=["POSITIVE"], negative=["NEGATIVE"])
+    config = tmp_path / "yes.yaml"
+    config.write_text(yaml.safe_dump(settings_).replace("POSITIVE", "Yes")
+                      .replace("NEGATIVE", "No"))
+    before = snapshot(leads)
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config, "--no-score")
+    assert code == 2
+    assert "neither won ['True'] nor lost ['False']" in err
+    assert ("YAML reads unquoted Yes/No/On/Off/True/False as booleans (label.positive, "
+            "label.negative hold True/False): quote them, e.g. positive: ['Yes']") in err
+    assert_unchanged(before)
+
+
+# --------------------------------------------------------------------------- tracebacks -> messages
+
+def test_dollar_level_names_draw_as_text_not_mathtext():
+    from pipeline.reports.page import figure_png
+    from pipeline.reports.plots_lift import lift_chart
+
+    rows = pd.DataFrame({"attribute": ["budget"] * 3, "level": ["$$ budget", "$5 $ x", "a_b^c"],
+                         "leads": [10, 20, 30], "conversion_rate": [0.1, 0.2, 0.3],
+                         "ci_low": [0.05, 0.1, 0.2], "ci_high": [0.2, 0.3, 0.4]})
+    figure = lift_chart(rows, 0.2)
+    assert figure_png(figure).startswith(b"\x89PNG")
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert labels[0] == "$$ budget (n=10)"
+
+
+@pytest.mark.parametrize("case", ["empty", "garbage", "truncated", "not_mlflow"])
+def test_broken_store_is_one_message_and_left_alone(case, tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    db = tmp_path / "mlflow.db"
+    if case == "empty":
+        db.write_bytes(b"")
+    elif case == "garbage":
+        db.write_bytes(os.urandom(5000))
+    else:
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            con.execute("CREATE TABLE " + ("experiments" if case == "truncated" else "notes")
+                        + " (x TEXT)")
+            con.executemany("INSERT INTO " + ("experiments" if case == "truncated" else "notes")
+                            + " VALUES (?)", [("x" * 500,)] * 400)
+            con.commit()
+        if case == "truncated":
+            db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    before = snapshot(db)
+    message = {"empty": "is an empty file (0 bytes): its versions and audit trail are gone; "
+                        "it is not rebuilt silently",
+               "garbage": "is not an SQLite database",
+               "truncated": "is corrupt",
+               "not_mlflow": "is an SQLite database but not an MLflow store (tables: notes)"}[case]
+    for command in (["history"], ["export", "-m", "lead-scoring@champion"],
+                    ["score", "-m", "lead-scoring@champion", "-i", "x.csv"]):
+        code, _, err = run_cli(monkeypatch, capsys, *command, "--tracking-uri",
+                               f"sqlite:///{db}")
+        assert code == 2, (command, err)
+        assert f"error: MLflow store {db} {message}" in err, err
+        assert "restore it from a backup" in err
+    assert_unchanged(before)
+
+
+def test_read_only_store_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "cfg.yaml"
+    store = tmp_path / "store"
+    store.mkdir()
+    config.write_text(yaml.safe_dump({"data": {"leads": "leads.csv"}, "registry": {
+        "tracking_uri": f"sqlite:///{store / 'mlflow.db'}"}}))
+    real_access = os.access
+    # root may write anywhere: the check is os.access, answered here as for another user
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(store))
+                        else real_access(p, mode))
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config)
+    assert code == 2
+    assert f"MLflow store {store / 'mlflow.db'} is read-only: this command writes to it" in err
+    assert list(store.iterdir()) == []

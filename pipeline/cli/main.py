@@ -187,7 +187,10 @@ def train(
     no_score: Annotated[bool, typer.Option("--no-score", help="skip scoring the leads")] = False,
 ) -> None:
     """Train, register a new version in MLflow, gate the champion, score the leads."""
+    from pipeline.registry.store import check_store_writable
+
     cfg = _load_config(config, data)
+    check_store_writable(cfg.registry.tracking_uri)
     with _maybe_lock(cfg, lock, "train"), workflow.training_memory():
         targets = cfg.for_targets()
         for target_cfg in targets:
@@ -605,6 +608,9 @@ def promote(
     from pipeline.registry import store as registry
 
     model_name = _registry_context(config, name, tracking_uri)
+    import mlflow
+
+    registry.check_store_writable(mlflow.get_tracking_uri())
     ref = registry.resolve(version if "/" in version else f"{model_name}/{version}")
     registry.promote(ref, reason=f"explicit: {reason}")
     say(f"{ref.name} @champion -> version {ref.version} ({reason})")
