@@ -570,3 +570,92 @@ def test_read_only_store_is_refused_before_training(tmp_path, monkeypatch, capsy
     assert code == 2
     assert f"MLflow store {store / 'mlflow.db'} is read-only: this command writes to it" in err
     assert list(store.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gzip", "xlsx_as_csv", "parquet_as_csv"])
+def test_compressed_or_binary_file_named_csv_says_what_it_is(kind, trained, tmp_path,
+                                                             monkeypatch, capsys):
+    import gzip
+    import zipfile
+
+    path = tmp_path / "leads.csv"
+    data = trained["leads"].read_bytes()
+    if kind == "gzip":
+        path.write_bytes(gzip.compress(data))
+    elif kind == "xlsx_as_csv":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("xl/workbook.xml", "<workbook/>")
+    else:
+        pd.read_csv(trained["leads"], dtype=str).to_parquet(path)
+    message, hint = {"gzip": ("is a gzip file, not CSV text", "gunzip -k FILE"),
+                     "xlsx_as_csv": ("is a zip file (an .xlsx workbook is one), not CSV text",
+                                     "save the sheet as CSV"),
+                     "parquet_as_csv": ("is a Parquet file, not CSV text", "name it .parquet")
+                     }[kind]
+    before = snapshot(path)
+    for command in (["score", "-c", trained["config"], "-i", path, "-o", tmp_path / "s.csv"],
+                    ["train", "-c", trained["config"], "--data", path, "--no-score"]):
+        code, _, err = run_cli(monkeypatch, capsys, *command)
+        assert code == 2
+        assert f"error: {path}: {message}" in err and hint in err, err
+    assert_unchanged(before)
+
+
+@pytest.mark.slow
+def test_huge_field_and_repeated_columns_at_scoring(trained, tmp_path, monkeypatch, capsys):
+    lines = trained["leads"].read_text().splitlines()
+    huge = tmp_path / "huge.csv"
+    parts = lines[3].split(",")
+    parts[4] = "x" * 300_000  # the email column: a 300 KB cell (the csv module's limit: 128 KB)
+    huge.write_text("\n".join([*lines[:3], ",".join(parts), *lines[4:]]) + "\n")
+    before = snapshot(huge)
+    code, _, err = run_cli(monkeypatch, capsys, "score", "-c", trained["config"], "-i", huge,
+                           "-o", tmp_path / "s.csv")
+    assert code == 0, err
+    assert len(err) < 2000
+    assert len(pd.read_csv(tmp_path / "s.csv")) + len(pd.read_csv(tmp_path / "s_rejects.csv")) \
+        == N_LEADS
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("\n".join([lines[0].replace("industry", "country"), *lines[1:]]) + "\n")
+    before.update(snapshot(repeated))
+    code, _, err = run_cli(monkeypatch, capsys, "score", "-c", trained["config"], "-i", repeated,
+                           "-o", tmp_path / "r.csv")
+    assert code == 2
+    assert f"{repeated}: the header repeats column names ['country']" in err
+    assert_unchanged(before)
+
+
+def test_event_log_checks(tmp_path):
+    from datetime import datetime
+
+    from pipeline.inputs.event_log import check_event_log
+
+    groups = {"login": "product", "webinar": "non_product"}
+    now = datetime(2026, 1, 1)
+    log = tmp_path / "events.csv"
+    log.write_text("lead_id,event\nL1,login\n")
+    with pytest.raises(UserError, match=r"events\.csv: the event log lacks column\(s\) "
+                                        r"\['timestamp'\] \(it has \['lead_id', 'event'\]\)"):
+        check_event_log(log, groups, default_as_of=True, now=now)
+    log.write_text("lead_id,event,timestamp\n")
+    checked = check_event_log(log, groups, default_as_of=True, now=now)
+    assert checked.warnings == [f"{log}: the event log has no events: every lead scores as if "
+                                "it had no activity"]
+    assert checked.as_of == pd.Timestamp(now)
+    log.write_text("lead_id,event,timestamp\nL1,login,2025-03-01T10:00:00\n"
+                   "L1,login,2099-01-01\nL2,hacked,2025-02-01\nL2,pwned,2025-02-02\n"
+                   "L2,hacked,2025-02-03\n")
+    checked = check_event_log(log, groups, default_as_of=True, now=now)
+    assert checked.as_of == pd.Timestamp("2025-03-01T10:00:00")
+    assert checked.warnings == [
+        f"{log}: 1 events are dated after now (newest 2099-01-01 00:00:00): scored as of the "
+        "newest event before now (2025-03-01 10:00:00), so those events are left out; pass "
+        "--as-of to choose, or fix the dates",
+        f"{log}: 3 events have names in no events.groups (they count in no group): hacked: 2, "
+        "pwned: 1"]
+    given = check_event_log(log, groups, default_as_of=False, now=now)
+    assert given.as_of is None and len(given.warnings) == 1  # --as-of given: no date warning
+    log.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(UserError, match="is a gzip file, not CSV text"):
+        check_event_log(log, groups, default_as_of=True, now=now)

@@ -291,6 +291,12 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     row_filter = None
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
     if events is not None:
+        from pipeline.inputs.event_log import check_event_log
+
+        checked = check_event_log(events, settings.event_to_group, default_as_of=as_of is None)
+        for warning in checked.warnings:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        as_of = as_of if as_of is not None else checked.as_of
         from pipeline.inputs.event_features import event_features_for_scoring
 
         if event_factors(rules, settings):

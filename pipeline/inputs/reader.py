@@ -260,6 +260,27 @@ def is_utf8_codec(encoding: str) -> bool:
     return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
 
 
+BINARY_KINDS = (  # magic bytes of files that are not CSV text whatever their name says
+    (b"\x1f\x8b", "a gzip file", "decompress it first (gunzip -k FILE)"),
+    (b"PK\x03\x04", "a zip file (an .xlsx workbook is one)",
+     "unzip it, or save the sheet as CSV (File > Save as > CSV UTF-8)"),
+    (b"PAR1", "a Parquet file", "name it .parquet"),
+    (b"SQLite format 3", "an SQLite database", "export the table as CSV"),
+    (b"%PDF", "a PDF document", "export the data as CSV"),
+    (b"BZh", "a bzip2 file", "decompress it first (bunzip2 -k FILE)"),
+    (b"\xfd7zXZ", "an xz file", "decompress it first (unxz -k FILE)"),
+)
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse a compressed or binary file named like a CSV, saying what it is."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    for magic, what, hint in BINARY_KINDS:
+        if head.startswith(magic):
+            raise UserError(f"{path}: is {what}, not CSV text", hint=hint)
+
+
 def resolve_encoding(path: Path, requested: str = AUTO) -> str:
     """The Python codec to read ``path`` with (``data.encoding``).
 
@@ -267,7 +288,9 @@ def resolve_encoding(path: Path, requested: str = AUTO) -> str:
     cp1252 (Excel's Western European encoding, which every latin-1 letter reads the same in)
     with a warning naming the file. An explicit encoding is used as is (UTF-8 with a BOM
     skipped); an explicit UTF-8 on a file that is not fails with the byte and its line.
+    A gzip, zip (``.xlsx``) or other binary file is refused first, naming what it is.
     """
+    check_text_file(path)
     if requested != AUTO:
         if not is_utf8_codec(requested):
             return requested
@@ -475,6 +498,7 @@ def _read_csv_as_text(path: Path, *, strict: bool, options: ReadOptions) -> RawT
     record) goes through the ``csv`` module, which lists each record whose field count differs
     from the header's as a :class:`BadRow` (pandas would silently pad short rows). Both give
     the same table: decimal commas rewritten and ``row_id`` added as the options say."""
+    check_text_file(path)
     delimiter = resolve_delimiter(path, options)
     fast = (_read_csv_with_arrow(path, delimiter)
             if options.encoding == AUTO or is_utf8_codec(options.encoding) else None)
