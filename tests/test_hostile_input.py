@@ -710,3 +710,39 @@ def test_infinite_and_negative_counts_are_rejected(trained, tmp_path, monkeypatc
     assert code == 2
     assert "column 'visits' is numeric but rows 2, 3 hold infinite values" in err
     assert_unchanged(before)
+
+
+def test_decimal_comma_column_in_a_comma_file_is_warned_about(tmp_path, capsys):
+    from pipeline.inputs.reader import ReadOptions, read_table
+
+    path = tmp_path / "prices.csv"
+    path.write_text('lead_id,price,company\nL1,"3,5","Acme, Inc"\nL2,"4,25",B\nL3,7,C\n')
+    before = snapshot(path)
+    frame = read_table(path).frame
+    assert list(frame["price"]) == ["3,5", "4,25", "7"]
+    err = capsys.readouterr().err
+    assert (f"warning: {path}: columns ['price'] hold numbers written with a comma (e.g. '3,5') "
+            "in a comma-separated file: they are read as text (categories); if the comma is the "
+            "decimal separator, set data.decimal: ',' to read them as numbers") in err
+    assert "company" not in err
+    assert list(read_table(path, options=ReadOptions(decimal=",")).frame["price"]) == \
+        ["3.5", "4.25", "7"]
+    assert_unchanged(before)
+
+
+@pytest.mark.slow
+def test_duckdb_engine_reads_the_leads_with_the_careful_reader_first(trained, tmp_path,
+                                                                     monkeypatch, capsys):
+    lines = trained["leads"].read_text().splitlines()
+    lines[5] += ",x,y"
+    lines[9] += ",z"
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(lines) + "\n")
+    before = snapshot(path)
+    code, _, err = run_cli(monkeypatch, capsys, "score", "-c", trained["config"], "-i", path,
+                           "-o", tmp_path / "s.csv", "--engine", "duckdb")
+    assert code == 2
+    assert f"error: {path}: data row 5: malformed row: 18 fields, expected 16 (line 6 of the " \
+           "file)" in err
+    assert "score this file with --engine pandas" in err and "id column" not in err
+    assert_unchanged(before)

@@ -403,6 +403,7 @@ def sniff_decimal(frame: pd.DataFrame, delimiter: str, options: ReadOptions, pat
     if options.decimal != AUTO:
         return options.decimal
     if delimiter == ",":
+        warn_comma_decimals(frame, options, path)
         return "."
     columns = [c for c in frame.columns if c != options.id_column]
     commas = [c for c in columns if comma_decimal_column(frame[c], options.missing_values)]
@@ -415,6 +416,28 @@ def sniff_decimal(frame: pd.DataFrame, delimiter: str, options: ReadOptions, pat
             f"{points[:5]} with a decimal point: which one does the file use?",
             hint="set data.decimal to ',' or '.'")
     return ","
+
+
+def warn_comma_decimals(frame: pd.DataFrame, options: ReadOptions, path: Path) -> None:
+    """A comma-separated file has a decimal point; a column of quoted ``"3,5"`` numbers would
+    silently be text (a category): warn, naming the columns and the key that reads them."""
+    columns = []
+    for column in frame.columns:
+        if column == options.id_column:
+            continue
+        series = frame[column]
+        try:
+            has_comma = bool(series.str.contains(",", regex=False).any())
+        except (AttributeError, TypeError):
+            continue
+        if has_comma and comma_decimal_column(series, options.missing_values):
+            columns.append(str(column))
+    if columns:
+        example = next(v for v in frame[columns[0]] if isinstance(v, str) and "," in v)
+        warn_once(path, f"{path}: columns {shorten(columns, 120)} hold numbers written with a "
+                        f"comma (e.g. {shorten(example, 20)!r}) in a comma-separated file: they "
+                        "are read as text (categories); if the comma is the decimal separator, "
+                        "set data.decimal: ',' to read them as numbers")
 
 
 def _point_number(value: object) -> object:
@@ -549,6 +572,36 @@ def _read_csv_with_arrow(path: Path, delimiter: str = ",") -> pd.DataFrame | Non
             or table.num_rows + 1 != physical_lines(path):
         return None  # blank lines, a record over several lines (a stray quote?), a lone CR
     return table.to_pandas()
+
+
+def well_formed_csv(path: Path, delimiter: str = ",") -> bool:
+    """Whether a UTF-8 CSV is one record per line, every record as wide as a header of
+    distinct names: streamed by Arrow (nothing held in memory), so an engine reading the
+    file itself (DuckDB, Spark) is only given files the careful reader would read the same
+    way; any other file goes through the careful reader first."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    malformed = []
+
+    def on_invalid(row: object) -> str:
+        malformed.append(row)
+        return "skip"
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), None)
+        if not header or len(set(header)) != len(header) or len(header) < 2:
+            return False
+        reader = pacsv.open_csv(
+            path, parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                                   invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.large_string() for name in header}))
+        rows = sum(batch.num_rows for batch in reader)
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return False
+    return not malformed and rows > 0 and rows + 1 == physical_lines(path)
 
 
 def physical_lines(path: Path) -> int:
