@@ -34,6 +34,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 
 TEMP_SUFFIX = ".tmp"
+STANDARD_STREAMS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
 # errors that can only come from writing: reported as the output's fault
 WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                 errno.EROFS: "the file system is read-only", errno.EFBIG: "the file is too large"}
@@ -43,6 +44,8 @@ def path_kind(path: Path) -> str:
     """``missing``, ``file``, ``dir``, ``symlink`` (to anything but a device/FIFO),
     ``stream`` (a character device or FIFO, reached directly or through a link) or
     ``other`` (a block device, a socket)."""
+    if os.path.abspath(path).startswith(STANDARD_STREAMS):
+        return "stream"  # /dev/stdout is a link to the shell's fd, whatever that is
     try:
         link = path.lstat()
     except FileNotFoundError:
@@ -190,7 +193,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         try:
             yield tmp_path
             if stream:
-                with open(tmp_path, "rb") as source, open(target, "wb") as sink:
+                # appended: /dev/stdout redirected to a file (>> or >) keeps what is there
+                with open(tmp_path, "rb") as source, open(target, "ab") as sink:
                     shutil.copyfileobj(source, sink, 1 << 20)
             else:
                 with open(tmp_path, "rb") as handle:

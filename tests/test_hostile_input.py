@@ -103,6 +103,7 @@ def leads_copy(trained: dict, tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- output paths
 
 @pytest.mark.slow
+@pytest.mark.training
 @pytest.mark.parametrize("case", ["rejects_is_input", "output_is_input",
                                   "output_is_input_other_spelling", "rejects_is_output"])
 def test_outputs_never_overwrite_inputs_or_each_other(case, trained, tmp_path, monkeypatch,
@@ -133,6 +134,7 @@ def test_outputs_never_overwrite_inputs_or_each_other(case, trained, tmp_path, m
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_symlink_output_is_never_replaced(trained, tmp_path, monkeypatch, capsys):
     leads = leads_copy(trained, tmp_path)
     real = tmp_path / "real.csv"
@@ -150,6 +152,7 @@ def test_symlink_output_is_never_replaced(trained, tmp_path, monkeypatch, capsys
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_fifo_output_is_written_through(trained, tmp_path, monkeypatch, capsys):
     leads = leads_copy(trained, tmp_path)
     fifo = tmp_path / "scores.csv"
@@ -170,6 +173,7 @@ def test_fifo_output_is_written_through(trained, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_device_outputs(trained, tmp_path, monkeypatch, capsys):
     leads = leads_copy(trained, tmp_path)
     before = snapshot(leads)
@@ -191,6 +195,7 @@ def test_device_outputs(trained, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_directory_output_is_refused_before_the_work(trained, tmp_path, monkeypatch, capsys):
     leads = leads_copy(trained, tmp_path)
     before = snapshot(leads)
@@ -202,6 +207,7 @@ def test_directory_output_is_refused_before_the_work(trained, tmp_path, monkeypa
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_every_row_rejected_removes_yesterdays_output(trained, tmp_path, monkeypatch, capsys):
     out = tmp_path / "s.csv"
     out.write_text("lead_id,points\nOLD,1\n")
@@ -288,6 +294,7 @@ def test_write_all_or_nothing_refuses_planted_symlinks_and_survives_a_full_disk(
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_export_all_refuses_a_planted_symlink_without_writing(trained, tmp_path, monkeypatch,
                                                               capsys):
     folder = tmp_path / "exports"
@@ -311,6 +318,7 @@ def test_export_all_refuses_a_planted_symlink_without_writing(trained, tmp_path,
 # --------------------------------------------------------------------------- leads, not records
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_stray_quote_rejects_the_lines_it_swallows(trained, tmp_path, monkeypatch, capsys):
     lines = trained["leads"].read_text().splitlines()
     # a quote opening the company field of line 11 that is never closed: it would swallow
@@ -383,6 +391,7 @@ def mutate(data: bytes, draw) -> bytes:
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_property_mutated_demo_files_lose_no_lead(trained, tmp_path_factory):
     """Every lead id that starts a physical line is in the output or the rejects; the
     printed counts equal the files; exit 0 (something scored), 1 (nothing scored) or 2 (the
@@ -492,6 +501,7 @@ def test_unsafe_model_name_is_refused_before_any_work(name, tmp_path, monkeypatc
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_yes_as_a_yaml_boolean_gets_a_hint_to_quote(trained, tmp_path, monkeypatch, capsys):
     leads = tmp_path / "leads.csv"
     frame = pd.read_csv(trained["leads"], dtype=str, keep_default_na=False)
@@ -578,6 +588,7 @@ def test_read_only_store_is_refused_before_training(tmp_path, monkeypatch, capsy
 
 
 @pytest.mark.slow
+@pytest.mark.training
 @pytest.mark.parametrize("kind", ["gzip", "xlsx_as_csv", "parquet_as_csv"])
 def test_compressed_or_binary_file_named_csv_says_what_it_is(kind, trained, tmp_path,
                                                              monkeypatch, capsys):
@@ -608,6 +619,7 @@ def test_compressed_or_binary_file_named_csv_says_what_it_is(kind, trained, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_huge_field_and_repeated_columns_at_scoring(trained, tmp_path, monkeypatch, capsys):
     lines = trained["leads"].read_text().splitlines()
     huge = tmp_path / "huge.csv"
@@ -669,6 +681,7 @@ def test_event_log_checks(tmp_path):
 # --------------------------------------------------------------------------- silently wrong
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_unseen_levels_are_counted_with_derived_factors(trained, tmp_path, monkeypatch, capsys):
     rules = json.loads(next((trained["base"] / "out").rglob("points_rules.json")).read_text())
     names = {f["name"]: f for f in rules["factors"]}
@@ -689,6 +702,7 @@ def test_unseen_levels_are_counted_with_derived_factors(trained, tmp_path, monke
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_infinite_and_negative_counts_are_rejected(trained, tmp_path, monkeypatch, capsys):
     frame = pd.read_csv(trained["leads"], dtype=str, keep_default_na=False)
     frame.loc[0, "visits"] = "inf"
@@ -731,6 +745,7 @@ def test_decimal_comma_column_in_a_comma_file_is_warned_about(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_duckdb_engine_reads_the_leads_with_the_careful_reader_first(trained, tmp_path,
                                                                      monkeypatch, capsys):
     lines = trained["leads"].read_text().splitlines()
@@ -746,3 +761,44 @@ def test_duckdb_engine_reads_the_leads_with_the_careful_reader_first(trained, tm
            "file)" in err
     assert "score this file with --engine pandas" in err and "id column" not in err
     assert_unchanged(before)
+
+
+@pytest.mark.slow
+@pytest.mark.training
+@pytest.mark.parametrize("into", ["pipe", "file"])
+def test_dev_stdout_output_streams_the_scores(into, trained, tmp_path):
+    """``-o /dev/stdout`` (a link to the shell's stdout: a pipe or a redirected file) is
+    written through, not replaced."""
+    leads = leads_copy(trained, tmp_path)
+    before = snapshot(leads)
+    command = [str(REPO / ".venv" / "bin" / "lead-scoring"), "score", "-c",
+               str(trained["config"]), "-i", str(leads), "-o", "/dev/stdout", "--rejects",
+               str(tmp_path / "rej.csv")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if into == "pipe":
+        done = subprocess.run(command, capture_output=True, timeout=300, env=env, check=False)
+        text = done.stdout.decode()
+    else:
+        sink = tmp_path / "scores.csv"
+        with open(sink, "wb") as handle:
+            done = subprocess.run(command, stdout=handle, stderr=subprocess.PIPE, timeout=300,
+                                  env=env, check=False)
+        text = sink.read_text()
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    lines = text.splitlines()
+    assert lines[0].startswith("lead_id,points,") and len(lines) == N_LEADS + 1
+    assert_unchanged(before)
+
+
+def test_unwritable_folder_is_refused_before_the_work(tmp_path, monkeypatch):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_access = os.access
+    # root may write anywhere: os.access is answered here as for another user
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(folder))
+                        else real_access(p, mode))
+    with pytest.raises(UserError, match=r"--output .*locked/sub/s\.csv: the folder .*locked is "
+                                        r"not writable"):
+        outputs.check_run_paths({"--input": tmp_path / "in.csv"},
+                                {"--output": folder / "sub" / "s.csv"})
+    assert list(folder.iterdir()) == []
