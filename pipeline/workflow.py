@@ -172,7 +172,7 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
     record the decision on the version. A champion whose features this run lacks is
     compared through its own logged holdout AUC; one that cannot be loaded is not replaced
     blindly."""
-    from pipeline.model.points import safe_auc
+    from pipeline.model.calibration import safe_auc
     from pipeline.registry import store as registry
     from pipeline.scoring.frame import score_frame
 

@@ -527,7 +527,7 @@ def lift(
 ) -> None:
     """Attribute analysis: lift table, associations, factor selection and lift charts."""
     from pipeline.inputs.features import build_features
-    from pipeline.model.train import analyse
+    from pipeline.model.train_analysis import analyse
     from pipeline.reports.artifacts import write_analysis
 
     cfg = _load_config(config, data)
@@ -577,7 +577,7 @@ def evaluate(
 ) -> None:
     """Cross-validate the whole selection + fit + points procedure."""
     from pipeline.inputs.features import build_features
-    from pipeline.model.train import cross_validate
+    from pipeline.model.cross_validation import cross_validate
 
     cfg = _load_config(config, data)
     if folds < 2:

@@ -9,5 +9,8 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "export_sql": "pipeline.exports.formats",
     "export_pmml": "pipeline.exports.formats",
     "export_python": "pipeline.exports.formats",
+    "export_hubspot": "pipeline.exports.formats",
+    "export_crm_csv": "pipeline.exports.formats",
+    "export_all": "pipeline.exports.formats",
     "verify_exports": "pipeline.exports.verify",
 })
