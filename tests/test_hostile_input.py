@@ -802,3 +802,24 @@ def test_unwritable_folder_is_refused_before_the_work(tmp_path, monkeypatch):
         outputs.check_run_paths({"--input": tmp_path / "in.csv"},
                                 {"--output": folder / "sub" / "s.csv"})
     assert list(folder.iterdir()) == []
+
+
+def test_training_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    leads = out / "scored_leads.csv"  # the leads where training writes its scored leads
+    leads.write_text("lead_id,outcome\nL1,won\n")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({"data": {"leads": str(leads)}, "registry": {
+        "tracking_uri": f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"}}))
+    before = snapshot(leads)
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config, "--out", out)
+    assert code == 2
+    assert f"--out {out}: scored_leads.csv {leads} is also the --data file of this run" in err
+    (out / "report.html").symlink_to(tmp_path / "elsewhere.html")
+    code, _, err = run_cli(monkeypatch, capsys, "train", "-c", config, "--data",
+                           tmp_path / "other.csv", "--out", out)
+    assert code == 2
+    assert "report.html is a symbolic link" in err
+    assert not (tmp_path / "store").exists()  # refused before the store was touched
+    assert_unchanged(before)

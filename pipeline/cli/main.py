@@ -191,13 +191,31 @@ def train(
 
     cfg = _load_config(config, data)
     check_store_writable(cfg.registry.tracking_uri)
+    targets = cfg.for_targets()
+    for target_cfg in targets:
+        check_training_paths(target_cfg, out / target_cfg.name if out and len(targets) > 1
+                             else out)
     with _maybe_lock(cfg, lock, "train"), workflow.training_memory():
-        targets = cfg.for_targets()
         for target_cfg in targets:
             if len(targets) > 1:
                 say(f"=== target {target_cfg.label.column} -> model {target_cfg.model_name}")
             _train(target_cfg, out / target_cfg.name if out and len(targets) > 1 else out,
                    score=not no_score)
+
+
+def check_training_paths(cfg, out: Path | None) -> None:
+    """Before the work: the files training writes to its output folder may not be one of
+    its inputs (``--out`` the data folder, say) and must be writable."""
+    from pipeline.outputs import check_run_paths, path_kind
+
+    out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
+    if path_kind(out_dir) not in ("missing", "dir"):
+        raise UserError(f"--out {out_dir} is not a folder", hint="give a folder for --out")
+    names = (*workflow.OUTPUT_FILES, "points_rules.json", "scored_leads.csv",
+             "rejected_leads.csv")
+    inputs = {"--data": cfg.data.leads, "data.events": cfg.data.events,
+              **{f"data.lookups[{i}]": entry.path for i, entry in enumerate(cfg.data.lookups)}}
+    check_run_paths(inputs, {f"--out {out_dir}: {name}": out_dir / name for name in names})
 
 
 def _train(cfg, out: Path | None, *, score: bool) -> None:
