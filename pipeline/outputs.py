@@ -10,7 +10,8 @@ check their paths first with :func:`check_run_paths`:
 * a symbolic link is never replaced (refused, naming where it points), unless it leads to a
   character device or a FIFO;
 * a character device or FIFO (``-o /dev/stdout``, ``/dev/null``, a named pipe) is written
-  through: the output is built in a temporary file, then copied into the device at the end;
+  through: the output is built in a temporary file, then appended to the device at the end
+  (``/dev/stdout`` redirected to a file too: it is never replaced);
 * a directory, a block device or a socket is refused; so is a folder that cannot be written;
 * a full disk, a read-only file system or a file-size limit hit while writing is one message
   naming the output (exit 2), and the previous output stays as it was;
@@ -250,3 +251,34 @@ def write_texts_all_or_nothing(folder: str | Path, texts: Mapping[str, str]) -> 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return list(targets.values())
+
+
+LOCK_FOLDER = Path(tempfile.gettempdir()) / "lead-scoring-output-locks"
+
+
+@contextlib.contextmanager
+def output_lock(*targets: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock per output for a whole run: a second run writing the same
+    files waits, then runs, so the output and its rejects always come from one run (never
+    the output of one run beside the rejects of another). The lock files live in the
+    temporary folder (named by a hash of each output's real path), not beside the outputs;
+    devices and pipes are not locked."""
+    import hashlib
+
+    keys = sorted({os.path.realpath(t) for t in targets if path_kind(Path(t)) != "stream"})
+    with contextlib.suppress(OSError):
+        LOCK_FOLDER.mkdir(mode=0o777, exist_ok=True)
+    handles = []
+    try:
+        for key in keys:  # in one order: two runs never hold one lock each and wait
+            name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
+            try:
+                fd = os.open(LOCK_FOLDER / name, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError:
+                continue  # another user's lock folder: this run goes unserialised
+            handles.append(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        for fd in handles:
+            os.close(fd)

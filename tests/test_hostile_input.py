@@ -823,3 +823,24 @@ def test_training_outputs_are_checked_before_the_work(tmp_path, monkeypatch, cap
     assert "report.html is a symbolic link" in err
     assert not (tmp_path / "store").exists()  # refused before the store was touched
     assert_unchanged(before)
+
+
+@pytest.mark.slow
+@pytest.mark.training
+def test_two_runs_to_one_output_take_turns(trained, tmp_path):
+    """Without --lock, a second run writing the same output waits for the first, so the
+    output and the rejects always come from one run."""
+    leads = leads_copy(trained, tmp_path)
+    out, rejects = tmp_path / "s.csv", tmp_path / "s_rejects.csv"
+    command = [str(REPO / ".venv" / "bin" / "lead-scoring"), "score", "-c",
+               str(trained["config"]), "-i", str(leads), "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with outputs.output_lock(out, rejects):  # a first run, still writing
+        second = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            second.wait(timeout=20)
+        assert second.poll() is None, second.stderr.read().decode()[-2000:]
+        assert not out.exists()
+    assert second.wait(timeout=300) == 0, second.stderr.read().decode()[-2000:]
+    assert len(pd.read_csv(out)) == N_LEADS

@@ -421,7 +421,9 @@ def score(
     source = Path(input) if input else Path(model_cfg.data.leads)
     check_score_paths(model_cfg, source, output, rejects)
     rules = registry.load_rules(ref)
-    with _maybe_lock(model_cfg, lock, "score"):
+    from pipeline.outputs import output_lock
+
+    with _maybe_lock(model_cfg, lock, "score"), output_lock(output, rejects):
         started = time.perf_counter()
         try:
             summary = _score_to_file(model_cfg, rules, source, output, rejects, as_of=as_of_ts,

@@ -21,15 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import UserError
-from pipeline.inputs.reader import (
-    ReadOptions,
-    check_header,
-    csv_records,
-    resolve_delimiter,
-    resolve_encoding,
-    shorten,
-    table_format,
-)
+from pipeline.inputs.reader import ReadOptions, resolve_delimiter, resolve_encoding, table_format
+from pipeline.inputs.records import read_header, shorten
 
 EVENT_COLUMNS = ("lead_id", "event", "timestamp")
 
@@ -58,12 +51,8 @@ def event_log_header(path: Path) -> list[str]:
     encoding = resolve_encoding(path, options.encoding)
     delimiter = resolve_delimiter(path, options)
     with open(path, encoding=encoding, newline="") as handle:
-        for record in csv_records(handle, delimiter, path=path):
-            if record.fields:
-                check_header(path, record.fields)
-                return [c.strip() for c in record.fields]
-    raise UserError(f"{path}: the event log has no header",
-                    hint="expected a header lead_id,event,timestamp")
+        header, _ = read_header(handle, delimiter, path)
+    return [c.strip() for c in header]
 
 
 @dataclass(frozen=True)

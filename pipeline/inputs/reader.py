@@ -15,8 +15,12 @@ verify, event scoring) goes through one reader, set by the config's ``data`` key
   lines not counted, the same number as ``row`` in the rejects), which the pipeline then
   uses as the id (``Config.data.id_name``).
 
-A plain UTF-8 comma file still takes Arrow's fast path; the others go through the ``csv``
-module.
+A plain UTF-8 comma file still takes Arrow's fast path (when it has one record per line);
+the others go through the ``csv`` module, record by record (:func:`csv_records`): a record
+that a stray quote made swallow the following leads is split back into its lines, each a
+malformed row with its line number, so no lead vanishes into another's field. A gzip, zip
+(``.xlsx``) or Parquet file named ``.csv`` is refused saying what it is; fields may be up to
+16 MB; a quoted decimal-comma column in a comma file is warned about.
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ import pandas as pd
 
 from pipeline.config import ROW_ID_COLUMN
 from pipeline.errors import LockedError, UserError
+from pipeline.inputs.records import (
+    DELIMITER_WORDS,
+    check_text_file,
+    csv_records,
+    read_header,
+    shorten,
+)
 from pipeline.outputs import atomic_path
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -57,8 +68,7 @@ COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
 # a number written with a decimal point (what pandas and Arrow read): 3.5  -0.25  1e-3  12
 POINT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 THOUSANDS_ONLY = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+")  # 1.234: a point or a thousands dot
-FIELD_LIMIT = 16 << 20  # characters in one CSV field (the csv module's default: 128 KB)
-DELIMITER_WORDS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+COMMA_PROBE = 2000  # rows a column must show a comma in to be checked for decimal commas
 
 
 @dataclass(frozen=True)
@@ -260,27 +270,6 @@ def is_utf8_codec(encoding: str) -> bool:
     return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
 
 
-BINARY_KINDS = (  # magic bytes of files that are not CSV text whatever their name says
-    (b"\x1f\x8b", "a gzip file", "decompress it first (gunzip -k FILE)"),
-    (b"PK\x03\x04", "a zip file (an .xlsx workbook is one)",
-     "unzip it, or save the sheet as CSV (File > Save as > CSV UTF-8)"),
-    (b"PAR1", "a Parquet file", "name it .parquet"),
-    (b"SQLite format 3", "an SQLite database", "export the table as CSV"),
-    (b"%PDF", "a PDF document", "export the data as CSV"),
-    (b"BZh", "a bzip2 file", "decompress it first (bunzip2 -k FILE)"),
-    (b"\xfd7zXZ", "an xz file", "decompress it first (unxz -k FILE)"),
-)
-
-
-def check_text_file(path: Path) -> None:
-    """Refuse a compressed or binary file named like a CSV, saying what it is."""
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    for magic, what, hint in BINARY_KINDS:
-        if head.startswith(magic):
-            raise UserError(f"{path}: is {what}, not CSV text", hint=hint)
-
-
 def resolve_encoding(path: Path, requested: str = AUTO) -> str:
     """The Python codec to read ``path`` with (``data.encoding``).
 
@@ -426,8 +415,8 @@ def warn_comma_decimals(frame: pd.DataFrame, options: ReadOptions, path: Path) -
         if column == options.id_column:
             continue
         series = frame[column]
-        try:
-            has_comma = bool(series.str.contains(",", regex=False).any())
+        try:  # a column of decimal commas has them from its first rows on: look there first
+            has_comma = bool(series.iloc[:COMMA_PROBE].str.contains(",", regex=False).any())
         except (AttributeError, TypeError):
             continue
         if has_comma and comma_decimal_column(series, options.missing_values):
@@ -492,22 +481,6 @@ def finish_text(frame: pd.DataFrame, rows: np.ndarray, *, decimal: str, options:
     if decimal == ",":
         frame = with_decimal_points(frame, keep=options.id_column)
     return with_row_ids(frame, rows, path) if options.row_ids else frame
-
-
-def wrong_delimiter(path: Path, header: list[str], delimiter: str = ",") -> None:
-    """A one-column header holding another of ``,`` ``;`` tab ``|`` means the delimiter in use
-    (``data.delimiter``) is not the file's."""
-    if len(header) > 1:
-        return
-    text = header[0] if header else ""
-    for sep, name in DELIMITER_WORDS.items():
-        if sep != delimiter and sep in text:
-            shown = "tab" if sep == "\t" else sep
-            raise UserError(
-                f"{path}: the header has one column but contains {name}: wrong delimiter",
-                hint=f"set data.delimiter to auto (or {shown!r}), or save the file with "
-                f"{DELIMITER_WORDS.get(delimiter, repr(delimiter))} as the delimiter",
-            )
 
 
 def _delimiter_word(delimiter: str) -> str:
@@ -614,78 +587,6 @@ def physical_lines(path: Path) -> int:
     return count + (last != b"\n")
 
 
-@dataclass(frozen=True)
-class Record:
-    """One CSV record: its fields and the physical lines it spans (1-based, header = line 1).
-
-    ``swallowed``: the record spans lines that each look like a row of their own (a stray
-    quote opened a field that ran over them), or spans lines and has the wrong number of
-    fields; its lines are then read one by one (``line_fields``) so that no lead vanishes
-    into another lead's field."""
-
-    fields: list[str]
-    first_line: int
-    last_line: int
-    line_fields: list[tuple[int, list[str]]] | None = None
-
-    @property
-    def swallowed(self) -> bool:
-        return self.line_fields is not None
-
-    def swallow_reason(self) -> str:
-        return (f"a quote opened on line {self.first_line} runs to line {self.last_line}, "
-                f"taking lines {self.first_line}-{self.last_line} as one record (a stray \"?)")
-
-
-def _line_fields(line: str, delimiter: str) -> list[str]:
-    """The fields of one physical line read on its own (``[]`` for a blank line)."""
-    return next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
-
-
-def csv_records(handle: io.TextIOBase, delimiter: str, width: int | None = None, *,
-                path: Path | None = None, start: int = 1) -> Iterator[Record]:
-    """Every CSV record of ``handle`` (opened with ``newline=""``), header first.
-
-    ``width`` (the header's field count; None: taken from the first record) decides which
-    records spanning several lines are swallowed lines (see :class:`Record`): a quoted
-    field may hold line breaks, but a record whose continuation lines each read as a full
-    row, or whose field count is wrong, is split back into its lines. ``start``: the line
-    number of the handle's next line. A field over :data:`FIELD_LIMIT` is an error naming
-    ``path`` and the line."""
-    if csv.field_size_limit() < FIELD_LIMIT:
-        csv.field_size_limit(FIELD_LIMIT)
-    taken: list[str] = []
-
-    def lines() -> Iterator[str]:
-        for line in handle:
-            taken.append(line)
-            yield line
-
-    reader = csv.reader(lines(), delimiter=delimiter)
-    first = start
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise UserError(f"{path}: line {first}: {exc}",
-                            hint="a stray quote can make one field run over the rest of the "
-                            "file; fix the quote or split the file") from None
-        last = start - 1 + reader.line_num
-        spanned = taken[:] if len(taken) > 1 else None
-        taken.clear()
-        if width is None and fields:
-            width = len(fields)
-        split = None
-        if spanned is not None and fields:
-            per_line = [_line_fields(text, delimiter) for text in spanned]
-            if len(fields) != width or any(len(f) == width for f in per_line[1:]):
-                split = [(first + i, f) for i, f in enumerate(per_line) if f]
-        yield Record(fields, first, last, split)
-        first = last + 1
-
-
 def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
                               encoding: str = "utf-8-sig") -> RawTable:
     """One pass of the ``csv`` module, record by record, keeping the 1-based data row number
@@ -696,34 +597,24 @@ def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
     row = 0
     try:
         with open(path, encoding=encoding, newline="") as handle:
-            reader = csv_records(handle, delimiter, path=path)
-            record = next(reader, None)
-            while record is not None and record.fields == []:
-                record = next(reader, None)
-            if record is None:
-                raise UserError(f"{path}: file is empty", hint="expected a header row")
-            header = record.fields
-            wrong_delimiter(path, header, delimiter)
-            check_header(path, header)
+            header, after = read_header(handle, delimiter, path)
             width = len(header)
-            reader = csv_records(handle, delimiter, width, path=path,
-                                 start=record.last_line + 1)
-            for record in reader:
-                if not record.fields:
+            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
+                                                       start=after):
+                if not fields:
                     continue
-                if record.swallowed:
-                    for line, fields in record.line_fields or []:
+                if swallowed is not None:
+                    for at, line_fields in swallowed.line_fields:
                         row += 1
-                        bad.append(BadRow(line=line, reason=record.swallow_reason(),
-                                          raw=_raw(fields, delimiter)))
+                        bad.append(BadRow(line=at, reason=swallowed.reason,
+                                          raw=_raw(line_fields, delimiter)))
                     continue
                 row += 1
-                fields = record.fields
                 if len(fields) == width:
                     records.append(fields)
                     rows.append(row)
                 else:
-                    bad.append(BadRow(line=record.first_line,
+                    bad.append(BadRow(line=line,
                                       reason=f"row has {len(fields)} fields, expected {width}",
                                       raw=_raw(fields, delimiter)))
     except UnicodeDecodeError as exc:
@@ -751,21 +642,6 @@ def _raw(fields: list[str], delimiter: str) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=delimiter).writerow(fields)
     return buffer.getvalue().rstrip("\r\n")
-
-
-def check_header(path: Path, header: list[str]) -> None:
-    """Refuse a header that repeats a column name (every reading path)."""
-    duplicated = sorted({c for c in header if header.count(c) > 1})
-    if duplicated:
-        raise UserError(f"{path}: the header repeats column names {shorten(duplicated)}",
-                        hint="every column needs its own name")
-
-
-def shorten(value: object, limit: int = 80) -> str:
-    """``repr``-like text of ``value`` cut to about ``limit`` characters (messages never
-    echo a 5 MB cell)."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def file_digest(path: str | Path) -> str:

@@ -197,13 +197,8 @@ def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
 
 def _csv_batches(path: Path, batch_size: int, id_column: str | None,
                  options: ReadOptions) -> Iterator[RawBatch]:
-    from pipeline.inputs.reader import (
-        check_header,
-        csv_records,
-        resolve_delimiter,
-        resolve_encoding,
-        wrong_delimiter,
-    )
+    from pipeline.inputs.reader import resolve_delimiter, resolve_encoding
+    from pipeline.inputs.records import csv_records, read_header
 
     delimiter = resolve_delimiter(path, options)
     encoding = resolve_encoding(path, options.encoding)  # reads the whole file once
@@ -221,33 +216,23 @@ def _csv_batches(path: Path, batch_size: int, id_column: str | None,
 
     try:
         with open(path, encoding=encoding, newline="") as handle:
-            reader = csv_records(handle, delimiter, path=path)
-            first = next(reader, None)
-            while first is not None and first.fields == []:  # blank lines before the header
-                first = next(reader, None)
-            if first is None:
-                raise UserError(f"{path}: file is empty",
-                                hint="expected a header and one row per lead")
-            header = first.fields
-            wrong_delimiter(path, header, delimiter)
-            check_header(path, header)
+            header, after = read_header(handle, delimiter, path)
             width = len(header)
-            reader = csv_records(handle, delimiter, width, path=path, start=first.last_line + 1)
             id_at = header.index(id_column) if id_column in header else None
             records: list[list[str]] = []
             rows: list[int] = []
             bad: list[tuple[int, str | None, str]] = []
             row = 0
-            for record in reader:
-                fields = record.fields
+            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
+                                                       start=after):
                 if not fields:  # a blank line holds no lead
                     continue
-                for line, line_fields in record.line_fields or []:  # lines a quote swallowed
-                    row += 1
-                    bad.append((row, str(row) if options.row_ids else
-                                _ragged_id(line_fields, id_at),
-                                f"malformed row: {record.swallow_reason()} (line {line})"))
-                if record.swallowed:
+                if swallowed is not None:  # each line a stray quote swallowed is a reject
+                    for at, line_fields in swallowed.line_fields:
+                        row += 1
+                        bad.append((row, str(row) if options.row_ids else
+                                    _ragged_id(line_fields, id_at),
+                                    f"malformed row: {swallowed.reason} (line {at})"))
                     continue
                 row += 1
                 if len(fields) == width:
@@ -256,7 +241,7 @@ def _csv_batches(path: Path, batch_size: int, id_column: str | None,
                 else:
                     bad.append((row, str(row) if options.row_ids else _ragged_id(fields, id_at),
                                 f"malformed row: {len(fields)} fields, expected {width} "
-                                f"(line {record.first_line} of the file)"))
+                                f"(line {line} of the file)"))
                 if len(records) >= batch_size:
                     yield finished(records, rows, bad)
                     records, rows, bad = [], [], []
