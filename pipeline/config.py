@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from pipeline.errors import UserError
 
 Scalar = str | int | float | bool
+MAX_YAML_NODES = 20_000  # values a config may expand to (aliases counted where used)
+VALUE_CHARS = 80  # characters of a value a message shows
+# model and config names become registry names, lock files and output folders
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,99}")
 ROW_ID_COLUMN = "row_id"  # the ids the reader adds when data.id_column is null
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}  # YAML-friendly spellings of a tab
 
@@ -347,6 +352,31 @@ class Config(_Strict):
     threshold: ThresholdConfig
     registry: RegistryConfig
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or v.startswith(".") or any(c in v for c in "/\\\0")):
+            raise ValueError("names the output folder: no '/', '\\' and no leading '.'")
+        return v
+
+    @field_validator("model_name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if SAFE_NAME.fullmatch(v) is None or ".." in v:
+            raise ValueError("must be 1-100 letters, digits, spaces or . _ + - (starting with "
+                             "a letter or digit; no '/', '\\' or '..'): it names the registered "
+                             "model, its lock file and its output folder")
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _safe_targets(cls, v: dict[str, LabelConfig] | None) -> dict[str, LabelConfig] | None:
+        for name in v or {}:
+            if SAFE_NAME.fullmatch(name) is None or ".." in name:
+                raise ValueError(f"target name {shorten(name)} must be letters, digits, spaces "
+                                 "or . _ + - (it becomes part of the model name)")
+        return v
+
     def for_targets(self) -> list[Config]:
         """One config per target (``targets`` in the YAML), each with its own label and model
         name ``<model_name>-<target>``; a single-target config returns itself."""
@@ -400,7 +430,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any], path: str = "") -> di
         where = f"{path}{key}"
         if key not in base:
             known = ", ".join(sorted(base))
-            raise UserError(f"unknown key '{where}'", hint=f"known keys here: {known}")
+            raise UserError(f"unknown key '{shorten(where, quote=False)}'",
+                            hint=f"known keys here: {known}")
         if isinstance(base[key], dict) and base[key] and isinstance(value, dict):
             merged[key] = _merge(base[key], value, f"{where}.")
         else:
@@ -420,7 +451,7 @@ def load_config(
     if not path.is_file():
         raise UserError(f"config file {path} not found", hint="pass --config configs/demo.yaml")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = bounded_yaml(path.read_text(encoding="utf-8"), path) or {}
     except yaml.constructor.ConstructorError as exc:
         mark = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
         raise UserError(f"{path}: refused a YAML tag{mark}: {exc.problem}",
@@ -515,12 +546,61 @@ def resolve_tracking_uri(uri: str, root: Path) -> str:
 
 def _format_validation(exc: ValidationError) -> str:
     lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    for err in exc.errors()[:10]:
+        where = shorten(".".join(str(p) for p in err["loc"]) or "(top level)", 80, quote=False)
         got = err.get("input")
-        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  key '{where}': {err['msg']}{got_text}")
+        got_text = "" if isinstance(got, dict) else f" (got {shorten(got)})"
+        lines.append(f"  key '{where}': {shorten(err['msg'], 200, quote=False)}{got_text}")
     return "\n".join(lines)
+
+
+def shorten(value: Any, limit: int = VALUE_CHARS, *, quote: bool = True) -> str:
+    """``repr(value)`` (or the text itself, ``quote=False``) cut to about ``limit``
+    characters: a message never echoes a huge value."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def bounded_yaml(text: str, path: Path) -> Any:
+    """``yaml.safe_load`` with bounds: a document whose aliases expand past
+    :data:`MAX_YAML_NODES` values (an anchor bomb) or whose mapping repeats a key is refused
+    before anything is built from it."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, path, {})
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(node: yaml.Node, path: Path, sizes: dict[int, int]) -> int:
+    """The number of values ``node`` expands to (aliases counted each time they are used);
+    refuses duplicate keys and an expansion past :data:`MAX_YAML_NODES`."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[tuple[str, str]] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if (key.tag, key.value) in seen:
+                    raise UserError(f"{path}: key {shorten(key.value)} appears twice in one "
+                                    f"mapping (line {key.start_mark.line + 1})",
+                                    hint="keep one: YAML would silently use the last")
+                seen.add((key.tag, key.value))
+            size += _check_nodes(key, path, sizes) + _check_nodes(value, path, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_check_nodes(item, path, sizes) for item in node.value)
+    if size > MAX_YAML_NODES:
+        raise UserError(f"{path}: the YAML expands to more than {MAX_YAML_NODES:,} values "
+                        f"(aliases near line {node.start_mark.line + 1})",
+                        hint="configs are small: write the values out instead of nesting "
+                        "aliases (&anchor / *alias)")
+    sizes[id(node)] = size
+    return size
 
 
 def logged_config(settings: dict[str, Any]) -> Config:

@@ -90,7 +90,7 @@ def events_source(cfg, events: Path | None) -> Path | None:
         return None
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: event log not found", hint="set data.events or pass --events")
+        raise UserError(f"{path}: event log not found", hint="set data.events in the config")
     return path
 
 

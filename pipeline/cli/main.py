@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from pipeline import workflow
-from pipeline.errors import UserError
+from pipeline.errors import NothingScoredError, UserError
 from pipeline.workflow import say
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -198,14 +198,35 @@ def train(
     master: MasterOpt = None,
 ) -> None:
     """Train, register a new version in MLflow, gate the champion, score the leads."""
+    from pipeline.registry.store import check_store_writable
+
     cfg = _load_config(config, data, master)
+    check_store_writable(cfg.registry.tracking_uri)
+    targets = cfg.for_targets()
+    for target_cfg in targets:
+        check_training_paths(target_cfg, out / target_cfg.name if out and len(targets) > 1
+                             else out)
     with _maybe_lock(cfg, lock, "train"), workflow.training_memory():
-        targets = cfg.for_targets()
         for target_cfg in targets:
             if len(targets) > 1:
                 say(f"=== target {target_cfg.label.column} -> model {target_cfg.model_name}")
             _train(target_cfg, out / target_cfg.name if out and len(targets) > 1 else out,
                    score=not no_score)
+
+
+def check_training_paths(cfg, out: Path | None) -> None:
+    """Before the work: the files training writes to its output folder may not be one of
+    its inputs (``--out`` the data folder, say) and must be writable."""
+    from pipeline.outputs import check_run_paths, path_kind
+
+    out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
+    if path_kind(out_dir) not in ("missing", "dir"):
+        raise UserError(f"--out {out_dir} is not a folder", hint="give a folder for --out")
+    names = (*workflow.OUTPUT_FILES, "points_rules.json", "scored_leads.csv",
+             "rejected_leads.csv")
+    inputs = {"--data": cfg.data.leads, "data.events": cfg.data.events,
+              **{f"data.lookups[{i}]": entry.path for i, entry in enumerate(cfg.data.lookups)}}
+    check_run_paths(inputs, {f"--out {out_dir}: {name}": out_dir / name for name in names})
 
 
 def _train(cfg, out: Path | None, *, score: bool) -> None:
@@ -276,6 +297,7 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
 
     from pipeline.scoring.batch import score_file
 
+    check_score_paths(cfg, Path(input_path), output, rejects)
     if engine != "pandas":
         from pipeline.scoring import engines
 
@@ -298,6 +320,12 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     row_filter = None
     events = _events_source(cfg, None) if rules.decay_half_life_days else None
     if events is not None:
+        from pipeline.inputs.event_log import check_event_log
+
+        checked = check_event_log(events, settings.event_to_group, default_as_of=as_of is None)
+        for warning in checked.warnings:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        as_of = as_of if as_of is not None else checked.as_of
         from pipeline.inputs.event_features import event_features_for_scoring
 
         if event_factors(rules, settings):
@@ -324,6 +352,24 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
                       options=read_options(cfg), add_columns=add_lookups,
                       event_table=event_table, batch_size=batch_size, row_filter=row_filter,
                       progress=progress, reasons=reasons)
+
+
+def check_score_paths(cfg, source: Path, output: Path, rejects: Path | None) -> None:
+    """Before the work: no output of a scoring run may be one of its inputs (the leads, the
+    event log, a lookup file) or another of its outputs; each output must be writable."""
+    from pipeline.outputs import check_run_paths, path_kind
+
+    inputs = {"--input": source, "data.events": cfg.data.events,
+              **{f"data.lookups[{i}]": entry.path for i, entry in enumerate(cfg.data.lookups)}}
+    outputs = {"--output": output, "--rejects": rejects}
+    if cfg.data.account_column and path_kind(output) != "stream":
+        outputs["the accounts file"] = accounts_path(output)
+    check_run_paths(inputs, outputs)
+
+
+def accounts_path(output: Path) -> Path:
+    """Where the account roll-up of ``output`` goes."""
+    return output.with_name(output.stem + "_accounts.csv")
 
 
 def _progress_printer():
@@ -366,9 +412,13 @@ def score(
     = False,
 ) -> None:
     """Score leads with a registered version: every lead comes out scored or rejected."""
-
+    from pipeline.outputs import path_kind
     from pipeline.registry import store as registry
 
+
+    if rejects is None and path_kind(output) == "stream":
+        raise UserError(f"--output {output} is a device or pipe: the rejects need a file of "
+                        "their own", hint="add --rejects FILE")
     rejects = rejects or output.with_name(output.stem + "_rejects.csv")
     as_of_ts = _time_option("--as-of", as_of)
     since_ts = _time_option("--since", since)
@@ -380,9 +430,12 @@ def score(
             return
     ref, cfg = resolve_model(model, config, tracking_uri)
     model_cfg = _with_master(model_config(ref, cfg), master)
-    rules = registry.load_rules(ref)
     source = Path(input) if input else Path(model_cfg.data.leads)
-    with _maybe_lock(model_cfg, lock, "score"):
+    check_score_paths(model_cfg, source, output, rejects)
+    rules = registry.load_rules(ref)
+    from pipeline.outputs import output_lock
+
+    with _maybe_lock(model_cfg, lock, "score"), output_lock(output, rejects):
         started = time.perf_counter()
         try:
             summary = _score_to_file(model_cfg, rules, source, output, rejects, as_of=as_of_ts,
@@ -392,9 +445,11 @@ def score(
             say(f"nothing new since {since_ts}: no lead has an event or was created at or "
                 f"after it; {output} and {rejects} are left as they were")
             return
+        except NothingScoredError as exc:
+            raise _without_stale_output(exc, output) from None
         if sys.stderr.isatty():
             print(file=sys.stderr)
-        if model_cfg.data.account_column:
+        if model_cfg.data.account_column and path_kind(output) != "stream":
             _write_accounts(model_cfg, source, output)
     say(f"{ref.name} v{ref.version}: {summary.rows:,} rows -> {summary.scored:,} scored "
         f"({summary.sdr_ready:,} SDR-ready), {summary.rejected:,} rejected in "
@@ -404,6 +459,18 @@ def score(
             ", ".join(f"{k}: {v}" for k, v in sorted(summary.unseen.items())))
     say(f"scored leads: {output}")
     say(f"rejects:      {rejects}" + (f" ({summary.rejected} rows)" if summary.rejected else ""))
+
+
+def _without_stale_output(exc: NothingScoredError, output: Path) -> NothingScoredError:
+    """Every row was rejected: an output left by an earlier run would sit beside today's
+    rejects looking current, so it is removed (and the message says so)."""
+    from pipeline.outputs import path_kind
+
+    if path_kind(output) != "file":
+        return exc
+    output.unlink()
+    return NothingScoredError(f"{exc.message}; removed the previous {output} so that it is "
+                              "not taken for this run's", hint=exc.hint)
 
 
 class NothingNew(Exception):  # noqa: N818 - a state, not a failure: cron runs exit 0
@@ -437,6 +504,7 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
 
     _connect(cfg)
     source = Path(input) if input else Path(cfg.data.leads)
+    check_score_paths(cfg, source, output, rejects)
     merged, all_rejects = None, []
     with _maybe_lock(cfg, lock, "score"), tempfile.TemporaryDirectory() as tmp:
         for target_cfg in cfg.for_targets():
@@ -473,7 +541,7 @@ def _write_accounts(cfg, source: Path, output: Path) -> None:
     accounts = lead_accounts(raw, scored[id_col].astype(str), id_column=id_col,
                              account_column=cfg.data.account_column)
     rolled = account_rollup(scored, accounts, id_column=id_col)
-    path = output.with_name(output.stem + "_accounts.csv")
+    path = accounts_path(output)
     write_frame_atomic(path, rolled)
     say(f"accounts:     {path} ({len(rolled):,} accounts)")
 
@@ -580,6 +648,9 @@ def promote(
     from pipeline.registry import store as registry
 
     model_name = _registry_context(config, name, tracking_uri)
+    import mlflow
+
+    registry.check_store_writable(mlflow.get_tracking_uri())
     ref = registry.resolve(version if "/" in version else f"{model_name}/{version}")
     registry.promote(ref, reason=f"explicit: {reason}")
     say(f"{ref.name} @champion -> version {ref.version} ({reason})")
@@ -633,6 +704,7 @@ def export_command(
 ) -> None:
     """Export a version's points table for rule-based scorers (CRMs, SQL, PMML, Python)."""
     from pipeline import exports as exporters
+    from pipeline.outputs import check_output
     from pipeline.registry import store as registry
 
     ref, _ = resolve_model(model, config, tracking_uri)
@@ -641,21 +713,26 @@ def export_command(
         raise UserError(f"{ref.name} v{ref.version} has an empty points table (no signal): "
                         "nothing to export")
     if format == "all":
-        output.mkdir(parents=True, exist_ok=True)
+        from pipeline.outputs import write_texts_all_or_nothing
+
+        texts = {}
         for fmt in exporters.FORMATS:
-            dialects = exporters.SQL_DIALECTS if fmt == "sql" else (None,)
-            for d in dialects:
-                name = exporters.FILE_NAMES[fmt] if d is None else \
-                    f"points_{d}.sql"
-                path = exporters.write_export(rules, fmt, name, dialect=d, within=output)
-                say(f"{fmt:<8} {path}")
+            for d in exporters.SQL_DIALECTS if fmt == "sql" else (None,):
+                name = exporters.FILE_NAMES[fmt] if d is None else f"points_{d}.sql"
+                texts[name] = exporters.export(rules, fmt, dialect=d)
+        paths = write_texts_all_or_nothing(output, texts)
+        for name, path in zip(texts, paths, strict=True):
+            say(f"{name:<22} {path}")
         return
     if format not in exporters.FORMATS:
         raise UserError(f"--format {format!r} is not one of {', '.join(exporters.FORMATS)}, all")
-    if output.is_dir():
+    if output.is_dir() and not output.is_symlink():
         output = output / exporters.FILE_NAMES[format]
-    path = exporters.write_export(rules, format, output,
-                                  dialect=dialect if format == "sql" else None)
+    from pipeline.inputs.reader import write_text_atomic
+
+    check_output(output, "--output")
+    path = write_text_atomic(output, exporters.export(rules, format,
+                                                      dialect=dialect if format == "sql" else None))
     say(f"{ref.name} v{ref.version} -> {format}: {path}")
 
 

@@ -77,10 +77,14 @@ def outcome_from_label(series: pd.Series, label: LabelConfig, source: str) -> Ou
         counts = unexpected.fillna("(blank)").value_counts()
         listed = ", ".join(f"{k!r}: {v}" for k, v in counts.head(10).items())
         also = f" nor open {sorted(undecided)}" if undecided else ""
+        booleans = [f"label.{key}" for key in ("positive", "negative", "open")
+                    if any(isinstance(v, bool) for v in getattr(label, key))]
         raise UserError(
             f"{source}: label column {label.column!r} has values that are neither won "
             f"{sorted(positive)} nor lost {sorted(negative)}{also}: {listed}",
-            hint="fix the rows or list the values under label.positive / label.negative "
+            hint=(f"YAML reads unquoted Yes/No/On/Off/True/False as booleans ({', '.join(booleans)}"
+                  " hold True/False): quote them, e.g. positive: ['Yes']") if booleans else
+            "fix the rows or list the values under label.positive / label.negative "
             "(undecided ones, e.g. open deals: label.open)",
         )
     is_open = text.isin(undecided)

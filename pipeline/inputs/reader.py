@@ -15,8 +15,12 @@ verify, event scoring) goes through one reader, set by the config's ``data`` key
   lines not counted, the same number as ``row`` in the rejects), which the pipeline then
   uses as the id (``Config.data.id_name``).
 
-A plain UTF-8 comma file still takes Arrow's fast path; the others go through the ``csv``
-module.
+A plain UTF-8 comma file still takes Arrow's fast path (when it has one record per line);
+the others go through the ``csv`` module, record by record (:func:`csv_records`): a record
+that a stray quote made swallow the following leads is split back into its lines, each a
+malformed row with its line number, so no lead vanishes into another's field. A gzip, zip
+(``.xlsx``) or Parquet file named ``.csv`` is refused saying what it is; fields may be up to
+16 MB; a quoted decimal-comma column in a comma file is warned about.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import itertools
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,14 @@ import pandas as pd
 
 from pipeline.config import ROW_ID_COLUMN
 from pipeline.errors import LockedError, UserError
+from pipeline.inputs.records import (
+    DELIMITER_WORDS,
+    check_text_file,
+    csv_records,
+    read_header,
+    shorten,
+)
+from pipeline.outputs import atomic_path
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 AUTO = "auto"
@@ -57,7 +68,7 @@ COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
 # a number written with a decimal point (what pandas and Arrow read): 3.5  -0.25  1e-3  12
 POINT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 THOUSANDS_ONLY = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+")  # 1.234: a point or a thousands dot
-DELIMITER_WORDS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+COMMA_PROBE = 2000  # rows a column must show a comma in to be checked for decimal commas
 
 
 @dataclass(frozen=True)
@@ -266,7 +277,9 @@ def resolve_encoding(path: Path, requested: str = AUTO) -> str:
     cp1252 (Excel's Western European encoding, which every latin-1 letter reads the same in)
     with a warning naming the file. An explicit encoding is used as is (UTF-8 with a BOM
     skipped); an explicit UTF-8 on a file that is not fails with the byte and its line.
+    A gzip, zip (``.xlsx``) or other binary file is refused first, naming what it is.
     """
+    check_text_file(path)
     if requested != AUTO:
         if not is_utf8_codec(requested):
             return requested
@@ -379,6 +392,7 @@ def sniff_decimal(frame: pd.DataFrame, delimiter: str, options: ReadOptions, pat
     if options.decimal != AUTO:
         return options.decimal
     if delimiter == ",":
+        warn_comma_decimals(frame, options, path)
         return "."
     columns = [c for c in frame.columns if c != options.id_column]
     commas = [c for c in columns if comma_decimal_column(frame[c], options.missing_values)]
@@ -391,6 +405,28 @@ def sniff_decimal(frame: pd.DataFrame, delimiter: str, options: ReadOptions, pat
             f"{points[:5]} with a decimal point: which one does the file use?",
             hint="set data.decimal to ',' or '.'")
     return ","
+
+
+def warn_comma_decimals(frame: pd.DataFrame, options: ReadOptions, path: Path) -> None:
+    """A comma-separated file has a decimal point; a column of quoted ``"3,5"`` numbers would
+    silently be text (a category): warn, naming the columns and the key that reads them."""
+    columns = []
+    for column in frame.columns:
+        if column == options.id_column:
+            continue
+        series = frame[column]
+        try:  # a column of decimal commas has them from its first rows on: look there first
+            has_comma = bool(series.iloc[:COMMA_PROBE].str.contains(",", regex=False).any())
+        except (AttributeError, TypeError):
+            continue
+        if has_comma and comma_decimal_column(series, options.missing_values):
+            columns.append(str(column))
+    if columns:
+        example = next(v for v in frame[columns[0]] if isinstance(v, str) and "," in v)
+        warn_once(path, f"{path}: columns {shorten(columns, 120)} hold numbers written with a "
+                        f"comma (e.g. {shorten(example, 20)!r}) in a comma-separated file: they "
+                        "are read as text (categories); if the comma is the decimal separator, "
+                        "set data.decimal: ',' to read them as numbers")
 
 
 def _point_number(value: object) -> object:
@@ -447,22 +483,6 @@ def finish_text(frame: pd.DataFrame, rows: np.ndarray, *, decimal: str, options:
     return with_row_ids(frame, rows, path) if options.row_ids else frame
 
 
-def wrong_delimiter(path: Path, header: list[str], delimiter: str = ",") -> None:
-    """A one-column header holding another of ``,`` ``;`` tab ``|`` means the delimiter in use
-    (``data.delimiter``) is not the file's."""
-    if len(header) > 1:
-        return
-    text = header[0] if header else ""
-    for sep, name in DELIMITER_WORDS.items():
-        if sep != delimiter and sep in text:
-            shown = "tab" if sep == "\t" else sep
-            raise UserError(
-                f"{path}: the header has one column but contains {name}: wrong delimiter",
-                hint=f"set data.delimiter to auto (or {shown!r}), or save the file with "
-                f"{DELIMITER_WORDS.get(delimiter, repr(delimiter))} as the delimiter",
-            )
-
-
 def _delimiter_word(delimiter: str) -> str:
     """``comma``, ``semicolon``, ``tab``, ``pipe`` or the character quoted."""
     return DELIMITER_WORDS[delimiter][:-1] if delimiter in DELIMITER_WORDS else repr(delimiter)
@@ -474,6 +494,7 @@ def _read_csv_as_text(path: Path, *, strict: bool, options: ReadOptions) -> RawT
     record) goes through the ``csv`` module, which lists each record whose field count differs
     from the header's as a :class:`BadRow` (pandas would silently pad short rows). Both give
     the same table: decimal commas rewritten and ``row_id`` added as the options say."""
+    check_text_file(path)
     delimiter = resolve_delimiter(path, options)
     fast = (_read_csv_with_arrow(path, delimiter)
             if options.encoding == AUTO or is_utf8_codec(options.encoding) else None)
@@ -520,9 +541,50 @@ def _read_csv_with_arrow(path: Path, delimiter: str = ",") -> pd.DataFrame | Non
                 strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowException, OSError, ValueError):
         return None
-    if malformed or table.column_names != header or table.num_rows == 0:
-        return None
+    if malformed or table.column_names != header or table.num_rows == 0 \
+            or table.num_rows + 1 != physical_lines(path):
+        return None  # blank lines, a record over several lines (a stray quote?), a lone CR
     return table.to_pandas()
+
+
+def well_formed_csv(path: Path, delimiter: str = ",") -> bool:
+    """Whether a UTF-8 CSV is one record per line, every record as wide as a header of
+    distinct names: streamed by Arrow (nothing held in memory), so an engine reading the
+    file itself (DuckDB, Spark) is only given files the careful reader would read the same
+    way; any other file goes through the careful reader first."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    malformed = []
+
+    def on_invalid(row: object) -> str:
+        malformed.append(row)
+        return "skip"
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), None)
+        if not header or len(set(header)) != len(header) or len(header) < 2:
+            return False
+        reader = pacsv.open_csv(
+            path, parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                                   invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.large_string() for name in header}))
+        rows = sum(batch.num_rows for batch in reader)
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return False
+    return not malformed and rows > 0 and rows + 1 == physical_lines(path)
+
+
+def physical_lines(path: Path) -> int:
+    """The number of lines of a file (a last line without its line break counts)."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
 
 
 def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
@@ -535,31 +597,26 @@ def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
     row = 0
     try:
         with open(path, encoding=encoding, newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            header = next(reader, None)
-            while header == []:
-                header = next(reader, None)
-            if header is None:
-                raise UserError(f"{path}: file is empty", hint="expected a header row")
-            wrong_delimiter(path, header, delimiter)
-            duplicated = sorted({c for c in header if header.count(c) > 1})
-            if duplicated:
-                raise UserError(f"{path}: the header repeats column names {duplicated}",
-                                hint="every column needs its own name")
+            header, after = read_header(handle, delimiter, path)
             width = len(header)
-            for fields in reader:
+            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
+                                                       start=after):
                 if not fields:
+                    continue
+                if swallowed is not None:
+                    for at, line_fields in swallowed.line_fields:
+                        row += 1
+                        bad.append(BadRow(line=at, reason=swallowed.reason,
+                                          raw=_raw(line_fields, delimiter)))
                     continue
                 row += 1
                 if len(fields) == width:
                     records.append(fields)
                     rows.append(row)
                 else:
-                    buffer = io.StringIO()
-                    csv.writer(buffer, delimiter=delimiter).writerow(fields)
-                    bad.append(BadRow(line=reader.line_num,
+                    bad.append(BadRow(line=line,
                                       reason=f"row has {len(fields)} fields, expected {width}",
-                                      raw=buffer.getvalue().rstrip("\r\n")))
+                                      raw=_raw(fields, delimiter)))
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: cannot be read as {encoding} (data.encoding): {exc.reason} "
                         f"(byte 0x{exc.object[exc.start]:02x})",
@@ -570,14 +627,21 @@ def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
         more = (f" ({len(bad)} malformed rows in all, lines "
                 f"{', '.join(str(b.line) for b in bad[:5])}{' ...' if len(bad) > 5 else ''})"
                 if len(bad) > 1 else "")
-        raise UserError(f"{path}: malformed CSV: line {first.line} has "
-                        f"{first.reason.split(' has ')[-1]}{more}",
+        what = (f"line {first.line} has {first.reason.split(' has ')[-1]}"
+                if first.reason.startswith("row has ") else first.reason)
+        raise UserError(f"{path}: malformed CSV: {what}{more}",
                         hint="every row needs as many fields as the header "
                         f"(a stray {_delimiter_word(delimiter)} or quote?)")
     if not records and not bad:
         raise UserError(f"{path}: has a header but no rows", hint="expected one row per lead")
     frame = pd.DataFrame(records, columns=[str(c) for c in header], dtype=object)
     return RawTable(frame, bad, path, np.asarray(rows, dtype=np.int64))
+
+
+def _raw(fields: list[str], delimiter: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter).writerow(fields)
+    return buffer.getvalue().rstrip("\r\n")
 
 
 def file_digest(path: str | Path) -> str:
@@ -587,30 +651,6 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
-
-    A run killed half-way leaves at most a hidden ``.tmp`` file, never a partial output.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual mode
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:

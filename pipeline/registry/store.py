@@ -12,6 +12,7 @@ so they work the same with the embedded sqlite store and a tracking server.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import math
@@ -78,6 +79,7 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
         from pipeline.registry.store_template import seed_sqlite_store
 
         db_path = Path(tracking_uri[len("sqlite:///"):])
+        check_sqlite_store(db_path)
         db_path.parent.mkdir(parents=True, exist_ok=True)
         seed_sqlite_store(db_path)  # a new store: MLflow's schema, copied (not re-migrated)
     mlflow.set_tracking_uri(tracking_uri)
@@ -97,6 +99,60 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
                 location = Path(artifact_location).resolve().as_uri()
             mlflow.create_experiment(experiment, artifact_location=location)
         mlflow.set_experiment(experiment)
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_sqlite_store(db_path: Path) -> None:
+    """Refuse a store file that is not a sound SQLite database: empty (0 bytes: a store that
+    lost its contents is not silently rebuilt empty), another kind of file, truncated or
+    corrupt (``PRAGMA quick_check``). A missing file is a new store."""
+    import sqlite3
+
+    if not db_path.exists():
+        return
+    hint = ("restore it from a backup, or point registry.tracking_uri at another file (delete "
+            "this one to start an empty store)")
+    if db_path.is_dir():
+        raise UserError(f"MLflow store {db_path} is a directory, not an SQLite file", hint=hint)
+    if db_path.stat().st_size == 0:
+        raise UserError(f"MLflow store {db_path} is an empty file (0 bytes): its versions and "
+                        "audit trail are gone; it is not rebuilt silently", hint=hint)
+    with open(db_path, "rb") as handle:
+        magic = handle.read(len(SQLITE_MAGIC))
+    if magic != SQLITE_MAGIC:
+        raise UserError(f"MLflow store {db_path} is not an SQLite database", hint=hint)
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro",
+                                                uri=True, timeout=30)) as db:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"MLflow store {db_path} is corrupt or truncated ({exc})",
+                        hint=hint) from None
+    if problems != ["ok"]:
+        raise UserError(f"MLflow store {db_path} is corrupt ({'; '.join(problems[:3])[:200]})",
+                        hint=hint)
+    if tables and "experiments" not in tables:
+        raise UserError(f"MLflow store {db_path} is an SQLite database but not an MLflow store "
+                        f"(tables: {', '.join(sorted(tables)[:5])})", hint=hint)
+
+
+def check_store_writable(tracking_uri: str) -> None:
+    """Before a command that writes to the registry (train, promote): a local store must be
+    writable (SQLite also writes a journal beside the file)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    db_path = Path(tracking_uri[len("sqlite:///"):])
+    folder = db_path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if (db_path.exists() and not os.access(db_path, os.W_OK)) or \
+            not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"MLflow store {db_path} is read-only: this command writes to it",
+                        hint="fix the permissions of the file and its folder, or use another "
+                        "registry.tracking_uri; nothing was done")
 
 
 def parse_model_ref(text: str) -> tuple[str, str | None, str | None]:

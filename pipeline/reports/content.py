@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -14,6 +15,8 @@ from pipeline.inputs.features import FeatureSet
 from pipeline.model.train import TrainResult
 from pipeline.reports.page import Section, figure_png, render_html
 from pipeline.reports.plots_lift import lift_chart
+
+matplotlib.rcParams["text.parse_math"] = False  # level names are data, not TeX: "$$ budget"
 
 
 def _fig(width: float = 7.0, height: float = 4.0) -> tuple[Figure, object]:

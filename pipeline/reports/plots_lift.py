@@ -11,6 +11,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -18,6 +19,8 @@ from matplotlib.figure import Figure
 _NEEDED = ["attribute", "level", "leads", "conversion_rate", "ci_low", "ci_high"]
 _SLUG_MAX = 60
 MAX_CHART_LEVELS = 30  # a chart shows at most this many levels: those with the most leads
+
+matplotlib.rcParams["text.parse_math"] = False  # level names are data, not TeX: "$$ budget"
 
 
 def lift_chart(lift_rows_for_one_attribute: pd.DataFrame, overall_rate: float) -> Figure:

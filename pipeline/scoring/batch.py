@@ -20,6 +20,7 @@ from pipeline.inputs.reader import (
     ReadOptions,
     atomic_path,
     finish_text,
+    shorten,
     sniff_decimal,
     table_format,
     with_row_ids,
@@ -36,6 +37,7 @@ class BatchResult:
 
     scored: pd.DataFrame
     rejects: pd.DataFrame
+    unseen: dict[str, int] = field(default_factory=dict)  # scored leads per unseen factor
 
 
 @dataclass
@@ -112,8 +114,16 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
         numbers = pd.to_numeric(values, errors="coerce")
         bad = values.notna().to_numpy() & numbers.isna().to_numpy()
         for i in np.flatnonzero(bad & (reason == "")):
-            reason[i] = (f"unparseable value: column {factor.name!r} holds {values.iloc[i]!r}, "
-                         "not a number")
+            reason[i] = (f"unparseable value: column {factor.name!r} holds "
+                         f"{shorten(repr(values.iloc[i]))}, not a number")
+        as_float = numbers.to_numpy(dtype=float, na_value=np.nan)
+        for i in np.flatnonzero(np.isinf(as_float) & (reason == "")):
+            reason[i] = (f"infinite value: column {factor.name!r} holds "
+                         f"{shorten(repr(values.iloc[i]))}, not a finite number")
+        if factor.group == "PAIN":  # behaviour counts (training refuses negative ones)
+            for i in np.flatnonzero((as_float < 0) & (reason == "")):
+                reason[i] = (f"negative count: column {factor.name!r} holds "
+                             f"{shorten(repr(values.iloc[i]))}; counts cannot be negative")
         frame[factor.name] = numbers
     ok = reason == ""
     good = frame.loc[ok]
@@ -121,7 +131,9 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
     scored = pd.concat([ids.loc[ok].rename(id_column).to_frame(), scores], axis=1)
     rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.loc[~ok].to_numpy(),
                             "reason": reason[~ok]})
-    return BatchResult(scored.reset_index(drop=True), rejects)
+    # counted on the features (derived and event factors included), scored leads only
+    unseen = unseen_counts(rules, good) if len(good) else {}
+    return BatchResult(scored.reset_index(drop=True), rejects, unseen)
 
 
 @dataclass(frozen=True)
@@ -185,9 +197,8 @@ def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
 
 def _csv_batches(path: Path, batch_size: int, id_column: str | None,
                  options: ReadOptions) -> Iterator[RawBatch]:
-    import csv
-
-    from pipeline.inputs.reader import resolve_delimiter, resolve_encoding, wrong_delimiter
+    from pipeline.inputs.reader import resolve_delimiter, resolve_encoding
+    from pipeline.inputs.records import csv_records, read_header
 
     delimiter = resolve_delimiter(path, options)
     encoding = resolve_encoding(path, options.encoding)  # reads the whole file once
@@ -205,22 +216,23 @@ def _csv_batches(path: Path, batch_size: int, id_column: str | None,
 
     try:
         with open(path, encoding=encoding, newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            header = next(reader, None)
-            while header == []:  # blank lines before the header
-                header = next(reader, None)
-            if header is None:
-                raise UserError(f"{path}: file is empty",
-                                hint="expected a header and one row per lead")
-            wrong_delimiter(path, header, delimiter)
+            header, after = read_header(handle, delimiter, path)
             width = len(header)
             id_at = header.index(id_column) if id_column in header else None
             records: list[list[str]] = []
             rows: list[int] = []
             bad: list[tuple[int, str | None, str]] = []
             row = 0
-            for fields in reader:
+            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
+                                                       start=after):
                 if not fields:  # a blank line holds no lead
+                    continue
+                if swallowed is not None:  # each line a stray quote swallowed is a reject
+                    for at, line_fields in swallowed.line_fields:
+                        row += 1
+                        bad.append((row, str(row) if options.row_ids else
+                                    _ragged_id(line_fields, id_at),
+                                    f"malformed row: {swallowed.reason} (line {at})"))
                     continue
                 row += 1
                 if len(fields) == width:
@@ -229,7 +241,7 @@ def _csv_batches(path: Path, batch_size: int, id_column: str | None,
                 else:
                     bad.append((row, str(row) if options.row_ids else _ragged_id(fields, id_at),
                                 f"malformed row: {len(fields)} fields, expected {width} "
-                                f"(line {reader.line_num} of the file)"))
+                                f"(line {line} of the file)"))
                 if len(records) >= batch_size:
                     yield finished(records, rows, bad)
                     records, rows, bad = [], [], []
@@ -341,14 +353,12 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                     malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
                     result = BatchResult(result.scored, pd.concat(
                         [df for df in (result.rejects, malformed) if len(df)] or [malformed],
-                        ignore_index=True))
+                        ignore_index=True), result.unseen)
                 if len(result.scored):
                     writer.write(result.scored)
                     out_columns = list(result.scored.columns)
                 rejects_all.append(result.rejects)
-                summary.add(result, len(raw) + len(batch.bad),
-                            unseen_counts(rules, raw) if len(raw) and
-                            all(f.name in raw.columns for f in rules.factors) else {})
+                summary.add(result, len(raw) + len(batch.bad), result.unseen)
                 if progress:
                     progress(summary.rows)
         finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -30,6 +31,8 @@ WATCH = 0.1
 RETRAIN = 0.25
 SCORE_ROW = "(score)"
 COLUMNS = ["factor", "psi", "verdict", "unseen_levels", "unseen_leads"]
+
+matplotlib.rcParams["text.parse_math"] = False  # level names are data, not TeX: "$$ budget"
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ from pipeline.inputs.reader import (
     resolve_delimiter,
     table_format,
     utf8_problem,
+    well_formed_csv,
     write_text_atomic,
 )
 from pipeline.model.rules import PointsRules
@@ -153,7 +154,8 @@ def plain_input(source: Path, options: ReadOptions) -> bool:
         return False
     if options.encoding != AUTO and not is_utf8_codec(options.encoding):
         return False
-    return resolve_delimiter(source, options) == "," and utf8_problem(source) is None
+    return resolve_delimiter(source, options) == "," and utf8_problem(source) is None \
+        and well_formed_csv(source)
 
 
 def write_plain_copy(source: Path, options: ReadOptions, folder: Path) -> Path:
