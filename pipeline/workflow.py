@@ -191,7 +191,8 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
             return decision
         holdout = features.frame.iloc[result.split.holdout]
         same_features = all(f in holdout.columns for f in rules.input_columns()) and \
-            dict(rules.decay_half_life_days) == dict(features.half_lives)
+            dict(rules.decay_half_life_days) == dict(features.half_lives) and \
+            all(r in features.event_rules for r in rules.event_rules)
         if same_features:
             # both tables as registered: a table refit on every lead has seen this holdout,
             # and so may the champion's, so the challenger is scored the same way
