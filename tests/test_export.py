@@ -18,7 +18,7 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from pipeline.exports import formats as ex
+from pipeline import exports as ex
 from pipeline.exports import verify as vf
 from pipeline.model.rules import DerivedSignals, FactorRules, PointsRules, score_record
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from pipeline import exports as ex
 from pipeline.analysis.levels import (
     MISSING,
     SentinelWarning,
@@ -29,7 +30,6 @@ from pipeline.analysis.lift import level_frame, lift_table
 from pipeline.cli import main as cli
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.exports import formats as ex
 from pipeline.exports import verify as vf
 from pipeline.model.encoding import FactorEncoder
 from pipeline.model.points import PointsScorecard

@@ -619,7 +619,7 @@ def export_command(
     = None,
 ) -> None:
     """Export a version's points table for rule-based scorers (CRMs, SQL, PMML, Python)."""
-    from pipeline.exports import formats as exporters
+    from pipeline.exports import files as exporters
     from pipeline.registry import store as registry
 
     ref, _ = resolve_model(model, config, tracking_uri)
@@ -706,7 +706,7 @@ def diff(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
     """Which factors and levels changed points between two versions, and by how much."""
-    from pipeline.exports.formats import diff_rules
+    from pipeline.exports.diff import diff_rules
     from pipeline.registry import store as registry
 
     model_name = _registry_context(config, name, tracking_uri)

@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.exports.formats import export_pmml, export_python, export_sql, pmml_output_names
+from pipeline.exports.pmml import export_pmml, pmml_output_names
+from pipeline.exports.python import export_python
+from pipeline.exports.sql import export_sql
 from pipeline.model.rules import PointsRules, canonical_str, score_record
 
 SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready"]
