@@ -192,3 +192,94 @@ def test_scoring_counts_the_tables_rules_from_raw_events_as_of_a_date():
     earlier = scoring_features(leads, rules, settings, events=events,
                                as_of=T0 + pd.Timedelta(days=25))
     assert earlier["p_events_30d"].tolist()[:2] == [2, 0]  # login@1, trial@20
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-20, 20), min_size=5, max_size=5), st.integers(1, 4))
+def test_event_criteria_sum_to_the_factor_points_of_each_count(points, cap):
+    from pipeline.exports.event_criteria import event_criteria, per_occurrence
+
+    factor = FactorRules(name="f", group="PAIN", kind="numeric", edges=[0.0, 1.0, 2.0, 3.0],
+                         bin_points=points)
+    rules = PointsRules(factors=[factor], event_rules=[EventRule("f", ["a"], 14, cap)])
+    criteria = event_criteria(rules)
+    for k in range(cap + 1):
+        assert sum(c.points for c in criteria if c.at_least <= k) == points[k]
+    assert all(c.points != 0 for c in criteria)
+    p = per_occurrence(rules, rules.event_rules[0])
+    linear = points[0] == 0 and len({points[i] - points[i - 1] for i in range(1, cap + 1)}) == 1
+    assert (p is not None) == linear
+
+
+def _random_case(seed: int) -> tuple[PointsRules, pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    recent = FactorRules(name="p_events_14d", group="PAIN", kind="numeric",
+                         edges=[0.0, 1.0, 2.0], bin_points=[0, 4, 4, 9], missing_points=-2)
+    fast = FactorRules(name="p_events_first_3d", group="PAIN", kind="numeric",
+                       edges=[0.0], bin_points=[-1, 6])
+    rules = PointsRules(factors=[recent, fast], event_rules=[
+        EventRule("p_events_14d", ["a", "b"], 14, 3),
+        EventRule("p_events_first_3d", ["a"], 3, 1, "created")])
+    n = 60
+    created = [T0 + pd.Timedelta(hours=int(h)) for h in rng.integers(0, 40 * 24, n)]
+    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)],
+                          "created_at": [c.isoformat() for c in created]})
+    leads.loc[3, "created_at"] = ""
+    m = 600
+    events = pd.DataFrame({"lead_id": [f"L{i}" for i in rng.integers(0, n + 5, m)],
+                           "event": rng.choice(["a", "b", "c"], m),
+                           "timestamp": [(T0 + pd.Timedelta(hours=int(h))).isoformat()
+                                         for h in rng.integers(-24, 60 * 24, m)]})
+    return rules, leads, events
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_simulator_gives_the_points_of_the_scoring_builder(seed):
+    """The CRM simulator (pandas, criteria) and the scoring path (SQL counts, factor bins)
+    agree on every lead as of two dates; a lead with no creation time gets missing points."""
+    from pipeline.exports.event_criteria import simulate_event_points
+
+    rules, leads, events = _random_case(seed)
+    settings_ = FeatureSettings(created_at_column="created_at")
+    for as_of in (T0 + pd.Timedelta(days=20), T0 + pd.Timedelta(days=45, hours=7)):
+        frame = scoring_features(leads, rules, settings_, events=events, as_of=as_of)
+        want = [score_record(rules, row)["pain"] for row in frame.to_dict("records")]
+        got = simulate_event_points(rules, leads, events, as_of=as_of).sum(axis=1)
+        assert got.tolist() == want
+        assert got[3] == -2 + 0  # no creation time: both factors' missing points
+
+
+def test_exports_write_event_rules_as_event_criteria():
+    from pipeline.exports.files import export
+
+    rules, _, _ = _random_case(0)
+    body = json.loads(export(rules, "hubspot"))
+    engagement = next(g for g in body["groupConfigs"] if g["groupCategory"] == "ENGAGEMENT")
+    configs = engagement["ruleConfigurations"]
+    recent = [c for c in configs if "eventCriteria" in c]
+    assert [c["eventCriteria"]["minOccurrences"] for c in recent] == [1, 3]
+    assert all(c["eventCriteria"]["events"] == ["a", "b"]
+               and c["eventCriteria"]["timeframe"] == {"lastDays": 14} for c in recent)
+    assert [c["configuration"]["calculation"]["value"] for c in recent] == [4, 5]
+    velocity = [c for c in configs if "filters" in c]
+    assert [c["filters"] for c in velocity] == [
+        [{"property": "p_events_first_3d", "operator": "HAS_PROPERTY"}],
+        [{"property": "p_events_first_3d", "operator": "GTE", "value": "1"}]]
+    assert [c["configuration"]["calculation"]["value"] for c in velocity] == [-1, 7]
+    sheet = export(rules, "crm-csv").splitlines()
+    rows = [line for line in sheet if "occurred at least" in line]
+    assert len(rows) == 4
+    assert rows[0].startswith("R001,Behavior,events: a; b,occurred at least,1,14,4,")
+
+
+def test_linear_rule_is_points_per_occurrence_with_a_limit():
+    from pipeline.exports.files import export
+
+    factor = FactorRules(name="p_events_30d", group="PAIN", kind="numeric",
+                         edges=[0.0, 1.0], bin_points=[0, 5, 10])
+    rules = PointsRules(factors=[factor], event_rules=[EventRule("p_events_30d", ["a"], 30, 2)])
+    body = json.loads(export(rules, "hubspot"))
+    (config,) = next(g for g in body["groupConfigs"]
+                     if g["groupCategory"] == "ENGAGEMENT")["ruleConfigurations"]
+    assert config["configuration"]["calculation"] == {"type": "CONSTANT", "value": 5}
+    assert config["maximumValue"] == 10 and "minOccurrences" not in config["eventCriteria"]

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.exports.event_criteria import hubspot_event_rules
 from pipeline.exports.table import (
     Rule,
     check_finite,
@@ -27,9 +28,15 @@ worth a CONSTANT number of points, plus score limits {"min", "max"}. Use it as t
 specification to build the score in the UI, or as a starting body for the API after
 checking it against the API version you call. What maps to what:
 
-* FIT factors -> group "FIT"; PAIN factors -> group "ENGAGEMENT". PAIN factors here are
-  property values (counts, flags), not HubSpot events: build them as property criteria,
-  or re-express them as event criteria (e.g. "visited the pricing page") by hand.
+* FIT factors -> group "FIT"; PAIN factors -> group "ENGAGEMENT". A PAIN factor with an
+  event rule (events.representation: crm) is an event criterion ("eventCriteria": the
+  events, the time frame "lastDays": W, and "minOccurrences": i) worth its points once, or,
+  when every occurrence is worth the same p points, "each occurrence p points" with the
+  limit "maximumValue" p * K. The time frame is the decay (a HubSpot group takes a time
+  frame or decay, not both). The velocity rule ("daysAfterCreation": D) has no HubSpot time
+  frame: a number property of the factor's name, 0 at creation and +1 by a workflow on each
+  such event in the first D days, makes it the property criterion "GTE i" given here.
+  Other PAIN factors are property values (counts, flags): build them as property criteria.
 * "property" is our column name. Replace it with the HubSpot property's internal name
   (Settings > Properties > the property), e.g. "Original Source" -> "hs_analytics_source".
 * A categorical level -> "is equal to" (EQ). Level text must match the HubSpot option's
@@ -116,6 +123,10 @@ def export_hubspot(rules: PointsRules) -> str:
         factors = [f for f in rules.factors if f.group == group]
         rule_configs: list[dict[str, Any]] = []
         for f in factors:
+            event_rule = rules.event_rule(f.name)
+            if event_rule is not None:  # a count of events: event criteria, not a property
+                rule_configs += hubspot_event_rules(rules, event_rule)
+                continue
             for r in factor_rules(f):
                 if r.points == 0:
                     continue
