@@ -87,3 +87,45 @@ def test_pyfunc_scores_like_score_as_of_two_dates(crm_store, demo_dir, days_back
         assert predicted[column].astype(int).tolist() == scored[column].astype(int).tolist()
     assert predicted["sdr_ready"].tolist() == scored["sdr_ready"].astype(bool).tolist()
     assert scored["pain"].nunique() > 3
+
+
+@pytest.mark.parametrize("days_back", [0, 60])
+def test_crm_simulator_gives_the_pain_of_score_as_of_two_dates(crm_store, demo_dir, days_back):
+    """The event criteria applied the CRM way (:mod:`pipeline.exports.event_criteria`) give
+    every demo lead the PAIN points ``lead-scoring score`` gives it."""
+    from pipeline.exports.event_criteria import simulate_event_points
+
+    config, cfg, rules, _, _, tmp = crm_store
+    events = pd.read_csv(demo_dir / "events.csv", dtype=str)
+    as_of = pd.to_datetime(events["timestamp"]).max() - pd.Timedelta(days=days_back)
+    out = tmp / f"sim_{days_back}.csv"
+    _cli("score", "--config", config, "--model", f"{cfg.model_name}/1", "--as-of", as_of,
+         "--output", out)
+    scored = pd.read_csv(out, dtype={cfg.data.id_column: str}).set_index(cfg.data.id_column)
+    leads = pd.read_csv(demo_dir / "leads.csv", dtype=str, keep_default_na=False)
+    simulated = simulate_event_points(rules, leads, events, as_of=as_of).sum(axis=1)
+    simulated = simulated.set_axis(leads[cfg.data.id_column]).loc[scored.index]
+    assert len(scored) == len(leads)
+    assert (simulated.to_numpy() != scored["pain"].to_numpy()).sum() == 0
+
+
+def test_every_hubspot_pain_rule_names_an_event_or_property_and_a_whole_number(crm_store):
+    import json
+
+    from pipeline.exports.files import export
+
+    rules = crm_store[2]
+    body = json.loads(export(rules, "hubspot"))
+    (engagement,) = [g for g in body["groupConfigs"] if g["groupCategory"] == "ENGAGEMENT"]
+    assert engagement["ruleConfigurations"]
+    for config in engagement["ruleConfigurations"]:
+        if "eventCriteria" in config:
+            criteria = config["eventCriteria"]
+            assert criteria["events"] and all(isinstance(e, str) for e in criteria["events"])
+            assert all(isinstance(v, int) for v in criteria["timeframe"].values())
+            assert isinstance(criteria.get("minOccurrences", 1), int)
+        else:
+            for f in config["filters"]:
+                assert f["property"]
+                assert "value" not in f or str(int(f["value"])) == f["value"]
+        assert isinstance(config["configuration"]["calculation"]["value"], int)
