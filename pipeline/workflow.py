@@ -275,6 +275,11 @@ def _features(cfg, leads):
     if features.half_lives:
         hl = ", ".join(f"{g} {h:g} d" for g, h in sorted(features.half_lives.items()))
         say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
+    elif features.event_rules:
+        from pipeline.inputs.crm_events import rules_summary
+
+        say(f"[2/5] features: {len(features.factors)} candidate factors; "
+            f"{rules_summary(features.event_rules, features.representation_metrics)}")
     else:
         say(f"[2/5] features: {len(features.factors)} candidate factors")
     return features

@@ -283,3 +283,13 @@ def test_linear_rule_is_points_per_occurrence_with_a_limit():
                      if g["groupCategory"] == "ENGAGEMENT")["ruleConfigurations"]
     assert config["configuration"]["calculation"] == {"type": "CONSTANT", "value": 5}
     assert config["maximumValue"] == 10 and "minOccurrences" not in config["eventCriteria"]
+
+
+def test_rules_summary_says_each_rule_and_both_aucs():
+    from pipeline.inputs.crm_events import rules_summary
+
+    rules = [EventRule("product_events_30d", ["a"], 30, 4),
+             EventRule("product_events_first_3d", ["a"], 3, 2, "created")]
+    text = rules_summary(rules, {"cv_auc_crm": 0.849, "cv_auc_decayed": 0.8472})
+    assert text == ("event rules: product 30 d cap 4, product first 3 d cap 2; "
+                    "CV AUC crm 0.8490 vs decayed 0.8472")

@@ -344,3 +344,15 @@ def _in_order(counts: pd.DataFrame, snapshots: pd.DataFrame) -> pd.DataFrame:
     return (counts.drop_duplicates("lead_id").set_index("lead_id")
             .reindex(snapshots["lead_id"].astype(str)).fillna(0).astype("int64")
             .reset_index(drop=True))
+
+
+def rules_summary(rules: Sequence[EventRule], metrics: Mapping[str, float]) -> str:
+    """One line: ``event rules: product 30 d cap 4, product first 3 d cap 4, ...; CV AUC crm
+    0.8490 vs decayed 0.8472``."""
+    parts = [f"{r.factor.rsplit('_events_', 1)[0]} {'first ' if r.is_velocity else ''}"
+             f"{r.window_days} d cap {r.cap}" for r in rules]
+    text = "event rules: " + ", ".join(parts)
+    if "cv_auc_crm" in metrics and "cv_auc_decayed" in metrics:
+        text += (f"; CV AUC crm {metrics['cv_auc_crm']:.4f} vs decayed "
+                 f"{metrics['cv_auc_decayed']:.4f}")
+    return text
