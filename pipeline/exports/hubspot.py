@@ -18,15 +18,20 @@ from pipeline.exports.table import (
 )
 from pipeline.model.rules import FactorRules, PointsRules
 
+HUBSPOT_MAX_SCORE = 100  # the default score limit (HubSpot's smallest total limit)
+
 HUBSPOT_NOTES = """\
 HubSpot lead scoring: what this export maps and what you still do by hand
 ========================================================================
 
-The JSON follows the shape of HubSpot's Lead Scoring tool and of its (beta) score API:
-one score with a FIT group and an ENGAGEMENT group (PAIN factors), each a list of rules
-worth a CONSTANT number of points, plus score limits {"min", "max"}. Use it as the
-specification to build the score in the UI, or as a starting body for the API after
-checking it against the API version you call. What maps to what:
+The JSON follows the request body of HubSpot's Lead Scoring API (BETA, version 2026-09-beta:
+POST /marketing/lead-scoring/2026-09-beta/scores): "name", "objectTypeId" ("0-1" =
+contacts), "maxScore" (the score limit), "groupConfigs" (each "groupCategory",
+"groupName", "minValue", "maxValue", "ruleConfigurations"; each rule "enabled" and
+"configuration": {"calculation": {"type": "CONSTANT", "value": points}}). The rule
+criteria are under each rule's "filters" (and a readable "name"): the documented body has
+no criteria schema we could follow, so build the criteria in the tool (or check them against
+the API version you call) and drop these two keys before sending. What maps to what:
 
 * FIT factors -> group "FIT"; PAIN factors -> group "ENGAGEMENT". A PAIN factor with an
   event rule (events.representation: crm) is an event criterion ("eventCriteria": the
@@ -53,9 +58,12 @@ checking it against the API version you call. What maps to what:
   extra filter, so the two rules never both match.
 * HubSpot adds the points of every rule that matches; our rules of one factor exclude each
   other, so the sum is the same. Rules worth 0 points are left out.
-* Score limits: HubSpot offers fixed ranges (-100..100 up to -10,000..10,000) and per-group
-  limits. "scoreLimits" holds our cap (or the attainable range when no cap is set): pick
-  the smallest HubSpot range that contains it; totals are clipped at the limits.
+* Score limit: "maxScore" is set by default (the points table's cap, else the export's
+  max_score, 100): HubSpot clips totals above it. Leads above the cap tie at it; the
+  SDR-ready threshold is below it, so who is SDR-ready does not change (the README gives
+  what clipping costs in ranking). Group "minValue" / "maxValue" are the lowest and highest
+  totals each group can give (within the points table's own cap), so no group is clipped.
+  A floor (the table's score_min) has no place in the body: HubSpot does not raise totals.
 * The SDR-ready threshold, probability, grades and decay half-lives are not part of the
   score: set a threshold / decay in the tool by hand (values are under "lead_scoring").
 * Spam gate: when "lead_scoring.spam_gate" is true, a lead whose name_spam property is
@@ -113,10 +121,21 @@ def _hubspot_bin_filters(rule: Rule, rules: PointsRules, factor: FactorRules
     ]
 
 
-def export_hubspot(rules: PointsRules) -> str:
-    """JSON body for HubSpot lead scoring (FIT and ENGAGEMENT groups, constant points, score
-    limits). Read :data:`HUBSPOT_NOTES` for what maps to what and what stays manual."""
+def hubspot_max_score(rules: PointsRules, max_score: int | None = HUBSPOT_MAX_SCORE) -> int:
+    """The score limit the HubSpot export sets: the points table's cap, else ``max_score``,
+    never above the highest total the factors can give (nor below the threshold)."""
+    highest = _attainable_range(rules, rules.factors)[1]
+    cap = rules.score_max if rules.score_max is not None else max_score
+    cap = highest if cap is None else min(int(cap), highest)
+    return max(cap, int(rules.sdr_threshold))
+
+
+def export_hubspot(rules: PointsRules, *, max_score: int | None = HUBSPOT_MAX_SCORE) -> str:
+    """JSON body for HubSpot's Lead Scoring API (FIT and ENGAGEMENT groups, constant points,
+    ``maxScore`` = :func:`hubspot_max_score`). Read :data:`HUBSPOT_NOTES` for what maps to
+    what and what stays manual."""
     check_finite(rules)
+    limit = hubspot_max_score(rules, max_score)
     tokens = [t for t in missing_tokens(rules) if t]
     groups = []
     for group, category, label in (("FIT", "FIT", "Fit"), ("PAIN", "ENGAGEMENT", "Engagement")):
@@ -157,13 +176,15 @@ def export_hubspot(rules: PointsRules) -> str:
                 "ruleConfigurations": rule_configs,
             }
         )
-    lo, hi = _attainable_range(rules, rules.factors)
     body = {
         "name": rules.model_name or "lead-scoring",
         "objectTypeId": "0-1",
-        "scoreLimits": {"min": lo, "max": hi},
+        "maxScore": limit,
         "groupConfigs": groups,
         "lead_scoring": {
+            "api": "HubSpot Lead Scoring API 2026-09-beta (POST /marketing/lead-scoring/"
+                   "2026-09-beta/scores)",
+            "score_min": rules.score_min,
             "model_version": rules.model_version,
             "data_hash": rules.data_hash,
             "sdr_threshold": rules.sdr_threshold,
@@ -176,4 +197,4 @@ def export_hubspot(rules: PointsRules) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-__all__ = ["HUBSPOT_NOTES", "export_hubspot"]
+__all__ = ["HUBSPOT_MAX_SCORE", "HUBSPOT_NOTES", "export_hubspot", "hubspot_max_score"]

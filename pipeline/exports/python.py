@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pprint
 
+from pipeline.exports.signals_py import signal_code
 from pipeline.exports.table import check_finite
 from pipeline.model.rules import PointsRules
 
@@ -77,7 +78,9 @@ def probability(points):
 
 
 def score(lead):
-    """Score one lead: a mapping of column -> raw value (absent columns count as missing)."""
+    """Score one lead: a mapping of column -> raw value (absent columns count as missing;
+    derived signals absent are computed from the raw columns, see ``derive``)."""
+    lead = derive(lead)
     fit = pain = 0
     for factor in RULES["factors"]:
         pts = factor_points(factor, lead.get(factor["name"]), RULES["missing_values"])
@@ -109,7 +112,12 @@ def main(argv):
         writer = csv.writer(sys.stdout, lineterminator="\\n")
         writer.writerow(columns)
         for lead in reader:
-            result = score(lead)
+            try:
+                result = score(lead)
+            except ValueError as error:
+                print(f"error: {argv[1] if len(argv) > 1 else 'stdin'} line {reader.line_num}: "
+                      f"{error}", file=sys.stderr)
+                return 2
             writer.writerow([lead.get(RULES["id_column"], "")] + [result[c] for c in columns[1:]])
     return 0
 
@@ -131,7 +139,7 @@ def export_python(rules: PointsRules) -> str:
         for f in data["factors"]
     ]
     literal = pprint.pformat(data, indent=1, width=100, sort_dicts=False)
-    return _PYTHON_HEADER + f"RULES = {literal}\n" + _PYTHON_BODY
+    return _PYTHON_HEADER + f"RULES = {literal}\n" + signal_code(rules) + _PYTHON_BODY
 
 
 __all__ = ["export_python"]

@@ -193,7 +193,8 @@ def sql_score_totals(rules: PointsRules, factor_points: str, *, dialect: str,
     )
 
 
-def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "leads") -> str:
+def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "leads",
+               derive: Sequence[str] | None = None) -> str:
     """A ``SELECT`` that scores every row of ``table``: id, fit, pain, points, probability,
     sdr_ready.
 
@@ -201,7 +202,10 @@ def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "lea
     when NULL, NaN, ``''`` or its text is in ``missing_values`` (checked first, as in the
     reference). With ``spam_gate`` the query also reads ``name_spam``: a lead whose text is
     ``'yes'`` is never SDR-ready. ``table`` may be schema-qualified with dots; each part is
-    quoted. Caveats:
+    quoted. Derived signals (``email_domain_type``, ``name_spam``, ``seniority``) are computed
+    in the query from the raw e-mail, name and title columns on DuckDB and Spark
+    (:mod:`pipeline.exports.signals_sql`; ``derive`` limits which, e.g. ``[]`` for a table
+    that already holds them); Postgres reads them from the table. Caveats:
     keep categorical columns as text (a DOUBLE 1.0 reads as ``'1.0'``, the reference reads
     ``"1"``), and a missing token that looks like a number (``"-1"``) also matches a numeric
     column whose text is that number.
@@ -221,6 +225,9 @@ def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "lea
         ]
         return f"\n{indent}+ ".join(cases) if cases else "0"
 
+    from pipeline.exports.signals_sql import derived_source, needed_signals, raw_columns
+
+    with_clause, source = derived_source(rules, from_table, dialect, derive)
     spam = "__spam" if rules.spam_gate else None
     gate = f"      {sql_spam_expr(rules, dialect=dialect)} AS {spam},\n" if spam else ""
     factor_points = (
@@ -228,9 +235,16 @@ def export_sql(rules: PointsRules, *, dialect: str = "duckdb", table: str = "lea
         f"{gate}"
         f"      {group_sum('FIT')} AS fit,\n"
         f"      {group_sum('PAIN')} AS pain\n"
-        f"    FROM {from_table}\n"
+        f"    FROM {source or from_table}\n"
     )
-    return sql_score_totals(rules, factor_points, dialect=dialect, spam=spam)
+    totals = sql_score_totals(rules, factor_points, dialect=dialect, spam=spam)
+    if not source:
+        return totals
+    made = [s for s in needed_signals(rules) if derive is None or s in derive]
+    raws = list(dict.fromkeys(c for m in made for c in raw_columns(m, rules.derived)))
+    note = (f"-- {', '.join(made)}: computed here from the raw columns {', '.join(raws)} "
+            "(lead-scoring's derived signals)\n")
+    return note + with_clause + totals
 
 
 __all__ = [

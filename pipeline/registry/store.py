@@ -151,8 +151,14 @@ def load_rules(ref: ModelRef) -> PointsRules:
         path = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=RULES_FILE,
                                                    dst_path=tmp)
         rules = PointsRules.from_json(Path(path).read_text(encoding="utf-8"))
-    # the version number exists only after registration, so the logged table cannot hold it
-    return rules if rules.model_version else replace(rules, model_version=ref.version)
+    # the version number and the data hash (a run tag) are known only after logging, so the
+    # logged table cannot hold them
+    if not rules.model_version:
+        rules = replace(rules, model_version=ref.version)
+    if not rules.data_hash:
+        tags = mlflow.get_run(ref.run_id).data.tags
+        rules = replace(rules, data_hash=tags.get("data_hash", ""))
+    return rules
 
 
 def load_run_json(ref: ModelRef, artifact: str) -> Any:
