@@ -256,33 +256,41 @@ def test_exports_write_event_rules_as_event_criteria():
     body = json.loads(export(rules, "hubspot"))
     engagement = next(g for g in body["groupConfigs"] if g["groupCategory"] == "ENGAGEMENT")
     configs = engagement["ruleConfigurations"]
-    recent = [c for c in configs if "eventCriteria" in c]
-    assert [c["eventCriteria"]["minOccurrences"] for c in recent] == [1, 3]
-    assert all(c["eventCriteria"]["events"] == ["a", "b"]
-               and c["eventCriteria"]["timeframe"] == {"lastDays": 14} for c in recent)
-    assert [c["configuration"]["calculation"]["value"] for c in recent] == [4, 5]
-    velocity = [c for c in configs if "filters" in c]
-    assert [c["filters"] for c in velocity] == [
-        [{"property": "p_events_first_3d", "operator": "HAS_PROPERTY"}],
-        [{"property": "p_events_first_3d", "operator": "GTE", "value": "1"}]]
-    assert [c["configuration"]["calculation"]["value"] for c in velocity] == [-1, 7]
+    filters = [c["filters"][0] for c in configs]
+    recent = [f for f in filters if "eventType" in f]
+    assert recent == [{"eventType": "EVENT_OCCURRENCES", "events": ["a", "b"],
+                       "timeframe": {"lastDays": 14}, "operator": "GTE", "value": i}
+                      for i in (1, 3)]
+    velocity = [f for f in filters if "property" in f]
+    assert velocity == [{"property": "p_events_first_3d", "operator": "HAS_PROPERTY"},
+                        {"property": "p_events_first_3d", "operator": "GTE", "value": "1"}]
+    assert [c["configuration"]["calculation"]["value"] for c in configs] == [4, 5, -1, 7]
     sheet = export(rules, "crm-csv").splitlines()
     rows = [line for line in sheet if "occurred at least" in line]
     assert len(rows) == 4
     assert rows[0].startswith("R001,Behavior,events: a; b,occurred at least,1,14,4,")
 
 
-def test_linear_rule_is_points_per_occurrence_with_a_limit():
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hubspot_simulator_scores_the_event_criteria_like_the_scoring_path(seed):
+    """The exported HubSpot body, applied by the reference simulator with the event-criteria
+    callable, gives every lead the points of the scoring path, as of two dates."""
+    from pipeline.exports.event_criteria import hubspot_event_filter, lead_events
     from pipeline.exports.files import export
+    from pipeline.exports.simulator import crm_properties, simulate_hubspot
 
-    factor = FactorRules(name="p_events_30d", group="PAIN", kind="numeric",
-                         edges=[0.0, 1.0], bin_points=[0, 5, 10])
-    rules = PointsRules(factors=[factor], event_rules=[EventRule("p_events_30d", ["a"], 30, 2)])
+    rules, leads, events = _random_case(seed)
+    leads = leads.drop(index=3)  # every CRM record has a create date
     body = json.loads(export(rules, "hubspot"))
-    (config,) = next(g for g in body["groupConfigs"]
-                     if g["groupCategory"] == "ENGAGEMENT")["ruleConfigurations"]
-    assert config["configuration"]["calculation"] == {"type": "CONSTANT", "value": 5}
-    assert config["maximumValue"] == 10 and "minOccurrences" not in config["eventCriteria"]
+    settings_ = FeatureSettings(created_at_column="created_at")
+    own = lead_events(leads, events)
+    for as_of in (T0 + pd.Timedelta(days=41), T0 + pd.Timedelta(days=50, hours=7)):
+        frame = scoring_features(leads, rules, settings_, events=events, as_of=as_of)
+        want = [score_record(rules, row)["pain"] for row in frame.to_dict("records")]
+        props = crm_properties(leads, rules, settings_, events=events, as_of=as_of)
+        got = simulate_hubspot(body, props, events=own, as_of=as_of,
+                               event_criteria=hubspot_event_filter)
+        assert got["pain"].tolist() == want
 
 
 def test_rules_summary_says_each_rule_and_both_aucs():

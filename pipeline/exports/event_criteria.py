@@ -12,13 +12,14 @@ per occurrence, at most ``p * K`` points" (:func:`per_occurrence`).
 Where each goes:
 
 * HubSpot (Lead Scoring tool, engagement group): an event criterion with a time frame "in
-  the last W days" and, per occurrence rule, the frequency "at least i times"; a rule with
-  equal points per occurrence is one criterion "each occurrence p points" with the limit
-  ``p * K``. Decay: the time frame is the decay (HubSpot lets a group use a time frame or
-  decay, not both). The velocity rule (first D days after creation) has no HubSpot time frame:
-  a number property of the factor's name, set to 0 at creation and raised by 1 by a workflow
-  on each of these events while the lead is younger than D days, makes it a property
-  criterion with a whole-number condition.
+  the last W days" and the frequency "at least i times", its points once; a rule with equal
+  points per occurrence (:func:`per_occurrence`) may be typed instead as one criterion "each
+  occurrence p points" with the limit ``p * K`` (the same score). Decay: the time frame is
+  the decay (HubSpot lets a group use a time frame or decay, not both). The velocity rule
+  (first D days after creation) has no HubSpot time frame: a number property of the
+  factor's name, set to 0 at creation and raised by 1 by a workflow on each of these events
+  while the lead is younger than D days, makes it a property criterion with a whole-number
+  condition.
 * Salesforce (Account Engagement / Pardot, or a formula over an activity roll-up): a
   roll-up summary "COUNT of these activities with date >= TODAY() - W" capped at K, and one
   scoring rule per occurrence threshold; the velocity count is a roll-up with date <
@@ -94,44 +95,70 @@ def missing_points(rules: PointsRules, rule: EventRule) -> int:
 # --------------------------------------------------------------------------- renderers
 
 
-def _window(c: EventCriterion) -> dict:
-    return ({"daysAfterCreation": c.window_days} if c.anchor == "created"
-            else {"lastDays": c.window_days})
+EVENT_TYPE = "EVENT_OCCURRENCES"
 
 
 def hubspot_event_rules(rules: PointsRules, rule: EventRule) -> list[dict]:
-    """HubSpot engagement rule configurations of one event rule: "each occurrence ``p``
-    points, limit ``p * K``" when :func:`per_occurrence` holds, else one rule per occurrence
-    threshold ("at least ``i`` times", its points once). The velocity rule (no HubSpot time
-    frame after creation) is a number property of the same name (0 at creation, +1 by a
-    workflow on each such event in the first D days), with a whole-number filter ``GTE i``."""
-    criteria = [c for c in event_criteria(rules) if c.factor == rule.factor]
-    p = per_occurrence(rules, rule)
-    events = list(rule.events)
-    if rule.anchor == "as_of" and p is not None:
-        return [{"name": f"{rule.factor}: each occurrence in the last {rule.window_days} days",
-                 "enabled": True,
-                 "eventCriteria": {"events": events, "timeframe": {"lastDays": rule.window_days}},
-                 "configuration": {"calculation": {"type": "CONSTANT", "value": p}},
-                 "maximumValue": p * rule.cap}]
+    """HubSpot engagement rule configurations of one event rule: one per criterion, its
+    points once, with an event filter ``{"eventType": "EVENT_OCCURRENCES", "events": [...],
+    "timeframe": {"lastDays": W}, "operator": "GTE", "value": i}`` ("did one of these events
+    at least i times in the last W days"). The velocity rule (no HubSpot time frame after
+    creation) is a number property of the factor's name (0 at creation, +1 by a workflow on
+    each such event in the first D days) with the whole-number filter ``GTE i``."""
     out = []
-    for c in criteria:
-        name = c.describe()
-        if c.anchor == "created" or c.at_least == 0:
-            prop = c.factor if c.anchor == "created" else "createdate"
-            filters = ([{"property": prop, "operator": "GTE", "value": str(c.at_least)}]
-                       if c.anchor == "created" and c.at_least
-                       else [{"property": prop, "operator": "HAS_PROPERTY"}])
-            out.append({"name": name, "enabled": True, "filters": filters,
-                        "configuration": {"calculation": {"type": "CONSTANT",
-                                                          "value": c.points}}})
-            continue
-        out.append({"name": name, "enabled": True,
-                    "eventCriteria": {"events": events, "timeframe": _window(c),
-                                      "minOccurrences": c.at_least},
-                    "configuration": {"calculation": {"type": "CONSTANT", "value": c.points}},
-                    "maximumValue": c.points})
+    for c in (c for c in event_criteria(rules) if c.factor == rule.factor):
+        if c.anchor == "created":
+            filters = [{"property": c.factor, "operator": "GTE", "value": str(c.at_least)}
+                       if c.at_least else {"property": c.factor, "operator": "HAS_PROPERTY"}]
+        else:
+            filters = [{"eventType": EVENT_TYPE, "events": list(c.events),
+                        "timeframe": {"lastDays": c.window_days}, "operator": "GTE",
+                        "value": c.at_least}]
+        out.append({"name": c.describe(), "enabled": True, "filters": filters,
+                    "configuration": {"calculation": {"type": "CONSTANT", "value": c.points}}})
     return out
+
+
+def lead_events(leads: pd.DataFrame, events: pd.DataFrame, *, id_column: str = "lead_id",
+                created_at_column: str = "created_at") -> dict:
+    """Each lead's events as the CRM holds them (index label of ``leads`` -> frame with
+    ``event, ts``): those at or after the lead's creation (a lead without a creation time
+    has none), for :func:`hubspot_event_filter`."""
+    ids = leads[id_column].astype(object).map(lambda v: None if pd.isna(v) else str(v).strip())
+    created = _utc_naive(leads[created_at_column])
+    ev = pd.DataFrame({"lead_id": events["lead_id"].astype(str).to_numpy(),
+                       "event": events["event"].astype(str).to_numpy(),
+                       "ts": _utc_naive(events["timestamp"]).to_numpy()}).dropna(subset=["ts"])
+    by_lead = dict(tuple(ev.groupby("lead_id")))
+    empty = ev.iloc[:0][["event", "ts"]]
+    out = {}
+    for label, lead, when in zip(leads.index, ids, created, strict=True):
+        own = by_lead.get(lead)
+        if own is None or pd.isna(when):
+            out[label] = empty
+        else:
+            out[label] = own.loc[own["ts"] >= when, ["event", "ts"]]
+    return out
+
+
+def hubspot_event_filter(events: pd.DataFrame, flt: dict, as_of: pd.Timestamp | None) -> bool:
+    """Whether one lead's ``events`` (from :func:`lead_events`) match an event filter of
+    :func:`hubspot_event_rules` as of ``as_of``: the occurrences of the named events before
+    ``as_of`` in the last ``lastDays`` days, compared to the whole-number ``value``
+    (the ``event_criteria`` callable of :func:`pipeline.exports.simulator.simulate_hubspot`)."""
+    if as_of is None:
+        raise UserError("event criteria need the as-of date")
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_convert("UTC").tz_localize(None) if as_of.tzinfo else as_of
+    if flt.get("operator") != "GTE" or "lastDays" not in flt.get("timeframe", {}):
+        raise ValueError(f"event filter not simulated: {flt}")
+    if len(events) == 0:
+        n = 0
+    else:
+        since = as_of - pd.Timedelta(days=int(flt["timeframe"]["lastDays"]))
+        ts = events["ts"]
+        n = int((events["event"].isin(flt["events"]) & (ts >= since) & (ts < as_of)).sum())
+    return n >= int(flt["value"])
 
 
 def crm_sheet_rows(rules: PointsRules, rule: EventRule) -> list[tuple[str, str, str, str, int,
@@ -202,5 +229,6 @@ def simulate_event_points(rules: PointsRules, leads: pd.DataFrame, events: pd.Da
     return out
 
 
-__all__ = ["EventCriterion", "crm_sheet_rows", "event_criteria", "hubspot_event_rules",
-           "missing_points", "per_occurrence", "simulate_event_points"]
+__all__ = ["EVENT_TYPE", "EventCriterion", "crm_sheet_rows", "event_criteria",
+           "hubspot_event_filter", "hubspot_event_rules", "lead_events", "missing_points",
+           "per_occurrence", "simulate_event_points"]

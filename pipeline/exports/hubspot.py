@@ -34,13 +34,16 @@ no criteria schema we could follow, so build the criteria in the tool (or check 
 the API version you call) and drop these two keys before sending. What maps to what:
 
 * FIT factors -> group "FIT"; PAIN factors -> group "ENGAGEMENT". A PAIN factor with an
-  event rule (events.representation: crm) is an event criterion ("eventCriteria": the
-  events, the time frame "lastDays": W, and "minOccurrences": i) worth its points once, or,
-  when every occurrence is worth the same p points, "each occurrence p points" with the
-  limit "maximumValue" p * K. The time frame is the decay (a HubSpot group takes a time
-  frame or decay, not both). The velocity rule ("daysAfterCreation": D) has no HubSpot time
-  frame: a number property of the factor's name, 0 at creation and +1 by a workflow on each
-  such event in the first D days, makes it the property criterion "GTE i" given here.
+  event rule (events.representation: crm) becomes event criteria: a filter with
+  "eventType": "EVENT_OCCURRENCES", the events, the time frame "lastDays": W and
+  "operator": "GTE", "value": i ("did one of these events at least i times in the last W
+  days"), worth its points once. When every occurrence is worth the same p points
+  (points_per_occurrence in the points table) you may type it as "each occurrence p points"
+  with the limit p * K instead: the same score. The time frame is the decay (a HubSpot group
+  takes a time frame or decay, not both). The velocity rule (first D days after creation)
+  has no HubSpot time frame: a number property of the factor's name, 0 at creation and +1 by
+  a workflow on each such event in the first D days, makes it the property criterion
+  "GTE i" given here.
   Other PAIN factors are property values (counts, flags): build them as property criteria.
 * "property" is our column name. Replace it with the HubSpot property's internal name
   (Settings > Properties > the property), e.g. "Original Source" -> "hs_analytics_source".
