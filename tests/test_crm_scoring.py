@@ -129,3 +129,33 @@ def test_every_hubspot_pain_rule_names_an_event_or_property_and_a_whole_number(c
                 assert f["property"]
                 assert "value" not in f or str(int(f["value"])) == f["value"]
         assert isinstance(config["configuration"]["calculation"]["value"], int)
+
+
+def test_hubspot_simulator_matches_score_on_every_demo_lead_as_of_two_dates(crm_store, demo_dir):
+    """The HubSpot export applied by the reference simulator (event criteria from raw
+    events) gives every demo lead ``score``'s fit, pain, points and SDR-ready."""
+    import json
+
+    from pipeline.exports.event_criteria import hubspot_event_filter, lead_events
+    from pipeline.exports.files import export
+    from pipeline.exports.simulator import crm_properties, simulate_hubspot, simulated_mismatches
+    from pipeline.inputs.features import FeatureSettings
+
+    config, cfg, rules, _, _, tmp = crm_store
+    body = json.loads(export(rules, "hubspot"))
+    leads = pd.read_csv(demo_dir / "leads.csv", dtype=str, keep_default_na=False)
+    events = pd.read_csv(demo_dir / "events.csv", dtype=str)
+    own = lead_events(leads, events)
+    settings = FeatureSettings.from_config(cfg)
+    newest = pd.to_datetime(events["timestamp"]).max()
+    for as_of in (newest, newest - pd.Timedelta(days=60)):
+        out = tmp / f"hub_{as_of:%Y%m%d}.csv"
+        _cli("score", "--config", config, "--model", f"{cfg.model_name}/1", "--as-of", as_of,
+             "--output", out)
+        scored = pd.read_csv(out, dtype={cfg.data.id_column: str}).set_index(cfg.data.id_column)
+        props = crm_properties(leads, rules, settings, events=events, as_of=as_of)
+        simulated = simulate_hubspot(body, props, events=own, as_of=as_of,
+                                     event_criteria=hubspot_event_filter)
+        simulated.index = leads[cfg.data.id_column].to_numpy()
+        simulated = simulated.loc[scored.index]
+        assert simulated_mismatches(simulated, scored, max_score=body["maxScore"]) == 0
