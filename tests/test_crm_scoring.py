@@ -118,17 +118,21 @@ def test_every_hubspot_pain_rule_names_an_event_or_property_and_a_whole_number(c
     body = json.loads(export(rules, "hubspot"))
     (engagement,) = [g for g in body["groupConfigs"] if g["groupCategory"] == "ENGAGEMENT"]
     assert engagement["ruleConfigurations"]
+    kinds = set()
     for config in engagement["ruleConfigurations"]:
-        if "eventCriteria" in config:
-            criteria = config["eventCriteria"]
-            assert criteria["events"] and all(isinstance(e, str) for e in criteria["events"])
-            assert all(isinstance(v, int) for v in criteria["timeframe"].values())
-            assert isinstance(criteria.get("minOccurrences", 1), int)
-        else:
-            for f in config["filters"]:
-                assert f["property"]
+        assert config["filters"]
+        for f in config["filters"]:
+            if "eventType" in f:
+                kinds.add("event")
+                assert f["events"] and all(isinstance(e, str) for e in f["events"])
+                assert all(isinstance(v, int) for v in f["timeframe"].values())
+                assert f["operator"] == "GTE" and isinstance(f["value"], int)
+            else:
+                kinds.add("property")
+                assert f["property"] in rules.factor_names("PAIN")
                 assert "value" not in f or str(int(f["value"])) == f["value"]
         assert isinstance(config["configuration"]["calculation"]["value"], int)
+    assert "event" in kinds
 
 
 def test_hubspot_simulator_matches_score_on_every_demo_lead_as_of_two_dates(crm_store, demo_dir):
@@ -159,3 +163,12 @@ def test_hubspot_simulator_matches_score_on_every_demo_lead_as_of_two_dates(crm_
         simulated.index = leads[cfg.data.id_column].to_numpy()
         simulated = simulated.loc[scored.index]
         assert simulated_mismatches(simulated, scored, max_score=body["maxScore"]) == 0
+
+
+def test_verify_export_counts_the_event_rules_for_the_exports(crm_store):
+    """``verify-export`` adds the event-rule counts to the raw leads it gives the SQL and
+    Python exports: they score every demo lead as ``score`` does."""
+    config, cfg, _, _, _, _ = crm_store
+    out = _cli("verify-export", "--config", config, "--model", f"{cfg.model_name}/1",
+               "--formats", "sql,python")
+    assert "mismatch" not in out.lower() or " 0 " in out
