@@ -619,7 +619,7 @@ def export_command(
     = None,
 ) -> None:
     """Export a version's points table for rule-based scorers (CRMs, SQL, PMML, Python)."""
-    from pipeline.exports import files as exporters
+    from pipeline import exports as exporters
     from pipeline.registry import store as registry
 
     ref, _ = resolve_model(model, config, tracking_uri)

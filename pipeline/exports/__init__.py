@@ -5,8 +5,11 @@ One module per format: :mod:`~pipeline.exports.table` (the flat rule list every 
 ``json``, ``csv``), :mod:`~pipeline.exports.sql`, :mod:`~pipeline.exports.pmml`,
 :mod:`~pipeline.exports.python`, :mod:`~pipeline.exports.hubspot`,
 :mod:`~pipeline.exports.crm_sheet` (``crm-csv``); :mod:`~pipeline.exports.files` renders and
-writes any of them by name, :mod:`~pipeline.exports.diff` compares two points tables and
-:mod:`~pipeline.exports.verify` checks the executable ones lead by lead.
+writes any of them by name, :mod:`~pipeline.exports.diff` compares two points tables,
+:mod:`~pipeline.exports.verify` checks the executable ones lead by lead and
+:mod:`~pipeline.exports.simulator` scores a HubSpot rule set as HubSpot would. The derived
+signals in SQL and Python: :mod:`~pipeline.exports.signals_sql`,
+:mod:`~pipeline.exports.signals_py`.
 """
 
 from pipeline.lazy import lazy_exports
@@ -49,5 +52,10 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "write_export": _FILES,
     "DIFF_COLUMNS": "pipeline.exports.diff",
     "diff_rules": "pipeline.exports.diff",
+    "HUBSPOT_MAX_SCORE": "pipeline.exports.hubspot",
+    "hubspot_max_score": "pipeline.exports.hubspot",
+    "simulate_hubspot": "pipeline.exports.simulator",
+    "crm_properties": "pipeline.exports.simulator",
     "verify_exports": "pipeline.exports.verify",
+    "check_export_input": "pipeline.exports.verify",
 })

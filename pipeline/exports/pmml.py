@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from pipeline.exports.signals_sql import needed_signals
 from pipeline.exports.table import Rule, check_finite, factor_rules, missing_tokens
 from pipeline.model.rules import PointsRules
 
@@ -120,7 +121,9 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
     (``pointsBelow``) or its worst (``pointsAbove``). FIT and PAIN subtotals are not
     output: a Scorecard has a single score (the SQL and Python exports give them). With
     ``spam_gate``, ``name_spam`` is an input (a supplementary field when not a factor) and
-    SDR-ready also needs it not to be ``"yes"``.
+    SDR-ready also needs it not to be ``"yes"``. The derived signals the table reads
+    (``email_domain_type``, ``seniority``, ``name_spam`` as a factor) are input fields with
+    ``missingValueTreatment="returnInvalid"``: a lead without them is refused, not scored.
     """
     if reason_code_algorithm not in ("pointsBelow", "pointsAbove"):
         raise ValueError(
@@ -175,8 +178,12 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
     )
     schema = _sub(card, "MiningSchema")
     _sub(schema, "MiningField", {"name": names["target"], "usageType": "target"})
+    # a derived signal always has a value when computed (``missing`` is a level): absent, it
+    # was not computed, and the Scorecard returns invalid rather than score it as missing
+    derived = set(needed_signals(rules)) - set(gate_only)
     for name in fields:
-        attrs = {"name": name, "missingValueTreatment": "asIs", "invalidValueTreatment": "asIs",
+        treatment = "returnInvalid" if name in derived else "asIs"
+        attrs = {"name": name, "missingValueTreatment": treatment, "invalidValueTreatment": "asIs",
                  **({"usageType": "supplementary"} if name in gate_only else {})}
         _sub(schema, "MiningField", attrs)
 
