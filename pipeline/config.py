@@ -192,6 +192,17 @@ class EventsConfig(_Strict):
     half_life_grid: list[float]
     engine: Literal["duckdb", "spark"] = "duckdb"
     master: str | None = None
+    representation: Literal["crm", "decayed"]
+    crm_window_grid: list[int]
+    crm_cap_grid: list[int]
+    velocity_days_grid: list[int]
+
+    @field_validator("crm_window_grid", "crm_cap_grid", "velocity_days_grid")
+    @classmethod
+    def _whole_days(cls, v: list[int]) -> list[int]:
+        if not v or any(int(x) != x or x < 1 for x in v):
+            raise ValueError(f"needs positive whole numbers, got {v}")
+        return sorted(set(int(x) for x in v))
 
     @field_validator("snapshot_horizon_days")
     @classmethod

@@ -191,7 +191,8 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
             return decision
         holdout = features.frame.iloc[result.split.holdout]
         same_features = all(f in holdout.columns for f in rules.input_columns()) and \
-            dict(rules.decay_half_life_days) == dict(features.half_lives)
+            dict(rules.decay_half_life_days) == dict(features.half_lives) and \
+            all(r in features.event_rules for r in rules.event_rules)
         if same_features:
             # both tables as registered: a table refit on every lead has seen this holdout,
             # and so may the champion's, so the challenger is scored the same way
@@ -274,6 +275,11 @@ def _features(cfg, leads):
     if features.half_lives:
         hl = ", ".join(f"{g} {h:g} d" for g, h in sorted(features.half_lives.items()))
         say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
+    elif features.event_rules:
+        from pipeline.inputs.crm_events import rules_summary
+
+        say(f"[2/5] features: {len(features.factors)} candidate factors; "
+            f"{rules_summary(features.event_rules, features.representation_metrics)}")
     else:
         say(f"[2/5] features: {len(features.factors)} candidate factors")
     return features

@@ -27,7 +27,8 @@ FIXTURE_MARKERS = {"spark": "spark", "server": "server", "postgres": "server",
                    "shared_data": "real_data"}
 # fixtures that train through the command line, named with their module (names repeat)
 TRAINING_FIXTURES = {("test_engines", "demo_model"), ("test_predict", "trained"),
-                     ("test_registry", "store"), ("test_pipeline_e2e", "trained_demo")}
+                     ("test_registry", "store"), ("test_pipeline_e2e", "trained_demo"),
+                     ("test_crm_scoring", "crm_store")}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -138,7 +138,7 @@ def test_json_validates_against_the_shipped_schema_and_round_trips():
     doc = json.loads(text)
     jsonschema.Draft202012Validator(schema).validate(doc)
     assert PointsRules.from_json(text) == make_rules()
-    assert doc["schema_version"] == "1.1"
+    assert doc["schema_version"] == "1.2"
     assert doc["spam_gate"] is False and doc["derived"]["name_columns"] == []
 
 

@@ -72,6 +72,7 @@ def demo_store(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     settings["data"].update(leads=str(demo_dir / "leads.csv"), events=str(demo_dir / "events.csv"))
     settings["derived"]["spam_gate"] = True
     settings["events"]["half_life_grid"] = [3, 7, 14]
+    settings["events"]["representation"] = "decayed"  # the CRM one: tests/test_crm_scoring.py
     settings["registry"] = {"tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
                             "artifact_location": str(tmp / "artifacts")}
     config = tmp / "demo.yaml"

@@ -190,6 +190,22 @@ def test_demo_event_features_identical_on_duckdb_and_spark(spark, demo_dir: Path
     assert (duck.features["n_login"] > 0).sum() > 100  # the demo has the events it should
 
 
+def test_demo_crm_counts_identical_on_duckdb_and_spark(spark, demo_dir: Path):
+    """The CRM representation's counts (``events.representation: crm``): one SQL text, the
+    same integers on both engines, for every candidate window, cap and velocity span."""
+    from pipeline.inputs.crm_events import candidate_specs, count_events
+
+    cfg = load_config(REPO / "configs" / "demo.yaml", data=demo_dir / "leads.csv")
+    snaps, _ = _demo_snapshots(demo_dir)
+    groups = {g: list(v) for g, v in cfg.events.groups.items()}
+    specs = candidate_specs(groups, windows=[7, 30, 90], velocity_days=[3, 14],
+                            key_group=cfg.events.key_group)
+    duck = count_events(demo_dir / "events.csv", snaps, specs)
+    on_spark = count_events(demo_dir / "events.csv", snaps, specs, engine="spark")
+    assert_same_features(duck, on_spark)
+    assert int(duck.drop(columns="lead_id").to_numpy().sum()) > 10_000
+
+
 def test_messy_log_identical_on_both_engines(spark):
     """Offsets, unparseable times, unknown leads, events before creation / after the
     snapshot, an unmapped name with a quote, names that slugify together."""

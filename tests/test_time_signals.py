@@ -23,7 +23,8 @@ def full_demo(tmp_path_factory):
 
 @pytest.mark.slow
 def test_learned_half_lives_within_a_factor_of_two_and_velocity_helps(full_demo, make_config):
-    config = load_config(make_config("demo", data_dir=full_demo))
+    config = load_config(make_config("demo", data_dir=full_demo,
+                                     events={"representation": "decayed"}))
     truth = json.loads((full_demo / "truth.json").read_text())
     raw = read_table(config.data.leads).frame
     leads = validate_leads(raw, config, source="leads.csv")
@@ -32,6 +33,9 @@ def test_learned_half_lives_within_a_factor_of_two_and_velocity_helps(full_demo,
         learned = features.half_lives[group]
         assert true_h / 2 <= learned <= true_h * 2, (group, learned, true_h)
         assert truth[f"half_life_days_{group}"] == true_h
+    # issue 23: the CRM representation (also searched, for the comparison) is as good
+    metrics = features.representation_metrics
+    assert abs(metrics["cv_auc_crm"] - metrics["cv_auc_decayed"]) <= 0.01, metrics
     y = features.frame["converted"].to_numpy()
     scorecard = fit_scorecard(features.frame[features.factors], y, features.groups,
                               features.numeric, config)

@@ -318,7 +318,8 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     event_table = None
     add_lookups = _lookup_adder(cfg, rules.missing_values)
     row_filter = None
-    events = _events_source(cfg, None) if rules.decay_half_life_days else None
+    events = (_events_source(cfg, None) if rules.decay_half_life_days or rules.event_rules
+              else None)
     if events is not None:
         from pipeline.inputs.event_log import check_event_log
 

@@ -8,6 +8,7 @@ import io
 import json
 from dataclasses import replace
 
+from pipeline.exports.event_criteria import crm_sheet_rows
 from pipeline.exports.table import (
     Rule,
     check_finite,
@@ -62,6 +63,13 @@ def export_crm_csv(rules: PointsRules) -> str:
     n = omitted = 0
     for f in rules.factors:
         group = "Fit" if f.group == "FIT" else "Behavior"
+        event_rule = rules.event_rule(f.name)
+        if event_rule is not None:  # a count of events: event criteria, not a field
+            for field, operator, value, value2, points, note in crm_sheet_rows(rules, event_rule):
+                n += 1
+                writer.writerow([f"R{n:03d}", group, field, operator, value, value2, points,
+                                 note])
+            continue
         omitted += crm_zero_rules(f)
         for r in crm_rules(f):
             value = value2 = ""

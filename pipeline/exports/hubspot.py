@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.exports.event_criteria import hubspot_event_rules
 from pipeline.exports.table import (
     Rule,
     check_finite,
@@ -32,9 +33,18 @@ criteria are under each rule's "filters" (and a readable "name"): the documented
 no criteria schema we could follow, so build the criteria in the tool (or check them against
 the API version you call) and drop these two keys before sending. What maps to what:
 
-* FIT factors -> group "FIT"; PAIN factors -> group "ENGAGEMENT". PAIN factors here are
-  property values (counts, flags), not HubSpot events: build them as property criteria,
-  or re-express them as event criteria (e.g. "visited the pricing page") by hand.
+* FIT factors -> group "FIT"; PAIN factors -> group "ENGAGEMENT". A PAIN factor with an
+  event rule (events.representation: crm) becomes event criteria: a filter with
+  "eventType": "EVENT_OCCURRENCES", the events, the time frame "lastDays": W and
+  "operator": "GTE", "value": i ("did one of these events at least i times in the last W
+  days"), worth its points once. When every occurrence is worth the same p points
+  (points_per_occurrence in the points table) you may type it as "each occurrence p points"
+  with the limit p * K instead: the same score. The time frame is the decay (a HubSpot group
+  takes a time frame or decay, not both). The velocity rule (first D days after creation)
+  has no HubSpot time frame: a number property of the factor's name, 0 at creation and +1 by
+  a workflow on each such event in the first D days, makes it the property criterion
+  "GTE i" given here.
+  Other PAIN factors are property values (counts, flags): build them as property criteria.
 * "property" is our column name. Replace it with the HubSpot property's internal name
   (Settings > Properties > the property), e.g. "Original Source" -> "hs_analytics_source".
 * A categorical level -> "is equal to" (EQ). Level text must match the HubSpot option's
@@ -135,6 +145,10 @@ def export_hubspot(rules: PointsRules, *, max_score: int | None = HUBSPOT_MAX_SC
         factors = [f for f in rules.factors if f.group == group]
         rule_configs: list[dict[str, Any]] = []
         for f in factors:
+            event_rule = rules.event_rule(f.name)
+            if event_rule is not None:  # a count of events: event criteria, not a property
+                rule_configs += hubspot_event_rules(rules, event_rule)
+                continue
             for r in factor_rules(f):
                 if r.points == 0:
                     continue

@@ -29,11 +29,12 @@ EVENT_NAMES = ("days_since_last_event", "days_active")
 
 def event_columns(rules: PointsRules) -> list[str]:
     """The columns of ``rules`` that are event features (``decayed_<group>``, velocity, days to
-    first / since last event, days active): they exist only after aggregating an event log."""
-    if not rules.decay_half_life_days:
-        return []
-    return [c for c in rules.input_columns()
-            if c.startswith(EVENT_PREFIXES) or c in EVENT_NAMES]
+    first / since last event, days active; the counts of its ``event_rules``): they exist
+    only after aggregating an event log."""
+    counted = {r.factor for r in rules.event_rules}
+    decayed = bool(rules.decay_half_life_days)
+    return [c for c in rules.input_columns() if c in counted
+            or (decayed and (c.startswith(EVENT_PREFIXES) or c in EVENT_NAMES))]
 
 
 def _literal(value: Any) -> str:

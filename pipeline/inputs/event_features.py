@@ -108,20 +108,34 @@ def event_table_at(created: pd.DataFrame, events: Path | pd.DataFrame, rules: Po
                    settings: FeatureSettings, *, as_of: pd.Timestamp | None,
                    engine: str = "duckdb", master: str | None = None) -> pd.DataFrame:
     """Per-lead event features (index: lead id) at ``as_of`` (default: the newest event) with
-    the table's half-lives, for the leads of ``created`` (``lead_id, created_at``) created by
-    then: leads created after ``as_of`` get no row. ``engine`` / ``master``: where the log
-    is aggregated (``events.engine``, ``events.master``)."""
+    the table's half-lives and event rules (CRM counts), for the leads of ``created``
+    (``lead_id, created_at``) created by then: leads created after ``as_of`` get no row.
+    ``engine`` / ``master``: where the log is aggregated (``events.engine``, ``events.master``)."""
     from pipeline.inputs.events import aggregate_events
 
     as_of = (_naive_utc(pd.Timestamp(as_of)) if as_of is not None
              else newest_event_time(events, engine=engine, master=master))
     snapshots = created.assign(snapshot_at=as_of)
     snapshots = snapshots[snapshots["created_at"] <= as_of]
+    decayed_made = set(settings.event_columns())
+    if rules.event_rules and not any(c in decayed_made for c in rules.input_columns()):
+        # the CRM representation only: its counts, no decayed aggregation
+        from pipeline.inputs.crm_events import count_events, rule_specs
+
+        return count_events(events, snapshots, rule_specs(rules.event_rules), engine=engine,
+                            master=master).set_index("lead_id")
     result = aggregate_events(events, snapshots, event_groups=settings.event_to_group,
                               half_lives=dict(rules.decay_half_life_days),
                               windows=tuple(settings.windows), key_group=settings.key_group,
                               engine=engine, master=master)
-    return result.features.set_index("lead_id")
+    table = result.features.set_index("lead_id")
+    if rules.event_rules:
+        from pipeline.inputs.crm_events import count_events, rule_specs
+
+        counts = count_events(events, snapshots, rule_specs(rules.event_rules),
+                              engine=engine, master=master)
+        table = table.join(counts.set_index("lead_id"))
+    return table
 
 
 def scoring_event_table(leads: pd.DataFrame, events: Path | pd.DataFrame, rules: PointsRules,

@@ -20,7 +20,7 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.inputs.validate import ValidatedLeads
-from pipeline.model.rules import DerivedSignals, PointsRules
+from pipeline.model.rules import DerivedSignals, EventRule, PointsRules
 
 EMAIL_TYPE = "email_domain_type"
 NAME_SPAM = "name_spam"
@@ -43,6 +43,10 @@ class FeatureSet:
     half_life_table: pd.DataFrame | None = None
     event_diagnostics: dict = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)  # column -> why it is not a factor
+    # CRM representation: how each behaviour factor is counted, and the CV evidence
+    event_rules: list[EventRule] = field(default_factory=list)
+    representation_metrics: dict[str, float] = field(default_factory=dict)
+    crm_table: pd.DataFrame | None = None
 
     @property
     def factors(self) -> list[str]:
@@ -95,7 +99,8 @@ def contract_settings(config: Config, features: FeatureSet) -> dict[str, Any]:
     derived signals are computed, and the spam gate (on only when the config asks for it and
     the ``name_spam`` signal exists, so every scorer can apply it)."""
     return {"derived": derived_from_config(config),
-            "spam_gate": bool(config.derived.spam_gate) and NAME_SPAM in features.frame.columns}
+            "spam_gate": bool(config.derived.spam_gate) and NAME_SPAM in features.frame.columns,
+            "event_rules": list(features.event_rules)}
 
 
 def derive_profile_signals(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -150,13 +155,19 @@ def _profile_offset(frame: pd.DataFrame, groups: dict[str, str], numeric: list[s
 
 
 def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFrame | Path | None,
-                   half_lives: dict[str, float] | None = None) -> FeatureSet:
+                   half_lives: dict[str, float] | None = None,
+                   crm_rules: list[EventRule] | None = None) -> FeatureSet:
     """Training: join profile columns, derived signals and event features into one per-lead
     table, each lead's events counted up to its snapshot (creation + horizon).
 
-    The half-lives are chosen from the data by cross-validated log loss unless ``half_lives``
-    fixes them. Scoring makes its table with :func:`scoring_features` (the same signals and
-    event aggregation, at one as-of time with the model's half-lives).
+    The event features are those of ``events.representation``: ``crm`` (capped occurrence
+    counts in a window, :mod:`pipeline.inputs.crm_events`; window, cap and velocity span
+    chosen by CV unless ``crm_rules`` fixes them) or ``decayed`` (half-life decayed counts;
+    the half-lives chosen by cross-validated log loss). ``half_lives`` fixes the half-lives
+    and means the decayed representation. Both representations are compared by CV (the
+    ``representation_metrics`` ``cv_auc_crm`` / ``cv_auc_decayed``) unless one is fixed.
+    Scoring makes its table with :func:`scoring_features` (the same signals and event
+    aggregation, at one as-of time with the model's half-lives or event rules).
     """
     frame = leads.frame
     groups = {c: "FIT" for c in leads.fit_columns}
@@ -169,6 +180,10 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
     chosen: dict[str, float] = dict(half_lives or {})
     table = None
     diagnostics: dict = {}
+    crm = crm_rules is not None or (not half_lives and config.events.representation == "crm")
+    event_rules: list[EventRule] = []
+    metrics: dict[str, float] = {}
+    crm_table = None
     if events is not None and config.events.groups:
         if "created_at" not in frame.columns:
             raise ValueError("event features need data.created_at_column in the config")
@@ -190,14 +205,16 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
             engine=config.events.engine, master=config.events.master)
         ev = result.features.set_index("lead_id")
         diagnostics = dict(result.diagnostics)
-        if not half_lives:
-            candidates = ev.reindex(snapshots["lead_id"]).reset_index(drop=True)
-            y = frame["converted"].reset_index(drop=True)
+        y = frame["converted"].reset_index(drop=True)
+        profile = None
+        if not half_lives or (crm and crm_rules is None):
             profile = _profile_offset(pd.concat([frame, derived], axis=1).reset_index(drop=True),
                                       groups, numeric, y, folds=config.model.cv_folds,
                                       seed=config.seed,
                                       exclude=list(config.columns.declared_leaky),
                                       min_leads=config.analysis.min_leads)
+        if not half_lives:
+            candidates = ev.reindex(snapshots["lead_id"]).reset_index(drop=True)
             key = f"velocity_{config.events.key_group}"
             base = [*profile.columns, *([key] if key in candidates.columns else [])]
             choice = decay.choose_half_lives(
@@ -210,6 +227,19 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
                 ev[f"decayed_{g}"] = ev[f"decayed_{g}__hl{h:g}"]
         wanted = [c for c in event_feature_columns(config) if c in ev.columns]
         ev_part = ev[wanted].reindex(snapshots["lead_id"]).set_axis(frame.index)
+        if crm:
+            from pipeline.inputs.crm_events import crm_training_features
+
+            ev_part, event_rules, metrics, crm_table = crm_training_features(
+                events, everyone, snapshots, ev_part, y, profile, config, rules=crm_rules)
+            ev_part = ev_part.set_axis(frame.index)
+            wanted = list(ev_part.columns)
+            chosen = {}
+        elif not half_lives:  # decayed, learned: still report what the CRM form would reach
+            from pipeline.inputs.crm_events import crm_training_features
+
+            metrics = crm_training_features(events, everyone, snapshots, ev_part, y, profile,
+                                            config)[2]
         for column in wanted:
             groups[column] = "PAIN"
             numeric.append(column)
@@ -217,7 +247,8 @@ def build_features(leads: ValidatedLeads, config: Config, *, events: pd.DataFram
     combined = pd.concat(parts, axis=1)
     dropped = dict(leads.dropped)
     dropped.update({c: "excluded by the config (columns.exclude)" for c in config.columns.exclude})
-    return FeatureSet(combined, groups, numeric, chosen, table, diagnostics, dropped)
+    return FeatureSet(combined, groups, numeric, chosen, table, diagnostics, dropped,
+                      event_rules, metrics, crm_table)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -290,7 +321,7 @@ def domain_lists_note(rules: PointsRules) -> str | None:
 
 def event_factors(rules: PointsRules, settings: FeatureSettings) -> list[str]:
     """The factors (and gate columns) of ``rules`` that are event features."""
-    made = set(settings.event_columns())
+    made = set(settings.event_columns()) | {r.factor for r in rules.event_rules}
     return [c for c in rules.input_columns() if c in made]
 
 

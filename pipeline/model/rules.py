@@ -18,6 +18,16 @@ A lead's score is a lookup and a sum. For each factor (one input column):
 ``sdr_ready = points >= sdr_threshold``, and, when ``spam_gate`` is on, never for a lead
 whose ``name_spam`` is ``"yes"`` (a present, non-missing value equal to ``"yes"``).
 
+``event_rules`` say how a behaviour factor's column is counted from the raw event log
+(``lead_id, event, timestamp``) as of a date (the CRM representation): the lead's events named
+in ``events``, at or after its creation and before the as-of date, that fall in the last
+``window_days`` days before the as-of date (``anchor = "as_of"``: the events of
+``as_of - window_days <= timestamp``) or in the first ``window_days`` days after creation
+(``anchor = "created"``: the velocity rule "N key events within D days of creation",
+``timestamp < created_at + window_days``), counted up to ``cap`` occurrences. The factor's
+bins give the points of each count; written out (``to_dict``) as ``base_points`` (no
+occurrence) and ``points_per_occurrence`` (what the 1st, 2nd, ... K-th occurrence adds).
+
 ``derived`` records how the derived profile signals (``email_domain_type``, ``name_spam``,
 ``seniority``) are computed from the raw lead columns, with a digest of the shipped domain
 lists, so the table says everything that decides a lead's output.
@@ -31,11 +41,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SPAM_COLUMN = "name_spam"
 SPAM_VALUE = "yes"
 GROUPS = ("FIT", "PAIN")
 KINDS = ("categorical", "numeric")
+ANCHORS = ("as_of", "created")
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,41 @@ class FactorRules:
 
 
 @dataclass(frozen=True)
+class EventRule:
+    """How one behaviour factor is counted from raw events (see the module docstring)."""
+
+    factor: str
+    events: list[str]
+    window_days: int
+    cap: int
+    anchor: str = "as_of"
+
+    def __post_init__(self) -> None:
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"event rule {self.factor!r}: anchor must be one of {ANCHORS}, "
+                             f"got {self.anchor!r}")
+        for name in ("window_days", "cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"event rule {self.factor!r}: {name} must be a whole number "
+                                 f">= 1, got {value!r}")
+        if not self.events:
+            raise ValueError(f"event rule {self.factor!r}: needs at least one event name")
+
+    @property
+    def is_velocity(self) -> bool:
+        return self.anchor == "created"
+
+    def describe(self) -> str:
+        """The rule in words, e.g. ``product events (login, ...) in the last 30 days, at most
+        3 counted``."""
+        names = ", ".join(self.events)
+        when = (f"within {self.window_days} days of creation" if self.is_velocity
+                else f"in the last {self.window_days} days")
+        return f"occurrences of {names} {when}, at most {self.cap} counted"
+
+
+@dataclass(frozen=True)
 class DerivedSignals:
     """How the derived FIT signals are computed from raw lead columns
     (:mod:`pipeline.inputs.signals`).
@@ -146,16 +192,55 @@ class PointsRules:
     data_hash: str = ""
     derived: DerivedSignals = field(default_factory=DerivedSignals)
     spam_gate: bool = False
+    event_rules: list[EventRule] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # event rules describe factors: those of factors not in the table (not selected) go
+        names = set(self.factor_names())
+        kept = [r for r in self.event_rules if r.factor in names]
+        if len(kept) != len(self.event_rules):
+            object.__setattr__(self, "event_rules", kept)
+        for rule in kept:
+            if self.factor(rule.factor).kind != "numeric":
+                raise ValueError(f"event rule {rule.factor!r}: its factor must be numeric")
+
+    def factor(self, name: str) -> FactorRules:
+        """The factor named ``name`` (``KeyError`` when absent)."""
+        for f in self.factors:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def event_rule(self, factor: str) -> EventRule | None:
+        """The event rule that counts ``factor``'s column, if any."""
+        return next((r for r in self.event_rules if r.factor == factor), None)
+
+    def count_points(self, rule: EventRule) -> list[int]:
+        """Points of ``rule``'s factor for 0, 1, ..., ``cap`` counted occurrences."""
+        factor = self.factor(rule.factor)
+        return [factor_points(factor, k, self.missing_values)[0] for k in range(rule.cap + 1)]
+
+    def occurrence_points(self, rule: EventRule) -> tuple[int, list[int]]:
+        """``(base_points, points_per_occurrence)``: the points of no occurrence and what the
+        1st, 2nd, ..., ``cap``-th occurrence adds (all the same for a linear rule)."""
+        points = self.count_points(rule)
+        return points[0], [b - a for a, b in zip(points, points[1:], strict=False)]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; keys in a fixed order so the output is byte-stable. A factor's
         ``special_points`` appear only when it has some (tables without sentinels read as
-        they always did)."""
+        they always did); ``event_rules`` only when there are some, each with its
+        ``base_points`` and ``points_per_occurrence`` (read off the factor's bins)."""
         data = asdict(self)
         for factor in data["factors"]:
             if not factor["special_points"]:
                 del factor["special_points"]
+        if not self.event_rules:
+            del data["event_rules"]
+        else:
+            for rule, out in zip(self.event_rules, data["event_rules"], strict=True):
+                out["base_points"], out["points_per_occurrence"] = self.occurrence_points(rule)
         return data
 
     def to_json(self) -> str:
@@ -170,6 +255,10 @@ class PointsRules:
                                                                           or {})})
                               for f in payload.get("factors", [])]
         payload["derived"] = DerivedSignals(**(payload.get("derived") or {}))
+        payload["event_rules"] = [
+            EventRule(**{k: v for k, v in r.items()
+                         if k not in ("base_points", "points_per_occurrence")})
+            for r in payload.get("event_rules") or []]
         return cls(**payload)
 
     @classmethod

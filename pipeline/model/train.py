@@ -251,6 +251,7 @@ def _fit_and_evaluate(features: FeatureSet, config: Config, split: Split, analys
         metrics["sdr_ready_per_week"] = choice.sdr_ready_per_week
     for group, h in features.half_lives.items():
         metrics[f"half_life_days_{group}"] = float(h)
+    metrics.update(features.representation_metrics)  # cv_auc_crm, cv_auc_decayed
     holdout = pd.DataFrame({id_col: test_keys[id_col].to_numpy(), "converted": y_test,
                             **{c: test_scores[c].to_numpy() for c in
                                ("points", "fit", "pain", "probability", "sdr_ready")},

@@ -65,6 +65,7 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
         "threshold_tradeoff.csv": result.threshold.tradeoff if result.threshold else None,
         "quadrant.csv": result.quadrant.table if result.quadrant else None,
         "half_life_cv.csv": result.half_life_table,
+        "event_rules_cv.csv": features.crm_table,  # CRM representation: W, K, D candidates
         "trust.csv": result.trust,
     }
     for name, table in tables.items():

@@ -243,8 +243,25 @@ def _data_section(result: TrainResult, features: FeatureSet, config: Config) -> 
         lines.append("Learned decay half-lives: " + ", ".join(
             f"{g} {h:g} days (lose {monthly_loss_percent(h):.0f}% per month)"
             for g, h in sorted(features.half_lives.items())) + ".")
+    lines += _behaviour_lines(features)
     return Section("Data", lines, [("Factor selection: every column, kept or not, and why",
                                     selection)], key="data")
+
+
+def _behaviour_lines(features: FeatureSet) -> list[str]:
+    """The behaviour representation: the event rules a CRM runs, and both CV AUCs."""
+    lines = []
+    if features.event_rules:
+        lines.append("Behaviour as CRM event rules (events.representation: crm; window, cap "
+                     "and velocity span chosen by CV): " + "; ".join(
+                         f"{r.factor} = {r.describe()}" for r in features.event_rules) + ".")
+    m = features.representation_metrics
+    if "cv_auc_crm" in m and "cv_auc_decayed" in m:
+        lines.append("Behaviour representations compared by CV (profile offset + "
+                     f"event features, same folds): CRM rules AUC {m['cv_auc_crm']:.4f}, "
+                     f"decayed counts AUC {m['cv_auc_decayed']:.4f}, profile alone "
+                     f"{m.get('cv_auc_profile', float('nan')):.4f}.")
+    return lines
 
 
 def _lift_section(result: TrainResult, rate: float,
