@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.inputs.features import FeatureSettings, scoring_features
+from pipeline.inputs.features import FeatureSettings, scoring_features, signal_settings
 from pipeline.inputs.reader import (
     ReadOptions,
     atomic_path,
@@ -24,8 +26,11 @@ from pipeline.inputs.reader import (
     table_format,
     with_row_ids,
 )
+from pipeline.inputs.validate import parse_numeric
 from pipeline.model.rules import PointsRules
-from pipeline.scoring.frame import score_frame, unseen_counts
+from pipeline.scoring.frame import reason_pieces, score_frame, unseen_counts
+from pipeline.scoring.ids import SeenIds
+from pipeline.scoring.output import ScoresWriter
 
 REJECT_COLUMNS = ["row", "lead_id", "reason"]
 
@@ -59,9 +64,10 @@ class ScoringSummary:
             self.sdr_ready += int(batch.scored["sdr_ready"].sum())
         for k, v in unseen.items():
             self.unseen[k] = self.unseen.get(k, 0) + v
-        for reason in batch.rejects["reason"]:
-            key = reason.split(":")[0]
-            self.reasons[key] = self.reasons.get(key, 0) + 1
+        if len(batch.rejects):
+            kinds = batch.rejects["reason"].astype("str").str.split(":").str[0]
+            for key, count in kinds.value_counts(sort=False).items():
+                self.reasons[key] = self.reasons.get(key, 0) + int(count)
 
 
 def default_settings(rules: PointsRules, id_column: str) -> FeatureSettings:
@@ -72,14 +78,16 @@ def default_settings(rules: PointsRules, id_column: str) -> FeatureSettings:
 
 def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_row: int,
                 settings: FeatureSettings | None = None, event_table: pd.DataFrame | None = None,
-                seen_ids: set[str] | None = None, reasons: bool = True,
-                row_numbers: np.ndarray | None = None) -> BatchResult:
+                seen_ids: SeenIds | None = None, reasons: bool = True,
+                row_numbers: np.ndarray | None = None, pieces: bool = False) -> BatchResult:
     """Validate and score one batch of raw leads.
 
     The features come from :func:`pipeline.inputs.features.scoring_features` (``settings``, and the
     per-lead ``event_table`` of the whole file when the table has event factors). Row numbers
     are 1-based data rows (header excluded): ``row_numbers`` when given (one per row of
-    ``raw``), else consecutive from ``first_row``.
+    ``raw``), else consecutive from ``first_row``. With ``pieces`` the reason codes are a
+    list of dictionary-encoded pieces (:func:`pipeline.scoring.frame.reason_pieces`, what
+    Parquet output holds) instead of text.
     """
     if id_column not in raw.columns:
         raise UserError(f"id column {id_column!r} not found in the input",
@@ -88,40 +96,69 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
                              event_table=event_table)
     rows = (np.asarray(row_numbers, dtype=np.int64) if row_numbers is not None
             else np.arange(first_row, first_row + len(frame)))
-    reason = np.full(len(frame), "", dtype=object)
-    ids = pd.Series(np.array([None if v is None or (not isinstance(v, str) and pd.isna(v))
-                              else str(v) for v in frame[id_column]], dtype=object),
-                    index=frame.index, dtype=object)
-    reason[ids.isna().to_numpy()] = "missing id"
+    ids = id_text(frame[id_column])
+    reason = pa.nulls(len(frame), pa.string())  # null: no reason to reject (yet)
+    present = pc.is_valid(ids)
+    reason = pc.if_else(present, reason, pa.scalar("missing id"))
     if seen_ids is not None:
-        for i, lead_id in enumerate(ids):
-            if lead_id is None or reason[i]:
-                continue
-            if lead_id in seen_ids:
-                reason[i] = f"duplicate id: {lead_id!r} already appeared earlier in the input"
-            else:
-                seen_ids.add(lead_id)
+        fresh = np.ones(len(frame), dtype=bool)
+        candidates = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+        fresh[candidates] = seen_ids.first_seen(ids.take(pa.array(candidates)))
+        repeat = pa.array(~fresh)
+        reason = pc.if_else(repeat, pc.binary_join_element_wise(
+            "duplicate id: ", quoted(ids), " already appeared earlier in the input", ""), reason)
     absent = [name for name in rules.input_columns() if name not in frame.columns]
     if absent:
         raise UserError(f"the input lacks columns the points table needs: {absent}",
                         hint="score a file with the same columns as the training data")
     for factor in rules.factors:
-        if factor.kind != "numeric":
+        if factor.kind != "numeric" or pd.api.types.is_numeric_dtype(frame[factor.name].dtype):
             continue
-        values = frame[factor.name]
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = values.notna().to_numpy() & numbers.isna().to_numpy()
-        for i in np.flatnonzero(bad & (reason == "")):
-            reason[i] = (f"unparseable value: column {factor.name!r} holds {values.iloc[i]!r}, "
-                         "not a number")
+        numbers, bad = parse_numeric(frame[factor.name])
+        if bad.any():
+            text = pa.array(frame[factor.name].astype(object).where(bad, None).map(
+                repr, na_action="ignore").to_numpy(), type=pa.string(), from_pandas=True)
+            reason = pc.coalesce(reason, pc.binary_join_element_wise(
+                f"unparseable value: column {factor.name!r} holds ", text, ", not a number", ""))
         frame[factor.name] = numbers
-    ok = reason == ""
-    good = frame.loc[ok]
-    scores = score_frame(rules, good, reasons=reasons)  # the spam gate is the table's
-    scored = pd.concat([ids.loc[ok].rename(id_column).to_frame(), scores], axis=1)
-    rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.loc[~ok].to_numpy(),
-                            "reason": reason[~ok]})
-    return BatchResult(scored.reset_index(drop=True), rejects)
+    ok = pc.is_null(reason).to_numpy(zero_copy_only=False)
+    good = frame.loc[ok] if not ok.all() else frame
+    scores = score_frame(rules, good, reasons=reasons and not pieces)  # the table's spam gate
+    if reasons and pieces:
+        scores["reason_codes"] = pd.arrays.ArrowExtensionArray(reason_pieces(rules, good))
+    ok_rows = pa.array(ok)
+    scores.insert(0, id_column, ids.filter(ok_rows).to_pandas().array if len(scores) else
+                  pd.array([], dtype="str"))
+    rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.filter(pc.invert(ok_rows)).to_pandas(),
+                            "reason": reason.filter(pc.invert(ok_rows)).to_pandas()})
+    return BatchResult(scores.reset_index(drop=True), rejects)
+
+
+def id_text(series: pd.Series) -> pa.Array:
+    """Lead ids as Arrow text (null when missing), as ``str(id)`` reads them."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return pc.cast(pa.array(series.to_numpy(dtype=object, na_value=None)
+                                if series.hasnans else series.to_numpy()), pa.string())
+    text = series.astype("str") if series.dtype == object or \
+        pd.api.types.is_string_dtype(series.dtype) else series.map(str, na_action="ignore")
+    return pa.array(pd.array(text, dtype="str"), type=pa.string())
+
+
+def quoted(text: pa.Array) -> pa.Array:
+    """``repr`` of each string (``'id'``); Python's own ``repr`` only where it quotes
+    otherwise (quotes, backslashes, unprintable characters)."""
+    plain = pc.binary_join_element_wise("'", text, "'", "")
+    odd = pc.or_(pc.or_(pc.match_substring(text, "'"), pc.match_substring(text, "\\")),
+                 pc.invert(pc.utf8_is_printable(text)))
+    odd_rows = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    if not len(odd_rows):
+        return plain
+    texts = plain.to_pylist()
+    for i in odd_rows:  # rare rows only
+        texts[i] = repr(text[int(i)].as_py())
+    return pa.array(texts, type=pa.string())
 
 
 @dataclass(frozen=True)
@@ -139,7 +176,8 @@ class RawBatch:
 
 
 def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
-                 options: ReadOptions | None = None) -> Iterator[RawBatch]:
+                 options: ReadOptions | None = None, columns: list[str] | None = None
+                 ) -> Iterator[RawBatch]:
     """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
 
     CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
@@ -150,20 +188,22 @@ def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
 
     ``options`` (``data.delimiter`` / ``encoding`` / ``decimal``, ``row_id`` for a file
     without ids) are honoured as :func:`pipeline.inputs.reader.read_table` honours them; an ``auto``
-    decimal is decided on the first batch and kept for the rest of the file.
+    decimal is decided on the first batch and kept for the rest of the file. ``columns``:
+    read only these (those the file has) from a Parquet file; CSV rows are read whole.
     """
     options = options or ReadOptions()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if table_format(path) == "parquet":
-        for batch in _parquet_batches(path, batch_size):
+        for batch in _parquet_batches(path, batch_size, columns):
             yield (RawBatch(with_row_ids(batch.frame, batch.rows, path), batch.rows, batch.bad)
                    if options.row_ids else batch)
         return
     yield from _csv_batches(path, batch_size, id_column, options)
 
 
-def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
+def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None
+                     ) -> Iterator[RawBatch]:
     import pyarrow.parquet as pq
 
     with open(path, "rb") as handle:
@@ -177,7 +217,10 @@ def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
     if parquet.metadata.num_rows == 0:
         raise UserError(f"{path}: has columns but no rows", hint="expected one row per lead")
     first = 1
-    for batch in parquet.iter_batches(batch_size=batch_size):
+    if columns is not None:
+        names = set(parquet.schema_arrow.names)
+        columns = [c for c in dict.fromkeys(columns) if c in names]
+    for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
         frame = batch.to_pandas()
         yield RawBatch(frame, np.arange(first, first + len(frame)), [])
         first += len(frame)
@@ -251,37 +294,13 @@ def _ragged_id(fields: list[str], id_at: int | None) -> str | None:
     return fields[id_at].strip() or None
 
 
-class _Writer:
-    """Append batches to a CSV or Parquet temp file (schema fixed by the first batch)."""
-
-    def __init__(self, path: Path, fmt: str):
-        self.path = path
-        self.format = fmt
-        self._parquet = None
-        self._wrote_header = False
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
-            self._parquet.write_table(table.cast(self._parquet.schema))
-            return
-        frame.to_csv(self.path, mode="a", header=not self._wrote_header, index=False,
-                     lineterminator="\n")
-        self._wrote_header = True
-
-    def close(self, empty_columns: list[str]) -> None:
-        if self.format == "parquet":
-            if self._parquet is None:
-                pd.DataFrame(columns=empty_columns).to_parquet(self.path, index=False)
-            else:
-                self._parquet.close()
-        elif not self._wrote_header:
-            pd.DataFrame(columns=empty_columns).to_csv(self.path, index=False)
+def read_columns(rules: PointsRules, settings: FeatureSettings | None, id_column: str
+                 ) -> list[str]:
+    """The input columns scoring reads: the id, every factor (or gate) column, the raw
+    columns of the derived signals and the creation time (event features)."""
+    settings = settings or default_settings(rules, id_column)
+    return [id_column, *rules.input_columns(), *signal_settings(rules, settings).raw_columns(),
+            *([settings.created_at_column] if settings.created_at_column else [])]
 
 
 def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
@@ -318,14 +337,15 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                         hint="expected a header and one row per lead")
     table_format(Path(output_path))
     summary = ScoringSummary()
-    seen: set[str] = set()
+    seen = SeenIds()
     rejects_all: list[pd.DataFrame] = []
     out_columns = [id_column, "points", "fit", "pain", "probability", "sdr_ready"]
     with atomic_path(output_path) as tmp_out:
-        writer = _Writer(tmp_out, table_format(Path(output_path)))
+        writer = ScoresWriter(tmp_out, table_format(Path(output_path)))
         try:
             for batch in iter_batches(input_path, batch_size=batch_size, id_column=id_column,
-                                      options=options):
+                                      options=options, columns=None if add_columns else
+                                      read_columns(rules, settings, id_column)):
                 raw, rows = batch.frame, batch.rows
                 if row_filter is not None and len(raw):
                     keep = np.asarray(row_filter(raw), dtype=bool)
@@ -336,7 +356,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                 result = score_batch(raw, rules, id_column=id_column, settings=settings,
                                      event_table=event_table,
                                      first_row=int(rows[0]) if len(rows) else 1, seen_ids=seen,
-                                     reasons=reasons, row_numbers=rows)
+                                     reasons=reasons, row_numbers=rows,
+                                     pieces=writer.format == "parquet")
                 if batch.bad:
                     malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
                     result = BatchResult(result.scored, pd.concat(
