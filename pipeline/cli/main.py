@@ -422,6 +422,7 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
 
     from pipeline.inputs.reader import write_frame_atomic
     from pipeline.registry import store as registry
+    from pipeline.scoring.output import read_scored
 
     _connect(cfg)
     source = Path(input) if input else Path(cfg.data.leads)
@@ -436,7 +437,7 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
                                      since=since, batch_size=batch_size, engine=engine)
             say(f"{ref.name} v{ref.version}: {summary.scored:,} scored, "
                 f"{summary.rejected:,} rejected")
-            frame = pd.read_parquet(part)
+            frame = read_scored(part)  # reason pieces joined into text
             id_col = cfg.data.id_name
             frame = frame.rename(columns={c: f"{c}_{target}" for c in frame.columns if c != id_col})
             merged = frame if merged is None else merged.merge(frame, on=id_col, how="outer")

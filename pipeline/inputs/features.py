@@ -366,7 +366,8 @@ def scoring_features(raw: pd.DataFrame, rules: PointsRules, settings: FeatureSet
             raise MissingEventsError(
                 f"the points table scores event features {absent}: pass the event log "
                 "(columns lead_id, event, timestamp) with the leads",
-                hint="pyfunc: model.predict(leads, params={'events': 'events.csv'}); "
+                hint="pyfunc: model.predict({'leads': leads, 'events': events_df}) or "
+                     "model.predict(leads, params={'events': 'events.csv'}); "
                      "CLI: data.events in the config")
         return frame
     if event_table is None:

@@ -41,6 +41,7 @@ class BatchResult:
 
     scored: pd.DataFrame
     rejects: pd.DataFrame
+    pieces: pa.Array | None = None  # reason codes as pieces, one per scored row (Parquet)
 
 
 @dataclass
@@ -85,9 +86,9 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
     The features come from :func:`pipeline.inputs.features.scoring_features` (``settings``, and the
     per-lead ``event_table`` of the whole file when the table has event factors). Row numbers
     are 1-based data rows (header excluded): ``row_numbers`` when given (one per row of
-    ``raw``), else consecutive from ``first_row``. With ``pieces`` the reason codes are a
-    list of dictionary-encoded pieces (:func:`pipeline.scoring.frame.reason_pieces`, what
-    Parquet output holds) instead of text.
+    ``raw``), else consecutive from ``first_row``. With ``pieces`` the reason codes come as
+    ``BatchResult.pieces``, lists of dictionary-encoded pieces
+    (:func:`pipeline.scoring.frame.reason_pieces`, what Parquet output holds), not as text.
     """
     if id_column not in raw.columns:
         raise UserError(f"id column {id_column!r} not found in the input",
@@ -124,14 +125,13 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
     ok = pc.is_null(reason).to_numpy(zero_copy_only=False)
     good = frame.loc[ok] if not ok.all() else frame
     scores = score_frame(rules, good, reasons=reasons and not pieces)  # the table's spam gate
-    if reasons and pieces:
-        scores["reason_codes"] = pd.arrays.ArrowExtensionArray(reason_pieces(rules, good))
+    listed = reason_pieces(rules, good) if reasons and pieces else None
     ok_rows = pa.array(ok)
     scores.insert(0, id_column, ids.filter(ok_rows).to_pandas().array if len(scores) else
                   pd.array([], dtype="str"))
     rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.filter(pc.invert(ok_rows)).to_pandas(),
                             "reason": reason.filter(pc.invert(ok_rows)).to_pandas()})
-    return BatchResult(scores.reset_index(drop=True), rejects)
+    return BatchResult(scores.reset_index(drop=True), rejects, listed)
 
 
 def id_text(series: pd.Series) -> pa.Array:
@@ -360,12 +360,13 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                                      pieces=writer.format == "parquet")
                 if batch.bad:
                     malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
-                    result = BatchResult(result.scored, pd.concat(
+                    result = BatchResult(result.scored, pieces=result.pieces, rejects=pd.concat(
                         [df for df in (result.rejects, malformed) if len(df)] or [malformed],
                         ignore_index=True))
                 if len(result.scored):
-                    writer.write(result.scored)
-                    out_columns = list(result.scored.columns)
+                    writer.write(result.scored, reason_codes=result.pieces)
+                    out_columns = [*result.scored.columns,
+                                   *(["reason_codes"] if result.pieces is not None else [])]
                 rejects_all.append(result.rejects)
                 summary.add(result, len(raw) + len(batch.bad),
                             unseen_counts(rules, raw) if len(raw) and

@@ -26,8 +26,11 @@ class ScoresWriter:
         self._writer = None
         self._schema: pa.Schema | None = None
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, frame: pd.DataFrame, *, reason_codes: pa.Array | None = None) -> None:
+        """Append ``frame`` (+ ``reason_codes`` as pieces, a column of their own)."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
+        if reason_codes is not None:
+            table = table.append_column("reason_codes", reason_codes)
         if self.format == "csv":
             table = _csv_ready(table)
         if self._writer is None:
