@@ -299,9 +299,10 @@ def clean_text(frame: pd.DataFrame, missing_values: list[str], *,
     training, :func:`pipeline.inputs.validate.normalise_missing`); other columns pass through.
 
     A categorical column (e.g. dictionary-encoded Parquet) is cleaned once per category and
-    stays categorical; the Arrow text of the ``keep_arrow`` columns (e.g. the lead id) stays
-    Arrow text (cleaned by Arrow's kernels, missing as NaN): neither is turned into one
-    Python string per row. Other text columns become objects, missing as ``None``.
+    stays categorical; the Arrow text of the ``keep_arrow`` columns (the lead id, numeric
+    factors: their numbers are cast from it) stays Arrow text (cleaned by Arrow's kernels,
+    missing as NaN): neither is turned into one Python string per row. Other text columns
+    become objects, missing as ``None``.
     """
     from pipeline.inputs.validate import CleanColumns, normalise_missing
 
@@ -352,7 +353,8 @@ def scoring_features(raw: pd.DataFrame, rules: PointsRules, settings: FeatureSet
     (missing). Without events, event factors must be in the input, else
     :class:`MissingEventsError` names what to pass.
     """
-    frame = clean_text(raw, rules.missing_values, keep_arrow=(settings.id_column,))
+    numeric = tuple(f.name for f in rules.factors if f.kind == "numeric")
+    frame = clean_text(raw, rules.missing_values, keep_arrow=(settings.id_column, *numeric))
     wanted = [c for c in DERIVED_SIGNALS if c in rules.input_columns() and c not in frame.columns]
     if wanted:
         derived = derive_signals(frame, signal_settings(rules, settings), wanted)

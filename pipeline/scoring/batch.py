@@ -19,15 +19,20 @@ import pyarrow.compute as pc
 from pipeline.errors import NothingScoredError, UserError
 from pipeline.inputs.features import FeatureSettings, scoring_features, signal_settings
 from pipeline.inputs.reader import (
+    AUTO,
     ReadOptions,
     atomic_path,
     finish_text,
+    is_utf8_codec,
+    resolve_delimiter,
     sniff_decimal,
     table_format,
     with_row_ids,
+    wrong_delimiter,
 )
 from pipeline.inputs.validate import parse_numeric
 from pipeline.model.rules import PointsRules
+from pipeline.scoring.arrow_csv import CarefulReadNeeded, arrow_csv_frames, csv_header
 from pipeline.scoring.frame import reason_pieces, score_frame, unseen_counts
 from pipeline.scoring.ids import SeenIds
 from pipeline.scoring.output import ScoresWriter
@@ -105,9 +110,10 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
         fresh = np.ones(len(frame), dtype=bool)
         candidates = np.flatnonzero(present.to_numpy(zero_copy_only=False))
         fresh[candidates] = seen_ids.first_seen(ids.take(pa.array(candidates)))
-        repeat = pa.array(~fresh)
-        reason = pc.if_else(repeat, pc.binary_join_element_wise(
-            "duplicate id: ", quoted(ids), " already appeared earlier in the input", ""), reason)
+        if not fresh.all():
+            reason = pc.if_else(pa.array(~fresh), pc.binary_join_element_wise(
+                "duplicate id: ", quoted(ids), " already appeared earlier in the input", ""),
+                reason)
     absent = [name for name in rules.input_columns() if name not in frame.columns]
     if absent:
         raise UserError(f"the input lacks columns the points table needs: {absent}",
@@ -115,7 +121,7 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
     for factor in rules.factors:
         if factor.kind != "numeric" or pd.api.types.is_numeric_dtype(frame[factor.name].dtype):
             continue
-        numbers, bad = parse_numeric(frame[factor.name])
+        numbers, bad = _numbers(frame[factor.name])
         if bad.any():
             text = pa.array(frame[factor.name].astype(object).where(bad, None).map(
                 repr, na_action="ignore").to_numpy(), type=pa.string(), from_pandas=True)
@@ -134,6 +140,22 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
     return BatchResult(scores.reset_index(drop=True), rejects, listed)
 
 
+def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """:func:`pipeline.inputs.validate.parse_numeric` (floats, and which values are present
+    but not numbers), with Arrow text cast by Arrow when it takes every value."""
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        try:
+            values = pc.cast(pa.array(series.array), pa.float64())
+        except (pa.ArrowException, TypeError, ValueError):
+            values = None
+        if values is not None:
+            numbers = pd.Series(values.to_numpy(zero_copy_only=False), index=series.index,
+                                dtype=float)
+            return numbers, series.notna() & numbers.isna()  # e.g. "nan": not a number
+        series = series.astype(object).where(series.notna(), None)
+    return parse_numeric(series)
+
+
 def id_text(series: pd.Series) -> pa.Array:
     """Lead ids as Arrow text (null when missing), as ``str(id)`` reads them."""
     if isinstance(series.dtype, pd.CategoricalDtype):
@@ -143,12 +165,14 @@ def id_text(series: pd.Series) -> pa.Array:
                                 if series.hasnans else series.to_numpy()), pa.string())
     text = series.astype("str") if series.dtype == object or \
         pd.api.types.is_string_dtype(series.dtype) else series.map(str, na_action="ignore")
-    return pa.array(pd.array(text, dtype="str"), type=pa.string())
+    array = pa.array(pd.array(text, dtype="str"))
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def quoted(text: pa.Array) -> pa.Array:
     """``repr`` of each string (``'id'``); Python's own ``repr`` only where it quotes
     otherwise (quotes, backslashes, unprintable characters)."""
+    text = text.cast(pa.string())
     plain = pc.binary_join_element_wise("'", text, "'", "")
     odd = pc.or_(pc.or_(pc.match_substring(text, "'"), pc.match_substring(text, "\\")),
                  pc.invert(pc.utf8_is_printable(text)))
@@ -176,8 +200,8 @@ class RawBatch:
 
 
 def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
-                 options: ReadOptions | None = None, columns: list[str] | None = None
-                 ) -> Iterator[RawBatch]:
+                 options: ReadOptions | None = None, columns: list[str] | None = None,
+                 fast: bool = False) -> Iterator[RawBatch]:
     """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
 
     CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
@@ -189,7 +213,12 @@ def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
     ``options`` (``data.delimiter`` / ``encoding`` / ``decimal``, ``row_id`` for a file
     without ids) are honoured as :func:`pipeline.inputs.reader.read_table` honours them; an ``auto``
     decimal is decided on the first batch and kept for the rest of the file. ``columns``:
-    read only these (those the file has) from a Parquet file; CSV rows are read whole.
+    read only these (those the file has).
+
+    ``fast``: a UTF-8 CSV file is streamed by Arrow instead
+    (:mod:`pipeline.scoring.arrow_csv`), which raises
+    :class:`~pipeline.scoring.arrow_csv.CarefulReadNeeded` when the file turns out to have
+    a malformed record: the caller then starts again without ``fast``.
     """
     options = options or ReadOptions()
     if batch_size < 1:
@@ -199,7 +228,32 @@ def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
             yield (RawBatch(with_row_ids(batch.frame, batch.rows, path), batch.rows, batch.bad)
                    if options.row_ids else batch)
         return
+    if fast and (options.encoding == AUTO or is_utf8_codec(options.encoding)):
+        delimiter = resolve_delimiter(path, options)
+        header = csv_header(path, delimiter)
+        if header is not None:
+            # an auto decimal is decided on every column, as the careful reader does
+            projected = columns if options.decimal != AUTO or delimiter == "," else None
+            yield from _fast_csv_batches(path, header, batch_size, delimiter, options, projected)
+            return
     yield from _csv_batches(path, batch_size, id_column, options)
+
+
+def _fast_csv_batches(path: Path, header: list[str], batch_size: int, delimiter: str,
+                      options: ReadOptions, columns: list[str] | None) -> Iterator[RawBatch]:
+    """:func:`pipeline.scoring.arrow_csv.arrow_csv_frames` as raw batches (rows numbered
+    from 1: the file has no malformed record, or the reader stops)."""
+    wrong_delimiter(path, header, delimiter)
+    decimal: str | None = None
+    first = 1
+    for frame in arrow_csv_frames(path, header, batch_size=batch_size, delimiter=delimiter,
+                                  columns=columns):
+        numbers = np.arange(first, first + len(frame))
+        if decimal is None:
+            decimal = sniff_decimal(frame, delimiter, options, path)
+        yield RawBatch(finish_text(frame, numbers, decimal=decimal, options=options, path=path),
+                       numbers, [])
+        first += len(frame)
 
 
 def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None
@@ -303,6 +357,54 @@ def read_columns(rules: PointsRules, settings: FeatureSettings | None, id_column
             *([settings.created_at_column] if settings.created_at_column else [])]
 
 
+class _Stream:
+    """The batches of one input through :func:`score_batch` into a writer (the loop of
+    :func:`score_file`, which may run it twice: see ``iter_batches(fast=...)``)."""
+
+    def __init__(self, rules: PointsRules, *, id_column: str, settings: FeatureSettings | None,
+                 event_table: pd.DataFrame | None,
+                 row_filter: Callable[[pd.DataFrame], pd.Series] | None,
+                 add_columns: Callable[[pd.DataFrame], pd.DataFrame] | None,
+                 progress: Callable[[int], None] | None, reasons: bool) -> None:
+        self.rules, self.id_column, self.settings = rules, id_column, settings
+        self.event_table, self.row_filter, self.add_columns = event_table, row_filter, add_columns
+        self.progress, self.reasons = progress, reasons
+
+    def run(self, batches: Iterator[RawBatch], writer: ScoresWriter, summary: ScoringSummary,
+            rejects_all: list[pd.DataFrame]) -> list[str] | None:
+        """Score and write every batch; the output columns (None when nothing was scored)."""
+        rules, seen, out_columns = self.rules, SeenIds(), None
+        for batch in batches:
+            raw, rows = batch.frame, batch.rows
+            if self.row_filter is not None and len(raw):
+                keep = np.asarray(self.row_filter(raw), dtype=bool)
+                summary.skipped += int((~keep).sum())
+                raw, rows = raw.loc[keep], rows[keep]
+            if self.add_columns is not None:
+                raw = self.add_columns(raw)
+            result = score_batch(raw, rules, id_column=self.id_column, settings=self.settings,
+                                 event_table=self.event_table,
+                                 first_row=int(rows[0]) if len(rows) else 1, seen_ids=seen,
+                                 reasons=self.reasons, row_numbers=rows,
+                                 pieces=writer.format == "parquet")
+            if batch.bad:
+                malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
+                result = BatchResult(result.scored, pieces=result.pieces, rejects=pd.concat(
+                    [df for df in (result.rejects, malformed) if len(df)] or [malformed],
+                    ignore_index=True))
+            if len(result.scored):
+                writer.write(result.scored, reason_codes=result.pieces)
+                out_columns = [*result.scored.columns,
+                               *(["reason_codes"] if result.pieces is not None else [])]
+            rejects_all.append(result.rejects)
+            summary.add(result, len(raw) + len(batch.bad),
+                        unseen_counts(rules, raw) if len(raw) and
+                        all(f.name in raw.columns for f in rules.factors) else {})
+            if self.progress:
+                self.progress(summary.rows)
+        return out_columns
+
+
 def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                rejects_path: Path | None, id_column: str,
                settings: FeatureSettings | None = None,
@@ -335,46 +437,25 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
     if input_path.stat().st_size == 0:
         raise UserError(f"{input_path}: file is empty",
                         hint="expected a header and one row per lead")
-    table_format(Path(output_path))
-    summary = ScoringSummary()
-    seen = SeenIds()
-    rejects_all: list[pd.DataFrame] = []
-    out_columns = [id_column, "points", "fit", "pain", "probability", "sdr_ready"]
+    fmt = table_format(Path(output_path))
+    columns = None if add_columns else read_columns(rules, settings, id_column)
+    stream = _Stream(rules, id_column=id_column, settings=settings, event_table=event_table,
+                     row_filter=row_filter, add_columns=add_columns, progress=progress,
+                     reasons=reasons)
     with atomic_path(output_path) as tmp_out:
-        writer = ScoresWriter(tmp_out, table_format(Path(output_path)))
-        try:
-            for batch in iter_batches(input_path, batch_size=batch_size, id_column=id_column,
-                                      options=options, columns=None if add_columns else
-                                      read_columns(rules, settings, id_column)):
-                raw, rows = batch.frame, batch.rows
-                if row_filter is not None and len(raw):
-                    keep = np.asarray(row_filter(raw), dtype=bool)
-                    summary.skipped += int((~keep).sum())
-                    raw, rows = raw.loc[keep], rows[keep]
-                if add_columns is not None:
-                    raw = add_columns(raw)
-                result = score_batch(raw, rules, id_column=id_column, settings=settings,
-                                     event_table=event_table,
-                                     first_row=int(rows[0]) if len(rows) else 1, seen_ids=seen,
-                                     reasons=reasons, row_numbers=rows,
-                                     pieces=writer.format == "parquet")
-                if batch.bad:
-                    malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
-                    result = BatchResult(result.scored, pieces=result.pieces, rejects=pd.concat(
-                        [df for df in (result.rejects, malformed) if len(df)] or [malformed],
-                        ignore_index=True))
-                if len(result.scored):
-                    writer.write(result.scored, reason_codes=result.pieces)
-                    out_columns = [*result.scored.columns,
-                                   *(["reason_codes"] if result.pieces is not None else [])]
-                rejects_all.append(result.rejects)
-                summary.add(result, len(raw) + len(batch.bad),
-                            unseen_counts(rules, raw) if len(raw) and
-                            all(f.name in raw.columns for f in rules.factors) else {})
-                if progress:
-                    progress(summary.rows)
-        finally:
-            writer.close(out_columns)
+        for fast in (True, False):  # Arrow's CSV reader first; the careful one if need be
+            writer = ScoresWriter(tmp_out, fmt)
+            summary, rejects_all = ScoringSummary(), []
+            out_columns = [id_column, "points", "fit", "pain", "probability", "sdr_ready"]
+            try:
+                batches = iter_batches(input_path, batch_size=batch_size, id_column=id_column,
+                                       options=options, columns=columns, fast=fast)
+                out_columns = stream.run(batches, writer, summary, rejects_all) or out_columns
+            except CarefulReadNeeded:
+                continue
+            finally:
+                writer.close(out_columns)
+            break
         rejects = _sorted_rejects(rejects_all)
         if rejects_path is not None and (summary.scored or len(rejects)):
             _write_rejects(rejects_path, rejects)

@@ -73,6 +73,8 @@ class SeenIds:
     def first_seen(self, ids: pa.Array) -> np.ndarray:
         """Per id of the batch (Arrow text, no nulls): True the first time it appears in the
         file (this batch included), False for a repeat. The new ids are remembered."""
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks()
         ids = pa.array(ids) if not isinstance(ids, pa.Array) else ids
         n = len(ids)
         if n == 0:

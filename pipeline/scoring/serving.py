@@ -131,7 +131,7 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
         if note:
             warnings.warn(note, stacklevel=2)
 
-    def predict(self, context: Any, model_input: Any,
+    def predict(self, context: Any, model_input,  # noqa: ANN001 - a frame or the dict form
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         leads, frame_events = model_tables(model_input)
         events, as_of = predict_params(params)
