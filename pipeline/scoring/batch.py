@@ -7,7 +7,7 @@ that looks complete.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,11 +197,12 @@ class RawBatch:
     frame: pd.DataFrame
     rows: np.ndarray
     bad: list[tuple[int, str | None, str]]
+    skipped: int = 0  # rows left out by ``only_ids`` (see iter_batches)
 
 
 def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
                  options: ReadOptions | None = None, columns: list[str] | None = None,
-                 fast: bool = False) -> Iterator[RawBatch]:
+                 fast: bool = False, only_ids: pa.Array | None = None) -> Iterator[RawBatch]:
     """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
 
     CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
@@ -219,12 +220,15 @@ def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
     (:mod:`pipeline.scoring.arrow_csv`), which raises
     :class:`~pipeline.scoring.arrow_csv.CarefulReadNeeded` when the file turns out to have
     a malformed record: the caller then starts again without ``fast``.
+
+    ``only_ids`` (Parquet with ids): keep only the rows whose stripped id is one of these,
+    chosen in Arrow before any row becomes pandas (``RawBatch.skipped`` counts the others).
     """
     options = options or ReadOptions()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if table_format(path) == "parquet":
-        for batch in _parquet_batches(path, batch_size, columns):
+        for batch in _parquet_batches(path, batch_size, columns, only_ids, id_column):
             yield (RawBatch(with_row_ids(batch.frame, batch.rows, path), batch.rows, batch.bad)
                    if options.row_ids else batch)
         return
@@ -256,7 +260,8 @@ def _fast_csv_batches(path: Path, header: list[str], batch_size: int, delimiter:
         first += len(frame)
 
 
-def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None
+def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None,
+                     only_ids: pa.Array | None = None, id_column: str | None = None
                      ) -> Iterator[RawBatch]:
     import pyarrow.parquet as pq
 
@@ -274,10 +279,17 @@ def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None
     if columns is not None:
         names = set(parquet.schema_arrow.names)
         columns = [c for c in dict.fromkeys(columns) if c in names]
+    filtering = only_ids is not None and id_column in parquet.schema_arrow.names
     for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
-        frame = batch.to_pandas()
-        yield RawBatch(frame, np.arange(first, first + len(frame)), [])
-        first += len(frame)
+        rows = np.arange(first, first + batch.num_rows)
+        first += batch.num_rows
+        skipped = 0
+        if filtering:
+            ids = pc.utf8_trim_whitespace(pc.cast(batch.column(id_column), pa.string()))
+            keep = pc.fill_null(pc.is_in(ids, value_set=only_ids), False)
+            batch, rows = batch.filter(keep), rows[keep.to_numpy(zero_copy_only=False)]
+            skipped = len(keep) - batch.num_rows
+        yield RawBatch(batch.to_pandas(), rows, [], skipped)
 
 
 def _csv_batches(path: Path, batch_size: int, id_column: str | None,
@@ -376,6 +388,7 @@ class _Stream:
         rules, seen, out_columns = self.rules, SeenIds(), None
         for batch in batches:
             raw, rows = batch.frame, batch.rows
+            summary.skipped += batch.skipped
             if self.row_filter is not None and len(raw):
                 keep = np.asarray(self.row_filter(raw), dtype=bool)
                 summary.skipped += int((~keep).sum())
@@ -412,8 +425,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                options: ReadOptions | None = None,
                add_columns: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                row_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
-               progress: Callable[[int], None] | None = None, reasons: bool = True
-               ) -> ScoringSummary:
+               progress: Callable[[int], None] | None = None, reasons: bool = True,
+               only_ids: Collection[str] | None = None) -> ScoringSummary:
     """Stream ``input_path`` through the points table into ``output_path`` (+ rejects).
 
     Each batch goes through :func:`score_batch` (the one feature builder, then the points
@@ -423,7 +436,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
 
     Every data row of the input ends up exactly once in the output or in the rejects (columns
     ``row, lead_id, reason``, sorted by row), except rows that ``row_filter`` deliberately
-    skips (counted in ``summary.skipped``): ``rows == scored + rejected``. Both files are
+    skips, or that are not among ``only_ids`` (``--since``: picked in Arrow for Parquet),
+    counted in ``summary.skipped``: ``rows == scored + rejected``. Both files are
     written to temporary files and renamed only when the whole input has been read, so a
     run that fails or is killed leaves the previous outputs untouched. When no row could be
     scored the rejects are still written (they say why) and :class:`NothingScoredError` is
@@ -437,7 +451,13 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
     if input_path.stat().st_size == 0:
         raise UserError(f"{input_path}: file is empty",
                         hint="expected a header and one row per lead")
-    fmt = table_format(Path(output_path))
+    fmt, fmt_in = table_format(Path(output_path)), table_format(input_path)
+    wanted = None if only_ids is None else pa.array(sorted(only_ids), type=pa.string())
+    in_arrow = fmt_in == "parquet" and not (options and options.row_ids)
+    if wanted is not None and row_filter is None and not in_arrow:
+        def row_filter(frame: pd.DataFrame) -> pd.Series:  # rows Arrow did not pick already
+            ids = frame[id_column].astype("str").str.strip()
+            return ids.isin(only_ids).to_numpy(dtype=bool)
     columns = None if add_columns else read_columns(rules, settings, id_column)
     stream = _Stream(rules, id_column=id_column, settings=settings, event_table=event_table,
                      row_filter=row_filter, add_columns=add_columns, progress=progress,
@@ -449,7 +469,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
             out_columns = [id_column, "points", "fit", "pain", "probability", "sdr_ready"]
             try:
                 batches = iter_batches(input_path, batch_size=batch_size, id_column=id_column,
-                                       options=options, columns=columns, fast=fast)
+                                       options=options, columns=columns, fast=fast,
+                                       only_ids=wanted)
                 out_columns = stream.run(batches, writer, summary, rejects_all) or out_columns
             except CarefulReadNeeded:
                 continue
