@@ -50,11 +50,10 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
                 h ^= block[:, p]
                 h *= _FNV_PRIME
         else:
-            for p in range(width):
-                present = lengths > p
-                byte = data.take(np.where(present, starts + p, 0)) * present
-                h ^= byte.astype(np.uint64)
-                h *= _FNV_PRIME
+            for p in range(width):  # byte p of the ids that have one: a hash never
+                present = lengths > p  # depends on the other ids of the batch
+                rows = np.flatnonzero(present)
+                h[rows] = (h[rows] ^ data.take(starts[rows] + p)) * _FNV_PRIME
     return _mix(h)
 
 
