@@ -42,7 +42,7 @@ def _first_seen_reference(batches: list[list[str]]) -> list[list[bool]]:
     return out
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.lists(ID_TEXT, max_size=12), max_size=6), st.booleans())
 def test_seen_ids_match_a_python_set(batches, colliding):
     original = ids_module.id_hashes
