@@ -730,9 +730,10 @@ def targets(records: list[dict], sizes: Sizes) -> list[tuple[str, str, bool | No
                     f"{ev['peak_rss_mb']:.0f} MB", ev["peak_rss_mb"] < 6144))
     else:
         out.append(("event aggregation of 50M events: peak < 6 GB", "not run (--quick)", None))
+    from bench.scoring_cli import targets as cli_targets
     from bench.spark_events import spark_targets
 
-    return out + spark_targets(records)
+    return out + spark_targets(records) + cli_targets(records)
 
 
 def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: float) -> str:
@@ -759,7 +760,7 @@ def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: 
         sk = _get(records, "sklearn_predict_proba", r["n_rows"])
         x_floor = f"{r['median_s'] / floor['median_s']:.1f}" if floor else ""
         x_sk = f"{sk['median_s'] / r['median_s']:.1f}" if sk and r["name"] != "floor" else ""
-        if r["name"].startswith(("train", "event", "score_stream")):
+        if r["name"].startswith(("train", "event", "score_stream", *CLI_RECORDS)):
             x_floor = x_sk = ""
         note = "; ".join(str(r[k]) for k in ("what", "note", "measured_in") if r.get(k))
         if r.get("chosen_C") is not None:
@@ -777,7 +778,8 @@ def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: 
     return "\n".join(lines)
 
 
-PARTS = ("scoring", "stream", "training", "events", "spark_events")
+PARTS = ("scoring", "stream", "training", "events", "spark_events", "scoring_cli")
+CLI_RECORDS = ("io_floor_", "score_cli_", "pyfunc_predict_reasons", "score_frame_reasons")
 
 
 def _part_of(record: dict[str, Any]) -> str:
@@ -790,13 +792,15 @@ def _part_of(record: dict[str, Any]) -> str:
         return "events"
     if name.startswith("event_aggregation_"):
         return "spark_events"
+    if name.startswith(CLI_RECORDS):
+        return "scoring_cli"
     return "scoring"
 
 
 def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
     """Measure the chosen parts, in the order of a full run."""
     records: list[dict[str, Any]] = []
-    if parts & {"scoring", "stream"}:
+    if parts & {"scoring", "stream", "scoring_cli"}:
         sample_path = write_leads(TMP / "sample.parquet", sizes.fit_sample, seed=99)
         sample = read_leads(sample_path)
         rules = fit_rules(sample)
@@ -806,6 +810,10 @@ def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
             records += bench_scoring(sizes, TMP / "leads.parquet", rules, sample)
         if "stream" in parts:
             records.append(bench_stream(sizes, rules))
+        if "scoring_cli" in parts:
+            from bench.scoring_cli import bench_cli
+
+            records += bench_cli(sizes, rules, sample, TMP)
     if "training" in parts:
         records += bench_training(sizes)
     if "events" in parts:

@@ -284,7 +284,7 @@ def test_bench_quick_runs_end_to_end(tmp_path):
 
     done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path),
                            "--tmp", str(tmp_path / "scratch")], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     records = json.loads((tmp_path / "results.json").read_text())
     from bench.run import REQUIRED

@@ -90,6 +90,27 @@ def test_demo_model_scores_raw_leads_and_events_like_score(demo_store, demo_dir)
     assert len(scored) == len(raw)
 
 
+def test_dict_form_with_an_events_frame_scores_like_score(demo_store, demo_dir):
+    """``predict({"leads": leads_df, "events": events_df})`` through MLflow's loaded model
+    gives every lead the points ``lead-scoring score`` wrote, as the ``events`` param does."""
+    config, _, scored, model = demo_store
+    cfg = load_config(config)
+    raw = pd.read_csv(demo_dir / "leads.csv")
+    events = pd.read_csv(demo_dir / "events.csv")
+    predicted = model.predict({"leads": raw, "events": events})
+    _assert_same_scores(raw, predicted, scored, cfg.data.id_column)
+    by_path = model.predict(raw, params={"events": str(demo_dir / "events.csv")})
+    pd.testing.assert_frame_equal(predicted, by_path)
+
+
+def test_dict_form_without_events_still_names_what_to_pass(demo_store, demo_dir):
+    _, _, _, model = demo_store
+    raw = pd.read_csv(demo_dir / "leads.csv").head(20)
+    with pytest.raises((ValueError, MissingEventsError)) as info:
+        model.predict({"leads": raw})
+    assert "events" in str(info.value) and "decayed_" in str(info.value)
+
+
 def test_demo_model_without_events_names_what_to_pass(demo_store, demo_dir):
     _, rules, _, model = demo_store
     raw = pd.read_csv(demo_dir / "leads.csv").head(20)

@@ -293,7 +293,6 @@ def _print_training(result, ref, decision, out_dir: Path, scored: Path | None, s
 def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | None, *, as_of,
                    since, batch_size: int, engine: str, master: str | None = None,
                    reasons: bool = True):
-    import pandas as pd
 
     from pipeline.scoring.batch import score_file
 
@@ -317,7 +316,7 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
         print(f"warning: {note}", file=sys.stderr, flush=True)
     event_table = None
     add_lookups = _lookup_adder(cfg, rules.missing_values)
-    row_filter = None
+    changed = None
     events = (_events_source(cfg, None) if rules.decay_half_life_days or rules.event_rules
               else None)
     if events is not None:
@@ -338,9 +337,6 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
             changed = changed_since(cfg, events, since, leads=Path(input_path))
             if not changed:
                 raise NothingNew(since)
-
-            def row_filter(frame: pd.DataFrame) -> pd.Series:
-                return frame[cfg.data.id_name].astype(str).isin(changed)
     elif since is not None:
         raise UserError("--since needs an event log (data.events) to know which leads changed")
     progress = None
@@ -351,7 +347,7 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
     return score_file(rules, Path(input_path), output, rejects_path=rejects,
                       id_column=cfg.data.id_name, settings=settings,
                       options=read_options(cfg), add_columns=add_lookups,
-                      event_table=event_table, batch_size=batch_size, row_filter=row_filter,
+                      event_table=event_table, batch_size=batch_size, only_ids=changed,
                       progress=progress, reasons=reasons)
 
 
@@ -414,8 +410,6 @@ def score(
 ) -> None:
     """Score leads with a registered version: every lead comes out scored or rejected."""
     from pipeline.outputs import path_kind
-    from pipeline.registry import store as registry
-
 
     if rejects is None and path_kind(output) == "stream":
         raise UserError(f"--output {output} is a device or pipe: the rejects need a file of "
@@ -429,11 +423,10 @@ def score(
             _score_targets(cfg, input, output, rejects, as_of=as_of_ts, since=since_ts,
                            batch_size=batch_size, engine=engine, lock=lock)
             return
-    ref, cfg = resolve_model(model, config, tracking_uri)
-    model_cfg = _with_master(model_config(ref, cfg), master)
+    ref, rules, model_cfg = _score_model(model, config, tracking_uri)
+    model_cfg = _with_master(model_cfg, master)
     source = Path(input) if input else Path(model_cfg.data.leads)
     check_score_paths(model_cfg, source, output, rejects)
-    rules = registry.load_rules(ref)
     from pipeline.outputs import output_lock
 
     with _maybe_lock(model_cfg, lock, "score"), output_lock(output, rejects):
@@ -474,6 +467,32 @@ def _without_stale_output(exc: NothingScoredError, output: Path) -> NothingScore
                               "not taken for this run's", hint=exc.hint)
 
 
+def _score_model(model: str | None, config: Path | None, tracking_uri: str | None):
+    """(ref, rules, the version's config) of the model to score with: read straight from a
+    local sqlite store when possible (:mod:`pipeline.registry.local`: no MLflow start-up),
+    else through MLflow."""
+    from pipeline.config import default_settings, logged_config, resolve_tracking_uri
+    from pipeline.registry import store as registry
+    from pipeline.registry.local import local_version
+
+    cfg = _load_config(config) if config is not None else None
+    text = model or (f"{cfg.model_name}@champion" if cfg else None)
+    if text:
+        uri = (cfg.registry.tracking_uri if cfg else tracking_uri
+               or os.environ.get("MLFLOW_TRACKING_URI")
+               or default_settings()["registry"]["tracking_uri"])
+        found = local_version(resolve_tracking_uri(uri, Path(cfg.root) if cfg else Path.cwd()),
+                              text)
+        try:
+            if found is not None:
+                return (found.ref, found.rules(),
+                        cfg or logged_config(found.run_json("config.json")))
+        except (OSError, ValueError):
+            pass  # anything unexpected: MLflow says what is wrong
+    ref, cfg = resolve_model(model, config, tracking_uri)
+    return ref, registry.load_rules(ref), model_config(ref, cfg)
+
+
 class NothingNew(Exception):  # noqa: N818 - a state, not a failure: cron runs exit 0
     """``--since`` found no lead with an event or a creation at or after it."""
 
@@ -502,6 +521,7 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
 
     from pipeline.inputs.reader import write_frame_atomic
     from pipeline.registry import store as registry
+    from pipeline.scoring.output import read_scored
 
     _connect(cfg)
     source = Path(input) if input else Path(cfg.data.leads)
@@ -517,7 +537,7 @@ def _score_targets(cfg, input: Path | None, output: Path, rejects: Path, *, as_o
                                      since=since, batch_size=batch_size, engine=engine)
             say(f"{ref.name} v{ref.version}: {summary.scored:,} scored, "
                 f"{summary.rejected:,} rejected")
-            frame = pd.read_parquet(part)
+            frame = read_scored(part)  # reason pieces joined into text
             id_col = cfg.data.id_name
             frame = frame.rename(columns={c: f"{c}_{target}" for c in frame.columns if c != id_col})
             merged = frame if merged is None else merged.merge(frame, on=id_col, how="outer")

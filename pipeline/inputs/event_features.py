@@ -37,7 +37,8 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def _leads_with_created(config: Config, leads: Path | None = None) -> pd.DataFrame:
+def _leads_with_created(config: Config, leads: Path | None = None, *,
+                        first_per_id: bool = True) -> pd.DataFrame:
     """``lead_id, created_at`` (naive UTC) of every lead with a parseable creation time."""
     path = Path(leads) if leads is not None else Path(config.data.leads)
     id_col, created_col = config.data.id_name, config.data.created_at_column
@@ -45,36 +46,47 @@ def _leads_with_created(config: Config, leads: Path | None = None) -> pd.DataFra
         raise UserError("event features need data.created_at_column (the lead creation time)")
     if not path.exists():
         raise UserError(f"{path}: file not found")
-    from pipeline.inputs.reader import read_options, read_table
+    from pipeline.inputs.reader import read_options, read_table, table_format
 
-    # the leads go through the one reader (data.delimiter / encoding / decimal, row_id)
-    raw = read_table(path, strict=False, options=read_options(config)).frame
+    options = read_options(config)
+    raw = None
+    if table_format(path) == "parquet" and not options.row_ids:
+        import pyarrow.parquet as pq
+
+        try:  # only the two columns, as stored (a timestamp stays a timestamp)
+            names = pq.ParquetFile(path).schema_arrow.names
+            if id_col in names and created_col in names:
+                raw = pq.read_table(path, columns=[id_col, created_col]).to_pandas()
+        except Exception:  # noqa: BLE001 - the one reader below says what is wrong
+            raw = None
+    if raw is None:  # the one reader (data.delimiter / encoding / decimal, row_id)
+        raw = read_table(path, strict=False, options=options).frame
     columns = [str(c) for c in raw.columns]
     absent = [c for c in (id_col, created_col) if c not in columns]
     if absent:
         raise UserError(f"{path}: column(s) {absent} not found (needed for event features)",
                         hint=f"columns found: {', '.join(columns[:20])}")
-    return creation_times(raw[id_col], raw[created_col], config.data.missing_values)
+    return creation_times(raw[id_col], raw[created_col], config.data.missing_values,
+                          first_per_id=first_per_id)
 
 
-def creation_times(ids: pd.Series, created: pd.Series, missing_values: list[str]
-                   ) -> pd.DataFrame:
+def creation_times(ids: pd.Series, created: pd.Series, missing_values: list[str], *,
+                   first_per_id: bool = True) -> pd.DataFrame:
     """``lead_id, created_at`` (naive UTC) of every lead with an id and a parseable creation
-    time (text, datetime or timezone-aware values), first row per id."""
+    time (text, datetime or timezone-aware values), first row per id (every row when not
+    ``first_per_id``)."""
     tokens = set(missing_values) | {""}
     if pd.api.types.is_datetime64_any_dtype(created):
         stamps = pd.to_datetime(created, utc=True)
-    else:
-        text = created.astype(object).map(
-            lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v))
-            or str(v).strip() in tokens else str(v).strip())
+    else:  # str(value).strip(), tokens missing: vectorised, then parsed
+        text = created.astype("str").str.strip()
+        text = text.where(~text.isin(tokens))
         stamps = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-    lead_ids = ids.astype(object).map(
-        lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v))
-        else str(v).strip())
-    return pd.DataFrame({"lead_id": lead_ids.to_numpy(),
-                         "created_at": stamps.dt.tz_localize(None).astype("datetime64[ns]")
-                         .to_numpy()}).dropna().drop_duplicates("lead_id")
+    lead_ids = ids.astype("str").str.strip()  # missing: NaN, dropped below
+    frame = pd.DataFrame({"lead_id": lead_ids.to_numpy(),
+                          "created_at": stamps.dt.tz_localize(None).astype("datetime64[ns]")
+                         .to_numpy()}).dropna()
+    return frame.drop_duplicates("lead_id") if first_per_id else frame
 
 
 def newest_event_time(events: Path | pd.DataFrame, *, engine: str = "duckdb",
@@ -178,6 +190,7 @@ def changed_since(config: Config, events: Path, since: pd.Timestamp, *,
             f"SELECT DISTINCT CAST(lead_id AS VARCHAR) FROM {_source(events)} "
             "WHERE try_cast(timestamp AS TIMESTAMP) >= ?", [since.to_pydatetime()]).fetchall()
     changed = {str(r[0]).strip() for r in rows if r[0] is not None}
-    frame = _leads_with_created(config, leads)
+    # any row of an id created at/after since (a repeated id's later rows are rejects anyway)
+    frame = _leads_with_created(config, leads, first_per_id=False)
     changed |= set(frame.loc[frame["created_at"] >= since, "lead_id"])
     return changed

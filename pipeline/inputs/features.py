@@ -325,18 +325,49 @@ def event_factors(rules: PointsRules, settings: FeatureSettings) -> list[str]:
     return [c for c in rules.input_columns() if c in made]
 
 
-def clean_text(frame: pd.DataFrame, missing_values: list[str]) -> pd.DataFrame:
-    """Text columns stripped, with blanks and missing tokens as ``None`` (the cleaning of
-    training, :func:`pipeline.inputs.validate.normalise_missing`); other columns pass through."""
-    from pipeline.inputs.validate import normalise_missing
+def clean_text(frame: pd.DataFrame, missing_values: list[str], *,
+               keep_arrow: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Text columns stripped, with blanks and missing tokens as missing (the cleaning of
+    training, :func:`pipeline.inputs.validate.normalise_missing`); other columns pass through.
+
+    A categorical column (e.g. dictionary-encoded Parquet) is cleaned once per category and
+    stays categorical; the Arrow text of the ``keep_arrow`` columns (the lead id, numeric
+    factors: their numbers are cast from it) stays Arrow text (cleaned by Arrow's kernels,
+    missing as NaN): neither is turned into one Python string per row. Other text columns
+    become objects, missing as ``None``.
+    """
+    from pipeline.inputs.validate import CleanColumns, normalise_missing
 
     text = [c for c in frame.columns
             if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
     if not text:
         return frame
-    cleaned = normalise_missing(frame[text], missing_values)
-    return pd.DataFrame({c: cleaned[c] if c in cleaned.columns else frame[c]
-                         for c in frame.columns}, index=frame.index)
+    columns = CleanColumns(frame, missing_values)
+    out = {}
+    for c in frame.columns:
+        series = frame[c]
+        if c not in text:
+            out[c] = series
+        elif isinstance(series.dtype, pd.CategoricalDtype):
+            out[c] = _clean_categorical(series, missing_values, normalise_missing)
+        elif c in keep_arrow and (arrow := columns.arrow(c)) is not None:
+            out[c] = pd.Series(arrow.to_pandas().array, index=frame.index, name=c)
+        else:
+            out[c] = columns[c]
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _clean_categorical(series: pd.Series, missing_values: list[str], clean: Any) -> pd.Series:
+    """A categorical column cleaned through its categories (stripped; tokens missing)."""
+    categories = pd.DataFrame({"c": np.asarray(series.cat.categories, dtype=object)})
+    cleaned = clean(categories, missing_values)["c"]
+    if cleaned.notna().all() and cleaned.tolist() == categories["c"].tolist():
+        return series
+    new_codes, uniques = pd.factorize(cleaned, use_na_sentinel=True)
+    table = np.append(new_codes, -1)  # code -1 (missing) stays missing
+    codes = table.take(series.cat.codes.to_numpy())
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(uniques)),
+                     index=series.index, name=series.name)
 
 
 def scoring_features(raw: pd.DataFrame, rules: PointsRules, settings: FeatureSettings, *,
@@ -354,7 +385,8 @@ def scoring_features(raw: pd.DataFrame, rules: PointsRules, settings: FeatureSet
     (missing). Without events, event factors must be in the input, else
     :class:`MissingEventsError` names what to pass.
     """
-    frame = clean_text(raw, rules.missing_values)
+    numeric = tuple(f.name for f in rules.factors if f.kind == "numeric")
+    frame = clean_text(raw, rules.missing_values, keep_arrow=(settings.id_column, *numeric))
     wanted = [c for c in DERIVED_SIGNALS if c in rules.input_columns() and c not in frame.columns]
     if wanted:
         derived = derive_signals(frame, signal_settings(rules, settings), wanted)
@@ -368,7 +400,8 @@ def scoring_features(raw: pd.DataFrame, rules: PointsRules, settings: FeatureSet
             raise MissingEventsError(
                 f"the points table scores event features {absent}: pass the event log "
                 "(columns lead_id, event, timestamp) with the leads",
-                hint="pyfunc: model.predict(leads, params={'events': 'events.csv'}); "
+                hint="pyfunc: model.predict({'leads': leads, 'events': events_df}) or "
+                     "model.predict(leads, params={'events': 'events.csv'}); "
                      "CLI: data.events in the config")
         return frame
     if event_table is None:

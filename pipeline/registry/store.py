@@ -299,15 +299,21 @@ def model_signature(rules: PointsRules, settings: FeatureSettings):
     (:func:`pipeline.scoring.serving.signature_columns`), each optional and of any type (an integer,
     float or text column, with gaps, is never a schema error; other columns are dropped by
     MLflow); params ``events`` (path of the event log) and
-    ``as_of`` (ISO time), both optional; output: the score columns."""
+    ``as_of`` (ISO time), both optional; then the optional ``leads`` / ``events`` cells of
+    the dict form; output: the score columns."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-    from mlflow.types.schema import AnyType
+    from mlflow.types.schema import AnyType, Array
 
-    from pipeline.scoring.serving import PARAMS, signature_columns
+    from pipeline.scoring.serving import PARAMS, TABLE_INPUTS, signature_columns
 
-    inputs = Schema([ColSpec(AnyType(), n, required=False)
-                     for n in signature_columns(rules, settings)])
+    columns = signature_columns(rules, settings)
+    # the dict form {"leads": df, "events": df}: MLflow hands a dict to the model as one row
+    # of cells only when the signature has an array column (never given: it only opens
+    # that path); the model unpacks the frames (pipeline.scoring.serving.model_tables)
+    tables = [ColSpec(AnyType(), n, required=False) for n in TABLE_INPUTS if n not in columns]
+    inputs = Schema([*(ColSpec(AnyType(), n, required=False) for n in columns), *tables,
+                     ColSpec(Array(AnyType()), "_dict_input", required=False)])
     outputs = Schema([ColSpec("long", "points"), ColSpec("long", "fit"), ColSpec("long", "pain"),
                       ColSpec("double", "probability"), ColSpec("boolean", "sdr_ready"),
                       ColSpec("string", "grade"), ColSpec("string", "reason_codes")])

@@ -6,6 +6,8 @@ from pipeline.lazy import lazy_exports
 __all__, __getattr__ = lazy_exports(__name__, {
     "score_frame": "pipeline.scoring.frame",
     "reason_codes": "pipeline.scoring.frame",
+    "reason_pieces": "pipeline.scoring.frame",
+    "read_scored": "pipeline.scoring.output",
     "score_file": "pipeline.scoring.batch",
     "ScoringSummary": "pipeline.scoring.batch",
     "score_duckdb": "pipeline.scoring.engines",

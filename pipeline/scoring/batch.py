@@ -7,26 +7,36 @@ that looks complete.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.inputs.features import FeatureSettings, scoring_features
+from pipeline.inputs.features import FeatureSettings, scoring_features, signal_settings
 from pipeline.inputs.reader import (
+    AUTO,
     ReadOptions,
     atomic_path,
     finish_text,
+    is_utf8_codec,
+    resolve_delimiter,
     shorten,
     sniff_decimal,
     table_format,
     with_row_ids,
+    wrong_delimiter,
 )
+from pipeline.inputs.validate import parse_numeric
 from pipeline.model.rules import PointsRules
-from pipeline.scoring.frame import score_frame, unseen_counts
+from pipeline.scoring.arrow_csv import CarefulReadNeeded, arrow_csv_frames, csv_header
+from pipeline.scoring.frame import reason_pieces, score_frame, unseen_counts
+from pipeline.scoring.ids import SeenIds
+from pipeline.scoring.output import ScoresWriter
 
 REJECT_COLUMNS = ["row", "lead_id", "reason"]
 
@@ -38,6 +48,7 @@ class BatchResult:
     scored: pd.DataFrame
     rejects: pd.DataFrame
     unseen: dict[str, int] = field(default_factory=dict)  # scored leads per unseen factor
+    pieces: pa.Array | None = None  # reason codes as pieces, one per scored row (Parquet)
 
 
 @dataclass
@@ -61,9 +72,10 @@ class ScoringSummary:
             self.sdr_ready += int(batch.scored["sdr_ready"].sum())
         for k, v in unseen.items():
             self.unseen[k] = self.unseen.get(k, 0) + v
-        for reason in batch.rejects["reason"]:
-            key = reason.split(":")[0]
-            self.reasons[key] = self.reasons.get(key, 0) + 1
+        if len(batch.rejects):
+            kinds = batch.rejects["reason"].astype("str").str.split(":").str[0]
+            for key, count in kinds.value_counts(sort=False).items():
+                self.reasons[key] = self.reasons.get(key, 0) + int(count)
 
 
 def default_settings(rules: PointsRules, id_column: str) -> FeatureSettings:
@@ -74,14 +86,16 @@ def default_settings(rules: PointsRules, id_column: str) -> FeatureSettings:
 
 def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_row: int,
                 settings: FeatureSettings | None = None, event_table: pd.DataFrame | None = None,
-                seen_ids: set[str] | None = None, reasons: bool = True,
-                row_numbers: np.ndarray | None = None) -> BatchResult:
+                seen_ids: SeenIds | None = None, reasons: bool = True,
+                row_numbers: np.ndarray | None = None, pieces: bool = False) -> BatchResult:
     """Validate and score one batch of raw leads.
 
     The features come from :func:`pipeline.inputs.features.scoring_features` (``settings``, and the
     per-lead ``event_table`` of the whole file when the table has event factors). Row numbers
     are 1-based data rows (header excluded): ``row_numbers`` when given (one per row of
-    ``raw``), else consecutive from ``first_row``.
+    ``raw``), else consecutive from ``first_row``. With ``pieces`` the reason codes come as
+    ``BatchResult.pieces``, lists of dictionary-encoded pieces
+    (:func:`pipeline.scoring.frame.reason_pieces`, what Parquet output holds), not as text.
     """
     if id_column not in raw.columns:
         raise UserError(f"id column {id_column!r} not found in the input",
@@ -90,50 +104,111 @@ def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_
                              event_table=event_table)
     rows = (np.asarray(row_numbers, dtype=np.int64) if row_numbers is not None
             else np.arange(first_row, first_row + len(frame)))
-    reason = np.full(len(frame), "", dtype=object)
-    ids = pd.Series(np.array([None if v is None or (not isinstance(v, str) and pd.isna(v))
-                              else str(v) for v in frame[id_column]], dtype=object),
-                    index=frame.index, dtype=object)
-    reason[ids.isna().to_numpy()] = "missing id"
+    ids = id_text(frame[id_column])
+    reason = pa.nulls(len(frame), pa.string())  # null: no reason to reject (yet)
+    present = pc.is_valid(ids)
+    reason = pc.if_else(present, reason, pa.scalar("missing id"))
     if seen_ids is not None:
-        for i, lead_id in enumerate(ids):
-            if lead_id is None or reason[i]:
-                continue
-            if lead_id in seen_ids:
-                reason[i] = f"duplicate id: {lead_id!r} already appeared earlier in the input"
-            else:
-                seen_ids.add(lead_id)
+        fresh = np.ones(len(frame), dtype=bool)
+        candidates = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+        fresh[candidates] = seen_ids.first_seen(ids.take(pa.array(candidates)))
+        if not fresh.all():
+            reason = pc.if_else(pa.array(~fresh), pc.binary_join_element_wise(
+                "duplicate id: ", quoted(ids), " already appeared earlier in the input", ""),
+                reason)
     absent = [name for name in rules.input_columns() if name not in frame.columns]
     if absent:
         raise UserError(f"the input lacks columns the points table needs: {absent}",
                         hint="score a file with the same columns as the training data")
     for factor in rules.factors:
-        if factor.kind != "numeric":
+        if factor.kind != "numeric" or pd.api.types.is_numeric_dtype(frame[factor.name].dtype):
             continue
         values = frame[factor.name]
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = values.notna().to_numpy() & numbers.isna().to_numpy()
-        for i in np.flatnonzero(bad & (reason == "")):
-            reason[i] = (f"unparseable value: column {factor.name!r} holds "
-                         f"{shorten(repr(values.iloc[i]))}, not a number")
+        if pd.api.types.is_numeric_dtype(values.dtype):
+            numbers = values.astype(float)
+        else:
+            numbers, bad = _numbers(values)
+            reason = _with_reason(reason, bad.to_numpy(), values,
+                                  f"unparseable value: column {factor.name!r} holds ",
+                                  ", not a number")
+            frame[factor.name] = numbers
         as_float = numbers.to_numpy(dtype=float, na_value=np.nan)
-        for i in np.flatnonzero(np.isinf(as_float) & (reason == "")):
-            reason[i] = (f"infinite value: column {factor.name!r} holds "
-                         f"{shorten(repr(values.iloc[i]))}, not a finite number")
+        reason = _with_reason(reason, np.isinf(as_float), values,
+                              f"infinite value: column {factor.name!r} holds ",
+                              ", not a finite number")
         if factor.group == "PAIN":  # behaviour counts (training refuses negative ones)
-            for i in np.flatnonzero((as_float < 0) & (reason == "")):
-                reason[i] = (f"negative count: column {factor.name!r} holds "
-                             f"{shorten(repr(values.iloc[i]))}; counts cannot be negative")
-        frame[factor.name] = numbers
-    ok = reason == ""
-    good = frame.loc[ok]
-    scores = score_frame(rules, good, reasons=reasons)  # the spam gate is the table's
-    scored = pd.concat([ids.loc[ok].rename(id_column).to_frame(), scores], axis=1)
-    rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.loc[~ok].to_numpy(),
-                            "reason": reason[~ok]})
+            reason = _with_reason(reason, as_float < 0, values,
+                                  f"negative count: column {factor.name!r} holds ",
+                                  "; counts cannot be negative")
+    ok = pc.is_null(reason).to_numpy(zero_copy_only=False)
+    good = frame.loc[ok] if not ok.all() else frame
+    scores = score_frame(rules, good, reasons=reasons and not pieces)  # the table's spam gate
+    listed = reason_pieces(rules, good) if reasons and pieces else None
+    ok_rows = pa.array(ok)
+    scores.insert(0, id_column, ids.filter(ok_rows).to_pandas().array if len(scores) else
+                  pd.array([], dtype="str"))
+    rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.filter(pc.invert(ok_rows)).to_pandas(),
+                            "reason": reason.filter(pc.invert(ok_rows)).to_pandas()})
     # counted on the features (derived and event factors included), scored leads only
     unseen = unseen_counts(rules, good) if len(good) else {}
-    return BatchResult(scored.reset_index(drop=True), rejects, unseen)
+    return BatchResult(scores.reset_index(drop=True), rejects, unseen, listed)
+
+
+def _with_reason(reason: pa.Array, mask: np.ndarray, values: pd.Series, prefix: str,
+                 suffix: str) -> pa.Array:
+    """``reason`` with ``prefix + repr(value) + suffix`` where ``mask`` holds and no reason
+    was given yet (one text per rejected row only)."""
+    if not mask.any():
+        return reason
+    shown = values.astype(object).where(mask, None).map(lambda v: shorten(repr(v)),
+                                                        na_action="ignore")
+    text = pa.array(shown.to_numpy(), type=pa.string(), from_pandas=True)
+    return pc.coalesce(reason, pc.binary_join_element_wise(prefix, text, suffix, ""))
+
+
+def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """:func:`pipeline.inputs.validate.parse_numeric` (floats, and which values are present
+    but not numbers), with Arrow text cast by Arrow when it takes every value."""
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        try:
+            values = pc.cast(pa.array(series.array), pa.float64())
+        except (pa.ArrowException, TypeError, ValueError):
+            values = None
+        if values is not None:
+            numbers = pd.Series(values.to_numpy(zero_copy_only=False), index=series.index,
+                                dtype=float)
+            return numbers, series.notna() & numbers.isna()  # e.g. "nan": not a number
+        series = series.astype(object).where(series.notna(), None)
+    return parse_numeric(series)
+
+
+def id_text(series: pd.Series) -> pa.Array:
+    """Lead ids as Arrow text (null when missing), as ``str(id)`` reads them."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return pc.cast(pa.array(series.to_numpy(dtype=object, na_value=None)
+                                if series.hasnans else series.to_numpy()), pa.string())
+    text = series.astype("str") if series.dtype == object or \
+        pd.api.types.is_string_dtype(series.dtype) else series.map(str, na_action="ignore")
+    array = pa.array(pd.array(text, dtype="str"))
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def quoted(text: pa.Array) -> pa.Array:
+    """``repr`` of each string (``'id'``); Python's own ``repr`` only where it quotes
+    otherwise (quotes, backslashes, unprintable characters)."""
+    text = text.cast(pa.string())
+    plain = pc.binary_join_element_wise("'", text, "'", "")
+    odd = pc.or_(pc.or_(pc.match_substring(text, "'"), pc.match_substring(text, "\\")),
+                 pc.invert(pc.utf8_is_printable(text)))
+    odd_rows = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    if not len(odd_rows):
+        return plain
+    texts = plain.to_pylist()
+    for i in odd_rows:  # rare rows only
+        texts[i] = repr(text[int(i)].as_py())
+    return pa.array(texts, type=pa.string())
 
 
 @dataclass(frozen=True)
@@ -148,10 +223,12 @@ class RawBatch:
     frame: pd.DataFrame
     rows: np.ndarray
     bad: list[tuple[int, str | None, str]]
+    skipped: int = 0  # rows left out by ``only_ids`` (see iter_batches)
 
 
 def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
-                 options: ReadOptions | None = None) -> Iterator[RawBatch]:
+                 options: ReadOptions | None = None, columns: list[str] | None = None,
+                 fast: bool = False, only_ids: pa.Array | None = None) -> Iterator[RawBatch]:
     """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
 
     CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
@@ -162,20 +239,56 @@ def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
 
     ``options`` (``data.delimiter`` / ``encoding`` / ``decimal``, ``row_id`` for a file
     without ids) are honoured as :func:`pipeline.inputs.reader.read_table` honours them; an ``auto``
-    decimal is decided on the first batch and kept for the rest of the file.
+    decimal is decided on the first batch and kept for the rest of the file. ``columns``:
+    read only these (those the file has).
+
+    ``fast``: a UTF-8 CSV file is streamed by Arrow instead
+    (:mod:`pipeline.scoring.arrow_csv`), which raises
+    :class:`~pipeline.scoring.arrow_csv.CarefulReadNeeded` when the file turns out to have
+    a malformed record: the caller then starts again without ``fast``.
+
+    ``only_ids`` (Parquet with ids): keep only the rows whose stripped id is one of these,
+    chosen in Arrow before any row becomes pandas (``RawBatch.skipped`` counts the others).
     """
     options = options or ReadOptions()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if table_format(path) == "parquet":
-        for batch in _parquet_batches(path, batch_size):
+        for batch in _parquet_batches(path, batch_size, columns, only_ids, id_column):
             yield (RawBatch(with_row_ids(batch.frame, batch.rows, path), batch.rows, batch.bad)
                    if options.row_ids else batch)
         return
+    if fast and (options.encoding == AUTO or is_utf8_codec(options.encoding)):
+        delimiter = resolve_delimiter(path, options)
+        header = csv_header(path, delimiter)
+        if header is not None:
+            # an auto decimal is decided on every column, as the careful reader does
+            projected = columns if options.decimal != AUTO or delimiter == "," else None
+            yield from _fast_csv_batches(path, header, batch_size, delimiter, options, projected)
+            return
     yield from _csv_batches(path, batch_size, id_column, options)
 
 
-def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
+def _fast_csv_batches(path: Path, header: list[str], batch_size: int, delimiter: str,
+                      options: ReadOptions, columns: list[str] | None) -> Iterator[RawBatch]:
+    """:func:`pipeline.scoring.arrow_csv.arrow_csv_frames` as raw batches (rows numbered
+    from 1: the file has no malformed record, or the reader stops)."""
+    wrong_delimiter(path, header, delimiter)
+    decimal: str | None = None
+    first = 1
+    for frame in arrow_csv_frames(path, header, batch_size=batch_size, delimiter=delimiter,
+                                  columns=columns):
+        numbers = np.arange(first, first + len(frame))
+        if decimal is None:
+            decimal = sniff_decimal(frame, delimiter, options, path)
+        yield RawBatch(finish_text(frame, numbers, decimal=decimal, options=options, path=path),
+                       numbers, [])
+        first += len(frame)
+
+
+def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None,
+                     only_ids: pa.Array | None = None, id_column: str | None = None
+                     ) -> Iterator[RawBatch]:
     import pyarrow.parquet as pq
 
     with open(path, "rb") as handle:
@@ -189,10 +302,20 @@ def _parquet_batches(path: Path, batch_size: int) -> Iterator[RawBatch]:
     if parquet.metadata.num_rows == 0:
         raise UserError(f"{path}: has columns but no rows", hint="expected one row per lead")
     first = 1
-    for batch in parquet.iter_batches(batch_size=batch_size):
-        frame = batch.to_pandas()
-        yield RawBatch(frame, np.arange(first, first + len(frame)), [])
-        first += len(frame)
+    if columns is not None:
+        names = set(parquet.schema_arrow.names)
+        columns = [c for c in dict.fromkeys(columns) if c in names]
+    filtering = only_ids is not None and id_column in parquet.schema_arrow.names
+    for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+        rows = np.arange(first, first + batch.num_rows)
+        first += batch.num_rows
+        skipped = 0
+        if filtering:
+            ids = pc.utf8_trim_whitespace(pc.cast(batch.column(id_column), pa.string()))
+            keep = pc.fill_null(pc.is_in(ids, value_set=only_ids), False)
+            batch, rows = batch.filter(keep), rows[keep.to_numpy(zero_copy_only=False)]
+            skipped = len(keep) - batch.num_rows
+        yield RawBatch(batch.to_pandas(), rows, [], skipped)
 
 
 def _csv_batches(path: Path, batch_size: int, id_column: str | None,
@@ -263,37 +386,61 @@ def _ragged_id(fields: list[str], id_at: int | None) -> str | None:
     return fields[id_at].strip() or None
 
 
-class _Writer:
-    """Append batches to a CSV or Parquet temp file (schema fixed by the first batch)."""
+def read_columns(rules: PointsRules, settings: FeatureSettings | None, id_column: str
+                 ) -> list[str]:
+    """The input columns scoring reads: the id, every factor (or gate) column, the raw
+    columns of the derived signals and the creation time (event features)."""
+    settings = settings or default_settings(rules, id_column)
+    return [id_column, *rules.input_columns(), *signal_settings(rules, settings).raw_columns(),
+            *([settings.created_at_column] if settings.created_at_column else [])]
 
-    def __init__(self, path: Path, fmt: str):
-        self.path = path
-        self.format = fmt
-        self._parquet = None
-        self._wrote_header = False
 
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+class _Stream:
+    """The batches of one input through :func:`score_batch` into a writer (the loop of
+    :func:`score_file`, which may run it twice: see ``iter_batches(fast=...)``)."""
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
-            self._parquet.write_table(table.cast(self._parquet.schema))
-            return
-        frame.to_csv(self.path, mode="a", header=not self._wrote_header, index=False,
-                     lineterminator="\n")
-        self._wrote_header = True
+    def __init__(self, rules: PointsRules, *, id_column: str, settings: FeatureSettings | None,
+                 event_table: pd.DataFrame | None,
+                 row_filter: Callable[[pd.DataFrame], pd.Series] | None,
+                 add_columns: Callable[[pd.DataFrame], pd.DataFrame] | None,
+                 progress: Callable[[int], None] | None, reasons: bool) -> None:
+        self.rules, self.id_column, self.settings = rules, id_column, settings
+        self.event_table, self.row_filter, self.add_columns = event_table, row_filter, add_columns
+        self.progress, self.reasons = progress, reasons
 
-    def close(self, empty_columns: list[str]) -> None:
-        if self.format == "parquet":
-            if self._parquet is None:
-                pd.DataFrame(columns=empty_columns).to_parquet(self.path, index=False)
-            else:
-                self._parquet.close()
-        elif not self._wrote_header:
-            pd.DataFrame(columns=empty_columns).to_csv(self.path, index=False)
+    def run(self, batches: Iterator[RawBatch], writer: ScoresWriter, summary: ScoringSummary,
+            rejects_all: list[pd.DataFrame]) -> list[str] | None:
+        """Score and write every batch; the output columns (None when nothing was scored)."""
+        rules, seen, out_columns = self.rules, SeenIds(), None
+        for batch in batches:
+            raw, rows = batch.frame, batch.rows
+            summary.skipped += batch.skipped
+            if self.row_filter is not None and len(raw):
+                keep = np.asarray(self.row_filter(raw), dtype=bool)
+                summary.skipped += int((~keep).sum())
+                raw, rows = raw.loc[keep], rows[keep]
+            if self.add_columns is not None:
+                raw = self.add_columns(raw)
+            result = score_batch(raw, rules, id_column=self.id_column, settings=self.settings,
+                                 event_table=self.event_table,
+                                 first_row=int(rows[0]) if len(rows) else 1, seen_ids=seen,
+                                 reasons=self.reasons, row_numbers=rows,
+                                 pieces=writer.format == "parquet")
+            if batch.bad:
+                malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
+                result = BatchResult(result.scored, pieces=result.pieces, unseen=result.unseen,
+                                     rejects=pd.concat([df for df in (result.rejects, malformed)
+                                                        if len(df)] or [malformed],
+                                                       ignore_index=True))
+            if len(result.scored):
+                writer.write(result.scored, reason_codes=result.pieces)
+                out_columns = [*result.scored.columns,
+                               *(["reason_codes"] if result.pieces is not None else [])]
+            rejects_all.append(result.rejects)
+            summary.add(result, len(raw) + len(batch.bad), result.unseen)
+            if self.progress:
+                self.progress(summary.rows)
+        return out_columns
 
 
 def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
@@ -303,8 +450,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                options: ReadOptions | None = None,
                add_columns: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                row_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
-               progress: Callable[[int], None] | None = None, reasons: bool = True
-               ) -> ScoringSummary:
+               progress: Callable[[int], None] | None = None, reasons: bool = True,
+               only_ids: Collection[str] | None = None) -> ScoringSummary:
     """Stream ``input_path`` through the points table into ``output_path`` (+ rejects).
 
     Each batch goes through :func:`score_batch` (the one feature builder, then the points
@@ -314,7 +461,8 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
 
     Every data row of the input ends up exactly once in the output or in the rejects (columns
     ``row, lead_id, reason``, sorted by row), except rows that ``row_filter`` deliberately
-    skips (counted in ``summary.skipped``): ``rows == scored + rejected``. Both files are
+    skips, or that are not among ``only_ids`` (``--since``: picked in Arrow for Parquet),
+    counted in ``summary.skipped``: ``rows == scored + rejected``. Both files are
     written to temporary files and renamed only when the whole input has been read, so a
     run that fails or is killed leaves the previous outputs untouched. When no row could be
     scored the rejects are still written (they say why) and :class:`NothingScoredError` is
@@ -328,41 +476,32 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
     if input_path.stat().st_size == 0:
         raise UserError(f"{input_path}: file is empty",
                         hint="expected a header and one row per lead")
-    table_format(Path(output_path))
-    summary = ScoringSummary()
-    seen: set[str] = set()
-    rejects_all: list[pd.DataFrame] = []
-    out_columns = [id_column, "points", "fit", "pain", "probability", "sdr_ready"]
+    fmt, fmt_in = table_format(Path(output_path)), table_format(input_path)
+    wanted = None if only_ids is None else pa.array(sorted(only_ids), type=pa.string())
+    in_arrow = fmt_in == "parquet" and not (options and options.row_ids)
+    if wanted is not None and row_filter is None and not in_arrow:
+        def row_filter(frame: pd.DataFrame) -> pd.Series:  # rows Arrow did not pick already
+            ids = frame[id_column].astype("str").str.strip()
+            return ids.isin(only_ids).to_numpy(dtype=bool)
+    columns = None if add_columns else read_columns(rules, settings, id_column)
+    stream = _Stream(rules, id_column=id_column, settings=settings, event_table=event_table,
+                     row_filter=row_filter, add_columns=add_columns, progress=progress,
+                     reasons=reasons)
     with atomic_path(output_path) as tmp_out:
-        writer = _Writer(tmp_out, table_format(Path(output_path)))
-        try:
-            for batch in iter_batches(input_path, batch_size=batch_size, id_column=id_column,
-                                      options=options):
-                raw, rows = batch.frame, batch.rows
-                if row_filter is not None and len(raw):
-                    keep = np.asarray(row_filter(raw), dtype=bool)
-                    summary.skipped += int((~keep).sum())
-                    raw, rows = raw.loc[keep], rows[keep]
-                if add_columns is not None:
-                    raw = add_columns(raw)
-                result = score_batch(raw, rules, id_column=id_column, settings=settings,
-                                     event_table=event_table,
-                                     first_row=int(rows[0]) if len(rows) else 1, seen_ids=seen,
-                                     reasons=reasons, row_numbers=rows)
-                if batch.bad:
-                    malformed = pd.DataFrame(batch.bad, columns=REJECT_COLUMNS)
-                    result = BatchResult(result.scored, pd.concat(
-                        [df for df in (result.rejects, malformed) if len(df)] or [malformed],
-                        ignore_index=True), result.unseen)
-                if len(result.scored):
-                    writer.write(result.scored)
-                    out_columns = list(result.scored.columns)
-                rejects_all.append(result.rejects)
-                summary.add(result, len(raw) + len(batch.bad), result.unseen)
-                if progress:
-                    progress(summary.rows)
-        finally:
-            writer.close(out_columns)
+        for fast in (True, False):  # Arrow's CSV reader first; the careful one if need be
+            writer = ScoresWriter(tmp_out, fmt)
+            summary, rejects_all = ScoringSummary(), []
+            out_columns = [id_column, "points", "fit", "pain", "probability", "sdr_ready"]
+            try:
+                batches = iter_batches(input_path, batch_size=batch_size, id_column=id_column,
+                                       options=options, columns=columns, fast=fast,
+                                       only_ids=wanted)
+                out_columns = stream.run(batches, writer, summary, rejects_all) or out_columns
+            except CarefulReadNeeded:
+                continue
+            finally:
+                writer.close(out_columns)
+            break
         rejects = _sorted_rejects(rejects_all)
         if rejects_path is not None and (summary.scored or len(rejects)):
             _write_rejects(rejects_path, rejects)

@@ -32,8 +32,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.model.rules import FactorRules, PointsRules, canonical_str
 
@@ -467,9 +465,7 @@ def score_frame(rules: PointsRules, frame: pd.DataFrame, *, reasons: bool = Fals
         columns["grade"] = _grade_column(per_total.grade_names, out.grade)
     scores = pd.DataFrame(columns, index=frame.index, copy=False)  # adopts the arrays
     if reasons:
-        slots = [factor_slot_codes(f, frame[f.name], rules.missing_values)
-                 for f in rules.factors]
-        scores["reason_codes"] = _reason_texts(rules, slots, n)
+        scores["reason_codes"] = _reason_column(rules, frame)
     return scores
 
 
@@ -479,50 +475,29 @@ def reason_codes(rules: PointsRules, frame: pd.DataFrame, matrix: np.ndarray | N
 
     Each part reads ``factor = level: +points``; positives first (most points first, ties in
     factor order), then negatives (most negative first, ties in reverse factor order), joined
-    by ``"; "``. ``matrix`` is accepted for compatibility and not needed: the points follow
-    from the outcome slots.
+    by ``"; "`` (see :mod:`pipeline.scoring.reasons`). ``matrix`` is accepted for
+    compatibility and not needed: the points follow from the outcome slots.
     """
     _check_columns(rules, frame)
+    return list(_reason_column(rules, frame, top=top))
+
+
+def _reason_inputs(rules: PointsRules, frame: pd.DataFrame) -> tuple[list, list, list]:
     slots = [factor_slot_codes(f, frame[f.name], rules.missing_values) for f in rules.factors]
-    return list(_reason_texts(rules, slots, len(frame), top=top))
+    return (slots, [factor_outcome_points(f) for f in rules.factors],
+            [factor_outcome_labels(f) for f in rules.factors])
 
 
-def _pick(keys: np.ndarray, valid: np.ndarray, top: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The ``top`` smallest keys per row (keys distinct within a row): (column, is valid)."""
-    keys = np.where(valid, keys, np.iinfo(np.int64).max)
-    rows = np.arange(keys.shape[0])
-    picks = []
-    for _ in range(min(top, keys.shape[1])):
-        j = keys.argmin(axis=1)
-        picks.append((j, keys[rows, j] != np.iinfo(np.int64).max))
-        keys[rows, j] = np.iinfo(np.int64).max
-    return picks
+def _reason_column(rules: PointsRules, frame: pd.DataFrame, *, top: int = 3) -> Any:
+    from pipeline.scoring.reasons import reason_texts
+
+    return reason_texts(rules, *_reason_inputs(rules, frame), top=top)
 
 
-def _reason_texts(rules: PointsRules, slots: list[np.ndarray], n: int, *, top: int = 3
-                  ) -> Any:
-    """Reason-code strings; the texts are joined by Arrow (no per-row Python)."""
-    k = len(rules.factors)
-    if k == 0 or n == 0:
-        return pd.array([""] * n, dtype="str")
-    tables = [factor_outcome_points(f) for f in rules.factors]
-    points = np.column_stack([t.take(s) for t, s in zip(tables, slots, strict=True)])
-    slot = np.column_stack(slots).astype(np.int64)
-    col = np.arange(k, dtype=np.int64)
-    # positives: most points first, ties by factor order; negatives: fewest first, ties reversed
-    pos = _pick(-points * k + col, points > 0, top)
-    neg = _pick(points * k + (k - 1 - col), points < 0, top)
-    offsets = np.cumsum([0] + [len(t) for t in tables])
-    pieces = pa.array([f"{f.name} = {label}: {int(p):+d}"
-                       for f, t in zip(rules.factors, tables, strict=True)
-                       for label, p in zip(factor_outcome_labels(f), t, strict=True)],
-                      type=pa.string())
-    rows = np.arange(n)
-    columns = []  # the text of each position (null when the row has fewer reasons)
-    for j, ok in pos + neg:
-        piece = np.where(ok, offsets[j] + slot[rows, j], 0)
-        columns.append(pieces.take(pa.array(piece, mask=~ok)))
-    # a leading "" column: Arrow returns no rows when every input of a row is null
-    lead = pa.array(np.full(n, "", dtype=object), type=pa.string())
-    joined = pc.binary_join_element_wise(lead, *columns, "; ", null_handling="skip")
-    return pc.utf8_slice_codeunits(joined, 2).to_pandas().array
+def reason_pieces(rules: PointsRules, frame: pd.DataFrame, *, top: int = 3) -> Any:
+    """Reason codes per lead as a list of dictionary-encoded pieces (Arrow ``ListArray``; see
+    :func:`pipeline.scoring.reasons.reason_pieces`): what the batch scorer writes to Parquet."""
+    from pipeline.scoring.reasons import reason_pieces as pieces
+
+    _check_columns(rules, frame)
+    return pieces(rules, *_reason_inputs(rules, frame), top=top)

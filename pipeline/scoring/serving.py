@@ -6,10 +6,12 @@ missing values) and returns ``points, fit, pain, probability, sdr_ready, grade,
 reason_codes``, one row per lead. The features are made by the one scoring builder,
 :func:`pipeline.inputs.features.scoring_features`: derived signals from the raw email / name /
 title columns, event features from the event log. A model with event factors needs the
-event log as a param: ``predict(leads_df, params={"events": "events.csv"})`` (CSV or
-Parquet with ``lead_id, event, timestamp``; ``as_of`` decays them to that time, default the
-newest event, as ``lead-scoring score`` does); without it the prediction fails with a
-:class:`~pipeline.inputs.features.MissingEventsError` (a ``ValueError``) saying what to pass.
+event log, as a param: ``predict(leads_df, params={"events": "events.csv"})`` (CSV or
+Parquet with ``lead_id, event, timestamp``), or as a frame in the dict form
+``predict({"leads": leads_df, "events": events_df})``; ``as_of`` decays them to that time,
+default the newest event, as ``lead-scoring score`` does. Without events the prediction
+fails with a :class:`~pipeline.inputs.features.MissingEventsError` (a ``ValueError``) saying
+what to pass.
 
 The model is logged "from code" (:data:`MODEL_CODE`): the registry stores a two-line script
 that builds :class:`LeadScoringModel` plus the points table and the feature settings as JSON
@@ -41,6 +43,7 @@ FEATURES_ARTIFACT = "feature_settings"
 DERIVED_ARTIFACT = "derived_settings"  # models logged before the feature settings: read only
 SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready", "grade", "reason_codes"]
 PARAMS = {"events": "", "as_of": ""}  # predict params: event log path, decay time (ISO)
+TABLE_INPUTS = ("leads", "events")  # the keys of the dict form of the input
 MODEL_CODE = (
     '"""MLflow models-from-code entry point of the lead-scoring pyfunc model."""\n'
     "import mlflow.models\n\n"
@@ -128,8 +131,39 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
         if note:
             warnings.warn(note, stacklevel=2)
 
-    def predict(self, context: Any, model_input: pd.DataFrame,
+    def predict(self, context: Any, model_input,  # noqa: ANN001 - a frame or the dict form
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        leads, frame_events = model_tables(model_input)
         events, as_of = predict_params(params)
-        return score_columns(self.rules, self.settings, frame, events=events, as_of=as_of)
+        if frame_events is not None:
+            events = frame_events
+        return score_columns(self.rules, self.settings, leads, events=events, as_of=as_of)
+
+
+def model_tables(model_input: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(leads, events frame or None) from what ``predict`` was given: a leads frame, the dict
+    ``{"leads": leads_df, "events": events_df}``, or that dict as MLflow's schema enforcement
+    passes it on (one row whose cells hold the two frames)."""
+    if isinstance(model_input, dict):
+        if "leads" not in model_input:
+            raise ValueError("the dict form of the input is {'leads': leads_df, 'events': "
+                             f"events_df}}; got the keys {sorted(map(str, model_input))}")
+        leads, events = model_input["leads"], model_input.get("events")
+    elif (isinstance(model_input, pd.DataFrame) and len(model_input) == 1
+          and "leads" in model_input.columns
+          and isinstance(model_input["leads"].iloc[0], pd.DataFrame)):
+        leads = model_input["leads"].iloc[0]
+        events = model_input["events"].iloc[0] if "events" in model_input.columns else None
+    else:
+        leads, events = model_input, None
+    leads = leads if isinstance(leads, pd.DataFrame) else pd.DataFrame(leads)
+    if events is not None and not isinstance(events, pd.DataFrame):
+        events = None if _is_missing(events) else pd.DataFrame(events)
+    return leads, events
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
