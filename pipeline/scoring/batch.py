@@ -29,8 +29,8 @@ from pipeline.inputs.reader import (
     sniff_decimal,
     table_format,
     with_row_ids,
-    wrong_delimiter,
 )
+from pipeline.inputs.records import wrong_delimiter
 from pipeline.inputs.validate import parse_numeric
 from pipeline.model.rules import PointsRules
 from pipeline.scoring.arrow_csv import CarefulReadNeeded, arrow_csv_frames, csv_header
