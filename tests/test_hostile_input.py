@@ -785,8 +785,9 @@ def test_dev_stdout_output_streams_the_scores(into, trained, tmp_path):
                                   env=env, check=False)
         text = sink.read_text()
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    lines = text.splitlines()
-    assert lines[0].startswith("lead_id,points,") and len(lines) == N_LEADS + 1
+    written = pd.read_csv(io.StringIO(text), dtype=str)
+    assert written.columns[:2].tolist() == ["lead_id", "points"]
+    assert len(written) == N_LEADS
     assert_unchanged(before)
 
 
