@@ -210,6 +210,8 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
         champion_version=current.version if current else None)
     if champion_auc is not None:
         decision["summary"] = decision["summary"].replace("on the same holdout", basis)
+    if current is not None and current.version != ref.version:
+        decision["champion_version"] = current.version
     registry.record_decision(ref, decision)
     if decision["promoted"]:
         registry.promote(ref, reason=decision["summary"])
@@ -235,6 +237,9 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
     (points table, report, lift table, selection, rules) to ``out`` (default
     ``data/processed/<config name>``)."""
     started = time.perf_counter()
+    started_ms = int(time.time() * 1000)  # the MLflow run starts here, not when it is logged
+    from pipeline.registry import store as registry
+
     with ThreadPoolExecutor(max_workers=3) as background:
         # a new MLflow store and the training modules take seconds to set up: done while
         # the leads are read (Arrow reads, and hashlib hashes, without holding the GIL)
@@ -245,21 +250,59 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
         connecting.result()
         importing.result()
         digests = hashing.result()
-        features = _features(cfg, leads)
-        from pipeline.model.train import train
+        with registry.training_run(cfg.model_name, experiment=cfg.experiment_name,
+                                   started_ms=started_ms):
+            features = _features(cfg, leads)
+            from pipeline.model.train import train
 
-        result = train(features, cfg)
-        say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
-            f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
-        out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
-        with tempfile.TemporaryDirectory() as tmp:
-            art = Path(tmp)
-            ref, rules, tags = _log_run(cfg, features, result, digests, art, background)
-            decision = gate(cfg, ref, result, features)
-            say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
-                f"{decision['summary']}")
-            _copy_outputs(art, out_dir, rules)
+            result = train(features, cfg)
+            say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
+                f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
+            log_datasets(cfg, features, result)
+            out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
+            with tempfile.TemporaryDirectory() as tmp:
+                art = Path(tmp)
+                parent = registry.champion(cfg.model_name)
+                ref, rules, tags = _log_run(cfg, features, result, digests, art, background)
+                decision = gate(cfg, ref, result, features)
+                describe(cfg, ref, parent, rules, result, decision, rows=len(features.frame))
+                say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
+                    f"{decision['summary']}")
+                _copy_outputs(art, out_dir, rules)
     return TrainingRun(result, ref, decision, rules, out_dir, started)
+
+
+def log_datasets(cfg, features, result) -> None:
+    """The training and holdout leads as inputs of the active MLflow run (schema, row count,
+    digest; source: the leads file), and the event log's rows when there is one."""
+    from pipeline.registry import store as registry
+
+    frame = features.frame
+    datasets = [(frame.iloc[result.split.train], f"{cfg.name}-train", str(cfg.data.leads),
+                 "training"),
+                (frame.iloc[result.split.holdout], f"{cfg.name}-holdout", str(cfg.data.leads),
+                 "holdout")]
+    registry.log_datasets(datasets, target="converted")
+
+
+def describe(cfg, ref, parent, rules, result, decision: dict[str, Any], *, rows: int) -> None:
+    """Descriptions on the registered model (once) and on the new version: its figures, what
+    changed against ``parent`` (the champion when it was trained) and the gate's decision."""
+    from pipeline.exports.formats import diff_rules
+    from pipeline.registry import store as registry
+    from pipeline.registry.trail import model_description, version_description
+
+    registry.describe_model(ref.name, model_description(ref.name, cfg.name))
+    changes = None
+    if parent is not None and parent.version != ref.version:
+        try:
+            changes = diff_rules(registry.load_rules(parent), rules)
+        except Exception:  # noqa: BLE001 - an unreadable parent: described as such below
+            changes = None
+    registry.describe_version(ref, version_description(
+        version=ref.version, parent=parent.version if parent is not None else None,
+        changes=changes, metrics=result.metrics, decision=decision,
+        kept=list(result.analysis.kept), rows=rows))
 
 
 def _features(cfg, leads):

@@ -577,29 +577,15 @@ def history(
     name: Annotated[str | None, typer.Option(help="registered model name")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
-    """The audit trail: versions, aliases, champion periods and gate decisions."""
-    from rich.table import Table
-
+    """The audit trail: versions, aliases, champion periods and gate decisions (80 columns)."""
     from pipeline.registry import store as registry
+    from pipeline.registry.trail import history_lines
 
     model_name = _registry_context(config, name, tracking_uri)
     frame = registry.history(model_name)
-    table = Table(title=f"{model_name}: history")
-    for col in ("version", "created", "aliases", "champion_since", "champion_until",
-                "promotion_reason", "gate"):
-        table.add_column(col)
-    for row in frame.itertuples():
-        table.add_row(str(row.version), row.created, row.aliases, row.champion_since,
-                      row.champion_until, row.promotion_reason, row.gate)
-    rich_console().print(table)
     moves = registry.audit_log(model_name)
-    if len(moves):
-        audit = Table(title=f"{model_name}: alias moves")
-        for col in moves.columns:
-            audit.add_column(str(col))
-        for row in moves.itertuples(index=False):
-            audit.add_row(*[str(v) for v in row])
-        rich_console().print(audit)
+    for line in history_lines(model_name, frame, moves):
+        print(line)
 
 
 # --------------------------------------------------------------------------- exports
