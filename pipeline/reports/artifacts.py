@@ -11,6 +11,7 @@ from pipeline.config import Config
 from pipeline.inputs.features import FeatureSet
 from pipeline.inputs.reader import write_frame_atomic, write_text_atomic
 from pipeline.model.train import Analysis, TrainResult
+from pipeline.reports.decision import woe_iv
 from pipeline.reports.plots_lift import save_lift_charts
 
 
@@ -65,6 +66,7 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
         "quadrant.csv": result.quadrant.table if result.quadrant else None,
         "half_life_cv.csv": result.half_life_table,
         "trust.csv": result.trust,
+        "woe_iv.csv": woe_iv(result.analysis.lift),
     }
     for name, table in tables.items():
         if table is not None and len(table):
