@@ -37,6 +37,14 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def step(message: str) -> None:
+    """A ``[n/5]`` step line: :func:`say`, unless ``--quiet``."""
+    from pipeline.progress import is_quiet
+
+    if not is_quiet():
+        say(message)
+
+
 @contextlib.contextmanager
 def training_memory() -> Iterator[None]:
     """For the training run only (both restored after it): Arrow on the system allocator
@@ -238,6 +246,7 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
     ``data/processed/<config name>``)."""
     started = time.perf_counter()
     started_ms = int(time.time() * 1000)  # the MLflow run starts here, not when it is logged
+    from pipeline.progress import stage
     from pipeline.registry import store as registry
 
     with ThreadPoolExecutor(max_workers=3) as background:
@@ -246,7 +255,8 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
         connecting = background.submit(connect, cfg)
         importing = background.submit(import_training_modules)
         hashing = background.submit(input_digests, cfg)
-        leads = read_leads(cfg, training=True)  # a bad file is reported first
+        with stage("reading and validating the leads"):
+            leads = read_leads(cfg, training=True)  # a bad file is reported first
         connecting.result()
         importing.result()
         digests = hashing.result()
@@ -255,18 +265,22 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
             features = _features(cfg, leads)
             from pipeline.model.train import train
 
-            result = train(features, cfg)
-            say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
+            with stage("training: selection, fit, points, evaluation"):
+                result = train(features, cfg)
+            step(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
                 f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
             log_datasets(cfg, features, result)
             out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
             with tempfile.TemporaryDirectory() as tmp:
                 art = Path(tmp)
                 parent = registry.champion(cfg.model_name)
-                ref, rules, tags = _log_run(cfg, features, result, digests, art, background)
-                decision = gate(cfg, ref, result, features)
-                describe(cfg, ref, parent, rules, result, decision, rows=len(features.frame))
-                say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
+                with stage("writing the report, logging to MLflow, gating"):
+                    ref, rules, tags = _log_run(cfg, features, result, digests, art,
+                                                background)
+                    decision = gate(cfg, ref, result, features)
+                    describe(cfg, ref, parent, rules, result, decision,
+                             rows=len(features.frame))
+                step(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
                     f"{decision['summary']}")
                 _copy_outputs(art, out_dir, rules)
     return TrainingRun(result, ref, decision, rules, out_dir, started)
@@ -311,14 +325,18 @@ def _features(cfg, leads):
     from pipeline.inputs.features import build_features
 
     events = events_source(cfg, None)
-    say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
-    features = build_features(leads, cfg, events=events)
+    from pipeline.progress import stage
+
+    step(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
+    with stage("building the features"):
+        features = build_features(leads, cfg, events=events)
     say_warnings(leads, features, events)
     if features.half_lives:
         hl = ", ".join(f"{g} {h:g} d" for g, h in sorted(features.half_lives.items()))
-        say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
+        step(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: "
+             f"{hl}")
     else:
-        say(f"[2/5] features: {len(features.factors)} candidate factors")
+        step(f"[2/5] features: {len(features.factors)} candidate factors")
     return features
 
 

@@ -332,6 +332,7 @@ def test_forest_plot_draws_every_level_and_says_what_is_clipped() -> None:
     assert FOREST_LIMIT == 100
 
 
+@pytest.mark.slow
 def test_summary_section_figures(demo_features) -> None:
     from pipeline.model.train import train
     from pipeline.reports.decision import summary_section

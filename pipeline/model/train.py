@@ -43,6 +43,7 @@ from pipeline.model.threshold import (
     grade_cutoffs,
 )
 from pipeline.model.trust import ConstraintEffect, contradictions, trust_table
+from pipeline.progress import track
 from pipeline.scoring.frame import score_frame
 
 NO_SIGNAL = "no signal: no factor passed selection, the points table is empty"
@@ -504,7 +505,8 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
     y = frame["converted"].to_numpy(dtype=int)
     factors = features.factors
     records = []
-    for train_idx, test_idx in stratified_folds(y, folds, config.seed):
+    for train_idx, test_idx in track(stratified_folds(y, folds, config.seed),
+                                     f"cross-validation: {folds} folds"):
         train_frame, test_frame = (with_text_as_categories(frame.iloc[rows], factors)
                                    for rows in (train_idx, test_idx))
         analysis = analyse(train_frame[factors].reset_index(drop=True), pd.Series(y[train_idx]),
