@@ -256,6 +256,42 @@ def test_history_fits_80_columns_and_reads_back_every_figure(store):
     assert "rollback after review" in out and "v3 -> v1" in out
 
 
+def test_artifact_locations_are_relative_to_the_store_and_survive_a_move(store, client,
+                                                                         tmp_path):
+    """The store keeps no absolute path: a copy of its folder elsewhere (the original moved
+    away) still serves every version's rules and pyfunc model."""
+    import shutil
+    import sqlite3
+
+    import mlflow
+
+    with sqlite3.connect(store.folder / "mlflow.db") as db:
+        experiments = db.execute("select artifact_location from experiments "
+                                 "where name != 'Default'").fetchall()
+        runs = db.execute("select artifact_uri from runs").fetchall()
+        models = db.execute("select artifact_location from logged_models").fetchall()
+        sources = db.execute("select storage_location from model_versions").fetchall()
+    stored = [v for rows in (experiments, runs, models, sources) for (v,) in rows if v]
+    assert experiments and runs and models
+    for value in stored:
+        assert str(store.folder) not in value, value
+    assert {v for (v,) in experiments} == {"store-relative:artifacts"}
+    assert all(v.startswith("store-relative:artifacts/") for (v,) in runs + models)
+    rules = registry.load_rules(registry.resolve(f"{MODEL}/1"))
+    copy = tmp_path / "moved"
+    shutil.copytree(store.folder, copy, ignore=shutil.ignore_patterns("*.yaml", "v?"))
+    away = store.folder.with_name(store.folder.name + "-away")
+    store.folder.rename(away)
+    try:
+        registry.connect(f"sqlite:///{copy / 'mlflow.db'}")
+        assert registry.load_rules(registry.resolve(f"{MODEL}/1")) == rules
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+        assert len(model.input_example) == 5
+    finally:
+        away.rename(store.folder)
+        registry.connect(store.uri)
+
+
 def test_pyfunc_by_alias_and_by_version_returns_the_score_columns(store, client, demo_dir):
     import mlflow
 

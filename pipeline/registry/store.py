@@ -89,6 +89,9 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
         seed_sqlite_store(db_path)  # a new store: MLflow's schema, copied (not re-migrated)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    from pipeline.registry.relative import register, relative_uri
+
+    register()  # store-relative: artifact locations (see pipeline.registry.relative)
     if experiment:
         existing = mlflow.get_experiment_by_name(experiment)
         if existing is not None and existing.lifecycle_stage == "deleted":
@@ -101,7 +104,9 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
             location = None
             if artifact_location and not tracking_uri.startswith(("http://", "https://")):
                 Path(artifact_location).mkdir(parents=True, exist_ok=True)
-                location = Path(artifact_location).resolve().as_uri()
+                # beside a sqlite store: relative to it (the store moves with its folder)
+                location = relative_uri(tracking_uri, artifact_location) or \
+                    Path(artifact_location).resolve().as_uri()
             mlflow.create_experiment(experiment, artifact_location=location)
         mlflow.set_experiment(experiment)
 
