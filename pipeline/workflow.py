@@ -247,7 +247,6 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
     started = time.perf_counter()
     started_ms = int(time.time() * 1000)  # the MLflow run starts here, not when it is logged
     from pipeline.progress import stage
-    from pipeline.registry import store as registry
 
     with ThreadPoolExecutor(max_workers=3) as background:
         # a new MLflow store and the training modules take seconds to set up: done while
@@ -260,6 +259,8 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
         connecting.result()
         importing.result()
         digests = hashing.result()
+        from pipeline.registry import store as registry
+
         with registry.training_run(cfg.model_name, experiment=cfg.experiment_name,
                                    started_ms=started_ms):
             features = _features(cfg, leads)
@@ -268,7 +269,7 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
             with stage("training: selection, fit, points, evaluation"):
                 result = train(features, cfg)
             step(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
-                f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
+                 f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
             log_datasets(cfg, features, result)
             out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
             with tempfile.TemporaryDirectory() as tmp:
