@@ -250,6 +250,10 @@ def test_history_fits_80_columns_and_reads_back_every_figure(store):
     assert lines[0] == f"{MODEL}: 3 versions"
     v1 = next(line for line in lines if line.split()[:1] == ["1"])
     assert "champion" in v1 and "first champion 0." in v1
+    # champion again after the rollback: its period runs to now (the end of its first
+    # period, when v3 replaced it, is not kept as the end of this one)
+    assert lines[lines.index(v1) + 1].strip().endswith("to now")
+    assert registry.history(MODEL).set_index("version").loc[1, "champion_until"] == ""
     v2 = next(line for line in lines if line.split()[:1] == ["2"])
     decision = registry.version_decision(MODEL, "2")
     assert f"refused {decision['challenger_auc']:.4f} vs v1 {decision['champion_auc']:.4f}" in v2

@@ -362,6 +362,9 @@ def promote(ref: ModelRef, *, reason: str) -> None:
     now = _now()
     client.set_registered_model_alias(ref.name, CHAMPION, ref.version)
     client.set_model_version_tag(ref.name, ref.version, "champion_since", now)
+    if "champion_until" in (client.get_model_version(ref.name, ref.version).tags or {}):
+        # champion again (a rollback): the end of its earlier period is not this one's
+        client.delete_model_version_tag(ref.name, ref.version, "champion_until")
     client.set_model_version_tag(ref.name, ref.version, "promotion_reason",
                                  trail.short(reason))
     if previous and previous.version != ref.version:

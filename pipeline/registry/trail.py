@@ -137,7 +137,8 @@ def version_description(*, version: str, parent: str | None, changes: Any,
     """A version's description: its figures, what changed against ``parent`` (a
     :func:`pipeline.exports.formats.diff_rules` frame, or None for the first) and the gate."""
     auc = _number(metrics.get("holdout_auc"))
-    lines = [f"Version {version}: {len(kept)} factors ({', '.join(kept) or 'none'}), "
+    lines = [f"Version {version}: {len(kept)} factor{'' if len(kept) == 1 else 's'} "
+             f"({', '.join(kept) or 'none'}), "
              f"{rows:,} training leads, holdout AUC {auc or 'n/a'}."]
     if parent is None or changes is None:
         lines.append("What changed: first version (no parent).")
@@ -181,7 +182,8 @@ def history_lines(model_name: str, versions: Any, moves: Any) -> list[str]:
         lines.append(_fit(f"{row.version:>4}  {row.created[:16].replace('T', ' '):<16}  "
                           f"{aliases:<20}  {getattr(row, 'gate_brief', '')}"))
         if row.champion_since:
-            until = _minute(row.champion_until) or "now"
+            current = "champion" in str(row.aliases).split(",")
+            until = "now" if current or not row.champion_until else _minute(row.champion_until)
             lines.append(_fit(f"{'':6}champion {_minute(row.champion_since)} to {until}"))
     if len(moves):
         lines += ["", "alias moves (UTC):"]
