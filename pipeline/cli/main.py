@@ -212,8 +212,8 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
         summary = _score_to_file(cfg, run.rules, cfg.data.leads, scored_path,
                                  run.out_dir / "rejected_leads.csv", as_of=None, since=None,
                                  batch_size=200_000, engine="pandas")
-        workflow.step(f"[5/5] scored {summary.scored:,} leads ({summary.sdr_ready:,} SDR-ready, "
-            f"{summary.rejected} rejected)")
+        workflow.step(f"[5/5] scored {summary.scored:,} leads ({summary.sdr_ready:,} "
+                      f"SDR-ready, {summary.rejected} rejected)")
     _print_training(run.result, run.ref, run.decision, run.out_dir,
                     scored_path if score else None, time.perf_counter() - run.started)
 
