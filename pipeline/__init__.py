@@ -24,7 +24,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "build_features": "pipeline.inputs.features",
     "scoring_features": "pipeline.inputs.features",
     "train": "pipeline.model.train",
-    "cross_validate": "pipeline.model.train",
+    "cross_validate": "pipeline.model.cross_validation",
     "PointsScorecard": "pipeline.model.points",
     "PointsRules": "pipeline.model.rules",
     "train_and_register": "pipeline.workflow",

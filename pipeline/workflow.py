@@ -180,7 +180,7 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
     record the decision on the version. A champion whose features this run lacks is
     compared through its own logged holdout AUC; one that cannot be loaded is not replaced
     blindly."""
-    from pipeline.model.points import safe_auc
+    from pipeline.model.calibration import safe_auc
     from pipeline.registry import store as registry
     from pipeline.scoring.frame import score_frame
 
@@ -303,7 +303,7 @@ def log_datasets(cfg, features, result) -> None:
 def describe(cfg, ref, parent, rules, result, decision: dict[str, Any], *, rows: int) -> None:
     """Descriptions on the registered model (once) and on the new version: its figures, what
     changed against ``parent`` (the champion when it was trained) and the gate's decision."""
-    from pipeline.exports.formats import diff_rules
+    from pipeline.exports.diff import diff_rules
     from pipeline.registry import store as registry
     from pipeline.registry.trail import model_description, version_description
 

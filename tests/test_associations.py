@@ -13,23 +13,26 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-from pipeline.analysis.associations import (
-    PAIRWISE_COLUMNS,
-    TARGET_COLUMNS,
+from pipeline.analysis.association_measures import (
     _average_ranks,
-    _dense_codes,
     _sorted_ranks,
     auc,
     cramers_v_from_codes,
-    missing_mask,
+    dense_codes,
     oof_target_mean_auc,
+    woe_table,
+)
+from pipeline.analysis.associations import (
+    PAIRWISE_COLUMNS,
+    TARGET_COLUMNS,
+    missing_mask,
     pairwise_associations,
     sorted_level_codes,
     target_associations,
     vif_table,
-    woe_table,
 )
-from pipeline.analysis.lift import level_frame, lift_table
+from pipeline.analysis.lift import lift_table
+from pipeline.analysis.lift_levels import level_frame
 
 
 def make_leads(seed: int = 0, n: int = 800) -> tuple[pd.DataFrame, pd.Series]:
@@ -294,8 +297,8 @@ def test_cramers_v_renumbers_sparse_negative_and_huge_codes_like_unique():
     b = rng.choice([-1, 4, 9], size=500)
     dense_a = np.unique(a, return_inverse=True)[1]
     dense_b = np.unique(b, return_inverse=True)[1]
-    assert np.array_equal(_dense_codes(a), dense_a)
-    assert np.array_equal(_dense_codes(np.array([4, 2, 4, 9])), [1, 0, 1, 2])
+    assert np.array_equal(dense_codes(a), dense_a)
+    assert np.array_equal(dense_codes(np.array([4, 2, 4, 9])), [1, 0, 1, 2])
     assert cramers_v_from_codes(a, b) == cramers_v_from_codes(dense_a, dense_b)
     assert cramers_v_from_codes(a, b) == pytest.approx(naive_cramers_v(list(a), list(b)))
     assert math.isnan(cramers_v_from_codes(np.array([], dtype=int), np.array([], dtype=int)))

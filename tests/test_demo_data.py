@@ -20,14 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.inputs.demo_data import (
-    COEFFICIENTS,
-    LEAD_COLUMNS,
-    DemoData,
-    generate_demo_data,
-    truth_json,
-    write_demo_data,
-)
+from pipeline.inputs.demo_data import DemoData, generate_demo_data, write_demo_data
+from pipeline.inputs.demo_truth import COEFFICIENTS, LEAD_COLUMNS, truth_json
 
 N_LEADS = 3000
 SEED = 7

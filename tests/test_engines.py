@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from pipeline.cli import main as cli
 from pipeline.config import load_config
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.exports.formats import export_sql, sql_factor_points, sql_score_totals
+from pipeline.exports.sql import export_sql, sql_factor_points, sql_score_totals
 from pipeline.model.rules import FactorRules, PointsRules
 from pipeline.scoring import engines
 from pipeline.scoring import sql as engine_sql

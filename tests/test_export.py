@@ -18,7 +18,7 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from pipeline.exports import formats as ex
+from pipeline import exports as ex
 from pipeline.exports import verify as vf
 from pipeline.model.rules import DerivedSignals, FactorRules, PointsRules, score_record
 
@@ -491,7 +491,7 @@ def _hubspot_matches(flt: dict, value) -> bool:
 def test_hubspot_body_adds_up_to_fit_and_pain():
     rules = make_rules()
     body = json.loads(ex.export_hubspot(rules))
-    assert body["scoreLimits"] == {"min": 0, "max": 40}
+    assert body["maxScore"] == 40 and "scoreLimits" not in body  # the table's cap
     assert [g["groupCategory"] for g in body["groupConfigs"]] == ["FIT", "ENGAGEMENT"]
     fit_group, pain_group = body["groupConfigs"]
     assert (fit_group["minValue"], fit_group["maxValue"]) == (0, 20)  # -5..20 clipped to cap
@@ -514,7 +514,8 @@ def test_hubspot_body_adds_up_to_fit_and_pain():
 
 def test_hubspot_notes_are_honest_about_manual_steps():
     notes = ex.HUBSPOT_NOTES
-    for phrase in ("internal name", "is between", "by hand", "ENGAGEMENT", "score limits"):
+    for phrase in ("internal name", "is between", "by hand", "ENGAGEMENT", "score limit",
+                   "maxScore", "2026-09-beta"):
         assert phrase.lower() in notes.lower()
 
 

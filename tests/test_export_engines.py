@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.exports import formats as ex
+from pipeline import exports as ex
 from pipeline.exports import verify as vf
 from pipeline.model.rules import FactorRules, PointsRules
 

@@ -10,7 +10,7 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.exports import formats as ex
+from pipeline import exports as ex
 from pipeline.exports import verify as vf
 from pipeline.model.rules import FactorRules, PointsRules, special_key
 

@@ -258,7 +258,7 @@ def test_a_date_column_is_dropped_with_its_reason(tmp_path):
     assert any("column 'last_touch' holds dates: dropped" in w for w in leads.warnings)
     features = build_features(leads, cfg, events=None)
     assert features.dropped["last_touch"] == DATE_DROPPED
-    from pipeline.model.train import analyse
+    from pipeline.model.train_analysis import analyse
 
     analysis = analyse(features.frame[features.factors], features.frame["converted"],
                        features.groups, cfg, dropped=features.dropped)

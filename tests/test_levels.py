@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from pipeline import exports as ex
 from pipeline.analysis.levels import (
     MISSING,
     SentinelWarning,
@@ -25,11 +26,11 @@ from pipeline.analysis.levels import (
     quantile_edges,
     special_values_of,
 )
-from pipeline.analysis.lift import level_frame, lift_table
+from pipeline.analysis.lift import lift_table
+from pipeline.analysis.lift_levels import level_frame
 from pipeline.cli import main as cli
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.exports import formats as ex
 from pipeline.exports import verify as vf
 from pipeline.model.encoding import FactorEncoder
 from pipeline.model.points import PointsScorecard
@@ -287,7 +288,7 @@ def test_special_values_config_key(sentinel_model, tmp_path):
     bad.write_text(yaml.safe_dump(settings_))
     cfg = load_config(bad)
     assert cfg.columns.special_values == {"pdays": [999.0], "channel": [1.0]}
-    from pipeline.model.train import check_special_columns
+    from pipeline.model.train_analysis import check_special_columns
 
     with pytest.raises(UserError, match=r"columns\.special_values names \['channel'\]"):
         check_special_columns(sentinel_leads(50), cfg.columns.special_values)

@@ -12,15 +12,13 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from pipeline.analysis.levels import snap_edges
-from pipeline.analysis.lift import (
-    LIFT_COLUMNS,
-    _canonical_level,
+from pipeline.analysis.lift import LIFT_COLUMNS, lift_table
+from pipeline.analysis.lift_levels import _canonical_level, level_frame
+from pipeline.analysis.lift_stats import (
     benjamini_hochberg,
     beta_prior,
     holm,
     independence_test,
-    level_frame,
-    lift_table,
     shrunk_rates,
     wilson_interval,
 )

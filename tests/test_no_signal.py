@@ -2,10 +2,10 @@
 
 Null datasets: a label drawn independently of 15 columns (2-50 levels with skewed shares,
 some numeric, some cells missing), 5k-20k leads, a base rate of 5 %-40 %. The whole
-analysis (:func:`pipeline.model.train.analyse`) runs with the shipped defaults. The per-factor
-significance test is Holm-corrected at ``analysis.significance`` = 0.05, so at most 5 %
-of null datasets may keep a factor by chance (the lift rule makes it rarer still): 19 of
-20 seeds must keep none.
+analysis (:func:`pipeline.model.train_analysis.analyse`) runs with the shipped defaults. The
+per-factor significance test is Holm-corrected at ``analysis.significance`` = 0.05, so at
+most 5 % of null datasets may keep a factor by chance (the lift rule makes it rarer still):
+19 of 20 seeds must keep none.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import Config, load_config
-from pipeline.model.train import analyse
+from pipeline.model.train_analysis import analyse
 
 N_COLUMNS = 15
 REAL = ("real_source", "real_visits", "real_flag")

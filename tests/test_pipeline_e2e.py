@@ -183,7 +183,13 @@ def test_missing_config_is_a_clear_error(monkeypatch, capsys, tmp_path):
 
 
 def test_python_dash_m_entry_point_exists():
-    assert (Path(cli.__file__).parent / "__main__.py").exists()
+    """``python -m pipeline`` runs the command line."""
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert shown.returncode == 0 and "train" in shown.stdout
 
 
 @pytest.mark.slow

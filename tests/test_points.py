@@ -19,15 +19,10 @@ from pipeline.config import load_config
 from pipeline.inputs.features import build_features
 from pipeline.inputs.reader import read_table
 from pipeline.inputs.validate import validate_leads
+from pipeline.model.calibration import calibration_table, rounding_fidelity
 from pipeline.model.encoding import FactorEncoder
-from pipeline.model.points import (
-    PointsScorecard,
-    build_rules,
-    calibration_table,
-    round_points,
-    rounding_fidelity,
-    scale_points,
-)
+from pipeline.model.points import PointsScorecard
+from pipeline.model.scaling import build_rules, round_points, scale_points
 from pipeline.model.train import train
 from pipeline.scoring.frame import score_frame, unseen_counts
 

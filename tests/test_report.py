@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model.points import ks_statistic
+from pipeline.model.calibration import ks_statistic
 from pipeline.reports.content import SECTION_IDS, gains_table, ks_curve
 from pipeline.reports.page import (
     Section,

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from pipeline.analysis.associations import pairwise_associations, target_associations
-from pipeline.analysis.lift import level_frame, lift_table
+from pipeline.analysis.lift import lift_table
+from pipeline.analysis.lift_levels import level_frame
 from pipeline.analysis.selection import (
     SelectionResult,
     SelectionSettings,

@@ -11,7 +11,7 @@ from pipeline.inputs.demo_data import generate_demo_data, write_demo_data
 from pipeline.inputs.features import build_features
 from pipeline.inputs.reader import read_table
 from pipeline.inputs.validate import validate_leads
-from pipeline.model.train import fit_scorecard
+from pipeline.model.train_fit import fit_scorecard
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.model import train as training
+from pipeline.model.train_analysis import with_text_as_categories
 
 
 def test_text_columns_become_categories_and_the_rest_stays():
@@ -17,7 +18,7 @@ def test_text_columns_become_categories_and_the_rest_stays():
         "mixed": pd.Series(["a", 1, None, 2.5], dtype=object),
         "id": ["L1", "L2", "L3", "L4"],
     })
-    out = training.with_text_as_categories(frame, ["source", "country", "visits", "mixed"])
+    out = with_text_as_categories(frame, ["source", "country", "visits", "mixed"])
     assert isinstance(out["source"].dtype, pd.CategoricalDtype)
     assert isinstance(out["country"].dtype, pd.CategoricalDtype)
     assert out["source"].isna().tolist() == [False, True, False, False]
@@ -26,7 +27,7 @@ def test_text_columns_become_categories_and_the_rest_stays():
     assert out["visits"].dtype == float and out["id"].dtype == frame["id"].dtype
     assert out["mixed"].dtype == object  # values that cannot be ordered stay as they are
     assert frame["source"].dtype == object  # a copy: the input is untouched
-    assert training.with_text_as_categories(frame, ["visits"]) is frame
+    assert with_text_as_categories(frame, ["visits"]) is frame
 
 
 @pytest.mark.slow
@@ -54,14 +55,14 @@ def test_benchmark_and_inference_are_of_the_split_and_of_the_registered_table(de
     result = training.train(features, cfg)
     frame, split = features.frame, result.split
     y = frame["converted"].to_numpy(dtype=int)
-    train_part, test_part = (training.with_text_as_categories(frame.iloc[rows], features.factors)
+    train_part, test_part = (with_text_as_categories(frame.iloc[rows], features.factors)
                              for rows in (split.train, split.holdout))
     bench = training.holdout_benchmark(train_part, y[split.train], test_part, y[split.holdout],
                                        eligible_columns(result.analysis.selection), cfg)
     assert result.metrics["holdout_auc_benchmark"] == bench["auc"]
     assert result.metrics["holdout_brier_benchmark"] == bench["brier"]
     kept = result.analysis.kept
-    everyone = training.with_text_as_categories(frame[kept], kept).reset_index(drop=True)
+    everyone = with_text_as_categories(frame[kept], kept).reset_index(drop=True)
     sample, estimates = training.inference(result.scorecard, everyone, y, cfg)
     assert len(sample.y) == min(len(y), cfg.model.max_inference_rows)
     table, _ = tabulate_coefficients(result.scorecard.encoder_, sample, estimates,

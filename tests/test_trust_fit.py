@@ -3,6 +3,8 @@ enforced in the fit (pipeline.model.constraints), and what they cost (pipeline.m
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,10 @@ import pandas as pd
 import pytest
 
 from pipeline.analysis.associations import pairwise_associations
-from pipeline.analysis.lift import level_frame
-from pipeline.model.constraints import against_lift, choose_trend, direction_changes
+from pipeline.analysis.lift_levels import level_frame
+from pipeline.model.constraints import against_lift
 from pipeline.model.points import PointsScorecard
+from pipeline.model.trends import choose_trend, direction_changes
 from pipeline.model.trust import ConstraintEffect, contradictions, trend_changes, trust_table
 
 PDO = 20.0
@@ -204,7 +207,8 @@ def _check_trusted(model: PointsScorecard) -> None:
 
 def _fit_on_all(cfg, features):
     """Selection and the points table on every lead of ``features``."""
-    from pipeline.model.train import analyse, fit_scorecard, with_text_as_categories
+    from pipeline.model.train_analysis import analyse, with_text_as_categories
+    from pipeline.model.train_fit import fit_scorecard
 
     frame = with_text_as_categories(features.frame, features.factors)
     y = frame["converted"].to_numpy(dtype=int)
@@ -261,3 +265,58 @@ def test_training_reports_what_each_constraint_costs(demo_features):
                       "points"].item() == 12
     listed = loose.trust[loose.trust["constraint"] == "contradiction"]
     assert all("explained by" in text for text in listed["changed"])
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _leaves(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _leaves(value)
+    else:
+        yield tree
+
+
+def _rule_objects(tree, text: str) -> list[dict]:
+    """The smallest JSON objects that hold ``text`` somewhere inside (one per rule)."""
+    if isinstance(tree, list):
+        return [o for value in tree for o in _rule_objects(value, text)]
+    if not isinstance(tree, dict) or text not in json.dumps(tree):
+        return []
+    inner = [o for value in tree.values() for o in _rule_objects(value, text)]
+    holding_rule = [o for o in inner if any(isinstance(v, (int, float)) and not
+                                             isinstance(v, bool) for v in _leaves(o))]
+    return holding_rule or [tree]
+
+
+@pytest.mark.slow
+def test_a_locked_level_keeps_its_points_in_every_export():
+    """``points.locked`` is a fact every export carries: the rules files state the locked 15
+    points, and every executable export scores a partner lead 15 points above the same lead
+    on the reference channel."""
+    import pipeline.exports as exports
+    from pipeline.exports import verify
+
+    data = _confounded()
+    X, y = data[["size", "channel"]], data["converted"].to_numpy()
+    rules = _scorecard(sign_consistent=False, locked={"channel = partner": 15}).fit(X, y).rules_
+    assert {f.name: f for f in rules.factors}["channel"].levels["partner"] == 15
+    table = json.loads(exports.export_json(rules))
+    channel = next(f for f in table["factors"] if f["name"] == "channel")
+    assert channel["levels"]["partner"] == 15
+    rows = pd.read_csv(io.StringIO(exports.export_csv(rules)))
+    partner = rows[(rows["factor"] == "channel") & rows["condition"].str.contains("partner")]
+    assert partner["points"].tolist() == [15]
+    sheet = pd.read_csv(io.StringIO(exports.export_crm_csv(rules)), comment="#")
+    assert sheet.loc[sheet["value"] == "partner", "points"].tolist() == [15]
+    hubspot = json.loads(exports.export_hubspot(rules))
+    partner_rules = _rule_objects(hubspot, '"partner"')
+    assert partner_rules and all(15 in [v for v in _leaves(o) if isinstance(v, int)]
+                                 for o in partner_rules)
+    leads = pd.DataFrame({"lead_id": [1, 2, 3, 4], "size": ["small", "small", "large", "large"],
+                          "channel": ["partner", "direct", "partner", "direct"]})
+    reference = verify.score_reference(rules, leads)["points"].to_numpy()
+    assert (reference[[0, 2]] - reference[[1, 3]]).tolist() == [15, 15]
+    for result in verify.verify_exports(rules, leads):
+        assert result.mismatches == 0, result.format

@@ -16,6 +16,7 @@ from helpers import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline import exports as ex
 from pipeline.analysis.levels import (
     MAX_DIGITS,
     SentinelWarning,
@@ -26,7 +27,6 @@ from pipeline.analysis.levels import (
     significant_digits,
     snap_edges,
 )
-from pipeline.exports import formats as ex
 from pipeline.model.rules import (
     FactorRules,
     PointsRules,

@@ -21,7 +21,7 @@ Rules, applied to each column in this order (the first that matches gives the re
 6. the association with conversion is not significant -> ``weak: not significant ...``:
    one chi-square test of independence of the column's levels (as in the lift table)
    vs conversion per candidate column (those that pass rules 1-4), see
-   :func:`pipeline.analysis.lift.independence_test`; the p-values are Holm-adjusted over the
+   :func:`pipeline.analysis.lift_stats.independence_test`; the p-values are Holm-adjusted over the
    candidates and a column passes when its adjusted p-value is at most ``significance``.
    Holm bounds the chance of keeping *any* column without a real association by
    ``significance`` (family-wise error), so on data without signal no factor is kept in
@@ -47,14 +47,9 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.analysis.associations import missing_mask, pairwise_associations, target_associations
-from pipeline.analysis.lift import (
-    MISSING_LABEL,
-    check_target,
-    holm,
-    independence_test,
-    level_frame,
-    lift_table,
-)
+from pipeline.analysis.lift import lift_table
+from pipeline.analysis.lift_levels import MISSING_LABEL, check_target, level_frame
+from pipeline.analysis.lift_stats import holm, independence_test
 
 REPORT_COLUMNS = ["column", "kept", "reason", "p_adjusted"]
 

@@ -472,7 +472,7 @@ def lift(
 ) -> None:
     """Attribute analysis: lift table, associations, factor selection and lift charts."""
     from pipeline.inputs.features import build_features
-    from pipeline.model.train import analyse
+    from pipeline.model.train_analysis import analyse
     from pipeline.reports.artifacts import write_analysis
 
     cfg = _load_config(config, data)
@@ -527,7 +527,7 @@ def evaluate(
 ) -> None:
     """Cross-validate the whole selection + fit + points procedure."""
     from pipeline.inputs.features import build_features
-    from pipeline.model.train import cross_validate
+    from pipeline.model.cross_validation import cross_validate
 
     cfg = _load_config(config, data)
     if folds < 2:
@@ -605,7 +605,7 @@ def export_command(
     = None,
 ) -> None:
     """Export a version's points table for rule-based scorers (CRMs, SQL, PMML, Python)."""
-    from pipeline.exports import formats as exporters
+    from pipeline import exports as exporters
     from pipeline.registry import store as registry
 
     ref, _ = resolve_model(model, config, tracking_uri)
@@ -636,25 +636,39 @@ def export_command(
 def verify_export(
     model: ModelOpt = None,
     config: ConfigOpt = None,
-    input: Annotated[Path | None, typer.Option("--input", "-i", help="leads to score (default: "
-                                                "the config's leads file)")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="raw leads to score "
+                                                "(default: the config's leads file)")] = None,
+    events: Annotated[Path | None, typer.Option(help="event log for the event features "
+                                                "(default: the config's)")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="decay events to this time "
+                                              "(default: the newest event)")] = None,
     formats: Annotated[str, typer.Option(help="comma-separated: sql,pmml,python")]
     = "sql,pmml,python",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
     = None,
 ) -> None:
-    """Score leads through each executable export and compare with the model, lead by lead."""
+    """Score raw leads through each executable export and compare with `lead-scoring score`,
+    lead by lead. The SQL and Python exports compute the derived signals from the raw columns;
+    event features (aggregates of the event log) are made by lead-scoring and added to the
+    leads; the PMML reads the derived signals as fields, so they are added for it too."""
     from pipeline.exports.verify import verify_exports
     from pipeline.registry import store as registry
 
     ref, cfg = resolve_model(model, config, tracking_uri)
     model_cfg = model_config(ref, cfg)
     rules = registry.load_rules(ref)
-    frame = feature_frame_for_rules(model_cfg, rules, input)
-    results = verify_exports(rules, frame, formats=tuple(f.strip() for f in formats.split(",")))
+    wanted = tuple(f.strip() for f in formats.split(","))
+    raw, reference = raw_and_features(model_cfg, rules, input, events,
+                                      _time_option("--as-of", as_of))
+    exported = export_input(rules, raw, reference, derived=False)
+    inputs = {"pmml": export_input(rules, raw, reference, derived=True)}
+    results = verify_exports(rules, exported, formats=wanted, reference=reference, inputs=inputs)
     failed = False
     for result in results:
-        print(f"{result.format} mismatches: {result.mismatches} of {result.total}")
+        note = ("  (derived signals added by lead-scoring: a Scorecard cannot compute them)"
+                if result.format == "pmml" and inputs["pmml"].columns.size > exported.columns.size
+                else "")
+        print(f"{result.format} mismatches: {result.mismatches} of {result.total}{note}")
         failed |= result.mismatches != 0
         if result.mismatches:
             print(result.examples.to_string(index=False), file=sys.stderr)
@@ -662,8 +676,40 @@ def verify_export(
         raise typer.Exit(1)
 
 
-def feature_frame_for_rules(cfg, rules, input_path: Path | None):
-    """The per-lead table the points table reads (derived signals and event features added)."""
+@app.command()
+def features(
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="raw leads (default: the "
+                                                "config's leads file)")] = None,
+    events: Annotated[Path | None, typer.Option(help="event log (default: the config's)")]
+    = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="decay events to this time "
+                                              "(default: the newest event)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write")]
+    = Path("leads_with_features.csv"),
+    derived: Annotated[bool, typer.Option(help="also add the derived signals (for the PMML "
+                                          "export, which cannot compute them)")] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
+    = None,
+) -> None:
+    """Raw leads plus the columns an export cannot make from them: the event features
+    (aggregates of the event log at --as-of) and, with --derived, the derived signals."""
+    from pipeline.inputs.reader import write_frame_atomic
+    from pipeline.registry import store as registry
+
+    ref, cfg = resolve_model(model, config, tracking_uri)
+    rules = registry.load_rules(ref)
+    raw, reference = raw_and_features(model_config(ref, cfg), rules, input, events,
+                                      _time_option("--as-of", as_of))
+    frame = export_input(rules, raw, reference, derived=derived)
+    write_frame_atomic(output, frame)
+    say(f"{len(frame):,} leads with {frame.columns.size} columns: {output}")
+
+
+def raw_and_features(cfg, rules, input_path: Path | None, events: Path | None, as_of):
+    """The raw leads as read, and the per-lead table ``lead-scoring score`` scores from them
+    (derived signals and event features added)."""
     import pandas as pd
 
     from pipeline.inputs.features import FeatureSettings, event_factors, scoring_features
@@ -675,11 +721,29 @@ def feature_frame_for_rules(cfg, rules, input_path: Path | None):
     if add_lookups is not None:
         raw = add_lookups(raw)
     settings = FeatureSettings.from_config(cfg)
-    events = _events_source(cfg, None) if event_factors(rules, settings) else None
-    frame = scoring_features(raw, rules, settings, events=events)
+    log = _events_source(cfg, events) if event_factors(rules, settings) else None
+    frame = scoring_features(raw, rules, settings, events=log, as_of=as_of)
     numeric = {f.name: pd.to_numeric(frame[f.name], errors="coerce") for f in rules.factors
                if f.kind == "numeric" and f.name in frame.columns}
-    return frame.assign(**numeric)
+    return raw, frame.assign(**numeric)
+
+
+def export_input(rules, raw, features, *, derived: bool):
+    """``raw`` with the event features of ``features`` (and, with ``derived``, its derived
+    signals): what an export is given."""
+    from pipeline.exports.signals_py import event_columns
+    from pipeline.exports.signals_sql import needed_signals
+
+    made = [c for c in event_columns(rules) if c in features.columns and c not in raw.columns]
+    if derived:
+        made += [c for c in needed_signals(rules) if c in features.columns
+                 and c not in raw.columns]
+    return raw.assign(**{c: features[c] for c in made})
+
+
+def feature_frame_for_rules(cfg, rules, input_path: Path | None):
+    """The per-lead table the points table reads (derived signals and event features added)."""
+    return raw_and_features(cfg, rules, input_path, None, None)[1]
 
 
 @app.command()
@@ -692,7 +756,7 @@ def diff(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
     """Which factors and levels changed points between two versions, and by how much."""
-    from pipeline.exports.formats import diff_rules
+    from pipeline.exports.diff import diff_rules
     from pipeline.registry import store as registry
 
     model_name = _registry_context(config, name, tracking_uri)
@@ -709,10 +773,10 @@ def diff(
 
 
 def _register_optional_commands() -> None:
-    """Commands that live in their own modules (report, drift)."""
+    """Commands that live in their own modules (report, drift; audit, edit, register-rules)."""
     import importlib
 
-    for module in ("pipeline.cli.report",):
+    for module in ("pipeline.cli.report", "pipeline.cli.people"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -22,7 +22,12 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.exports.formats import export_pmml, export_python, export_sql, pmml_output_names
+from pipeline.errors import UserError
+from pipeline.exports.pmml import export_pmml, pmml_output_names
+from pipeline.exports.python import export_python
+from pipeline.exports.signals_py import event_columns
+from pipeline.exports.signals_sql import needed_signals, raw_columns
+from pipeline.exports.sql import export_sql
 from pipeline.model.rules import PointsRules, canonical_str, score_record
 
 SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready"]
@@ -70,8 +75,41 @@ def _factor_kinds(rules: PointsRules) -> dict[str, str]:
 
 def _input_kinds(rules: PointsRules) -> dict[str, str]:
     """Every column the scorers read, with its kind: the factors, then the spam gate's
-    ``name_spam`` (text) when the gate is on and it is not a factor."""
-    return {**_factor_kinds(rules), **dict.fromkeys(rules.gate_columns(), "categorical")}
+    ``name_spam`` (text) when the gate is on and it is not a factor, then the raw e-mail,
+    name and title columns the derived signals are computed from (text)."""
+    raw = [c for s in needed_signals(rules) for c in raw_columns(s, rules.derived)]
+    kinds = {**_factor_kinds(rules), **dict.fromkeys(rules.gate_columns(), "categorical")}
+    return {**kinds, **{c: "categorical" for c in raw if c not in kinds}}
+
+
+def derive_in_export(rules: PointsRules, df: pd.DataFrame) -> list[str]:
+    """The derived signals an export computes for ``df``: those the table reads and ``df``
+    lacks (as ``lead-scoring score`` computes only those)."""
+    return [s for s in needed_signals(rules) if s not in df.columns]
+
+
+def check_export_input(rules: PointsRules, df: pd.DataFrame, fmt: str) -> None:
+    """Refuse (:class:`UserError`) leads an export cannot score right: a derived signal
+    absent with its raw columns (every format), absent at all (``pmml``: a Scorecard cannot
+    compute it), or an event feature absent (made only by aggregating the event log)."""
+    columns = set(df.columns)
+    for signal in derive_in_export(rules, df):
+        raw = raw_columns(signal, rules.derived)
+        if fmt == "pmml":
+            raise UserError(
+                f"pmml: the leads lack {signal!r}: the PMML reads the derived signals "
+                f"{needed_signals(rules)} as fields and cannot compute them from {raw}",
+                hint="add them: lead-scoring features --model REF --input LEADS --output FILE")
+        if not columns.intersection(raw):
+            raise UserError(f"{fmt}: the leads have neither {signal!r} nor the raw column(s) "
+                            f"{raw} it is computed from", hint=f"add the column {raw[0]!r}")
+    absent = [c for c in event_columns(rules) if c not in columns]
+    if absent:
+        raise UserError(
+            f"{fmt}: the points table scores event features {absent}, which exist only after "
+            "aggregating the event log", hint="pass the event log (verify-export --events "
+            "FILE), or add them: lead-scoring features --model REF --input LEADS --events "
+            "EVENTS --output FILE")
 
 
 def lead_records(rules: PointsRules, df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -99,7 +137,10 @@ def sql_input_columns(rules: PointsRules, df: pd.DataFrame) -> dict[str, tuple[s
         raise ValueError(f"id_column {rules.id_column!r} is also a factor column")
     n = len(df)
     out: dict[str, tuple[str, list[Any]]] = {rules.id_column: ("bigint", list(range(n)))}
+    computed = derive_in_export(rules, df)
     for name, kind in kinds.items():
+        if name in computed:
+            continue
         if name not in df.columns:
             out[name] = ("text", [None] * n)
             continue
@@ -168,7 +209,7 @@ def score_duckdb_sql(rules: PointsRules, df: pd.DataFrame, *, table: str = "lead
             for name, (t, values) in cols.items()
         }
     )
-    sql = export_sql(rules, dialect="duckdb", table=table)
+    sql = export_sql(rules, dialect="duckdb", table=table, derive=derive_in_export(rules, df))
     with duckdb.connect(":memory:", config={"threads": 1}) as con:
         con.register(table, arrow)
         rows = con.execute(sql).fetchall()
@@ -298,17 +339,27 @@ def verify_exports(
     *,
     formats: Sequence[str] = VERIFY_FORMATS,
     max_examples: int = 5,
+    reference: pd.DataFrame | None = None,
+    inputs: Mapping[str, pd.DataFrame] | None = None,
 ) -> list[VerifyResult]:
     """Score ``df`` with each executable export (``sql`` = DuckDB) and with the reference, and
     count the leads whose points (and fit, pain, sdr_ready, probability where the format gives
-    them) differ."""
+    them) differ.
+
+    ``reference`` is the table the reference scores (default ``df``): for raw leads, the
+    features ``lead-scoring score`` builds from them, while the exports get ``df`` as it is
+    (or ``inputs[fmt]``, same rows) and compute the derived signals themselves. Leads an
+    export cannot score right are refused first (:func:`check_export_input`)."""
     unknown = [f for f in formats if f not in _SCORERS]
     if unknown:
         raise ValueError(f"formats must be among {tuple(_SCORERS)}, got {unknown}")
-    expected = score_reference(rules, df)
-    inputs = lead_records(rules, df)
+    given = {fmt: (inputs or {}).get(fmt, df) for fmt in formats}
+    for fmt, frame in given.items():
+        check_export_input(rules, frame, fmt)
+    expected = score_reference(rules, df if reference is None else reference)
+    shown = lead_records(rules, df)
     return [
-        compare_scores(expected, _SCORERS[fmt](rules, df), fmt=fmt, inputs=inputs,
+        compare_scores(expected, _SCORERS[fmt](rules, given[fmt]), fmt=fmt, inputs=shown,
                        max_examples=max_examples)
         for fmt in formats
     ]
@@ -319,7 +370,9 @@ __all__ = [
     "SCORE_COLUMNS",
     "VERIFY_FORMATS",
     "VerifyResult",
+    "check_export_input",
     "compare_scores",
+    "derive_in_export",
     "lead_records",
     "load_python_export",
     "pmml_evaluator",

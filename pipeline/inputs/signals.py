@@ -463,3 +463,19 @@ def seniority(title: Any) -> str:
 def seniorities(titles: pd.Series) -> pd.Series:
     """:func:`seniority` for a column; same index, name ``seniority``, str dtype."""
     return _map_unique(titles, seniority, dtype="str", name="seniority")
+
+
+# --------------------------------------------------------------------------------------------
+# the rules as data, for the exports that compute these signals themselves
+# (:mod:`pipeline.exports.signals_sql` in SQL, :mod:`pipeline.exports.python` as Python)
+
+EMAIL_RE = _EMAIL_RE
+RUN_PIECES = _RUN_PIECES
+NAME_RUNS = _NAME_RUNS
+FAKE_VALUES = _FAKE_VALUES
+FAKE_WORDS = _FAKE_WORDS
+FAKE_UNLESS_TITLE = _FAKE_UNLESS_TITLE
+FAKE_PAIRS = _FAKE_PAIRS
+SINGLE_CHAR_NAME_SCRIPTS = _SINGLE_CHAR_NAME_SCRIPTS
+NOT_A_RANK = _NOT_A_RANK
+SENIORITY_RULES = _SENIORITY_RULES

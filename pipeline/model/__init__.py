@@ -11,9 +11,11 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "ThresholdChoice": "pipeline.model.threshold",
     "signal_check": "pipeline.model.evaluate",
     "holdout_split": "pipeline.model.evaluate",
-    "cross_validate": "pipeline.model.train",
+    "cross_validate": "pipeline.model.cross_validation",
     "TrainResult": "pipeline.model.train",
     "PointsRules": "pipeline.model.rules",
     "FactorRules": "pipeline.model.rules",
     "trust_table": "pipeline.model.trust",
+    "audit_tables": "pipeline.model.audit",
+    "AuditResult": "pipeline.model.audit",
 })

@@ -10,8 +10,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from pipeline.model.calibration import ks_statistic, safe_auc
 from pipeline.model.encoding import categorical_codes, is_numeric_column, with_fill
-from pipeline.model.points import ks_statistic, safe_auc
 
 
 @dataclass(frozen=True)

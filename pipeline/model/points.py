@@ -1,211 +1,30 @@
-"""From logistic-regression coefficients to an integer points table people can read.
-
-Scaling (per factor f, level l, coefficient b[f, l], reference level r_f = f's most
-common level):
-
-* ``pdo`` (points to double the odds): ``factor = pdo / ln 2`` and
-  ``points[f, l] = factor * (b[f, l] - b[f, r_f])``: the typical level scores 0, a level
-  that doubles the odds scores ``pdo``, one that halves them ``-pdo``. With ``base_score`` and
-  ``base_odds`` set, ``offset = base_score - factor * ln(base_odds)`` and the constant
-  ``offset + factor * (intercept + sum_f b[f, r_f])`` is spread over the factors (largest
-  remainder), so the total is the classic scorecard score ``offset + factor * log-odds``.
-* ``minmax``: ``s = (high - low) / sum_f (max_l b[f, l] - min_l b[f, l])`` and
-  ``points[f, l] = s * (b[f, l] - min_l b[f, l]) + low_f`` with the ``low_f`` integers
-  summing to ``low``: the summed per-factor minima are exactly ``low`` and the maxima exactly
-  ``high``, also after rounding (the per-factor maxima are rounded by largest remainder).
-
-Rounding is its own step (:func:`round_points`) and :func:`rounding_fidelity` measures
-what it cost. The probability for a total ``T`` comes from a one-variable logistic
-regression of the outcome on the integer total (``prob_intercept + prob_slope * T``).
+"""The points table as a scikit-learn estimator: :class:`PointsScorecard` learns the levels,
+the regularised and trust-constrained coefficients (:mod:`pipeline.model.fit`,
+:mod:`pipeline.model.constraints`), scales and rounds them to integer points
+(:mod:`pipeline.model.scaling`) and maps a total to a probability
+(:mod:`pipeline.model.calibration`); its ``rules_`` is the points-table contract.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.utils import TransformerTags, assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from pipeline.model.constraints import TRENDS, TrustedFit, fit_trusted, sign_rounding
-from pipeline.model.encoding import MISSING, OTHER, FactorEncoder, check_frame
+from pipeline.model.calibration import fit_probability_map
+from pipeline.model.constraints import TrustedFit, fit_trusted, sign_rounding
+from pipeline.model.encoding import FactorEncoder, check_frame
 from pipeline.model.fit import RegularisedFit, fit_regularised, reference_slots
-from pipeline.model.rules import FactorRules, PointsRules, merge_equal_bins, special_key
+from pipeline.model.rules import PointsRules, merge_equal_bins
+from pipeline.model.scaling import build_rules, round_points, scale_points
+from pipeline.model.trends import TRENDS
 from pipeline.scoring.frame import points_matrix
-
-
-@dataclass(frozen=True)
-class ScaledPoints:
-    """Unrounded points per design slot, and the scaling parameters used."""
-
-    values: np.ndarray
-    params: dict = field(default_factory=dict)
-
-
-def _largest_remainder(target: int, shares: np.ndarray) -> np.ndarray:
-    """Integers close to ``shares`` that sum exactly to ``target``."""
-    floors = np.floor(shares).astype(np.int64)
-    missing = int(target - floors.sum())
-    order = np.argsort(-(shares - floors), kind="stable")
-    if missing >= 0:
-        floors[order[:missing]] += 1
-    else:
-        floors[order[::-1][: -missing]] -= 1
-    return floors
-
-
-def scale_points(coef: np.ndarray, intercept: float, encoder: FactorEncoder, *, scaling: str,
-                 pdo: float, base_score: float | None, base_odds: float | None,
-                 score_range: tuple[int, int]) -> ScaledPoints:
-    """Coefficients per slot -> unrounded points per slot (see the module docstring)."""
-    offsets = encoder.offsets_
-    n_factors = len(encoder.factors_)
-    values = np.zeros_like(coef, dtype=float)
-    if scaling == "pdo":
-        factor = pdo / math.log(2)
-        refs = reference_slots(encoder)
-        for j in range(n_factors):
-            lo, hi = offsets[j], offsets[j + 1]
-            values[lo:hi] = factor * (coef[lo:hi] - coef[refs[j]])
-        log_odds_at_zero = intercept + float(sum(coef[r] for r in refs))
-        params = {"method": "pdo", "pdo": pdo, "factor": factor,
-                  "log_odds_at_zero": log_odds_at_zero, "base_score": base_score,
-                  "base_odds": base_odds}
-        if base_score is not None and base_odds is not None and n_factors:
-            offset = base_score - factor * math.log(base_odds)
-            constant = offset + factor * log_odds_at_zero
-            shares = _largest_remainder(round(constant), np.full(n_factors, constant / n_factors))
-            for j in range(n_factors):
-                values[offsets[j]:offsets[j + 1]] += shares[j]
-            params.update({"offset": offset, "base_constant": int(round(constant))})
-        return ScaledPoints(values, params)
-    low, high = score_range
-    ranges = np.asarray([np.ptp(coef[offsets[j]:offsets[j + 1]]) if offsets[j + 1] > offsets[j]
-                         else 0.0 for j in range(n_factors)])
-    total_range = float(ranges.sum())
-    s = (high - low) / total_range if total_range > 0 else 0.0
-    low_shares = _largest_remainder(low, np.full(n_factors, low / max(n_factors, 1)))
-    for j in range(n_factors):
-        lo, hi = offsets[j], offsets[j + 1]
-        values[lo:hi] = s * (coef[lo:hi] - coef[lo:hi].min()) + low_shares[j]
-    params = {"method": "minmax", "range": [low, high], "factor": s,
-              "low_shares": low_shares.tolist()}
-    return ScaledPoints(values, params)
-
-
-def round_points(scaled: ScaledPoints, encoder: FactorEncoder) -> np.ndarray:
-    """Integer points per slot. For min-max scaling the per-factor maxima are rounded by
-    largest remainder so that their sum stays exactly on the configured high end."""
-    values = scaled.values
-    rounded = np.rint(values).astype(np.int64)
-    if scaled.params.get("method") != "minmax" or len(encoder.factors_) == 0:
-        return rounded
-    offsets = encoder.offsets_
-    low_shares = np.asarray(scaled.params["low_shares"], dtype=np.int64)
-    high = scaled.params["range"][1]
-    spans = np.asarray([values[offsets[j]:offsets[j + 1]].max() - low_shares[j]
-                        for j in range(len(encoder.factors_))])
-    int_spans = _largest_remainder(int(high - low_shares.sum()), spans)
-    for j in range(len(encoder.factors_)):
-        lo, hi = offsets[j], offsets[j + 1]
-        unrounded = values[lo:hi]
-        block = np.clip(np.rint(unrounded), low_shares[j], low_shares[j] + int_spans[j])
-        # every level tied at the top (bottom) gets the factor's maximum (minimum), so equal
-        # coefficients never get different points
-        block[unrounded == unrounded.max()] = low_shares[j] + int_spans[j]
-        block[unrounded == unrounded.min()] = low_shares[j]
-        rounded[lo:hi] = block.astype(np.int64)
-    return rounded
-
-
-def build_rules(encoder: FactorEncoder, slot_points: np.ndarray, *, groups: dict[str, str],
-                unseen_points: int, missing_values: list[str], scaling: dict) -> list[FactorRules]:
-    """One :class:`FactorRules` per factor; training levels listed explicitly (rare ones with
-    the ``(other)`` points) so every scorer and export matches exact strings."""
-    method = scaling.get("method")
-    factors = []
-    for j, factor in enumerate(encoder.factors_):
-        lo, hi = encoder.offsets_[j], encoder.offsets_[j + 1]
-        pts = [int(p) for p in slot_points[lo:hi]]
-        by_slot = dict(zip(factor.slots, pts, strict=True))
-        reference = by_slot[factor.slots[int(np.argmax(factor.counts))]]
-        baseline = min(pts) if method == "minmax" else reference
-        unseen = int(baseline + unseen_points)
-        missing = by_slot.get(MISSING, unseen)
-        group = groups.get(factor.name, "FIT")
-        if factor.kind == "numeric":
-            # slots: bins, then special values (matched before the bins), then missing; a bin
-            # no training lead fell in (all were special or missing) scores as unseen
-            bins = [by_slot[s] if c else unseen
-                    for s, c in zip(factor.slots[:factor.n_bins], factor.counts, strict=False)]
-            special = {special_key(v): pts[factor.n_bins + k]
-                       for k, v in enumerate(factor.special)}
-            factors.append(FactorRules(factor.name, group, "numeric", edges=list(factor.edges),
-                                       bin_points=bins, missing_points=missing,
-                                       unseen_points=unseen, special_points=special))
-            continue
-        levels = {s: by_slot[s] for s in factor.slots if s not in (OTHER, MISSING)}
-        if OTHER in by_slot:
-            levels.update({lvl: by_slot[OTHER] for lvl in factor.rare_levels})
-        factors.append(FactorRules(factor.name, group, "categorical", levels=levels,
-                                   missing_points=missing, unseen_points=unseen))
-    return factors
-
-
-def fit_probability_map(total: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """``P(won | total)`` as a one-variable logistic regression on the integer total."""
-    if np.ptp(total) == 0:
-        rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
-        return math.log(rate / (1 - rate)), 0.0
-    # the same likelihood from each distinct (total, outcome) pair, weighted by its leads:
-    # a few hundred rows instead of one per lead
-    totals, codes = np.unique(np.asarray(total), return_inverse=True)
-    won = np.bincount(codes, weights=np.asarray(y, dtype=float), minlength=len(totals))
-    leads = np.bincount(codes, minlength=len(totals)).astype(float)
-    x = np.concatenate([totals, totals]).astype(float).reshape(-1, 1)
-    outcome = np.repeat([1, 0], len(totals))
-    weight = np.concatenate([won, leads - won])
-    model = LogisticRegression(C=1e6, max_iter=1000, tol=1e-8)
-    model.fit(x[weight > 0], outcome[weight > 0], sample_weight=weight[weight > 0])
-    return float(model.intercept_[0]), float(model.coef_[0, 0])
-
-
-def ks_statistic(y: np.ndarray, score: np.ndarray) -> float:
-    """Kolmogorov-Smirnov distance between the score distributions of won and lost leads."""
-    y = np.asarray(y, dtype=int)
-    if y.min() == y.max():
-        return float("nan")
-    return float(stats.ks_2samp(score[y == 1], score[y == 0]).statistic)
-
-
-def safe_auc(y: np.ndarray, score: np.ndarray) -> float:
-    y = np.asarray(y, dtype=int)
-    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
-
-
-def rounding_fidelity(y: np.ndarray, unrounded: np.ndarray, rounded: np.ndarray,
-                      threshold: float) -> dict[str, float]:
-    """What rounding cost: AUC, KS, Spearman before/after, largest per-lead change, and
-    how many leads cross the SDR-ready threshold because of rounding."""
-    rho = stats.spearmanr(unrounded, rounded).statistic if np.ptp(rounded) > 0 else float("nan")
-    auc_before, auc_after = safe_auc(y, unrounded), safe_auc(y, rounded)
-    crossed = int(((unrounded >= threshold) != (rounded >= threshold)).sum())
-    return {
-        "auc_unrounded": auc_before, "auc_rounded": auc_after,
-        "rounding_auc_loss": auc_before - auc_after,
-        "ks_unrounded": ks_statistic(y, unrounded), "ks_rounded": ks_statistic(y, rounded),
-        "spearman": float(rho),
-        "max_abs_diff_points": float(np.max(np.abs(unrounded - rounded))) if len(y) else 0.0,
-        "threshold_crossings": crossed,
-    }
 
 
 class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -276,7 +95,7 @@ class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
 
         ``lift`` (the analysis' :func:`pipeline.analysis.lift.lift_table`) says which levels are
         significant for sign consistency; without it the significance is computed from
-        ``X`` (see :func:`pipeline.model.constraints.level_evidence`)."""
+        ``X`` (see :func:`pipeline.model.evidence.level_evidence`)."""
         name = type(self).__name__
         if self.scaling not in ("pdo", "minmax"):
             raise ValueError(f"{name}: scaling must be 'pdo' or 'minmax', got {self.scaling!r}")
@@ -466,44 +285,3 @@ def _jsonable(params: dict) -> dict:
             value = round(value, 10)
         out[key] = value
     return out
-
-
-def calibration_table(y: np.ndarray, total: np.ndarray, rules: PointsRules, *, bands: int = 10
-                      ) -> pd.DataFrame:
-    """Observed conversion per score band (Wilson 95%) against the predicted probability.
-
-    Columns: band, points_low, points_high, leads, conversions, observed_rate, ci_low,
-    ci_high, predicted_rate.
-    """
-    y = np.asarray(y, dtype=int)
-    edges = np.unique(np.quantile(total, np.linspace(0, 1, bands + 1)))
-    idx = np.clip(np.searchsorted(edges, total, side="right") - 1, 0, max(len(edges) - 2, 0))
-    rows = []
-    for b in np.unique(idx):
-        mask = idx == b
-        n, k = int(mask.sum()), int(y[mask].sum())
-        low, high = wilson_interval(k, n)
-        probs = _once_per_value(rules.probability, total[mask])
-        rows.append({"band": int(b) + 1, "points_low": int(total[mask].min()),
-                     "points_high": int(total[mask].max()), "leads": n, "conversions": k,
-                     "observed_rate": k / n, "ci_low": low, "ci_high": high,
-                     "predicted_rate": float(np.mean(probs))})
-    return pd.DataFrame(rows)
-
-
-def _once_per_value(fn: Callable[[float], float], values: np.ndarray) -> np.ndarray:
-    """``[fn(v) for v in values]`` as an array, calling ``fn`` once per distinct value (point
-    totals repeat a lot)."""
-    uniques, inverse = np.unique(values, return_inverse=True)
-    return np.array([fn(u) for u in uniques], dtype=float)[inverse]
-
-
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a proportion k/n."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)

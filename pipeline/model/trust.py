@@ -13,13 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.model.constraints import (
-    THIN_LEADS,
-    against_lift,
-    direction_changes,
-    factor_averages,
-    reference_slot,
-)
+from pipeline.model.constraints import against_lift, factor_averages
+from pipeline.model.parametrisation import THIN_LEADS, reference_slot
+from pipeline.model.trends import direction_changes
 
 TRUST_COLUMNS = ["constraint", "changed", "auc", "auc_without", "auc_cost"]
 CONTRADICTION_COLUMNS = ["factor", "level", "leads", "conversion_rate", "overall_rate",

@@ -163,8 +163,14 @@ def load_rules(ref: ModelRef) -> PointsRules:
         path = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=RULES_FILE,
                                                    dst_path=tmp)
         rules = PointsRules.from_json(Path(path).read_text(encoding="utf-8"))
-    # the version number exists only after registration, so the logged table cannot hold it
-    return rules if rules.model_version else replace(rules, model_version=ref.version)
+    # the version number and the data hash (a run tag) are known only after logging, so the
+    # logged table cannot hold them
+    if not rules.model_version:
+        rules = replace(rules, model_version=ref.version)
+    if not rules.data_hash:
+        tags = mlflow.get_run(ref.run_id).data.tags
+        rules = replace(rules, data_hash=tags.get("data_hash", ""))
+    return rules
 
 
 def load_run_json(ref: ModelRef, artifact: str) -> Any:
@@ -433,6 +439,13 @@ def record_decision(ref: ModelRef, decision: dict[str, Any]) -> None:
         if _finite(decision.get(key)):
             client.log_metric(ref.run_id, f"gate_{key}", float(decision[key]))
     client.set_tag(ref.run_id, "gate_promoted", str(decision.get("promoted")).lower())
+
+
+def tag_version(ref: ModelRef, tags: dict[str, str]) -> None:
+    """Set tags on a registered version (short values: what a person reads in the UI)."""
+    client = _client()
+    for key, value in tags.items():
+        client.set_model_version_tag(ref.name, ref.version, key, str(value)[:4900])
 
 
 def history(name: str) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.inputs.features import FeatureSet
 from pipeline.inputs.reader import write_frame_atomic, write_text_atomic
-from pipeline.model.train import Analysis, TrainResult
+from pipeline.model.train import TrainResult
+from pipeline.model.train_analysis import Analysis
 from pipeline.reports.decision import woe_iv
 from pipeline.reports.plots_lift import save_lift_charts
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from pipeline.analysis.associations import woe_from_counts
+from pipeline.analysis.association_measures import woe_from_counts
 from pipeline.config import Config
 from pipeline.inputs.features import FeatureSet
 from pipeline.model.train import TrainResult

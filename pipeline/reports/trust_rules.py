@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.levels import MISSING, OTHER, significant_digits
-from pipeline.exports.formats import crm_rules, crm_zero_rules, export_hubspot, factor_rules
+from pipeline.exports.crm_sheet import crm_rules, crm_zero_rules
+from pipeline.exports.hubspot import export_hubspot
+from pipeline.exports.table import factor_rules
 from pipeline.model.rules import PointsRules
 
 TRUST_COLUMNS = ["figure", "factor", "value", "detail"]

@@ -1,9 +1,9 @@
 """Scoring engines beyond pandas: DuckDB (out of core, one machine) and Spark (a cluster).
 
 Both score with the points table's own SQL (the per-factor CASE and the totals of
-:func:`pipeline.exports.formats.export_sql`, via
-:func:`~pipeline.exports.formats.sql_factor_points` and
-:func:`~pipeline.exports.formats.sql_score_totals`) after cleaning the input the way the pandas
+:func:`pipeline.exports.sql.export_sql`, via
+:func:`~pipeline.exports.sql.sql_factor_points` and
+:func:`~pipeline.exports.sql.sql_score_totals`) after cleaning the input the way the pandas
 engine
 (:func:`pipeline.scoring.batch.score_file`) does:
 
@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.exports.formats import sql_identifier, sql_string
+from pipeline.exports.sql import sql_identifier, sql_string
 from pipeline.inputs.reader import (
     AUTO,
     ReadOptions,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipeline.exports.formats import (
+from pipeline.exports.sql import (
     check_sql_rules,
     sql_factor_points,
     sql_identifier,
