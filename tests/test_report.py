@@ -293,7 +293,7 @@ def test_factor_importance_matches_a_naive_reference() -> None:
 
 
 def test_woe_iv_per_bin_is_the_woe_table_of_the_raw_leads() -> None:
-    from pipeline.analysis.associations import woe_table
+    from pipeline.analysis.association_measures import woe_table
     from pipeline.reports.decision import woe_iv
 
     rng = np.random.default_rng(9)
