@@ -9,6 +9,13 @@ BIN := $(VENV)/bin
 CLI := $(BIN)/lead-scoring
 CONFIG ?= configs/demo.yaml
 MODEL ?=
+INPUT ?=
+QUIET ?=
+NAME := $(basename $(notdir $(CONFIG)))
+# the demo data is written only for the demo config; any other config brings its own files
+DATA := $(if $(filter configs/demo.yaml $(REPO)/configs/demo.yaml,$(CONFIG)),data,$(STAMP))
+MODEL_OPT := $(if $(MODEL),--model $(MODEL))
+Q := $(if $(QUIET),--quiet)
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
@@ -31,27 +38,37 @@ install: $(STAMP) ## Create .venv (Python 3.11) and install the project with its
 data: $(STAMP) ## Write the demo data to data/raw/demo/ (skipped when present)
 	cd $(REPO) && $(CLI) demo-data --out data/raw/demo --if-absent
 
-train: data ## Train on the demo data, register a new version in models/, score the demo leads
-	cd $(REPO) && $(CLI) train --config $(CONFIG)
+train: $(DATA) ## Train on CONFIG's data (default: the demo), register a new version in models/, score its leads
+	cd $(REPO) && $(CLI) $(Q) train --config $(CONFIG)
 
-retrain: data ## Same as train, under a lock so two cron runs never overlap
-	cd $(REPO) && $(CLI) train --config $(CONFIG) --lock
+retrain: $(DATA) ## Same as train, under a lock so two cron runs never overlap
+	cd $(REPO) && $(CLI) $(Q) train --config $(CONFIG) --lock
 
-score: data ## Score the demo leads with the champion model -> data/processed/scored_leads.csv
-	cd $(REPO) && $(CLI) score --config $(CONFIG) --lock \
-	  --output data/processed/scored_leads.csv --rejects data/processed/rejected_leads.csv
+score: $(DATA) ## Score the config's leads with its champion -> data/processed/<config>/scored_leads.csv
+	cd $(REPO) && $(CLI) $(Q) score --config $(CONFIG) --lock \
+	  --output data/processed/$(NAME)/scored_leads.csv --rejects data/processed/$(NAME)/rejected_leads.csv
 
-export: $(STAMP) ## Export the champion points table in every format to data/processed/exports/
-	cd $(REPO) && $(CLI) export --config $(CONFIG) --format all --output data/processed/exports
+export: $(STAMP) ## Export the champion points table in every format to data/processed/<config>/exports/
+	cd $(REPO) && $(CLI) $(Q) export --config $(CONFIG) --format all --output data/processed/$(NAME)/exports
 
-evaluate: data ## Cross-validate the whole procedure (5 folds) and print the figures
-	cd $(REPO) && $(CLI) evaluate --config $(CONFIG) --folds 5
+evaluate: $(DATA) ## Cross-validate the whole procedure (5 folds) and print the figures
+	cd $(REPO) && $(CLI) $(Q) evaluate --config $(CONFIG) --folds 5
 
-lift: data ## Attribute analysis: lift, associations and selection tables to data/processed/lift/
-	cd $(REPO) && $(CLI) lift --config $(CONFIG) --out data/processed/lift
+lift: $(DATA) ## Attribute analysis: lift, associations and selection tables to data/processed/lift/<config>/
+	cd $(REPO) && $(CLI) $(Q) lift --config $(CONFIG) --out data/processed/lift/$(NAME)
+
+report: $(STAMP) ## The champion's (or MODEL=NAME/VERSION) report + screenshot -> data/processed/<config>/
+	cd $(REPO) && $(CLI) $(Q) report --config $(CONFIG) $(MODEL_OPT) \
+	  --output data/processed/$(NAME)/report.html \
+	  --screenshot data/processed/$(NAME)/report_screenshot.png
+
+drift: $(STAMP) ## PSI of INPUT=new_leads.csv against the training leads (exit 3: retrain advised)
+	@test -n "$(INPUT)" || { echo "make drift: give the new batch, e.g. make drift INPUT=new_leads.csv CONFIG=$(CONFIG)" >&2; exit 2; }
+	cd $(REPO) && $(CLI) $(Q) drift --config $(CONFIG) $(MODEL_OPT) --input $(INPUT) \
+	  --out data/processed/$(NAME)/drift
 
 bench: $(STAMP) ## Run the benchmarks; results in bench/results.json and bench/results.md
-	cd $(REPO) && $(BIN)/python -m bench.run
+	cd $(REPO) && $(BIN)/python -m bench.run $(Q)
 
 test: $(STAMP) ## Lint (ruff) and run the whole test suite (pytest, every marker)
 	cd $(REPO) && $(BIN)/ruff check pipeline tests bench

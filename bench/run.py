@@ -798,31 +798,37 @@ def _part_of(record: dict[str, Any]) -> str:
 
 
 def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
-    """Measure the chosen parts, in the order of a full run."""
+    """Measure the chosen parts, in the order of a full run (a progress bar on a terminal:
+    one step per part)."""
+    from pipeline.progress import track
+
     records: list[dict[str, Any]] = []
-    if parts & {"scoring", "stream", "scoring_cli"}:
-        sample_path = write_leads(TMP / "sample.parquet", sizes.fit_sample, seed=99)
-        sample = read_leads(sample_path)
-        rules = fit_rules(sample)
-        print(f"points table: {len(rules.factors)} factors, fitted on {len(sample):,} leads",
-              flush=True)
-        if "scoring" in parts:
+    rules = None
+    for part in track([p for p in PARTS if p in parts], "bench parts"):
+        if part in ("scoring", "stream", "scoring_cli") and rules is None:
+            sample_path = write_leads(TMP / "sample.parquet", sizes.fit_sample, seed=99)
+            sample = read_leads(sample_path)
+            rules = fit_rules(sample)
+            print(f"points table: {len(rules.factors)} factors, fitted on {len(sample):,} "
+                  "leads", flush=True)
+        if part == "scoring":
             records += bench_scoring(sizes, TMP / "leads.parquet", rules, sample)
-        if "stream" in parts:
+        elif part == "stream":
             records.append(bench_stream(sizes, rules))
-        if "scoring_cli" in parts:
+        elif part == "scoring_cli":
             from bench.scoring_cli import bench_cli
 
             records += bench_cli(sizes, rules, sample, TMP)
-    if "training" in parts:
-        records += bench_training(sizes)
-    if "events" in parts:
-        records.append(bench_events(sizes) if sizes.events
-                       else skipped("event_aggregation", 0, "--quick skips the 50M-event run"))
-    if "spark_events" in parts:
-        from bench.spark_events import N_EVENTS, bench_spark_events
+        elif part == "training":
+            records += bench_training(sizes)
+        elif part == "events":
+            records.append(bench_events(sizes) if sizes.events
+                           else skipped("event_aggregation", 0,
+                                        "--quick skips the 50M-event run"))
+        elif part == "spark_events":
+            from bench.spark_events import N_EVENTS, bench_spark_events
 
-        records += bench_spark_events(N_EVENTS if sizes.events else 0, TMP)
+            records += bench_spark_events(N_EVENTS if sizes.events else 0, TMP)
     return records
 
 
@@ -834,10 +840,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", type=Path, default=None,
                         help="scratch folder, deleted at the end (default bench/tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--only", choices=PARTS, action="append", default=None,
                         help="re-measure only this part (repeatable); the other records of the "
                              "existing results.json are kept")
     args = parser.parse_args(argv)
+    from pipeline.progress import configure
+
+    configure(quiet=args.quiet)
     TMP = args.tmp or BENCH / "tmp"
     sizes = QUICK if args.quick else FULL
     try:

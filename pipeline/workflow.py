@@ -37,6 +37,14 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def step(message: str) -> None:
+    """A ``[n/5]`` step line: :func:`say`, unless ``--quiet``."""
+    from pipeline.progress import is_quiet
+
+    if not is_quiet():
+        say(message)
+
+
 @contextlib.contextmanager
 def training_memory() -> Iterator[None]:
     """For the training run only (both restored after it): Arrow on the system allocator
@@ -211,6 +219,8 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
         champion_version=current.version if current else None)
     if champion_auc is not None:
         decision["summary"] = decision["summary"].replace("on the same holdout", basis)
+    if current is not None and current.version != ref.version:
+        decision["champion_version"] = current.version
     registry.record_decision(ref, decision)
     if decision["promoted"]:
         registry.promote(ref, reason=decision["summary"])
@@ -236,31 +246,79 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
     (points table, report, lift table, selection, rules) to ``out`` (default
     ``data/processed/<config name>``)."""
     started = time.perf_counter()
+    started_ms = int(time.time() * 1000)  # the MLflow run starts here, not when it is logged
+    from pipeline.progress import stage
+
     with ThreadPoolExecutor(max_workers=3) as background:
         # a new MLflow store and the training modules take seconds to set up: done while
         # the leads are read (Arrow reads, and hashlib hashes, without holding the GIL)
         connecting = background.submit(connect, cfg)
         importing = background.submit(import_training_modules)
         hashing = background.submit(input_digests, cfg)
-        leads = read_leads(cfg, training=True)  # a bad file is reported first
+        with stage("reading and validating the leads"):
+            leads = read_leads(cfg, training=True)  # a bad file is reported first
         connecting.result()
         importing.result()
         digests = hashing.result()
-        features = _features(cfg, leads)
-        from pipeline.model.train import train
+        from pipeline.registry import store as registry
 
-        result = train(features, cfg)
-        say(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
-            f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
-        out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
-        with tempfile.TemporaryDirectory() as tmp:
-            art = Path(tmp)
-            ref, rules, tags = _log_run(cfg, features, result, digests, art, background)
-            decision = gate(cfg, ref, result, features)
-            say(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
-                f"{decision['summary']}")
-            _copy_outputs(art, out_dir, rules)
+        with registry.training_run(cfg.model_name, experiment=cfg.experiment_name,
+                                   started_ms=started_ms):
+            features = _features(cfg, leads)
+            from pipeline.model.train import train
+
+            with stage("training: selection, fit, points, evaluation"):
+                result = train(features, cfg)
+            step(f"[3/5] trained: {len(result.analysis.kept)} factors kept, holdout AUC "
+                 f"{result.metrics['holdout_auc']:.4f} ({result.split.method} split)")
+            log_datasets(cfg, features, result)
+            out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
+            with tempfile.TemporaryDirectory() as tmp:
+                art = Path(tmp)
+                parent = registry.champion(cfg.model_name)
+                with stage("writing the report, logging to MLflow, gating"):
+                    ref, rules, tags = _log_run(cfg, features, result, digests, art,
+                                                background)
+                    decision = gate(cfg, ref, result, features)
+                    describe(cfg, ref, parent, rules, result, decision,
+                             rows=len(features.frame))
+                step(f"[4/5] registered {ref.name} version {ref.version} (@challenger); "
+                    f"{decision['summary']}")
+                _copy_outputs(art, out_dir, rules)
     return TrainingRun(result, ref, decision, rules, out_dir, started)
+
+
+def log_datasets(cfg, features, result) -> None:
+    """The training and holdout leads as inputs of the active MLflow run (schema, row count,
+    digest; source: the leads file), and the event log's rows when there is one."""
+    from pipeline.registry import store as registry
+
+    frame = features.frame
+    datasets = [(frame.iloc[result.split.train], f"{cfg.name}-train", str(cfg.data.leads),
+                 "training"),
+                (frame.iloc[result.split.holdout], f"{cfg.name}-holdout", str(cfg.data.leads),
+                 "holdout")]
+    registry.log_datasets(datasets, target="converted")
+
+
+def describe(cfg, ref, parent, rules, result, decision: dict[str, Any], *, rows: int) -> None:
+    """Descriptions on the registered model (once) and on the new version: its figures, what
+    changed against ``parent`` (the champion when it was trained) and the gate's decision."""
+    from pipeline.exports.diff import diff_rules
+    from pipeline.registry import store as registry
+    from pipeline.registry.trail import model_description, version_description
+
+    registry.describe_model(ref.name, model_description(ref.name, cfg.name))
+    changes = None
+    if parent is not None and parent.version != ref.version:
+        try:
+            changes = diff_rules(registry.load_rules(parent), rules)
+        except Exception:  # noqa: BLE001 - an unreadable parent: described as such below
+            changes = None
+    registry.describe_version(ref, version_description(
+        version=ref.version, parent=parent.version if parent is not None else None,
+        changes=changes, metrics=result.metrics, decision=decision,
+        kept=list(result.analysis.kept), rows=rows))
 
 
 def _features(cfg, leads):
@@ -269,19 +327,23 @@ def _features(cfg, leads):
     from pipeline.inputs.features import build_features
 
     events = events_source(cfg, None)
-    say(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
-    features = build_features(leads, cfg, events=events)
+    from pipeline.progress import stage
+
+    step(f"[1/5] validated {len(leads.frame):,} leads from {cfg.data.leads}")
+    with stage("building the features"):
+        features = build_features(leads, cfg, events=events)
     say_warnings(leads, features, events)
     if features.half_lives:
         hl = ", ".join(f"{g} {h:g} d" for g, h in sorted(features.half_lives.items()))
-        say(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: {hl}")
+        step(f"[2/5] features: {len(features.factors)} candidate factors; learned half-lives: "
+             f"{hl}")
     elif features.event_rules:
         from pipeline.inputs.crm_events import rules_summary
 
-        say(f"[2/5] features: {len(features.factors)} candidate factors; "
-            f"{rules_summary(features.event_rules, features.representation_metrics)}")
+        step(f"[2/5] features: {len(features.factors)} candidate factors; "
+             f"{rules_summary(features.event_rules, features.representation_metrics)}")
     else:
-        say(f"[2/5] features: {len(features.factors)} candidate factors")
+        step(f"[2/5] features: {len(features.factors)} candidate factors")
     return features
 
 

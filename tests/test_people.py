@@ -179,7 +179,9 @@ def test_register_rules_registers_an_edited_table_through_the_gate(trained, tmp_
 
     tags = MlflowClient().get_model_version("lead-scoring", new.version).tags
     assert tags["edited_by_hand"] == "true" and tags["parent_version"] == "1"
-    assert "gate_decision" in tags  # the normal promotion gate decided
+    assert tags["gate.promoted"] in ("true", "false")  # the normal promotion gate decided
+    description = MlflowClient().get_model_version("lead-scoring", new.version).description
+    assert description.startswith("Edited by hand") and "against v1" in description
 
 
 @pytest.mark.browser

@@ -8,6 +8,7 @@ gate is exercised both ways; the tests read what those runs left behind.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class Store:
     uri: str
     strong: Path
     outputs: dict[str, str]
+    times: dict[str, tuple[float, float]]  # step -> (epoch seconds before, after the command)
 
 
 
@@ -75,14 +77,16 @@ def store(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Store:
                            registry={"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
                                      "artifact_location": str(folder / "artifacts"),
                                      "promotion_margin": 1.0})
-    outputs = {}
+    outputs, times = {}, {}
     for step, cfg in (("v1", strong), ("v2", weak), ("v3", lenient)):
+        before = time.time()
         outputs[step] = invoke(["train", "--config", str(cfg), "--no-score",
                                 "--out", str(folder / step)]).output
+        times[step] = (before, time.time())
     outputs["promote"] = invoke(["promote", "1", "--config", str(strong),
                                  "--reason", "rollback after review"]).output
     outputs["history"] = invoke(["history", "--config", str(strong)]).output
-    return Store(folder, f"sqlite:///{folder / 'mlflow.db'}", strong, outputs)
+    return Store(folder, f"sqlite:///{folder / 'mlflow.db'}", strong, outputs, times)
 
 
 @pytest.fixture
@@ -143,7 +147,7 @@ def test_gate_refuses_a_worse_model_and_prints_both_aucs(store, client):
     assert "not promoted" in out
     challenger_auc, champion_auc = _auc_figures(out)
     assert challenger_auc < champion_auc - 0.005
-    tag = json.loads(client.get_model_version(MODEL, "2").tags["gate_decision"])
+    tag = registry.version_decision(MODEL, "2")
     assert tag["promoted"] is False
     assert tag["challenger_auc"] == pytest.approx(challenger_auc, abs=1e-4)
     assert tag["champion_auc"] == pytest.approx(champion_auc, abs=1e-4)
@@ -154,7 +158,7 @@ def test_gate_refuses_a_worse_model_and_prints_both_aucs(store, client):
 
 def test_gate_promotes_within_the_configured_margin(store, client):
     assert "promoted: challenger holdout AUC" in store.outputs["v3"]
-    tag = json.loads(client.get_model_version(MODEL, "3").tags["gate_decision"])
+    tag = registry.version_decision(MODEL, "3")
     assert tag["promoted"] is True and tag["margin"] == 1.0
     assert tag["challenger_auc"] < tag["champion_auc"]  # worse, but within the margin
 
@@ -180,7 +184,116 @@ def test_history_lists_versions_aliases_and_champion_periods(store, client):
     assert frame.set_index("version").loc[3, "champion_until"] != ""
     assert frame.set_index("version").loc[2, "champion_since"] == ""
     out = store.outputs["history"]
-    assert "history" in out and "rollback" in out
+    assert "3 versions" in out and "rollback" in out
+
+
+def test_the_run_spans_the_whole_training(store, client):
+    """The run starts when the command starts (before the leads are read) and ends after the
+    gate: its duration is the training's, not the logging's."""
+    for step, version in (("v1", "1"), ("v2", "2")):
+        before, after = store.times[step]
+        info = client.get_run(client.get_model_version(MODEL, version).run_id).info
+        start, end = info.start_time / 1000, info.end_time / 1000
+        assert info.status == "FINISHED"
+        assert before - 0.01 <= start <= before + 2.0, (step, start - before)
+        assert end <= after + 0.01
+        # the command's time after the run ended is only the summary print
+        assert (end - start) >= 0.8 * (after - before), (step, end - start, after - before)
+
+
+def test_datasets_are_logged_as_run_inputs_with_digests_and_row_counts(store, client):
+    run = client.get_run(registry.resolve(f"{MODEL}/1").run_id)
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"demo-train", "demo-holdout"}
+    rows = {name: json.loads(d.dataset.profile)["num_rows"] for name, d in inputs.items()}
+    assert rows["demo-train"] + rows["demo-holdout"] == 3000
+    assert float(run.data.metrics["n_holdout"]) == rows["demo-holdout"]
+    contexts = {name: {t.key: t.value for t in d.tags}["mlflow.data.context"]
+                for name, d in inputs.items()}
+    assert contexts == {"demo-train": "training", "demo-holdout": "holdout"}
+    digests = [d.dataset.digest for d in inputs.values()]
+    assert all(len(d) >= 8 for d in digests) and len(set(digests)) == 2
+    cfg = yaml.safe_load(store.strong.read_text())
+    assert all(cfg["data"]["leads"] in d.dataset.source for d in inputs.values())
+
+
+def test_registered_model_and_versions_have_descriptions(store, client):
+    model = client.get_registered_model(MODEL)
+    assert "@champion" in model.description and "promotion gate" in model.description
+    first = client.get_model_version(MODEL, "1").description
+    assert "first version" in first and "first champion" in first
+    second = client.get_model_version(MODEL, "2").description
+    # v2 (weak: lead_source only) against its parent v1, the champion it was trained against
+    assert "against v1" in second and "removed" in second and "not promoted" in second
+    assert "holdout AUC" in second
+
+
+def test_tags_hold_short_values_not_json(store, client):
+    model = client.get_registered_model(MODEL)
+    audit = {k: v for k, v in model.tags.items() if k.startswith(registry.AUDIT_PREFIX)}
+    assert len(audit) == 6  # challenger x3; champion x3 (v1, v3, the rollback to v1)
+    for version in ("1", "2", "3"):
+        tags = client.get_model_version(MODEL, version).tags
+        assert "gate_decision" not in tags and tags["gate.promoted"] in ("true", "false")
+        audit.update({f"v{version}.{k}": v for k, v in tags.items()})
+    for key, value in audit.items():
+        assert len(value) <= 250 and "\n" not in value, key
+        assert not value.lstrip().startswith(("{", "[")), (key, value)
+    assert any(v.startswith("v1 from v3 by ") and v.endswith("rollback after review")
+               for v in model.tags.values())
+
+
+def test_history_fits_80_columns_and_reads_back_every_figure(store):
+    out = invoke(["history", "--config", str(store.strong)]).output
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    assert lines[0] == f"{MODEL}: 3 versions"
+    v1 = next(line for line in lines if line.split()[:1] == ["1"])
+    assert "champion" in v1 and "first champion 0." in v1
+    # champion again after the rollback: its period runs to now (the end of its first
+    # period, when v3 replaced it, is not kept as the end of this one)
+    assert lines[lines.index(v1) + 1].strip().endswith("to now")
+    assert registry.history(MODEL).set_index("version").loc[1, "champion_until"] == ""
+    v2 = next(line for line in lines if line.split()[:1] == ["2"])
+    decision = registry.version_decision(MODEL, "2")
+    assert f"refused {decision['challenger_auc']:.4f} vs v1 {decision['champion_auc']:.4f}" in v2
+    assert "rollback after review" in out and "v3 -> v1" in out
+
+
+def test_artifact_locations_are_relative_to_the_store_and_survive_a_move(store, client,
+                                                                         tmp_path):
+    """The store keeps no absolute path: a copy of its folder elsewhere (the original moved
+    away) still serves every version's rules and pyfunc model."""
+    import shutil
+    import sqlite3
+
+    import mlflow
+
+    with sqlite3.connect(store.folder / "mlflow.db") as db:
+        experiments = db.execute("select artifact_location from experiments "
+                                 "where name != 'Default'").fetchall()
+        runs = db.execute("select artifact_uri from runs").fetchall()
+        models = db.execute("select artifact_location from logged_models").fetchall()
+        sources = db.execute("select storage_location from model_versions").fetchall()
+    stored = [v for rows in (experiments, runs, models, sources) for (v,) in rows if v]
+    assert experiments and runs and models
+    for value in stored:
+        assert str(store.folder) not in value, value
+    assert {v for (v,) in experiments} == {"store-relative:artifacts"}
+    assert all(v.startswith("store-relative:artifacts/") for (v,) in runs + models)
+    rules = registry.load_rules(registry.resolve(f"{MODEL}/1"))
+    copy = tmp_path / "moved"
+    shutil.copytree(store.folder, copy, ignore=shutil.ignore_patterns("*.yaml", "v?"))
+    away = store.folder.with_name(store.folder.name + "-away")
+    store.folder.rename(away)
+    try:
+        registry.connect(f"sqlite:///{copy / 'mlflow.db'}")
+        assert registry.load_rules(registry.resolve(f"{MODEL}/1")) == rules
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+        assert len(model.input_example) == 5
+    finally:
+        away.rename(store.folder)
+        registry.connect(store.uri)
 
 
 def test_pyfunc_by_alias_and_by_version_returns_the_score_columns(store, client, demo_dir):
@@ -328,8 +441,7 @@ def test_real_data_two_configs_gate_prints_both_aucs(shared_data, make_config, t
     figures = _auc_figures(out2.output)
     assert len(figures) == 2 and all(0.5 < f <= 1 for f in figures)
     registry.connect(yaml.safe_load(first.read_text())["registry"]["tracking_uri"])
-    decision = json.loads(registry._client().get_model_version("x-education", "2")
-                          .tags["gate_decision"])
+    decision = registry.version_decision("x-education", "2")
     assert decision["promoted"] == (decision["challenger_auc"] >= decision["champion_auc"]
                                     - decision["margin"])
 

@@ -26,7 +26,8 @@ from pipeline.reports.page import (
 # Sections that must show at least one figure / one table (besides their text).
 NEEDS_IMAGE = {"lift", "coefficients", "distribution", "roc", "gains", "calibration", "threshold",
                "quadrant"}
-NEEDS_TABLE = {"data", "coefficients", "points", "gains", "calibration", "quadrant", "fidelity"}
+NEEDS_TABLE = {"summary", "lift", "data", "coefficients", "points", "gains", "calibration",
+               "quadrant", "fidelity"}
 
 _PROBE = """
 <script>
@@ -254,3 +255,178 @@ def test_report_on_the_real_data(shared_data: Path, make_config, tmp_path: Path)
     assert_report_complete(chromium_probe(report))
     assert screenshot_html(report, tmp_path / "report.png")
     assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert_screenshot_shows_the_summary(report, tmp_path / "report.png", result, tmp_path)
+    from pipeline.reports.forest import forest_rows
+
+    drawn, _ = forest_rows(result.coefficients)
+    assert f"The plot draws all {len(drawn)} non-reference levels of " \
+        f"{len(result.analysis.kept)} factors" in page  # X Education: past the old cut at 60
+
+
+# --------------------------------------------------------------------------- the decision on top
+
+
+def test_factor_importance_matches_a_naive_reference() -> None:
+    from pipeline.reports.decision import factor_importance
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for f in range(6):
+        for level in range(int(rng.integers(2, 6))):
+            rows.append({"factor": f"f{f}", "group": "FIT" if f % 2 else "PAIN",
+                         "level": f"l{level}", "points": int(rng.integers(-30, 30)),
+                         "leads": int(rng.integers(0, 3)) * 10})
+        rows.append({"factor": f"f{f}", "group": "FIT" if f % 2 else "PAIN",
+                     "level": "(unseen)", "points": 99, "leads": 0})
+    table = pd.DataFrame(rows)
+    got = factor_importance(table)
+    for factor, levels in table.groupby("factor"):
+        seen = levels[(levels["level"] != "(unseen)") & (levels["leads"] > 0)]
+        if not len(seen):
+            assert factor not in set(got["factor"])
+            continue
+        row = got[got["factor"] == factor].iloc[0]
+        assert row["points_range"] == seen["points"].max() - seen["points"].min()
+        assert row["best"].endswith(f"({seen['points'].max():+d})")
+        assert row["worst"].endswith(f"({seen['points'].min():+d})")
+    assert got["points_range"].is_monotonic_decreasing
+
+
+def test_woe_iv_per_bin_is_the_woe_table_of_the_raw_leads() -> None:
+    from pipeline.analysis.association_measures import woe_table
+    from pipeline.reports.decision import woe_iv
+
+    rng = np.random.default_rng(9)
+    levels = rng.choice(["a", "b", "c", "d"], 2000, p=[0.4, 0.3, 0.2, 0.1])
+    y = (rng.random(2000) < np.select([levels == "a", levels == "b", levels == "c"],
+                                      [0.1, 0.2, 0.4], 0.0)).astype(int)  # d never wins
+    frame = pd.DataFrame({"level": levels, "y": y})
+    counts = frame.groupby("level")["y"].agg(["size", "sum"]).reset_index()
+    lift = pd.DataFrame({"attribute": "x", "level": counts["level"], "leads": counts["size"],
+                         "conversions": counts["sum"]})
+    got = woe_iv(lift).set_index("level")
+    want = woe_table(pd.Series(levels), pd.Series(y)).set_index("level")
+    assert np.allclose(got.loc[want.index, "woe"], want["woe"], atol=1e-4)
+    assert np.allclose(got.loc[want.index, "iv"], want["iv"], atol=1e-4)
+    assert got["attribute_iv"].iloc[0] == pytest.approx(want["iv"].sum(), abs=1e-3)
+    assert np.isfinite(got.loc["d", "woe"]) and got.loc["d", "woe"] < 0  # zero cell: 0.5
+
+
+def test_forest_plot_draws_every_level_and_says_what_is_clipped() -> None:
+    from pipeline.reports.forest import FOREST_LIMIT, forest_note, forest_rows
+
+    rows = [{"factor": "(intercept)", "level": "", "reference": False, "coef": -1.0,
+             "ci_low": -2.0, "ci_high": 0.0}]
+    for i in range(80):  # more than the 60 the plot used to keep
+        rows.append({"factor": f"f{i // 10}", "level": f"l{i}", "reference": i % 10 == 0,
+                     "coef": 0.1 * i - 4, "ci_low": 0.1 * i - 4.5, "ci_high": 0.1 * i - 3.5})
+    rows[5].update(ci_low=-12.0, ci_high=11.0)  # separation: 1e-5 .. 6e4
+    rows[6].update(ci_low=float("nan"), ci_high=float("nan"))
+    coefficients = pd.DataFrame(rows)
+    drawn, left_out = forest_rows(coefficients)
+    assert len(drawn) == 80 - 8 - 1 and list(left_out["level"]) == ["l5"]
+    note = forest_note(coefficients)
+    assert f"all {len(drawn)} non-reference levels" in note
+    assert "1 intervals reach past the axis" in note and "f0 = l4" in note
+    assert "Left out for want of a finite interval: f0 = l5" in note
+    assert FOREST_LIMIT == 100
+
+
+@pytest.mark.slow
+def test_summary_section_figures(demo_features) -> None:
+    from pipeline.model.train import train
+    from pipeline.reports.decision import summary_section
+
+    cfg, features = demo_features
+    result = train(features, cfg)
+    section = summary_section(result, features, cfg)
+    t = result.threshold
+    cards = {label: value for label, value, _ in section.cards}
+    assert cards["SDR-ready threshold"] == f"{t.threshold} points"
+    assert cards["SDR-ready volume"] == f"{t.sdr_ready_per_week:,.1f} / week"
+    assert cards["Close rate when SDR-ready"] == f"{t.expected_close_rate:.1%}"
+    top = section.tables[0][1]
+    assert len(top) == 5 and set(top["factor"]) <= set(result.analysis.kept)
+    assert any("outcome_at" in w for w in section.warnings)  # the demo's leaky column
+
+
+def _summary_figures(result) -> list[str]:
+    from pipeline.reports.decision import factor_importance
+
+    t = result.threshold
+    volume = (f"{t.sdr_ready_per_week:,.1f} / week" if t.sdr_ready_per_week is not None
+              else f"{t.sdr_ready_share:.1%}")
+    return [f"{t.threshold} points", volume, f"{t.expected_close_rate:.1%}",
+            f"{result.metrics['holdout_auc']:.3f}",
+            *factor_importance(result.points_table)["factor"].head(5)]
+
+
+_LAYOUT = """
+<script>
+window.addEventListener('load', function () {
+  var s = document.getElementById('summary');
+  var out = document.createElement('pre');
+  out.id = 'layout';
+  out.textContent = JSON.stringify({bottom: s.getBoundingClientRect().bottom,
+    width: window.innerWidth, height: window.innerHeight, text: s.innerText});
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def summary_layout(report: Path, tmp: Path) -> dict:
+    """Where the summary ends in a 1280 x 900 Chromium window (the screenshot's size) and
+    the text it shows."""
+    binary = chromium_binary()
+    page = tmp / "layout.html"
+    page.write_text(report.read_text(encoding="utf-8").replace("</body></html>",
+                                                                _LAYOUT + "</body></html>"))
+    cmd = chromium_command(binary, tmp / "profile-layout", "--dump-dom",
+                           "--window-size=1280,900", "--hide-scrollbars", page.as_uri())
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import html as html_lib
+
+    match = re.search(r"<pre id=\"layout\">(.*?)</pre>", done.stdout, re.S)
+    assert match, done.stdout[-500:]
+    return json.loads(html_lib.unescape(match.group(1)))
+
+
+def assert_screenshot_shows_the_summary(report: Path, shot: Path, result, tmp: Path) -> None:
+    """The logged screenshot (1280 x 900) shows the whole summary: Chromium lays it out above
+    900 px, its text holds the figures computed in Python, and the screenshot's pixels down to
+    the summary's bottom are those of a page holding only the header and the summary."""
+    from matplotlib.image import imread
+
+    layout = summary_layout(report, tmp)
+    assert layout["bottom"] <= 900, f"the summary ends at {layout['bottom']} px, below 900"
+    for figure in _summary_figures(result):
+        assert figure in layout["text"], (figure, layout["text"][:500])
+    text = report.read_text(encoding="utf-8")
+    end = text.index("</section>", text.index("<section id='summary'")) + len("</section>")
+    alone = tmp / "summary_only.html"
+    alone.write_text(text[:end] + "</body></html>", encoding="utf-8")
+    assert screenshot_html(alone, tmp / "summary_only.png")
+    full, only = imread(str(shot)), imread(str(tmp / "summary_only.png"))
+    assert full.shape[:2] == (900, 1280)
+    bottom = int(layout["bottom"])
+    assert np.array_equal(full[:bottom], only[:bottom])
+    assert only[:bottom].std() > 0.05  # not a blank page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_logged_screenshot_shows_the_summary(demo_features, tmp_path: Path) -> None:
+    if chromium_binary() is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from pipeline.model.train import train
+    from pipeline.reports.artifacts import write_training_artifacts
+
+    cfg, features = demo_features
+    result = train(features, cfg)
+    out = tmp_path / "art"
+    paths = write_training_artifacts(out, result, features, cfg)  # what a run logs
+    assert out / "report_screenshot.png" in paths and (out / "woe_iv.csv").exists()
+    assert_screenshot_shows_the_summary(out / "report.html", out / "report_screenshot.png",
+                                        result, tmp_path)

@@ -51,7 +51,20 @@ def test_a_seeded_store_is_the_store_mlflow_builds(tmp_path, monkeypatch):
     assert _schema(seeded) == _schema(by_mlflow)
     experiments = _experiments(f"sqlite:///{seeded}")
     assert [(e[0], e[1]) for e in experiments] == [("0", "Default"), ("1", "leads")]
-    assert experiments[1][2] == (tmp_path / "seeded" / "artifacts").resolve().as_uri()
+    # artifacts beside the database: a location relative to the store (it can move)
+    assert experiments[1][2] == "store-relative:artifacts"
+
+
+def test_artifact_locations_are_relative_only_beside_a_sqlite_store(tmp_path):
+    from pipeline.registry.relative import relative_uri, resolve
+
+    uri = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
+    assert relative_uri(uri, tmp_path / "models" / "artifacts") == "store-relative:artifacts"
+    assert relative_uri(uri, tmp_path / "models") == "store-relative:."
+    assert relative_uri(uri, tmp_path / "elsewhere") is None  # kept absolute by connect()
+    assert relative_uri("http://127.0.0.1:5000", tmp_path / "models" / "artifacts") is None
+    assert resolve("store-relative:artifacts/1/abc/artifacts", uri) == \
+        (tmp_path / "models" / "artifacts" / "1" / "abc" / "artifacts").resolve()
 
 
 def test_the_template_is_built_once_and_a_store_is_never_overwritten(tmp_path, monkeypatch):

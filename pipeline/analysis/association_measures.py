@@ -142,17 +142,28 @@ def woe_from_codes(
     codes: np.ndarray, names: Any, t: np.ndarray, *, zero_cell: float = 0.5
 ) -> pd.DataFrame:
     """:func:`woe_table` on levels already coded 0..k-1 in name order (both classes in ``t``)."""
-    total_events = float(t.sum())
-    total_non = float(t.size - total_events)
     leads = np.bincount(codes, minlength=len(names)).astype(np.int64)
     events = np.bincount(codes, weights=t, minlength=len(names)).round().astype(np.int64)
+    return woe_from_counts(names, leads, events, zero_cell=zero_cell)
+
+
+def woe_from_counts(levels: Any, leads: Any, events: Any, *, zero_cell: float = 0.5
+                    ) -> pd.DataFrame:
+    """:func:`woe_table` from per-level counts (``leads`` and ``events`` = conversions, one
+    entry per level; class totals are their sums): the same columns, levels in given order."""
+    leads = np.asarray(leads, dtype=np.int64)
+    events = np.asarray(events, dtype=np.int64)
     non_events = leads - events
+    total_events = float(events.sum())
+    total_non = float(non_events.sum())
+    if total_events == 0 or total_non == 0:
+        raise ValueError("woe needs both classes among the leads")
     e = np.where(events == 0, zero_cell, events) / total_events
     ne = np.where(non_events == 0, zero_cell, non_events) / total_non
     woe = np.log(e / ne)
     return pd.DataFrame(
         {
-            "level": np.asarray(names, dtype=object),
+            "level": np.asarray(levels, dtype=object),
             "leads": leads,
             "events": events,
             "non_events": non_events,

@@ -57,9 +57,15 @@ def _quiet_third_party() -> None:
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+          quiet: Annotated[bool, typer.Option(
+              "--quiet", "-q", help="no progress bars and no step lines (warnings and errors "
+                                    "still show)")] = False) -> None:
+    from pipeline import progress
+
     _DEBUG["on"] = debug
     _quiet_third_party()
+    progress.configure(quiet=quiet)  # bars only on a terminal
 
 
 # --------------------------------------------------------------------------- helpers
@@ -238,8 +244,8 @@ def _train(cfg, out: Path | None, *, score: bool) -> None:
         summary = _score_to_file(cfg, run.rules, cfg.data.leads, scored_path,
                                  run.out_dir / "rejected_leads.csv", as_of=None, since=None,
                                  batch_size=200_000, engine="pandas")
-        say(f"[5/5] scored {summary.scored:,} leads ({summary.sdr_ready:,} SDR-ready, "
-            f"{summary.rejected} rejected)")
+        workflow.step(f"[5/5] scored {summary.scored:,} leads ({summary.sdr_ready:,} "
+                      f"SDR-ready, {summary.rejected} rejected)")
     _print_training(run.result, run.ref, run.decision, run.out_dir,
                     scored_path if score else None, time.perf_counter() - run.started)
 
@@ -339,16 +345,15 @@ def _score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | N
                 raise NothingNew(since)
     elif since is not None:
         raise UserError("--since needs an event log (data.events) to know which leads changed")
-    progress = None
-    if sys.stderr.isatty():
-        progress = _progress_printer()
     from pipeline.inputs.reader import read_options
+    from pipeline.progress import counter
 
-    return score_file(rules, Path(input_path), output, rejects_path=rejects,
-                      id_column=cfg.data.id_name, settings=settings,
-                      options=read_options(cfg), add_columns=add_lookups,
-                      event_table=event_table, batch_size=batch_size, only_ids=changed,
-                      progress=progress, reasons=reasons)
+    with counter(f"scoring {Path(input_path).name} (rows)") as progress:
+        return score_file(rules, Path(input_path), output, rejects_path=rejects,
+                          id_column=cfg.data.id_name, settings=settings,
+                          options=read_options(cfg), add_columns=add_lookups,
+                          event_table=event_table, batch_size=batch_size, only_ids=changed,
+                          progress=progress, reasons=reasons)
 
 
 def check_score_paths(cfg, source: Path, output: Path, rejects: Path | None) -> None:
@@ -368,17 +373,6 @@ def accounts_path(output: Path) -> Path:
     """Where the account roll-up of ``output`` goes."""
     return output.with_name(output.stem + "_accounts.csv")
 
-
-def _progress_printer():
-    last = {"t": 0.0}
-
-    def show(rows: int) -> None:
-        now = time.perf_counter()
-        if now - last["t"] > 0.5:
-            print(f"\r  scored rows: {rows:,}", end="", file=sys.stderr, flush=True)
-            last["t"] = now
-
-    return show
 
 
 @app.command()
@@ -588,12 +582,17 @@ def lift(
     started = time.perf_counter()
     leads = _read_leads(cfg, training=True)
     events = _events_source(cfg, None)
-    features = build_features(leads, cfg, events=events)
+    from pipeline.progress import stage
+
+    with stage("building the features"):
+        features = build_features(leads, cfg, events=events)
     _say_warnings(leads, features, events)
     frame = features.frame
-    analysis = analyse(frame[features.factors], frame["converted"], features.groups, cfg,
-                       dropped=features.dropped, numeric=features.numeric)
-    paths = write_analysis(out, analysis, float(frame["converted"].mean()))
+    with stage("lift, associations and selection"):
+        analysis = analyse(frame[features.factors], frame["converted"], features.groups, cfg,
+                           dropped=features.dropped, numeric=features.numeric)
+    with stage("writing tables and charts"):
+        paths = write_analysis(out, analysis, float(frame["converted"].mean()))
     _print_lift(analysis, top)
     say(f"analysed {len(features.factors)} columns of {len(frame):,} leads in "
         f"{time.perf_counter() - started:.1f}s; kept {len(analysis.kept)}: "
@@ -637,8 +636,11 @@ def evaluate(
     cfg = _load_config(config, data, master)
     if folds < 2:
         raise UserError(f"--folds must be at least 2, got {folds}")
-    leads = _read_leads(cfg, training=True)
-    features = build_features(leads, cfg, events=_events_source(cfg, None))
+    from pipeline.progress import stage
+
+    with stage("reading the leads, building the features"):
+        leads = _read_leads(cfg, training=True)
+        features = build_features(leads, cfg, events=_events_source(cfg, None))
     started = time.perf_counter()
     result = cross_validate(features, cfg, folds=folds)
     result["seconds"] = round(time.perf_counter() - started, 2)
@@ -683,29 +685,15 @@ def history(
     name: Annotated[str | None, typer.Option(help="registered model name")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
-    """The audit trail: versions, aliases, champion periods and gate decisions."""
-    from rich.table import Table
-
+    """The audit trail: versions, aliases, champion periods and gate decisions (80 columns)."""
     from pipeline.registry import store as registry
+    from pipeline.registry.trail import history_lines
 
     model_name = _registry_context(config, name, tracking_uri)
     frame = registry.history(model_name)
-    table = Table(title=f"{model_name}: history")
-    for col in ("version", "created", "aliases", "champion_since", "champion_until",
-                "promotion_reason", "gate"):
-        table.add_column(col)
-    for row in frame.itertuples():
-        table.add_row(str(row.version), row.created, row.aliases, row.champion_since,
-                      row.champion_until, row.promotion_reason, row.gate)
-    rich_console().print(table)
     moves = registry.audit_log(model_name)
-    if len(moves):
-        audit = Table(title=f"{model_name}: alias moves")
-        for col in moves.columns:
-            audit.add_column(str(col))
-        for row in moves.itertuples(index=False):
-            audit.add_row(*[str(v) for v in row])
-        rich_console().print(audit)
+    for line in history_lines(model_name, frame, moves):
+        print(line)
 
 
 # --------------------------------------------------------------------------- exports

@@ -301,6 +301,11 @@ def register_rules(
     registry.tag_version(new, {"edited_by_hand": "true", "parent_version": ref.version,
                                "edit_reason": reason, "changed_rules": str(len(diff))})
     decision = workflow.gate(cfg, new, EditedTable(rules, metrics, data.split), data.features)
+    from pipeline.registry.trail import version_description
+
+    registry.describe_version(new, "Edited by hand: " + version_description(
+        version=new.version, parent=ref.version, changes=diff, metrics=metrics,
+        decision=decision, kept=rules.factor_names(), rows=len(data.features.frame)))
     console = rich_console()
     if len(diff):
         console.print(f"changes from {parent_ref}:")

@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.errors import UserError
 from pipeline.inputs.events import half_life_column
+from pipeline.progress import track
 
 DAYS_PER_MONTH = 30.0
 _SWEEPS = 2
@@ -99,7 +100,8 @@ def choose_half_lives(
     for _ in range(_SWEEPS):
         rows = []
         for g in groups:
-            losses = [loss_of({**choice, g: h}) for h in candidates]
+            losses = [loss_of({**choice, g: h}) for h in
+                      track(candidates, f"half-life search: {g}")]
             choice[g] = candidates[int(np.argmin(losses))]
             rows += [
                 {"group": g, "half_life_days": h, "cv_log_loss": loss}

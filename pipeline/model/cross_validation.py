@@ -12,6 +12,7 @@ from pipeline.inputs.features import FeatureSet
 from pipeline.model.evaluate import benchmark_auc, binary_metrics, stratified_folds
 from pipeline.model.train_analysis import analyse, with_text_as_categories
 from pipeline.model.train_fit import UNCONSTRAINED, fit_scorecard, model_probability
+from pipeline.progress import track
 
 
 def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[str, float]:
@@ -27,7 +28,8 @@ def cross_validate(features: FeatureSet, config: Config, *, folds: int) -> dict[
     y = frame["converted"].to_numpy(dtype=int)
     factors = features.factors
     records = []
-    for train_idx, test_idx in stratified_folds(y, folds, config.seed):
+    for train_idx, test_idx in track(stratified_folds(y, folds, config.seed),
+                                     f"cross-validation: {folds} folds"):
         train_frame, test_frame = (with_text_as_categories(frame.iloc[rows], factors)
                                    for rows in (train_idx, test_idx))
         analysis = analyse(train_frame[factors].reset_index(drop=True), pd.Series(y[train_idx]),

@@ -22,6 +22,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from pipeline.model.encoding import FactorEncoder
+from pipeline.progress import track
 
 QUASI_SEPARATION_COEF = 10.0  # |log odds ratio| beyond which a level is reported as separating
 START_C = 1e4  # penalty of the statsmodels start: enough to keep separated levels finite
@@ -94,7 +95,7 @@ def fit_regularised(design: sp.csr_matrix, y: np.ndarray, *, c_grid: list[float]
     fold_losses = np.empty((len(c_grid), n_folds))
     oof = np.empty((len(c_grid), len(y)), dtype=float)
     solutions: list[list[LogisticRegression]] = [[] for _ in c_grid]
-    for k, (train, test) in enumerate(splits):
+    for k, (train, test) in enumerate(track(splits, f"choosing C: {n_folds} CV folds")):
         previous = None
         fold_design, fold_y, test_design = design[train], y[train], design[test]  # once a fold
         for i in order:

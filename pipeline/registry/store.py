@@ -4,10 +4,15 @@ Each training run logs params, metrics, tables and the pyfunc model and register
 version of the config's model. ``challenger`` always points at the newest version;
 ``champion`` moves only through :func:`gate_and_promote` (the new version is not worse than the
 champion on the same holdout by more than the configured margin) or :func:`promote`.
-Every alias move is appended to an audit log kept as registered-model tags (one tag per move:
-time, alias, from and to version, reason, user), read back by :func:`audit_log`; the per-version
-summary (champion periods, gate decisions) is :func:`history`. Both live in the registry itself,
-so they work the same with the embedded sqlite store and a tracking server.
+Every alias move is appended to an audit log kept as registered-model tags (one short
+line per move: ``v3 from v1 by alice: why``, keyed by time and alias; see
+:mod:`pipeline.registry.trail`), read back by :func:`audit_log`; the per-version summary
+(champion periods, gate decisions) is :func:`history`. Both live in the registry itself, so
+they work the same with the embedded sqlite store and a tracking server.
+
+A training run spans the whole training (:func:`training_run` is opened by the workflow
+before the features are built), logs its datasets with :func:`log_datasets`, and the
+registered model and each version carry a description (:func:`describe_version`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +36,7 @@ import pandas as pd
 
 from pipeline.errors import UserError
 from pipeline.model.rules import PointsRules
+from pipeline.registry import trail
 
 if TYPE_CHECKING:
     from pipeline.inputs.features import FeatureSettings
@@ -84,6 +90,9 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
         seed_sqlite_store(db_path)  # a new store: MLflow's schema, copied (not re-migrated)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    from pipeline.registry.relative import register, relative_uri
+
+    register()  # store-relative: artifact locations (see pipeline.registry.relative)
     if experiment:
         existing = mlflow.get_experiment_by_name(experiment)
         if existing is not None and existing.lifecycle_stage == "deleted":
@@ -96,7 +105,9 @@ def connect(tracking_uri: str, *, experiment: str | None = None,
             location = None
             if artifact_location and not tracking_uri.startswith(("http://", "https://")):
                 Path(artifact_location).mkdir(parents=True, exist_ok=True)
-                location = Path(artifact_location).resolve().as_uri()
+                # beside a sqlite store: relative to it (the store moves with its folder)
+                location = relative_uri(tracking_uri, artifact_location) or \
+                    Path(artifact_location).resolve().as_uri()
             mlflow.create_experiment(experiment, artifact_location=location)
         mlflow.set_experiment(experiment)
 
@@ -237,8 +248,9 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
                  tags: dict[str, str], artifact_dir: Path, rules: PointsRules,
                  feature_settings: FeatureSettings, input_example: pd.DataFrame,
                  before_artifacts: Callable[[], object] | None = None) -> ModelRef:
-    """One MLflow run: params, metrics, tags, the pyfunc model, every file in
-    ``artifact_dir``; registers a new version and points ``challenger`` at it.
+    """Into the active run (:func:`training_run`; else a run of its own): params, metrics,
+    tags, the pyfunc model, every file in ``artifact_dir``; registers a new version and
+    points ``challenger`` at it.
     ``before_artifacts`` is called (and waited for) just before ``artifact_dir`` is logged,
     the last step: a file still being written there (the report's screenshot) makes it.
 
@@ -254,8 +266,10 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
 
     example = model_input_example(rules, feature_settings, input_example)
     signature = model_signature(rules, feature_settings)
-    with tempfile.TemporaryDirectory() as tmp, \
-            mlflow.start_run(run_name=f"{model_name}-train") as run:
+    active = mlflow.active_run()
+    running = contextlib.nullcontext(active) if active is not None else \
+        mlflow.start_run(run_name=f"{model_name}-train")
+    with tempfile.TemporaryDirectory() as tmp, running as run:
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})
         mlflow.set_tags(tags)
@@ -279,6 +293,51 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
     ref = ModelRef(model_name, version, run.info.run_id)
     set_challenger(ref)
     return ref
+
+
+@contextlib.contextmanager
+def training_run(model_name: str, *, experiment: str | None = None,
+                 started_ms: int | None = None) -> Iterator[str]:
+    """The MLflow run of one training in ``experiment`` (default: the one :func:`connect`
+    set), active inside the block (its id is yielded): started at ``started_ms`` (epoch
+    milliseconds: when the training started, before the store was even connected), ended when
+    the block ends, FAILED when it raises. Connect first."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment) if experiment else None
+    experiment_id = found.experiment_id if found is not None else \
+        mlflow.tracking.fluent._get_experiment_id()
+    run = _client().create_run(experiment_id, start_time=started_ms,
+                               run_name=f"{model_name}-train")
+    with mlflow.start_run(run_id=run.info.run_id):
+        yield run.info.run_id
+
+
+def log_datasets(datasets: list[tuple[pd.DataFrame, str, str, str]], *,
+                 target: str | None = None) -> None:
+    """Log each (frame, name, source path, context) as an input of the active run
+    (``mlflow.log_input``): its schema, row count (the profile) and a digest. ``context`` is
+    ``training`` or ``holdout``; ``target`` the label column when the frame has it."""
+    import mlflow
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    for frame, name, source, context in datasets:
+        dataset = mlflow.data.from_pandas(
+            frame, source=LocalArtifactDatasetSource(str(source)), name=name,
+            targets=target if target in frame.columns else None)
+        mlflow.log_input(dataset, context=context)
+
+
+def describe_model(model_name: str, description: str) -> None:
+    """Set the registered model's description when it has none (a person's edit stays)."""
+    client = _client()
+    if not (client.get_registered_model(model_name).description or "").strip():
+        client.update_registered_model(model_name, description=description)
+
+
+def describe_version(ref: ModelRef, description: str) -> None:
+    """Set a version's description (what changed against its parent, the gate's decision)."""
+    _client().update_model_version(ref.name, ref.version, description=description)
 
 
 def model_input_example(rules: PointsRules, settings: FeatureSettings, frame: pd.DataFrame
@@ -370,7 +429,11 @@ def promote(ref: ModelRef, *, reason: str) -> None:
     now = _now()
     client.set_registered_model_alias(ref.name, CHAMPION, ref.version)
     client.set_model_version_tag(ref.name, ref.version, "champion_since", now)
-    client.set_model_version_tag(ref.name, ref.version, "promotion_reason", reason[:4900])
+    if "champion_until" in (client.get_model_version(ref.name, ref.version).tags or {}):
+        # champion again (a rollback): the end of its earlier period is not this one's
+        client.delete_model_version_tag(ref.name, ref.version, "champion_until")
+    client.set_model_version_tag(ref.name, ref.version, "promotion_reason",
+                                 trail.short(reason))
     if previous and previous.version != ref.version:
         client.set_model_version_tag(ref.name, previous.version, "champion_until", now)
         client.set_model_version_tag(ref.name, previous.version, "replaced_by", ref.version)
@@ -404,10 +467,8 @@ def _record_move(name: str, alias: str, version: str, previous: str | None, reas
     """
     stamp = datetime.now(UTC)
     key = f"{AUDIT_PREFIX}{stamp.strftime('%Y%m%dT%H%M%S.%f')}Z.{alias}"
-    value = {"time": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "alias": alias,
-             "version": str(version), "previous": previous or "", "reason": reason[:4000],
-             "user": _user()}
-    _client().set_registered_model_tag(name, key, json.dumps(value, sort_keys=True))
+    _client().set_registered_model_tag(
+        name, key, trail.format_move(str(version), previous, _user(), reason))
 
 
 def audit_log(name: str) -> pd.DataFrame:
@@ -420,17 +481,21 @@ def audit_log(name: str) -> pd.DataFrame:
     except MlflowException:
         raise UserError(f"registered model {name!r} does not exist",
                         hint="run make train first") from None
-    events = [json.loads(value) for key, value in sorted((model.tags or {}).items())
-              if key.startswith(AUDIT_PREFIX)]
+    events = []
+    for key, value in sorted((model.tags or {}).items()):
+        if key.startswith(AUDIT_PREFIX):
+            stamp, _, alias = key[len(AUDIT_PREFIX):].rpartition(".")
+            events.append(trail.parse_move(trail.key_time(stamp), alias, value))
     return pd.DataFrame([{c: e.get(c, "") for c in AUDIT_COLUMNS} for e in events],
                         columns=AUDIT_COLUMNS)
 
 
 def record_decision(ref: ModelRef, decision: dict[str, Any]) -> None:
-    """Keep the gate decision on the version (tag) and its run (metrics)."""
+    """Keep the gate decision on the version (short ``gate.*`` tags, see
+    :func:`pipeline.registry.trail.gate_tags`) and its run (metrics)."""
     client = _client()
-    client.set_model_version_tag(ref.name, ref.version, "gate_decision",
-                                 json.dumps(decision, sort_keys=True)[:4900])
+    for key, value in trail.gate_tags(decision).items():
+        client.set_model_version_tag(ref.name, ref.version, key, value)
     for key in ("challenger_auc", "champion_auc"):
         if _finite(decision.get(key)):
             client.log_metric(ref.run_id, f"gate_{key}", float(decision[key]))
@@ -460,7 +525,7 @@ def history(name: str) -> pd.DataFrame:
     rows = []
     for v in sorted(versions, key=lambda v: int(v.version)):
         tags = v.tags or {}
-        decision = json.loads(tags["gate_decision"]) if "gate_decision" in tags else {}
+        decision = trail.decision_from_tags(tags)
         rows.append({
             "version": int(v.version),
             "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).strftime(
@@ -470,9 +535,15 @@ def history(name: str) -> pd.DataFrame:
             "champion_until": tags.get("champion_until", ""),
             "promotion_reason": tags.get("promotion_reason", ""),
             "gate": decision.get("summary", ""),
+            "gate_brief": trail.gate_brief(decision),
             "run_id": v.run_id,
         })
     return pd.DataFrame(rows)
+
+
+def version_decision(name: str, version: str) -> dict[str, Any]:
+    """The gate decision recorded on a version ({} when none)."""
+    return trail.decision_from_tags(_client().get_model_version(name, version).tags or {})
 
 
 def gate_decision(*, challenger_auc: float, champion_auc: float | None, margin: float,

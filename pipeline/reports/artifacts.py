@@ -12,6 +12,7 @@ from pipeline.inputs.features import FeatureSet
 from pipeline.inputs.reader import write_frame_atomic, write_text_atomic
 from pipeline.model.train import TrainResult
 from pipeline.model.train_analysis import Analysis
+from pipeline.reports.decision import woe_iv
 from pipeline.reports.plots_lift import save_lift_charts
 
 
@@ -67,6 +68,7 @@ def write_training_artifacts(out_dir: Path, result: TrainResult, features: Featu
         "half_life_cv.csv": result.half_life_table,
         "event_rules_cv.csv": features.crm_table,  # CRM representation: W, K, D candidates
         "trust.csv": result.trust,
+        "woe_iv.csv": woe_iv(result.analysis.lift),
     }
     for name, table in tables.items():
         if table is not None and len(table):

@@ -13,8 +13,9 @@ from sklearn.metrics import roc_curve
 from pipeline.config import Config
 from pipeline.inputs.features import FeatureSet
 from pipeline.model.train import TrainResult
+from pipeline.reports.decision import factor_section, summary_section
+from pipeline.reports.forest import forest_note, forest_plot
 from pipeline.reports.page import Section, figure_png, render_html
-from pipeline.reports.plots_lift import lift_chart
 
 matplotlib.rcParams["text.parse_math"] = False  # level names are data, not TeX: "$$ budget"
 
@@ -22,26 +23,6 @@ matplotlib.rcParams["text.parse_math"] = False  # level names are data, not TeX:
 def _fig(width: float = 7.0, height: float = 4.0) -> tuple[Figure, object]:
     fig = Figure(figsize=(width, height))
     return fig, fig.add_subplot(1, 1, 1)
-
-
-def forest_plot(coefficients: pd.DataFrame) -> bytes:
-    """Odds ratios with 95% intervals per encoded level (reference levels omitted)."""
-    rows = coefficients[(coefficients["factor"] != "(intercept)") & ~coefficients["reference"]]
-    rows = rows[np.isfinite(rows["ci_low"]) & np.isfinite(rows["ci_high"])].head(60)
-    fig, ax = _fig(7.5, max(3.0, 0.22 * len(rows) + 1))
-    y = np.arange(len(rows))
-    ax.errorbar(np.exp(rows["coef"].clip(-8, 8)), y,
-                xerr=[np.exp(rows["coef"].clip(-8, 8)) - np.exp(rows["ci_low"].clip(-8, 8)),
-                      np.exp(rows["ci_high"].clip(-8, 8)) - np.exp(rows["coef"].clip(-8, 8))],
-                fmt="o", color="#2f6fab", ecolor="#9fb3c8", capsize=2)
-    ax.axvline(1.0, color="#c0392b", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yticks(y, [f"{f} = {lvl}"[:60] for f, lvl in zip(rows["factor"], rows["level"],
-                                                               strict=True)], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("odds ratio vs the factor's most common level (95% CI, statsmodels)")
-    ax.set_title("Coefficient forest plot")
-    return figure_png(fig)
 
 
 def score_distribution(holdout: pd.DataFrame) -> bytes:
@@ -203,7 +184,7 @@ def quadrant_plot(table: pd.DataFrame) -> bytes:
 
 
 SECTION_IDS: tuple[str, ...] = (
-    "data", "lift", "coefficients", "points", "trust", "distribution", "roc", "gains",
+    "summary", "data", "lift", "coefficients", "points", "trust", "distribution", "roc", "gains",
     "calibration", "threshold", "quadrant", "fidelity")
 """The stable ids of the report's sections, in page order (``notes`` may follow)."""
 
@@ -264,19 +245,6 @@ def _behaviour_lines(features: FeatureSet) -> list[str]:
     return lines
 
 
-def _lift_section(result: TrainResult, rate: float,
-                  rendered: Mapping[str, bytes] | None = None) -> Section:
-    lift, kept = result.analysis.lift, result.analysis.kept
-    rendered = rendered or {}
-    images = [(f"Lift: {a}", rendered.get(a) or figure_png(
-        lift_chart(lift[lift["attribute"] == a], rate)))
-              for a in kept if (lift["attribute"] == a).any()]
-    text = (f"Conversion rate per level of each kept factor, with 95% Wilson intervals; the "
-            f"dashed line is the overall rate ({rate:.1%})." if images else
-            "No factor was kept: there is no lift chart to show.")
-    return Section("Lift per kept factor", [text], images=images, key="lift")
-
-
 def _trust_section(result: TrainResult, config: Config) -> Section:
     """Trust: how many rules a person reads per export, the 0 rules left out, the longest
     threshold, direction changes of the points against the lift table, and the largest
@@ -309,8 +277,9 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
     m = result.metrics
     rate = float(frame["converted"].mean())
     kept = result.analysis.kept
-    sections = [_data_section(result, features, config),
-                _lift_section(result, rate, lift_pngs)]
+    sections = [summary_section(result, features, config),
+                _data_section(result, features, config),
+                factor_section(result, rate, lift_pngs)]
     if result.no_signal:
         why = [n for n in result.notes if n.startswith("no signal")]
         sections.append(Section("Result", [
@@ -327,7 +296,7 @@ def build_report(result: TrainResult, features: FeatureSet, config: Config, *,
         "statsmodels logistic regression (reference coding: each factor's most common level); "
         "odds ratios with 95% confidence intervals. "
         f"The production fit is scikit-learn's L2 logistic regression with C = {m['C']:g} chosen "
-        "by cross-validation."],
+        "by cross-validation.", forest_note(result.coefficients)],
         images=[("Odds ratios (95% CI)", forest_plot(result.coefficients))],
         tables=[("Coefficient table", result.coefficients)], key="coefficients"))
     pt = result.points_table

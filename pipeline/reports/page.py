@@ -24,7 +24,9 @@ class Section:
     """One titled block of the report: paragraphs, tables and figures (PNG bytes).
 
     ``key`` is the stable HTML id (and ``section-<key>`` class) a test or a link can rely on;
-    without it the section is numbered by position.
+    without it the section is numbered by position. ``cards`` (label, value, detail) are big
+    figures shown first, ``warnings`` a highlighted list after the paragraphs, ``pairs`` two
+    figures side by side (e.g. a factor's lift beside its points).
     """
 
     title: str
@@ -32,6 +34,9 @@ class Section:
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     images: list[tuple[str, bytes]] = field(default_factory=list)
     key: str = ""
+    cards: list[tuple[str, str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    pairs: list[tuple[tuple[str, bytes], tuple[str, bytes]]] = field(default_factory=list)
 
 
 def figure_png(fig) -> bytes:  # noqa: ANN001 - a matplotlib Figure
@@ -96,6 +101,15 @@ padding-bottom:.25rem;margin-top:2.2rem}
 figure{margin:1rem 0;max-width:100%}figcaption{font-size:.85rem;color:#52606d;margin:.25rem 0}
 img{max-width:100%;height:auto;border:1px solid #e4e7eb}.note{color:#7b8794;font-size:.85rem}
 nav a{margin-right:.8rem;font-size:.9rem}
+.cards{display:flex;flex-wrap:wrap;gap:.7rem;margin:.6rem 0}
+.card{flex:1 1 10rem;border:1px solid #d9e2ec;border-radius:6px;padding:.5rem .8rem;
+background:#f8fafc}.card .label{font-size:.8rem;color:#52606d}
+.card .value{font-size:1.6rem;font-weight:600;color:#1f2933}
+.card .detail{font-size:.78rem;color:#7b8794}
+ul.warnings{background:#fff8e1;border-left:4px solid #f0b429;padding:.4rem .4rem .4rem 1.6rem;
+margin:.5rem 0;font-size:.88rem}ul.warnings.none{background:#effcf6;border-color:#3ebd93}
+.pair{display:flex;gap:.8rem;align-items:flex-start}.pair figure{flex:1 1 0;min-width:0}
+.section-summary h2{margin-top:1rem}.section-summary .tbl{font-size:.82rem}
 """
 
 _KEY = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -120,8 +134,19 @@ def render_html(title: str, subtitle: str, sections: Iterable[Section]) -> str:
     for key, section in zip(ids, sections, strict=True):
         parts.append(f"<section id='{key}' class='section section-{key}'>"
                      f"<h2>{html.escape(section.title)}</h2>")
+        if section.cards:
+            parts.append("<div class='cards'>" + "".join(
+                f"<div class='card'><div class='label'>{html.escape(label)}</div>"
+                f"<div class='value'>{html.escape(value)}</div>"
+                f"<div class='detail'>{html.escape(detail)}</div></div>"
+                for label, value, detail in section.cards) + "</div>")
         parts.extend(f"<p>{html.escape(p)}</p>" for p in section.paragraphs)
+        if section.warnings:
+            parts.append("<ul class='warnings'>" + "".join(
+                f"<li>{html.escape(w)}</li>" for w in section.warnings) + "</ul>")
         parts.extend(_image_html(c, png) for c, png in section.images)
+        parts.extend(f"<div class='pair'>{_image_html(*left)}{_image_html(*right)}</div>"
+                     for left, right in section.pairs)
         parts.extend(_table_html(c, t) for c, t in section.tables)
         parts.append("</section>")
     parts.append("</body></html>")

@@ -109,3 +109,50 @@ def save_lift_charts(lift: pd.DataFrame, overall_rate: float, out_dir: Path) -> 
             fig.clear()
         paths.append(path)
     return paths
+
+
+def points_chart(points_rows_for_one_factor: pd.DataFrame,
+                 level_order: list[str] | None = None) -> Figure:
+    """Horizontal bars of the integer points per level of one factor, drawn to sit beside its
+    :func:`lift_chart`: levels in ``level_order`` (the lift chart's, top down) first, then the
+    table's other levels (``(missing)``, ``(unseen)``); the same level cap as the lift chart
+    (the levels with the most leads; the title says how many of how many). Green adds points,
+    red takes them away; each bar is labelled with its value."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rows = points_rows_for_one_factor
+    absent = [c for c in ("factor", "level", "points", "leads") if c not in rows.columns]
+    if absent:
+        raise ValueError(f"points_chart: points rows lack columns {absent}")
+    factors = rows["factor"].astype(str).unique()
+    if len(factors) != 1:
+        raise ValueError(f"points_chart draws one factor at a time, got {len(factors)}")
+    rows = rows.assign(level=rows["level"].astype(str))
+    order = list(level_order or [])
+    rank = {level: i for i, level in enumerate(order)}
+    rows = rows.assign(_rank=[rank.get(level, len(order) + i)
+                              for i, level in enumerate(rows["level"])])
+    rows = rows.sort_values("_rank", kind="stable")
+    title = f"{factors[0]}: points per level"
+    if len(rows) > MAX_CHART_LEVELS:
+        biggest = np.argsort(-rows["leads"].to_numpy(dtype=float), kind="stable")
+        title += f" ({MAX_CHART_LEVELS} of {len(rows)} levels)"
+        rows = rows.iloc[np.sort(biggest[:MAX_CHART_LEVELS])]
+    points = rows["points"].to_numpy(dtype=float)
+    positions = np.arange(len(rows))
+    fig = Figure(figsize=(5.0, 1.2 + 0.4 * max(len(rows), 1)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colours = ["#2f9e44" if p > 0 else "#c92a2a" if p < 0 else "#868e96" for p in points]
+    ax.barh(positions, points, color=colours)
+    ax.axvline(0, color="#333333", linewidth=1)
+    span = max(float(np.abs(points).max()) if len(points) else 1.0, 1.0)
+    for y, p in zip(positions, points, strict=True):
+        ax.text(p + (0.03 * span if p >= 0 else -0.03 * span), y, f"{int(p):+d}",
+                va="center", ha="left" if p >= 0 else "right", fontsize=8)
+    ax.set_xlim(-1.3 * span, 1.3 * span)
+    ax.set_yticks(positions, [str(level)[:40] for level in rows["level"]])
+    ax.invert_yaxis()
+    ax.set_xlabel("points")
+    ax.set_title(title)
+    return fig
