@@ -117,7 +117,11 @@ def slot_codes(factor: FactorRules, values: pd.Series, missing_values: list[str]
     missing = labels.index(MISSING_SLOT)
     series = pd.Series(values).reset_index(drop=True)
     if factor.kind == "categorical":
-        codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+        series = series.astype(object)
+        booleans = series.map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)
+        if booleans.any():  # True == 1.0 to pandas: matched as "true", as the reference does
+            series = series.where(~booleans, series.map(canonical_str))
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
         position = {level: i for i, level in enumerate(sorted(factor.levels))}
         unseen = labels.index(UNSEEN_SLOT)
 
