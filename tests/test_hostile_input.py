@@ -678,6 +678,30 @@ def test_event_log_checks(tmp_path):
         check_event_log(log, groups, default_as_of=True, now=now)
 
 
+def test_event_log_with_mixed_time_zones_is_warned(tmp_path):
+    """Offsets beside naive times: the naive ones are taken as UTC, which the user must know;
+    a bare date's "-02" is no offset, and a log all in one style gets no warning."""
+    from datetime import datetime
+
+    from pipeline.inputs.event_log import check_event_log
+
+    groups = {"login": "product"}
+    log = tmp_path / "events.csv"
+    log.write_text("lead_id,event,timestamp\nL1,login,2025-03-01T10:00:00+02:00\n"
+                   "L1,login,2025-03-02 09:00:00Z\nL2,login,2025-03-01 08:00:00\n"
+                   "L3,login,2025-02-02\n")
+    checked = check_event_log(log, groups, default_as_of=True, now=datetime(2026, 1, 1))
+    assert checked.warnings == [
+        f"{log}: time zones are mixed: 2 timestamps carry a UTC offset and 2 do not; the "
+        "offsets are converted to UTC and the times without one are taken as UTC (write every "
+        "time with its offset, or every time in UTC)"]
+    for same in ("2025-03-01T10:00:00+02:00\nL2,login,2025-03-01T11:00:00-05:30",
+                 "2025-03-01 10:00:00\nL2,login,2025-02-02"):
+        log.write_text(f"lead_id,event,timestamp\nL1,login,{same}\n")
+        assert check_event_log(log, groups, default_as_of=True,
+                               now=datetime(2026, 1, 1)).warnings == []
+
+
 # --------------------------------------------------------------------------- silently wrong
 
 @pytest.mark.slow

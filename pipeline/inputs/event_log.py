@@ -8,7 +8,9 @@ file, not a DuckDB binder error. Then one DuckDB pass counts what would be silen
 * events dated after now: the default ``--as-of`` is the newest event, so a 2099 typo
   would move every lead's decay to 2099; it becomes the newest event not after now, and the
   warning names the file, the count and the dates;
-* event names in no ``events.groups`` (ignored by the features), with the first names.
+* event names in no ``events.groups`` (ignored by the features), with the first names;
+* times with a UTC offset beside times without one: the offsets are converted to UTC and the
+  naive times are taken as UTC, which is wrong when they were written in local time.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pipeline.inputs.reader import ReadOptions, resolve_delimiter, resolve_encod
 from pipeline.inputs.records import read_header, shorten
 
 EVENT_COLUMNS = ("lead_id", "event", "timestamp")
+#: a time of day followed by a UTC offset or Z (a bare date's "-02" is not an offset)
+OFFSET_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)$"
 
 
 def event_log_header(path: Path) -> list[str]:
@@ -95,6 +99,11 @@ def check_event_log(path: str | Path, event_to_group: Mapping[str, str], *,
                 {"now": now}).fetchone()
             names = con.execute(f"SELECT CAST(event AS VARCHAR) AS name, count(*) FROM {source} "
                                 "GROUP BY name ORDER BY count(*) DESC, name").fetchall()
+            with_offset, without_offset = con.execute(
+                "SELECT count(*) FILTER (WHERE regexp_matches(t, $offset)), "
+                "count(*) FILTER (WHERE NOT regexp_matches(t, $offset)) FROM (SELECT "
+                f"trim(CAST(timestamp AS VARCHAR)) AS t FROM {source} WHERE timestamp IS NOT NULL)",
+                {"offset": OFFSET_PATTERN}).fetchone()
     except duckdb.Error as exc:
         raise UserError(f"{path}: cannot read the event log: "
                         f"{shorten(str(exc).splitlines()[0], 200)}") from None
@@ -110,6 +119,11 @@ def check_event_log(path: str | Path, event_to_group: Mapping[str, str], *,
                         f"{pd.Timestamp(newest)}): scored as of the newest event before now "
                         f"({as_of}), so those events are left out; pass --as-of to choose, or "
                         "fix the dates")
+    if with_offset and without_offset:
+        warnings.append(f"{path}: time zones are mixed: {with_offset:,} timestamps carry a UTC "
+                        f"offset and {without_offset:,} do not; the offsets are converted to "
+                        "UTC and the times without one are taken as UTC (write every time "
+                        "with its offset, or every time in UTC)")
     if event_to_group:
         unknown = [(name, n) for name, n in names if name not in event_to_group]
         if unknown:
