@@ -58,6 +58,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path,
     settings["data"]["leads"] = str(demo_dir / "leads.csv")
     settings["data"]["events"] = str(demo_dir / "events.csv")
     settings["events"]["half_life_grid"] = [3, 7, 14]
+    # the hand-made sheets below score decayed counts (the CRM sheet's event criteria are
+    # not read by the audit importer)
+    settings["events"]["representation"] = "decayed"
     settings["model"] = {"c_grid": [0.1, 1.0], "cv_folds": 3}
     settings["registry"] = {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
                             "artifact_location": str(folder / "artifacts")}

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pipeline.model.rules import PointsRules
+from pipeline.registry.relative import SCHEME, resolve
 from pipeline.registry.store import RULES_FILE, ModelRef, parse_model_ref
 
 SQLITE = "sqlite:///"
@@ -73,9 +74,12 @@ def local_version(tracking_uri: str, text: str) -> LocalVersion | None:
     if run is None or run[1] != "active" or not run[0]:
         return None
     parsed = urlparse(run[0])
-    if parsed.scheme not in ("", "file"):
+    if parsed.scheme == SCHEME:  # artifacts beside the store (pipeline.registry.relative)
+        artifacts = resolve(run[0], tracking_uri)
+    elif parsed.scheme in ("", "file"):
+        artifacts = Path(unquote(parsed.path))
+    else:
         return None
-    artifacts = Path(unquote(parsed.path))
     if not (artifacts / RULES_FILE).is_file():
         return None
     return LocalVersion(ModelRef(name, version, row[0]), artifacts)

@@ -13,19 +13,21 @@ entry point, in any process where the package is installed (``mlflow ui``).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-
-from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+from typing import Any
 
 SCHEME = "store-relative"
 
 
 def store_folder(tracking_uri: str | None = None) -> Path:
     """The folder of the sqlite store at ``tracking_uri`` (default: MLflow's current one)."""
-    import mlflow
+    uri = tracking_uri
+    if not uri:
+        import mlflow
 
-    uri = tracking_uri or mlflow.get_tracking_uri() or os.environ.get("MLFLOW_TRACKING_URI", "")
+        uri = mlflow.get_tracking_uri() or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith("sqlite:///"):
         raise ValueError(f"{SCHEME}: artifact locations need a local sqlite store, not {uri!r}")
     return Path(uri[len("sqlite:///"):]).resolve().parent
@@ -52,13 +54,29 @@ def resolve(artifact_uri: str, tracking_uri: str | None = None) -> Path:
     return path
 
 
-class StoreRelativeArtifactRepository(LocalArtifactRepository):
-    """MLflow's local artifact repository, on the folder a ``store-relative:`` URI names."""
+@functools.cache
+def repository_class() -> type:
+    """MLflow's local artifact repository on the folder a ``store-relative:`` URI names (made
+    on first use: reading a store from :mod:`pipeline.registry.local` never imports MLflow)."""
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
-    def __init__(self, artifact_uri: str, tracking_uri: str | None = None,
-                 registry_uri: str | None = None) -> None:
-        super().__init__(resolve(artifact_uri, tracking_uri).as_uri(), tracking_uri,
-                         registry_uri)
+    class StoreRelativeArtifactRepository(LocalArtifactRepository):
+        """MLflow's local artifact repository, on the folder a ``store-relative:`` URI names."""
+
+        def __init__(self, artifact_uri: str, tracking_uri: str | None = None,
+                     registry_uri: str | None = None) -> None:
+            super().__init__(resolve(artifact_uri, tracking_uri).as_uri(), tracking_uri,
+                             registry_uri)
+
+    return StoreRelativeArtifactRepository
+
+
+def __getattr__(name: str) -> Any:
+    """``StoreRelativeArtifactRepository``, as the ``mlflow.artifact_repository`` entry point
+    names it (pyproject.toml)."""
+    if name == "StoreRelativeArtifactRepository":
+        return repository_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register() -> None:
@@ -67,4 +85,4 @@ def register() -> None:
         _artifact_repository_registry,
     )
 
-    _artifact_repository_registry.register(SCHEME, StoreRelativeArtifactRepository)
+    _artifact_repository_registry.register(SCHEME, repository_class())

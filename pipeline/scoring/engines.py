@@ -695,8 +695,21 @@ def spark_pyfunc_udf(spark: Any, model_uri: str, *, env_manager: str = "local") 
     would need network access); the executors must have ``lead-scoring`` installed.
     """
     import mlflow.pyfunc
+    from pyspark.sql import functions as F
 
     result_type = ("points long, fit long, pain long, probability double, sdr_ready boolean, "
                    "grade string, reason_codes string")
-    return mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type,
-                                   env_manager=env_manager)
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type,
+                                  env_manager=env_manager)
+    names = mlflow.models.get_model_info(model_uri).signature.inputs.input_names()
+    if "_dict_input" not in names:
+        return udf
+
+    def apply(*columns: Any) -> Any:
+        # MLflow maps the columns to the signature's names by position and fills the rest
+        # with nulls; the dict form's array column must get an (empty) array instead
+        rest = [F.array().cast("array<string>") if name == "_dict_input" else F.lit(None)
+                for name in names[len(columns):]]
+        return udf(*columns, *rest)
+
+    return apply

@@ -154,8 +154,12 @@ def model_tables(model_input: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
           and isinstance(model_input["leads"].iloc[0], pd.DataFrame)):
         leads = model_input["leads"].iloc[0]
         events = model_input["events"].iloc[0] if "events" in model_input.columns else None
-    else:
+    else:  # a leads frame; the dict form's empty cells (a Spark UDF fills them) are dropped
         leads, events = model_input, None
+        if isinstance(leads, pd.DataFrame):
+            leads = leads.drop(columns=[c for c in (*TABLE_INPUTS, "_dict_input")
+                                        if c in leads.columns and (c == "_dict_input"
+                                                                   or leads[c].isna().all())])
     leads = leads if isinstance(leads, pd.DataFrame) else pd.DataFrame(leads)
     if events is not None and not isinstance(events, pd.DataFrame):
         events = None if _is_missing(events) else pd.DataFrame(events)
