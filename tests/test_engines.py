@@ -20,6 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from pipeline.cli import exports as cli_exports
 from pipeline.cli import main as cli
 from pipeline.config import load_config
 from pipeline.errors import NothingScoredError, UserError
@@ -62,7 +63,7 @@ def demo_model(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
                      events=str(demo_dir / "events.csv"))
     rules = _train(config, tmp / "out")
     cfg = load_config(config)
-    frame = cli.feature_frame_for_rules(cfg, rules, None)
+    frame = cli_exports.feature_frame_for_rules(cfg, rules, None)
     keep = engines.required_columns(rules, cfg.data.id_column)
     frame = frame[keep + (["name_spam"] if "name_spam" in frame and "name_spam" not in keep
                           else [])]
@@ -135,7 +136,7 @@ def test_spam_gate_of_the_points_table_holds_in_pandas_duckdb_and_the_exports(de
 
     cfg, rules, _ = demo_model
     gated = replace(rules, spam_gate=True)
-    frame = cli.feature_frame_for_rules(cfg, gated, None)
+    frame = cli_exports.feature_frame_for_rules(cfg, gated, None)
     source = tmp_path / "gated.parquet"
     frame[engines.required_columns(gated, cfg.data.id_column)].to_parquet(source, index=False)
     s_pd, pandas_scores, _ = _run("pandas", cfg, gated, source, tmp_path)

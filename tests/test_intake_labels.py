@@ -367,14 +367,14 @@ def test_a_stored_config_from_before_these_keys_still_loads(tmp_path):
 
 
 def test_other_engines_refuse_lookups_they_cannot_join(tmp_path):
-    from pipeline.cli.main import _score_to_file
+    from pipeline.cli.score import score_to_file
 
     config = _config(tmp_path, _leads(product=["GTX Pro"] * 400),
                      data={"lookups": [{"path": "products.csv", "on": "product"}]})
     _products(tmp_path, [("GTX Pro", "premium")])
     with pytest.raises(UserError, match=r"--engine duckdb: data\.lookups are joined by the "
                        r"pandas engine only"):
-        _score_to_file(load_config(config), None, tmp_path / "leads.csv", tmp_path / "o.csv",
+        score_to_file(load_config(config), None, tmp_path / "leads.csv", tmp_path / "o.csv",
                        None, as_of=None, since=None, batch_size=100, engine="duckdb")
 
 

@@ -92,9 +92,9 @@ def test_engine_key_defaults_to_duckdb_and_refuses_others(tmp_path: Path):
 
 def test_master_option_sets_events_master():
     cfg = load_config(REPO / "configs" / "demo.yaml")
-    assert cli._with_master(cfg, None) is cfg
-    assert cli._with_master(cfg, "local[3]").events.master == "local[3]"
-    assert cli._with_master(cfg, "local[3]").events.groups == cfg.events.groups
+    assert cli.with_master(cfg, None) is cfg
+    assert cli.with_master(cfg, "local[3]").events.master == "local[3]"
+    assert cli.with_master(cfg, "local[3]").events.groups == cfg.events.groups
 
 
 def test_dialects_spell_the_differences():

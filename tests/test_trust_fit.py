@@ -225,7 +225,7 @@ def test_demo_points_are_trusted(demo_features):
 
 
 def test_x_education_points_are_trusted(shared_data):
-    from pipeline.cli.main import _read_leads
+    from pipeline.cli.main import read_leads
     from pipeline.config import load_config
     from pipeline.inputs.features import build_features
 
@@ -235,7 +235,7 @@ def test_x_education_points_are_trusted(shared_data):
     settings["columns"]["trend"] = {}
     settings["points"]["sign_consistent"] = True
     cfg = type(cfg).model_validate(settings)
-    features = build_features(_read_leads(cfg, training=True), cfg, events=None)
+    features = build_features(read_leads(cfg, training=True), cfg, events=None)
     _check_trusted(_fit_on_all(cfg, features))
 
 

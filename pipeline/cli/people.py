@@ -18,8 +18,9 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.main import ConfigOpt, ModelOpt, rich_console, say
+from pipeline.cli.main import ConfigOpt, ModelOpt, rich_console
 from pipeline.errors import UserError
+from pipeline.workflow import say
 
 TrackingOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
 

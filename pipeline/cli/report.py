@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.main import ConfigOpt, ModelOpt, rich_console, say
+from pipeline.cli.main import ConfigOpt, ModelOpt, rich_console
 from pipeline.errors import DriftError, UserError
+from pipeline.workflow import say
 
 TrackingOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (with --model)")]
 
@@ -64,7 +65,8 @@ def drift(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """PSI per factor and for the score; exit 3 when any of them says 'retrain'."""
-    from pipeline.cli.main import feature_frame_for_rules, model_config, resolve_model
+    from pipeline.cli.exports import feature_frame_for_rules
+    from pipeline.cli.main import model_config, resolve_model
     from pipeline.inputs.reader import write_bytes_atomic, write_frame_atomic
     from pipeline.registry import store as registry
     from pipeline.reports.page import figure_png
