@@ -404,8 +404,9 @@ def log_pyfunc(rules: Any, store: Path) -> Any:
 
 def bench_scoring(sizes: Sizes, leads_path: Path, rules: Any, sample: pd.DataFrame
                   ) -> list[dict[str, Any]]:
-    from pipeline.scoring.engines import score_duckdb, score_spark, spark_session
+    from pipeline.scoring.duckdb_engine import score_duckdb
     from pipeline.scoring.frame import factor_points, score_frame
+    from pipeline.scoring.spark_engine import score_spark, spark_session
 
     records = []
     sk_model = sklearn_pipeline(sample)

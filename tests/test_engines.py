@@ -26,7 +26,7 @@ from pipeline.config import load_config
 from pipeline.errors import NothingScoredError, UserError
 from pipeline.exports.sql import export_sql, sql_factor_points, sql_score_totals
 from pipeline.model.rules import FactorRules, PointsRules
-from pipeline.scoring import engines
+from pipeline.scoring import duckdb_engine, engine_input, engines, spark_engine
 from pipeline.scoring import sql as engine_sql
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def demo_model(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     rules = _train(config, tmp / "out")
     cfg = load_config(config)
     frame = cli_exports.feature_frame_for_rules(cfg, rules, None)
-    keep = engines.required_columns(rules, cfg.data.id_column)
+    keep = engine_input.required_columns(rules, cfg.data.id_column)
     frame = frame[keep + (["name_spam"] if "name_spam" in frame and "name_spam" not in keep
                           else [])]
     frame.to_parquet(tmp / "leads.parquet", index=False)
@@ -95,7 +95,7 @@ def _run(engine: str, cfg, rules, source: Path, out_dir: Path, spark=None):
     output = out_dir / f"{engine}_{source.suffix[1:]}_scored.csv"
     rejects = out_dir / f"{engine}_{source.suffix[1:]}_rejects.csv"
     if engine == "spark":
-        summary = engines.score_spark(rules, source, output, rejects,
+        summary = spark_engine.score_spark(rules, source, output, rejects,
                                       id_column=cfg.data.id_column, spark=spark)
     else:
         summary = engines.score_with_engine(engine, cfg, rules, source, output, rejects)
@@ -138,7 +138,7 @@ def test_spam_gate_of_the_points_table_holds_in_pandas_duckdb_and_the_exports(de
     gated = replace(rules, spam_gate=True)
     frame = cli_exports.feature_frame_for_rules(cfg, gated, None)
     source = tmp_path / "gated.parquet"
-    frame[engines.required_columns(gated, cfg.data.id_column)].to_parquet(source, index=False)
+    frame[engine_input.required_columns(gated, cfg.data.id_column)].to_parquet(source, index=False)
     s_pd, pandas_scores, _ = _run("pandas", cfg, gated, source, tmp_path)
     s_db, duck_scores, _ = _run("duckdb", cfg, gated, source, tmp_path)
     _assert_same(pandas_scores, duck_scores)
@@ -249,10 +249,10 @@ def test_spark_pyfunc_udf_gives_the_points_of_the_native_expression(demo_model, 
     numeric = [f.name for f in rules.factors if f.kind == "numeric"]
     frame[numeric] = frame[numeric].astype(float)  # the model's signature says double
     sdf = spark.createDataFrame(frame.astype(object).where(frame.notna(), None))
-    udf = engines.spark_pyfunc_udf(spark, f"models:/{cfg.model_name}@challenger")
+    udf = spark_engine.spark_pyfunc_udf(spark, f"models:/{cfg.model_name}@challenger")
     got = (sdf.withColumn("s", udf(*[sdf[c] for c in factors]))
            .select(cfg.data.id_column, "s.points").toPandas())
-    native, _, checked = engines.spark_scores(spark, sdf, rules, id_column=cfg.data.id_column)
+    native, _, checked = spark_engine.spark_scores(spark, sdf, rules, id_column=cfg.data.id_column)
     want = native.select(cfg.data.id_column, "points").toPandas()
     checked.unpersist()
     merged = got.merge(want, on=cfg.data.id_column, suffixes=("_udf", "_sql"))
@@ -404,7 +404,7 @@ def _check_messy(summary, output: Path, rejects: Path) -> None:
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
 def test_duckdb_cleans_each_distinct_value_as_the_rules_say(tmp_path, suffix):
     source = _messy_files(tmp_path)[suffix]
-    summary = engines.score_duckdb(MESSY_GATED, source, tmp_path / "out.parquet",
+    summary = duckdb_engine.score_duckdb(MESSY_GATED, source, tmp_path / "out.parquet",
                                    tmp_path / "rejects.csv", id_column="lead_id")
     _check_messy(summary, tmp_path / "out.parquet", tmp_path / "rejects.csv")
 
@@ -413,7 +413,7 @@ def test_duckdb_cleans_each_distinct_value_as_the_rules_say(tmp_path, suffix):
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
 def test_spark_cleans_each_distinct_value_as_the_rules_say(tmp_path, spark, suffix):
     source = _messy_files(tmp_path)[suffix]
-    summary = engines.score_spark(MESSY_GATED, source, tmp_path / "out.parquet",
+    summary = spark_engine.score_spark(MESSY_GATED, source, tmp_path / "out.parquet",
                                   tmp_path / "rejects.csv", id_column="lead_id", spark=spark)
     _check_messy(summary, tmp_path / "out.parquet", tmp_path / "rejects.csv")
 
@@ -422,7 +422,7 @@ def test_sql_engines_publish_nothing_when_every_row_is_rejected(tmp_path):
     source = tmp_path / "bad.csv"
     source.write_text("lead_id,source,size,visits,score\n,Web,1,1,1\nx,Web,1,lots,1\n")
     with pytest.raises(NothingScoredError, match="no lead could be scored"):
-        engines.score_duckdb(MESSY_RULES, source, tmp_path / "out.parquet", None,
+        duckdb_engine.score_duckdb(MESSY_RULES, source, tmp_path / "out.parquet", None,
                              id_column="lead_id")
     assert not (tmp_path / "out.parquet").exists()
 
@@ -432,7 +432,7 @@ def test_spark_publishes_nothing_when_every_row_is_rejected(tmp_path, spark):
     source = tmp_path / "bad.csv"
     source.write_text("lead_id,source,size,visits,score\n,Web,1,1,1\nx,Web,1,lots,1\n")
     with pytest.raises(NothingScoredError, match="2 rejected"):
-        engines.score_spark(MESSY_RULES, source, tmp_path / "out.parquet", None,
+        spark_engine.score_spark(MESSY_RULES, source, tmp_path / "out.parquet", None,
                             id_column="lead_id", spark=spark)
     assert not (tmp_path / "out.parquet").exists()
 

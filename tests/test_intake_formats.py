@@ -328,7 +328,7 @@ def test_duckdb_engine_reads_the_file_as_the_keys_say(tmp_path, mlflow_db_templa
 def test_sql_engines_read_plain_files_as_they_are_and_copy_the_others(tmp_path):
     """Only a comma-separated UTF-8 file with decimal points and an id column (or Parquet) is
     handed to DuckDB/Spark as it is; any other goes through the reader first."""
-    from pipeline.scoring.engines import _refuse_remote, plain_input
+    from pipeline.scoring.engine_input import plain_input, refuse_remote
 
     plain = _write(tmp_path / "plain.csv", ["id,x", "1,0.5"], "utf-8")
     semicolons = _write(tmp_path / "semi.csv", ["id;x", "1;0,5"], "utf-8")
@@ -346,8 +346,8 @@ def test_sql_engines_read_plain_files_as_they_are_and_copy_the_others(tmp_path):
                          (ReadOptions(decimal=","), "data.decimal"),
                          (ReadOptions(row_ids=True), "data.id_column")):
         with pytest.raises(UserError, match=key):  # a cluster path: refused, naming the key
-            _refuse_remote(options)
-    _refuse_remote(ReadOptions())  # auto: read as before
+            refuse_remote(options)
+    refuse_remote(ReadOptions())  # auto: read as before
 
 
 def test_a_version_trained_before_these_keys_still_loads_its_config(tmp_path):

@@ -21,7 +21,7 @@ takes time differences from :meth:`Dialect.micros_between`.
 
 Spark runs on ``master`` (``events.master`` / ``--master``), else
 ``$LEAD_SCORING_SPARK_MASTER``, else ``local[2]``; the session is the active one when there is
-one (:func:`pipeline.scoring.engines.spark_session`).
+one (:func:`pipeline.scoring.spark_engine.spark_session`).
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def open_engine(engine: str = "duckdb", *, master: str | None = None,
     check_engine(engine)
     if engine == "spark":
         try:
-            from pipeline.scoring.engines import spark_session
+            from pipeline.scoring.spark_engine import spark_session
 
             spark = spark_session(master, app_name="lead-scoring-events")
         except ImportError:

@@ -10,8 +10,8 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "read_scored": "pipeline.scoring.output",
     "score_file": "pipeline.scoring.batch",
     "ScoringSummary": "pipeline.scoring.batch",
-    "score_duckdb": "pipeline.scoring.engines",
-    "score_spark": "pipeline.scoring.engines",
+    "score_duckdb": "pipeline.scoring.duckdb_engine",
+    "score_spark": "pipeline.scoring.spark_engine",
     "LeadScoringModel": "pipeline.scoring.serving",
     "drift_report": "pipeline.scoring.drift",
 })
