@@ -70,17 +70,14 @@ from typing import Any
 from pipeline.errors import NothingScoredError, UserError
 from pipeline.exports.sql import sql_identifier, sql_string
 from pipeline.inputs.reader import (
-    AUTO,
     ReadOptions,
     atomic_path,
-    is_utf8_codec,
     read_options,
-    resolve_delimiter,
     table_format,
-    utf8_problem,
     well_formed_csv,
     write_text_atomic,
 )
+from pipeline.inputs.text_format import AUTO, is_utf8_codec, resolve_delimiter, utf8_problem
 from pipeline.model.rules import PointsRules
 from pipeline.scoring.batch import REJECT_COLUMNS, ScoringSummary
 from pipeline.scoring.sql import (
