@@ -31,7 +31,7 @@ SNIFF_RECORDS = 50  # at most this many records of them
 UTF8_BOM = b"\xef\xbb\xbf"
 FALLBACK_ENCODING = "cp1252"  # what Excel writes on a Western European Windows
 CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")  # bytes cp1252 gives no character
-# as pipeline.inputs.validate.MOSTLY_NUMERIC: a column this share numbers is numeric
+# as pipeline.inputs.clean_columns.MOSTLY_NUMERIC: a column this share numbers is numeric
 MOSTLY_NUMBERS = 0.9
 # a number written with a decimal comma: 3,5  1.234,56  -0,5  1.234 (dot-grouped thousands)
 COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import NothingScoredError, UserError
+from pipeline.inputs.clean_columns import parse_numeric
 from pipeline.inputs.features import FeatureSettings, scoring_features, signal_settings
 from pipeline.inputs.reader import ReadOptions, atomic_path, table_format
 from pipeline.inputs.records import shorten, wrong_delimiter
@@ -28,7 +29,6 @@ from pipeline.inputs.text_format import (
     sniff_decimal,
     with_row_ids,
 )
-from pipeline.inputs.validate import parse_numeric
 from pipeline.model.rules import PointsRules
 from pipeline.scoring.arrow_csv import CarefulReadNeeded, arrow_csv_frames, csv_header
 from pipeline.scoring.frame import reason_pieces, score_frame, unseen_counts
@@ -164,7 +164,7 @@ def _with_reason(reason: pa.Array, mask: np.ndarray, values: pd.Series, prefix: 
 
 
 def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """:func:`pipeline.inputs.validate.parse_numeric` (floats, and which values are present
+    """:func:`pipeline.inputs.clean_columns.parse_numeric` (floats, and which values are present
     but not numbers), with Arrow text cast by Arrow when it takes every value."""
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         try:
