@@ -19,7 +19,8 @@ from helpers import run_cli
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.inputs.reader import ReadOptions, read_options, read_table, sniff_delimiter
+from pipeline.inputs.reader import ReadOptions, read_options, read_table
+from pipeline.inputs.text_format import sniff_delimiter
 from pipeline.inputs.validate import validate_leads
 from pipeline.scoring.batch import iter_batches
 

@@ -13,7 +13,6 @@ from pipeline.errors import LockedError, UserError
 from pipeline.inputs.reader import (
     ReadOptions,
     atomic_path,
-    check_utf8,
     file_digest,
     read_table,
     run_lock,
@@ -21,6 +20,7 @@ from pipeline.inputs.reader import (
     write_frame_atomic,
     write_text_atomic,
 )
+from pipeline.inputs.text_format import check_utf8
 
 HEADER = "lead_id,size,outcome"
 COMMAS, UTF8 = ReadOptions(delimiter=","), ReadOptions(encoding="utf-8")

@@ -8,12 +8,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.inputs.validate import (
-    event_warnings,
-    expected_columns_diff,
-    mostly_numeric,
-    validate_leads,
-)
+from pipeline.inputs.clean_columns import mostly_numeric
+from pipeline.inputs.validate import event_warnings, expected_columns_diff, validate_leads
 
 SRC = "leads.csv"
 
@@ -207,7 +203,7 @@ def test_event_warnings_lines():
 def test_py_whitespace_is_every_character_python_strips():
     import sys
 
-    from pipeline.inputs.validate import PY_WHITESPACE
+    from pipeline.inputs.clean_columns import PY_WHITESPACE
 
     every = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
     assert every == PY_WHITESPACE

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pipeline.exports.sql import sql_identifier, sql_string
 from pipeline.inputs import signals as sig
-from pipeline.inputs.validate import PY_WHITESPACE
+from pipeline.inputs.clean_columns import PY_WHITESPACE
 from pipeline.model.rules import DerivedSignals, PointsRules
 
 EMAIL_TYPE, NAME_SPAM, SENIORITY = "email_domain_type", "name_spam", "seniority"

@@ -23,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import UserError
-from pipeline.inputs.reader import ReadOptions, resolve_delimiter, resolve_encoding, table_format
+from pipeline.inputs.reader import ReadOptions, table_format
 from pipeline.inputs.records import read_header, shorten
+from pipeline.inputs.text_format import resolve_delimiter, resolve_encoding
 
 EVENT_COLUMNS = ("lead_id", "event", "timestamp")
 #: a time of day followed by a UTC offset or Z (a bare date's "-02" is not an offset)

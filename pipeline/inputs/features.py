@@ -328,7 +328,7 @@ def event_factors(rules: PointsRules, settings: FeatureSettings) -> list[str]:
 def clean_text(frame: pd.DataFrame, missing_values: list[str], *,
                keep_arrow: tuple[str, ...] = ()) -> pd.DataFrame:
     """Text columns stripped, with blanks and missing tokens as missing (the cleaning of
-    training, :func:`pipeline.inputs.validate.normalise_missing`); other columns pass through.
+    training, :func:`pipeline.inputs.clean_columns.normalise_missing`); other columns pass through.
 
     A categorical column (e.g. dictionary-encoded Parquet) is cleaned once per category and
     stays categorical; the Arrow text of the ``keep_arrow`` columns (the lead id, numeric
@@ -336,7 +336,7 @@ def clean_text(frame: pd.DataFrame, missing_values: list[str], *,
     missing as NaN): neither is turned into one Python string per row. Other text columns
     become objects, missing as ``None``.
     """
-    from pipeline.inputs.validate import CleanColumns, normalise_missing
+    from pipeline.inputs.clean_columns import CleanColumns, normalise_missing
 
     text = [c for c in frame.columns
             if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]

@@ -149,7 +149,7 @@ def lookup_adder(lookups: list[Lookup], missing_values: list[str], *, source: st
     """For scoring: a function adding the lookup columns to each (cleaned) batch, cleaned the
     way the batch was (stripped, missing tokens as None). No warnings: the training run
     reported the unmatched keys."""
-    from pipeline.inputs.validate import normalise_missing
+    from pipeline.inputs.clean_columns import normalise_missing
 
     cleaned = [Lookup(lk.name, lk.on, normalise_missing(lk.frame, missing_values).assign(
         **{lk.on: lk.frame[lk.on]})) for lk in lookups]

@@ -17,21 +17,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import NothingScoredError, UserError
+from pipeline.inputs.clean_columns import parse_numeric
 from pipeline.inputs.features import FeatureSettings, scoring_features, signal_settings
-from pipeline.inputs.reader import (
+from pipeline.inputs.reader import ReadOptions, atomic_path, table_format
+from pipeline.inputs.records import shorten, wrong_delimiter
+from pipeline.inputs.text_format import (
     AUTO,
-    ReadOptions,
-    atomic_path,
     finish_text,
     is_utf8_codec,
     resolve_delimiter,
-    shorten,
     sniff_decimal,
-    table_format,
     with_row_ids,
 )
-from pipeline.inputs.records import wrong_delimiter
-from pipeline.inputs.validate import parse_numeric
 from pipeline.model.rules import PointsRules
 from pipeline.scoring.arrow_csv import CarefulReadNeeded, arrow_csv_frames, csv_header
 from pipeline.scoring.frame import reason_pieces, score_frame, unseen_counts
@@ -167,7 +164,7 @@ def _with_reason(reason: pa.Array, mask: np.ndarray, values: pd.Series, prefix: 
 
 
 def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """:func:`pipeline.inputs.validate.parse_numeric` (floats, and which values are present
+    """:func:`pipeline.inputs.clean_columns.parse_numeric` (floats, and which values are present
     but not numbers), with Arrow text cast by Arrow when it takes every value."""
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         try:
@@ -320,8 +317,8 @@ def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None,
 
 def _csv_batches(path: Path, batch_size: int, id_column: str | None,
                  options: ReadOptions) -> Iterator[RawBatch]:
-    from pipeline.inputs.reader import resolve_delimiter, resolve_encoding
     from pipeline.inputs.records import csv_records, read_header
+    from pipeline.inputs.text_format import resolve_delimiter, resolve_encoding
 
     delimiter = resolve_delimiter(path, options)
     encoding = resolve_encoding(path, options.encoding)  # reads the whole file once

@@ -9,15 +9,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.inputs.reader import (
-    AUTO,
-    ReadOptions,
-    is_utf8_codec,
-    resolve_delimiter,
-    table_format,
-    utf8_problem,
-    well_formed_csv,
-)
+from pipeline.inputs.reader import ReadOptions, table_format, well_formed_csv
+from pipeline.inputs.text_format import AUTO, is_utf8_codec, resolve_delimiter, utf8_problem
 from pipeline.model.rules import PointsRules
 from pipeline.scoring.batch import ScoringSummary
 

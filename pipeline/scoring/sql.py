@@ -16,7 +16,7 @@ from pipeline.exports.sql import (
     sql_score_totals,
     sql_string,
 )
-from pipeline.inputs.validate import PY_WHITESPACE
+from pipeline.inputs.clean_columns import PY_WHITESPACE
 from pipeline.model.rules import FactorRules, PointsRules
 
 WHITESPACE = PY_WHITESPACE  # what Python's str.strip() removes, as training strips it
