@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ROW_ID_COLUMN
+from pipeline.config_sections import ROW_ID_COLUMN
 from pipeline.errors import LockedError, UserError
 from pipeline.inputs.records import (
     DELIMITER_WORDS,
