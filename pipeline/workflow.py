@@ -181,10 +181,11 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
     compared through its own logged holdout AUC; one that cannot be loaded is not replaced
     blindly."""
     from pipeline.model.calibration import safe_auc
+    from pipeline.registry import aliases
     from pipeline.registry import store as registry
     from pipeline.scoring.frame import score_frame
 
-    current = registry.champion(cfg.model_name)
+    current = aliases.champion(cfg.model_name)
     champion_auc, basis = None, "on the same holdout"
     challenger_auc = float(result.metrics["holdout_auc"])
     if current is not None and current.version != ref.version:
@@ -195,7 +196,7 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
                         "champion_auc": None,
                         "summary": f"not promoted: cannot evaluate champion v{current.version} "
                                    f"({exc})"}
-            registry.record_decision(ref, decision)
+            aliases.record_decision(ref, decision)
             return decision
         holdout = features.frame.iloc[result.split.holdout]
         same_features = all(f in holdout.columns for f in rules.input_columns()) and \
@@ -211,9 +212,9 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
                                           .to_numpy())
             basis = "on the same holdout (both tables as registered)"
         else:
-            champion_auc = registry.logged_metric(current, "holdout_auc")
+            champion_auc = aliases.logged_metric(current, "holdout_auc")
             basis = "(champion's logged holdout AUC: its features differ)"
-    decision = registry.gate_decision(
+    decision = aliases.gate_decision(
         challenger_auc=challenger_auc, champion_auc=champion_auc,
         margin=cfg.registry.promotion_margin, no_signal=result.no_signal,
         champion_version=current.version if current else None)
@@ -221,9 +222,9 @@ def gate(cfg, ref, result, features) -> dict[str, Any]:
         decision["summary"] = decision["summary"].replace("on the same holdout", basis)
     if current is not None and current.version != ref.version:
         decision["champion_version"] = current.version
-    registry.record_decision(ref, decision)
+    aliases.record_decision(ref, decision)
     if decision["promoted"]:
-        registry.promote(ref, reason=decision["summary"])
+        aliases.promote(ref, reason=decision["summary"])
     return decision
 
 
@@ -260,6 +261,7 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
         connecting.result()
         importing.result()
         digests = hashing.result()
+        from pipeline.registry import aliases
         from pipeline.registry import store as registry
 
         with registry.training_run(cfg.model_name, experiment=cfg.experiment_name,
@@ -275,7 +277,7 @@ def train_and_register(cfg, out: Path | None) -> TrainingRun:
             out_dir = Path(out) if out else Path(cfg.root) / "data" / "processed" / cfg.name
             with tempfile.TemporaryDirectory() as tmp:
                 art = Path(tmp)
-                parent = registry.champion(cfg.model_name)
+                parent = aliases.champion(cfg.model_name)
                 with stage("writing the report, logging to MLflow, gating"):
                     ref, rules, tags = _log_run(cfg, features, result, digests, art,
                                                 background)

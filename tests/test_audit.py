@@ -18,7 +18,8 @@ from pipeline.exports.files import export
 from pipeline.exports.hubspot import hubspot_max_score
 from pipeline.exports.importers import detect_format, parse_rules
 from pipeline.model import audit
-from pipeline.model.rules import FactorRules, PointsRules, score_record
+from pipeline.model.reference import score_record
+from pipeline.model.rules import FactorRules, PointsRules
 
 FEW = settings(PROPERTY_SETTINGS, max_examples=20)
 

@@ -31,7 +31,8 @@ from pipeline.inputs.crm_events import (
     velocity_column,
 )
 from pipeline.inputs.features import FeatureSettings, scoring_features
-from pipeline.model.rules import EventRule, FactorRules, PointsRules, score_record
+from pipeline.model.reference import score_record
+from pipeline.model.rules import EventRule, FactorRules, PointsRules
 
 T0 = pd.Timestamp("2025-01-01")
 

@@ -18,7 +18,8 @@ from pipeline.model.encoding import (
     few_distinct,
     quantile_edges,
 )
-from pipeline.model.rules import FactorRules, canonical_str, factor_points, special_key
+from pipeline.model.reference import canonical_str, factor_points
+from pipeline.model.rules import FactorRules, special_key
 
 
 @parametrize_with_checks([FactorEncoder(), FactorEncoder(min_leads=1, n_bins=3)])

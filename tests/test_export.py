@@ -20,7 +20,8 @@ import pytest
 
 from pipeline import exports as ex
 from pipeline.exports import verify as vf
-from pipeline.model.rules import DerivedSignals, FactorRules, PointsRules, score_record
+from pipeline.model.reference import score_record
+from pipeline.model.rules import DerivedSignals, FactorRules, PointsRules
 
 INJECTION = "x'; DROP TABLE leads; --"
 

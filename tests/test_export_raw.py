@@ -23,8 +23,9 @@ from pipeline.exports import signals_sql as S
 from pipeline.exports import simulator as sim
 from pipeline.exports import verify as vf
 from pipeline.inputs import signals as sig
-from pipeline.inputs.features import FeatureSettings, clean_text, derive_signals, scoring_features
+from pipeline.inputs.features import FeatureSettings, derive_signals, scoring_features
 from pipeline.inputs.reader import read_table
+from pipeline.inputs.text_cleaning import clean_text
 from pipeline.model.rules import DerivedSignals, FactorRules, PointsRules
 from pipeline.scoring.frame import score_frame
 

@@ -19,7 +19,7 @@ from pipeline.inputs.reader import read_table
 from pipeline.inputs.validate import validate_leads
 from pipeline.model.evaluate import auc_interval, base_rate_log_loss, signal_check
 from pipeline.model.train import train
-from pipeline.registry.store import gate_decision
+from pipeline.registry.aliases import gate_decision
 
 
 def _features(tmp_path: Path, frame: pd.DataFrame, **sections):

@@ -34,7 +34,8 @@ from pipeline.errors import UserError
 from pipeline.exports import verify as vf
 from pipeline.model.encoding import FactorEncoder
 from pipeline.model.points import PointsScorecard
-from pipeline.model.rules import PointsRules, factor_points
+from pipeline.model.reference import factor_points
+from pipeline.model.rules import PointsRules
 from pipeline.scoring import engines
 from pipeline.scoring.frame import score_frame
 

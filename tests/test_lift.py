@@ -22,7 +22,8 @@ from pipeline.analysis.lift_stats import (
     shrunk_rates,
     wilson_interval,
 )
-from pipeline.model.rules import FactorRules, factor_points
+from pipeline.model.reference import factor_points
+from pipeline.model.rules import FactorRules
 from pipeline.reports.plots_lift import (
     MAX_CHART_LEVELS,
     chart_file_name,

@@ -69,6 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 def test_train_promote_score_history_against_a_tracking_server(server, demo_dir, tmp_path):
     import mlflow
 
+    from pipeline.registry import aliases
     from pipeline.registry import store as registry
     from pipeline.scoring.serving import SCORE_COLUMNS
 
@@ -97,7 +98,7 @@ def test_train_promote_score_history_against_a_tracking_server(server, demo_dir,
     assert experiment.artifact_location.startswith("mlflow-artifacts:")
     assert not (tmp_path / "must-not-be-used").exists()
     assert any((folder / "artifacts").rglob("points_rules.json"))  # stored by the server
-    log = registry.audit_log("lead-scoring")
+    log = aliases.audit_log("lead-scoring")
     last = log[log["alias"] == "champion"].iloc[-1]
     assert (last["version"], last["reason"]) == ("1", "explicit: server test")
 

@@ -21,6 +21,7 @@ from helpers import invoke
 from typer.testing import CliRunner
 
 from pipeline.errors import UserError
+from pipeline.registry import aliases
 from pipeline.registry import store as registry
 from pipeline.scoring.serving import SCORE_COLUMNS
 
@@ -92,7 +93,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Store:
 @pytest.fixture
 def client(store: Store):
     registry.connect(store.uri)
-    return registry._client()
+    return registry.mlflow_client()
 
 
 def _auc_figures(text: str) -> list[float]:
@@ -114,8 +115,8 @@ def test_logged_metric_is_the_runs_metric_and_nan_when_never_logged(store, clien
     """What the gate compares with when the champion's features differ from the run's."""
     ref = registry.resolve(f"{MODEL}/1")
     logged = client.get_run(ref.run_id).data.metrics["holdout_auc"]
-    assert registry.logged_metric(ref, "holdout_auc") == logged
-    assert np.isnan(registry.logged_metric(ref, "no_such_metric"))
+    assert aliases.logged_metric(ref, "holdout_auc") == logged
+    assert np.isnan(aliases.logged_metric(ref, "no_such_metric"))
 
 
 def test_run_logs_params_metrics_lineage_and_artifacts(store, client):
@@ -147,7 +148,7 @@ def test_gate_refuses_a_worse_model_and_prints_both_aucs(store, client):
     assert "not promoted" in out
     challenger_auc, champion_auc = _auc_figures(out)
     assert challenger_auc < champion_auc - 0.005
-    tag = registry.version_decision(MODEL, "2")
+    tag = aliases.version_decision(MODEL, "2")
     assert tag["promoted"] is False
     assert tag["challenger_auc"] == pytest.approx(challenger_auc, abs=1e-4)
     assert tag["champion_auc"] == pytest.approx(champion_auc, abs=1e-4)
@@ -158,15 +159,15 @@ def test_gate_refuses_a_worse_model_and_prints_both_aucs(store, client):
 
 def test_gate_promotes_within_the_configured_margin(store, client):
     assert "promoted: challenger holdout AUC" in store.outputs["v3"]
-    tag = registry.version_decision(MODEL, "3")
+    tag = aliases.version_decision(MODEL, "3")
     assert tag["promoted"] is True and tag["margin"] == 1.0
     assert tag["challenger_auc"] < tag["champion_auc"]  # worse, but within the margin
 
 
 def test_explicit_promote_moves_champion_and_the_audit_log_keeps_every_move(store, client):
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
-    log = registry.audit_log(MODEL)
-    assert list(log.columns) == registry.AUDIT_COLUMNS
+    log = aliases.audit_log(MODEL)
+    assert list(log.columns) == aliases.AUDIT_COLUMNS
     champion_moves = log[log["alias"] == "champion"]
     assert champion_moves["version"].tolist() == ["1", "3", "1"]
     assert champion_moves["previous"].tolist() == ["", "1", "3"]
@@ -177,7 +178,7 @@ def test_explicit_promote_moves_champion_and_the_audit_log_keeps_every_move(stor
 
 
 def test_history_lists_versions_aliases_and_champion_periods(store, client):
-    frame = registry.history(MODEL)
+    frame = aliases.history(MODEL)
     assert frame["version"].tolist() == [1, 2, 3]
     assert frame.set_index("version").loc[1, "aliases"] == "champion"
     assert frame.set_index("version").loc[3, "aliases"] == "challenger"
@@ -230,7 +231,7 @@ def test_registered_model_and_versions_have_descriptions(store, client):
 
 def test_tags_hold_short_values_not_json(store, client):
     model = client.get_registered_model(MODEL)
-    audit = {k: v for k, v in model.tags.items() if k.startswith(registry.AUDIT_PREFIX)}
+    audit = {k: v for k, v in model.tags.items() if k.startswith(aliases.AUDIT_PREFIX)}
     assert len(audit) == 6  # challenger x3; champion x3 (v1, v3, the rollback to v1)
     for version in ("1", "2", "3"):
         tags = client.get_model_version(MODEL, version).tags
@@ -253,9 +254,9 @@ def test_history_fits_80_columns_and_reads_back_every_figure(store):
     # champion again after the rollback: its period runs to now (the end of its first
     # period, when v3 replaced it, is not kept as the end of this one)
     assert lines[lines.index(v1) + 1].strip().endswith("to now")
-    assert registry.history(MODEL).set_index("version").loc[1, "champion_until"] == ""
+    assert aliases.history(MODEL).set_index("version").loc[1, "champion_until"] == ""
     v2 = next(line for line in lines if line.split()[:1] == ["2"])
-    decision = registry.version_decision(MODEL, "2")
+    decision = aliases.version_decision(MODEL, "2")
     assert f"refused {decision['challenger_auc']:.4f} vs v1 {decision['champion_auc']:.4f}" in v2
     assert "rollback after review" in out and "v3 -> v1" in out
 
@@ -399,7 +400,7 @@ def test_parse_model_ref_rejects(text):
     (0.79, 0.80, 0.0, False),
 ])
 def test_gate_decision_margin(challenger, champion, margin, promoted):
-    decision = registry.gate_decision(challenger_auc=challenger, champion_auc=champion,
+    decision = aliases.gate_decision(challenger_auc=challenger, champion_auc=champion,
                                       margin=margin, no_signal=False, champion_version="4")
     assert decision["promoted"] is promoted
     assert f"{challenger:.4f}" in decision["summary"] and f"{champion:.4f}" in decision["summary"]
@@ -407,10 +408,10 @@ def test_gate_decision_margin(challenger, champion, margin, promoted):
 
 
 def test_gate_decision_first_champion_and_no_signal():
-    first = registry.gate_decision(challenger_auc=0.7, champion_auc=None, margin=0.005,
+    first = aliases.gate_decision(challenger_auc=0.7, champion_auc=None, margin=0.005,
                                    no_signal=False, champion_version=None)
     assert first["promoted"] and "first champion" in first["summary"]
-    empty = registry.gate_decision(challenger_auc=0.5, champion_auc=None, margin=0.005,
+    empty = aliases.gate_decision(challenger_auc=0.5, champion_auc=None, margin=0.005,
                                    no_signal=True, champion_version=None)
     assert not empty["promoted"] and "no signal" in empty["summary"]
 
@@ -441,7 +442,7 @@ def test_real_data_two_configs_gate_prints_both_aucs(shared_data, make_config, t
     figures = _auc_figures(out2.output)
     assert len(figures) == 2 and all(0.5 < f <= 1 for f in figures)
     registry.connect(yaml.safe_load(first.read_text())["registry"]["tracking_uri"])
-    decision = registry.version_decision("x-education", "2")
+    decision = aliases.version_decision("x-education", "2")
     assert decision["promoted"] == (decision["challenger_auc"] >= decision["champion_auc"]
                                     - decision["margin"])
 

@@ -1,4 +1,4 @@
-"""The vectorised scorer against the one-lead-at-a-time reference ``rules.score_record``.
+"""The vectorised scorer against the one-lead-at-a-time reference ``reference.score_record``.
 
 Random points tables (nasty level strings, unseen levels, NaN, values on bin edges, integer
 columns that take the lookup-array path, Categorical columns that take the dictionary path)
@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.model.rules import FactorRules, PointsRules, factor_points, score_record, special_key
+from pipeline.model.reference import factor_points, score_record
+from pipeline.model.rules import FactorRules, PointsRules, special_key
 from pipeline.scoring import frame as scoring
 from pipeline.scoring.frame import (
     factor_outcome_labels,

@@ -27,13 +27,8 @@ from pipeline.analysis.levels import (
     significant_digits,
     snap_edges,
 )
-from pipeline.model.rules import (
-    FactorRules,
-    PointsRules,
-    factor_points,
-    merge_equal_bins,
-    score_record,
-)
+from pipeline.model.reference import factor_points, score_record
+from pipeline.model.rules import FactorRules, PointsRules, merge_equal_bins
 from pipeline.model.train import train
 from pipeline.reports.trust_rules import (
     crm_rule_count,

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.analysis.levels import MISSING, OTHER, categorical_cut, numeric_cut
 from pipeline.model.encoding import canonical_codes, object_array, with_fill
-from pipeline.model.rules import canonical_str
+from pipeline.model.reference import canonical_str
 
 MISSING_LABEL = MISSING
 OTHER_LABEL = OTHER

@@ -251,6 +251,7 @@ def register_rules(
     from pipeline.inputs.features import FeatureSettings
     from pipeline.inputs.reader import write_text_atomic
     from pipeline.model.audit import audit_tables, calibrate, code_table
+    from pipeline.registry import aliases
     from pipeline.registry import store as registry
 
     pre = read_rules(file)
@@ -299,8 +300,8 @@ def register_rules(
             metrics=metrics, tags=tags, artifact_dir=art, rules=rules,
             feature_settings=FeatureSettings.from_config(cfg),
             input_example=workflow.raw_example(cfg, data.features.frame))
-    registry.tag_version(new, {"edited_by_hand": "true", "parent_version": ref.version,
-                               "edit_reason": reason, "changed_rules": str(len(diff))})
+    aliases.tag_version(new, {"edited_by_hand": "true", "parent_version": ref.version,
+                              "edit_reason": reason, "changed_rules": str(len(diff))})
     decision = workflow.gate(cfg, new, EditedTable(rules, metrics, data.split), data.features)
     from pipeline.registry.trail import version_description
 

@@ -2,7 +2,7 @@
 format, and the two data formats: ``json`` (the versioned points-table document) and ``csv``.
 
 Every format in :mod:`pipeline.exports` is a pure function ``PointsRules -> str`` that encodes
-the reference semantics of :func:`pipeline.model.rules.score_record` (missing values first,
+the reference semantics of :func:`pipeline.model.reference.score_record` (missing values first,
 exact level match, unseen levels, right-closed numeric bins, FIT + PAIN, optional cap,
 probability, SDR-ready). The SQL, PMML and Python exports are executable and checked lead by
 lead against the reference in :mod:`pipeline.exports.verify`; the CSV, HubSpot and CRM sheets

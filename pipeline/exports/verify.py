@@ -3,7 +3,7 @@
 Each ``score_*`` function runs one export on a frame of raw leads (values as read from CSV:
 strings, floats, NaN) and returns a frame indexed like the input with the columns it can give
 among ``points, fit, pain, probability, sdr_ready``. :func:`verify_exports` compares them with
-:func:`score_reference` (:func:`pipeline.model.rules.score_record` per row).
+:func:`score_reference` (:func:`pipeline.model.reference.score_record` per row).
 
 How the leads reach each engine is part of what is checked, so it is spelled out in
 :func:`sql_input_columns`: categorical columns become text the way the reference reads them
@@ -28,7 +28,8 @@ from pipeline.exports.python import export_python
 from pipeline.exports.signals_py import event_columns
 from pipeline.exports.signals_sql import needed_signals, raw_columns
 from pipeline.exports.sql import export_sql
-from pipeline.model.rules import PointsRules, canonical_str, score_record
+from pipeline.model.reference import canonical_str, score_record
+from pipeline.model.rules import PointsRules
 
 SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready"]
 VERIFY_FORMATS = ("sql", "pmml", "python")
@@ -181,7 +182,7 @@ def _number_text(value: Any) -> str | None:
 
 
 def score_reference(rules: PointsRules, df: pd.DataFrame) -> pd.DataFrame:
-    """:func:`pipeline.model.rules.score_record` on every row: ``points, fit, pain, probability,
+    """:func:`pipeline.model.reference.score_record` on every row: ``points, fit, pain, probability,
     sdr_ready``, indexed like ``df``."""
     rows = [score_record(rules, lead) for lead in lead_records(rules, df)]
     return _frame(rows, df.index, SCORE_COLUMNS)

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Config, FileKeyConfig
+from pipeline.config import Config
+from pipeline.config_sections import FileKeyConfig
 from pipeline.errors import UserError
 from pipeline.inputs.labels import WonKeys
 from pipeline.inputs.validate import ValidatedLeads, validate_leads

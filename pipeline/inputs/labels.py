@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.config import LabelConfig
+from pipeline.config_sections import LabelConfig
 from pipeline.errors import UserError
 
 CENSORING_SHARE = 0.10   # the newest share of leads compared with the rest

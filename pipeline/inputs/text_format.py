@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ROW_ID_COLUMN
+from pipeline.config_sections import ROW_ID_COLUMN
 from pipeline.errors import UserError
 from pipeline.inputs.records import check_text_file, shorten
 

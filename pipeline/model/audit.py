@@ -8,7 +8,7 @@ fixed order (:func:`slot_labels`):
 * numeric: its special values (ascending, ``= 999``), its bins (``<= 3``, ``(3, 7]``, ``> 7``),
   then ``(missing)``.
 
-A lead's slot per factor (:func:`slot_codes`) follows :func:`pipeline.model.rules.factor_points`
+A lead's slot per factor (:func:`slot_codes`) follows :func:`pipeline.model.reference.factor_points`
 exactly (tests compare the two lead by lead); a numeric factor's value that is not a number
 counts as missing, as the scorers' feature builder coerces it. With the slots, a table's score
 is a lookup and a sum, so the editor page recomputes the figures in JavaScript from the same
@@ -42,13 +42,8 @@ import pandas as pd
 
 from pipeline.analysis.lift import benjamini_hochberg, level_vs_rest_p_values
 from pipeline.model.calibration import safe_auc
-from pipeline.model.rules import (
-    SPAM_COLUMN,
-    FactorRules,
-    PointsRules,
-    canonical_str,
-    is_missing,
-)
+from pipeline.model.reference import canonical_str, is_missing
+from pipeline.model.rules import SPAM_COLUMN, FactorRules, PointsRules
 
 MISSING_SLOT = "(missing)"
 UNSEEN_SLOT = "(unseen)"
@@ -112,7 +107,7 @@ def with_slot_points(factor: FactorRules, points: list[int] | np.ndarray) -> Fac
 def slot_codes(factor: FactorRules, values: pd.Series, missing_values: list[str]
                ) -> np.ndarray:
     """The slot (index into :func:`slot_labels`) of each value, as
-    :func:`pipeline.model.rules.factor_points` matches it."""
+    :func:`pipeline.model.reference.factor_points` matches it."""
     labels = slot_labels(factor)
     missing = labels.index(MISSING_SLOT)
     series = pd.Series(values).reset_index(drop=True)

@@ -29,7 +29,8 @@ from pipeline.analysis.levels import (
     numeric_cut,
     quantile_edges,
 )
-from pipeline.model.rules import canonical_str, interval_labels
+from pipeline.model.reference import canonical_str
+from pipeline.model.rules import interval_labels
 
 __all__ = ["MISSING", "OTHER", "FactorEncoder", "FactorLevels", "few_distinct", "quantile_edges"]
 

@@ -8,7 +8,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "connect": "pipeline.registry.store",
     "resolve": "pipeline.registry.store",
     "load_rules": "pipeline.registry.store",
-    "promote": "pipeline.registry.store",
-    "history": "pipeline.registry.store",
-    "gate_decision": "pipeline.registry.store",
+    "promote": "pipeline.registry.aliases",
+    "history": "pipeline.registry.aliases",
+    "gate_decision": "pipeline.registry.aliases",
 })

@@ -1,7 +1,8 @@
 """All MLflow code: runs, registered versions, aliases (never stages) and the audit trail.
 
 Each training run logs params, metrics, tables and the pyfunc model and registers a new
-version of the config's model. ``challenger`` always points at the newest version;
+version of the config's model. Aliases, promotion and the audit trail live in
+:mod:`pipeline.registry.aliases`: ``challenger`` always points at the newest version;
 ``champion`` moves only through :func:`gate_and_promote` (the new version is not worse than the
 champion on the same holdout by more than the configured margin) or :func:`promote`.
 Every alias move is appended to an audit log kept as registered-model tags (one short
@@ -18,7 +19,6 @@ registered model and each version carry a description (:func:`describe_version`)
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import math
 import os
@@ -28,7 +28,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +35,11 @@ import pandas as pd
 
 from pipeline.errors import UserError
 from pipeline.model.rules import PointsRules
-from pipeline.registry import trail
 
 if TYPE_CHECKING:
     from pipeline.inputs.features import FeatureSettings
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 RULES_FILE = "points_rules.json"
-AUDIT_PREFIX = "audit."
-AUDIT_COLUMNS = ["time", "alias", "version", "previous", "reason", "user"]
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>\d+))$")
 
 
@@ -61,7 +56,7 @@ class ModelRef:
         return f"models:/{self.name}/{self.version}"
 
 
-def _client():
+def mlflow_client():
     from mlflow import MlflowClient
 
     return MlflowClient()
@@ -180,7 +175,7 @@ def resolve(text: str) -> ModelRef:
     from mlflow.exceptions import MlflowException
 
     name, alias, version = parse_model_ref(text)
-    client = _client()
+    client = mlflow_client()
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -271,7 +266,7 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
         mlflow.start_run(run_name=f"{model_name}-train")
     with tempfile.TemporaryDirectory() as tmp, running as run:
         mlflow.log_params({k: _param(v) for k, v in params.items()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if finite(v)})
         mlflow.set_tags(tags)
         rules_path = Path(tmp) / RULES_FILE
         rules_path.write_text(rules.to_json(), encoding="utf-8")
@@ -291,6 +286,8 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
             before_artifacts()
         mlflow.log_artifacts(str(artifact_dir))
     ref = ModelRef(model_name, version, run.info.run_id)
+    from pipeline.registry.aliases import set_challenger
+
     set_challenger(ref)
     return ref
 
@@ -307,7 +304,7 @@ def training_run(model_name: str, *, experiment: str | None = None,
     found = mlflow.get_experiment_by_name(experiment) if experiment else None
     experiment_id = found.experiment_id if found is not None else \
         mlflow.tracking.fluent._get_experiment_id()
-    run = _client().create_run(experiment_id, start_time=started_ms,
+    run = mlflow_client().create_run(experiment_id, start_time=started_ms,
                                run_name=f"{model_name}-train")
     with mlflow.start_run(run_id=run.info.run_id):
         yield run.info.run_id
@@ -330,14 +327,14 @@ def log_datasets(datasets: list[tuple[pd.DataFrame, str, str, str]], *,
 
 def describe_model(model_name: str, description: str) -> None:
     """Set the registered model's description when it has none (a person's edit stays)."""
-    client = _client()
+    client = mlflow_client()
     if not (client.get_registered_model(model_name).description or "").strip():
         client.update_registered_model(model_name, description=description)
 
 
 def describe_version(ref: ModelRef, description: str) -> None:
     """Set a version's description (what changed against its parent, the gate's decision)."""
-    _client().update_model_version(ref.name, ref.version, description=description)
+    mlflow_client().update_model_version(ref.name, ref.version, description=description)
 
 
 def model_input_example(rules: PointsRules, settings: FeatureSettings, frame: pd.DataFrame
@@ -391,174 +388,8 @@ def _param(value: Any) -> str:
     return text[:6000]
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
     try:
         return value is not None and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-
-
-def champion(name: str) -> ModelRef | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mv = _client().get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-    return ModelRef(name, str(mv.version), mv.run_id)
-
-
-def logged_metric(ref: ModelRef, key: str) -> float:
-    """The metric ``key`` logged by ``ref``'s run (NaN when it logged none): what the gate
-    compares with when the champion cannot be scored on the challenger's holdout."""
-    return float(_client().get_run(ref.run_id).data.metrics.get(key, float("nan")))
-
-
-def set_challenger(ref: ModelRef) -> None:
-    """Point ``challenger`` at ``ref`` (the newest version) and log the move."""
-    client = _client()
-    previous = _alias_version(ref.name, CHALLENGER)
-    client.set_registered_model_alias(ref.name, CHALLENGER, ref.version)
-    _record_move(ref.name, CHALLENGER, ref.version, previous, "new version registered")
-
-
-def promote(ref: ModelRef, *, reason: str) -> None:
-    """Move ``champion`` to ``ref`` and record the move (who was champion before, why, when)."""
-    client = _client()
-    previous = champion(ref.name)
-    now = _now()
-    client.set_registered_model_alias(ref.name, CHAMPION, ref.version)
-    client.set_model_version_tag(ref.name, ref.version, "champion_since", now)
-    if "champion_until" in (client.get_model_version(ref.name, ref.version).tags or {}):
-        # champion again (a rollback): the end of its earlier period is not this one's
-        client.delete_model_version_tag(ref.name, ref.version, "champion_until")
-    client.set_model_version_tag(ref.name, ref.version, "promotion_reason",
-                                 trail.short(reason))
-    if previous and previous.version != ref.version:
-        client.set_model_version_tag(ref.name, previous.version, "champion_until", now)
-        client.set_model_version_tag(ref.name, previous.version, "replaced_by", ref.version)
-    _record_move(ref.name, CHAMPION, ref.version, previous.version if previous else None, reason)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _alias_version(name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(_client().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return os.environ.get("USER", "unknown")
-
-
-def _record_move(name: str, alias: str, version: str, previous: str | None, reason: str) -> None:
-    """Append one alias move to the model's audit log (a registered-model tag per move).
-
-    The key sorts by time (microseconds, then the alias), so moves never overwrite each other.
-    """
-    stamp = datetime.now(UTC)
-    key = f"{AUDIT_PREFIX}{stamp.strftime('%Y%m%dT%H%M%S.%f')}Z.{alias}"
-    _client().set_registered_model_tag(
-        name, key, trail.format_move(str(version), previous, _user(), reason))
-
-
-def audit_log(name: str) -> pd.DataFrame:
-    """Every alias move of ``name``, oldest first: ``time, alias, version, previous, reason,
-    user`` (``previous`` is the version the alias pointed at before, empty for the first)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = _client().get_registered_model(name)
-    except MlflowException:
-        raise UserError(f"registered model {name!r} does not exist",
-                        hint="run make train first") from None
-    events = []
-    for key, value in sorted((model.tags or {}).items()):
-        if key.startswith(AUDIT_PREFIX):
-            stamp, _, alias = key[len(AUDIT_PREFIX):].rpartition(".")
-            events.append(trail.parse_move(trail.key_time(stamp), alias, value))
-    return pd.DataFrame([{c: e.get(c, "") for c in AUDIT_COLUMNS} for e in events],
-                        columns=AUDIT_COLUMNS)
-
-
-def record_decision(ref: ModelRef, decision: dict[str, Any]) -> None:
-    """Keep the gate decision on the version (short ``gate.*`` tags, see
-    :func:`pipeline.registry.trail.gate_tags`) and its run (metrics)."""
-    client = _client()
-    for key, value in trail.gate_tags(decision).items():
-        client.set_model_version_tag(ref.name, ref.version, key, value)
-    for key in ("challenger_auc", "champion_auc"):
-        if _finite(decision.get(key)):
-            client.log_metric(ref.run_id, f"gate_{key}", float(decision[key]))
-    client.set_tag(ref.run_id, "gate_promoted", str(decision.get("promoted")).lower())
-
-
-def tag_version(ref: ModelRef, tags: dict[str, str]) -> None:
-    """Set tags on a registered version (short values: what a person reads in the UI)."""
-    client = _client()
-    for key, value in tags.items():
-        client.set_model_version_tag(ref.name, ref.version, key, str(value)[:4900])
-
-
-def history(name: str) -> pd.DataFrame:
-    """The audit trail: every version with its champion periods, reasons and gate decisions."""
-    client = _client()
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except Exception as exc:  # noqa: BLE001 - surface any store error as a user message
-        raise UserError(f"cannot read the registry for {name!r}: {exc}") from None
-    if not versions:
-        raise UserError(f"registered model {name!r} has no versions", hint="run make train first")
-    model = client.get_registered_model(name)
-    alias_of = {}
-    for alias, version in (model.aliases or {}).items():
-        alias_of.setdefault(str(version), []).append(alias)
-    rows = []
-    for v in sorted(versions, key=lambda v: int(v.version)):
-        tags = v.tags or {}
-        decision = trail.decision_from_tags(tags)
-        rows.append({
-            "version": int(v.version),
-            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"),
-            "aliases": ",".join(sorted(alias_of.get(str(v.version), []))),
-            "champion_since": tags.get("champion_since", ""),
-            "champion_until": tags.get("champion_until", ""),
-            "promotion_reason": tags.get("promotion_reason", ""),
-            "gate": decision.get("summary", ""),
-            "gate_brief": trail.gate_brief(decision),
-            "run_id": v.run_id,
-        })
-    return pd.DataFrame(rows)
-
-
-def version_decision(name: str, version: str) -> dict[str, Any]:
-    """The gate decision recorded on a version ({} when none)."""
-    return trail.decision_from_tags(_client().get_model_version(name, version).tags or {})
-
-
-def gate_decision(*, challenger_auc: float, champion_auc: float | None, margin: float,
-                  no_signal: bool, champion_version: str | None) -> dict[str, Any]:
-    """Promote unless the challenger is worse than the champion by more than ``margin`` AUC."""
-    if no_signal:
-        return {"promoted": False, "challenger_auc": challenger_auc, "champion_auc": champion_auc,
-                "summary": "not promoted: no signal (nothing beats the base rate out of sample)"}
-    if champion_auc is None:
-        return {"promoted": True, "challenger_auc": challenger_auc, "champion_auc": None,
-                "summary": f"promoted: first champion (holdout AUC {challenger_auc:.4f})"}
-    promoted = challenger_auc >= champion_auc - margin
-    verb = "promoted" if promoted else "not promoted"
-    return {"promoted": promoted, "challenger_auc": challenger_auc, "champion_auc": champion_auc,
-            "margin": margin,
-            "summary": (f"{verb}: challenger holdout AUC {challenger_auc:.4f} vs champion "
-                        f"v{champion_version} {champion_auc:.4f} on the same holdout "
-                        f"(margin {margin})")}

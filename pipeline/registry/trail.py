@@ -40,7 +40,7 @@ def format_move(version: str, previous: str | None, user: str, reason: str) -> s
 
 def parse_move(key_time: str, alias: str, value: str) -> dict[str, str]:
     """The move a tag holds (:func:`format_move`, or an older store's JSON object) as the
-    columns of :data:`pipeline.registry.store.AUDIT_COLUMNS`."""
+    columns of :data:`pipeline.registry.aliases.AUDIT_COLUMNS`."""
     if value.lstrip().startswith("{"):
         data = json.loads(value)
         return {k: str(data.get(k, "")) for k in

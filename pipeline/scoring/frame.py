@@ -1,7 +1,7 @@
 """Vectorised scoring of a frame with a :class:`~pipeline.model.rules.PointsRules` table.
 
-The same semantics as the row-by-row reference :func:`pipeline.model.rules.score_record`, with no
-per-row Python. Every factor is scored as *index -> lookup table*:
+The same semantics as the row-by-row reference :func:`pipeline.model.reference.score_record`,
+with no per-row Python. Every factor is scored as *index -> lookup table*:
 
 * categorical: the column's distinct values are found once (the categories of a pandas
   ``Categorical``, e.g. a dictionary-encoded Parquet column, or ``pd.factorize`` otherwise);
@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.model.rules import FactorRules, PointsRules, canonical_str
+from pipeline.model.reference import canonical_str
+from pipeline.model.rules import FactorRules, PointsRules
 
 MISSING_LABEL = "(missing)"
 UNSEEN_LABEL = "(unseen)"
