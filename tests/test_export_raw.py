@@ -142,11 +142,15 @@ _LATIN = st.text(alphabet=st.sampled_from(list("aAbBeEiIlLnNoOqQrRsStTwWzZäöü
 @given(st.lists(st.tuples(_LATIN, _LATIN, _LATIN, _LATIN), min_size=1, max_size=40))
 def test_duckdb_signals_equal_the_pipelines_on_random_latin_text(rows):
     """Any text over Latin letters, digits, spaces and punctuation (the alphabet where SQL
-    follows Python exactly; ``ß`` stays ``ß`` on both sides of a comparison)."""
+    follows Python exactly). ``ß`` only in job titles: Python upper-cases it to "SS" where SQL
+    keeps it, so a name like "Sß" differs in the capital-letter spam rule (the README's known
+    limit of the SQL signals)."""
     rules = _signal_rules()
     frame = pd.DataFrame(rows, columns=["email", "first_name", "last_name", "job_title"])
     frame = frame.assign(email=frame["email"].str.replace("ß", "s") + "@x" + frame["job_title"]
-                         .str[:3] + ".com")
+                         .str[:3] + ".com",
+                         first_name=frame["first_name"].str.replace("ß", "s"),
+                         last_name=frame["last_name"].str.replace("ß", "s"))
     expected = _expected_signals(frame, rules).reset_index(drop=True)
     got = _duckdb_signals(frame, rules)
     for column in ("email_domain_type", "name_spam"):
