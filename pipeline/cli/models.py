@@ -25,6 +25,7 @@ def promote(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
     """Point @champion at a version explicitly (recorded in the audit trail)."""
+    from pipeline.registry import aliases
     from pipeline.registry import store as registry
 
     model_name = registry_context(config, name, tracking_uri)
@@ -32,7 +33,7 @@ def promote(
 
     registry.check_store_writable(mlflow.get_tracking_uri())
     ref = registry.resolve(version if "/" in version else f"{model_name}/{version}")
-    registry.promote(ref, reason=f"explicit: {reason}")
+    aliases.promote(ref, reason=f"explicit: {reason}")
     say(f"{ref.name} @champion -> version {ref.version} ({reason})")
 
 
@@ -43,12 +44,12 @@ def history(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
 ) -> None:
     """The audit trail: versions, aliases, champion periods and gate decisions (80 columns)."""
-    from pipeline.registry import store as registry
+    from pipeline.registry import aliases
     from pipeline.registry.trail import history_lines
 
     model_name = registry_context(config, name, tracking_uri)
-    frame = registry.history(model_name)
-    moves = registry.audit_log(model_name)
+    frame = aliases.history(model_name)
+    moves = aliases.audit_log(model_name)
     for line in history_lines(model_name, frame, moves):
         print(line)
 
