@@ -548,6 +548,7 @@ def test_lift_table_validates_inputs():
     n=st.integers(20, 200),
     min_leads=st.integers(1, 40),
 )
+@pytest.mark.filterwarnings("ignore::pipeline.analysis.levels.SentinelWarning")
 def test_lift_invariants(seed, n, min_leads):
     X, y, groups = make_leads(seed=seed, n=n)
     table = lift_table(X, y, groups, min_leads=min_leads)
