@@ -405,7 +405,8 @@ def log_pyfunc(rules: Any, store: Path) -> Any:
 def bench_scoring(sizes: Sizes, leads_path: Path, rules: Any, sample: pd.DataFrame
                   ) -> list[dict[str, Any]]:
     from pipeline.scoring.duckdb_engine import score_duckdb
-    from pipeline.scoring.frame import factor_points, score_frame
+    from pipeline.scoring.factor_lookup import factor_points
+    from pipeline.scoring.frame import score_frame
     from pipeline.scoring.spark_engine import score_spark, spark_session
 
     records = []

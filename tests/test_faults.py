@@ -276,7 +276,7 @@ def test_killed_scoring_leaves_no_complete_looking_output(race, tmp_path):
 
 
 def test_lead_accounts_survive_duplicate_blank_and_padded_ids():
-    from pipeline.scoring.batch import lead_accounts
+    from pipeline.scoring.accounts import lead_accounts
 
     raw = pd.DataFrame({"id": ["L1", " L2 ", "L1", "", None, "L3"],
                         "acct": ["A", "B", "Z", "C", "D", " "]}, dtype=object)

@@ -22,7 +22,7 @@ from pipeline.errors import UserError
 from pipeline.inputs.reader import ReadOptions, read_options, read_table
 from pipeline.inputs.text_format import sniff_delimiter
 from pipeline.inputs.validate import validate_leads
-from pipeline.scoring.batch import iter_batches
+from pipeline.scoring.input_batches import iter_batches
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,8 @@ from pipeline.model.encoding import FactorEncoder
 from pipeline.model.points import PointsScorecard
 from pipeline.model.scaling import build_rules, round_points, scale_points
 from pipeline.model.train import train
-from pipeline.scoring.frame import score_frame, unseen_counts
+from pipeline.scoring.factor_lookup import unseen_counts
+from pipeline.scoring.frame import score_frame
 
 FAST = {"c_grid": (1.0,), "cv_folds": 2}
 SIZE_EFFECT = {"1-10": -0.5, "11-50": 0.0, "51-200": 0.3, "201+": 0.6}

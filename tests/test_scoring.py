@@ -18,14 +18,13 @@ from hypothesis import strategies as st
 from pipeline.model.reference import factor_points, score_record
 from pipeline.model.rules import FactorRules, PointsRules, special_key
 from pipeline.scoring import frame as scoring
-from pipeline.scoring.frame import (
+from pipeline.scoring.factor_lookup import (
     factor_outcome_labels,
     factor_slot_codes,
     points_matrix,
-    reason_codes,
-    score_frame,
     unseen_counts,
 )
+from pipeline.scoring.frame import reason_codes, score_frame
 
 MISSING = ["Select", "N/A"]
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6)

@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 
 from pipeline.model.rules import FactorRules, PointsRules
 from pipeline.scoring import ids as ids_module
-from pipeline.scoring.batch import iter_batches, score_file
+from pipeline.scoring.batch import score_file
 from pipeline.scoring.frame import reason_codes, reason_pieces, score_frame
 from pipeline.scoring.ids import SeenIds
+from pipeline.scoring.input_batches import iter_batches
 from pipeline.scoring.output import joined_pieces, read_scored
 
 ID_TEXT = st.text(alphabet=st.sampled_from(list("ab'\\ é\t1")), max_size=4)

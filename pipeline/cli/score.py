@@ -281,7 +281,7 @@ def _write_accounts(cfg, source: Path, output: Path) -> None:
     import pandas as pd
 
     from pipeline.inputs.reader import read_options, read_table, table_format, write_frame_atomic
-    from pipeline.scoring.batch import account_rollup, lead_accounts
+    from pipeline.scoring.accounts import account_rollup, lead_accounts
 
     id_col = cfg.data.id_name
     scored = pd.read_parquet(output) if table_format(output) == "parquet" else \

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,26 @@ def parse_numeric(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     numbers = pd.Series(table.take(codes), index=series.index, dtype=float)
     bad = series.notna() & numbers.isna()
     return numbers, bad
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """Rows of a numeric column that neither training nor scoring takes: ``infinite`` values
+    (inf, or a number past 1e308) and, in a behaviour count, ``negative`` ones."""
+
+    infinite: np.ndarray
+    negative: np.ndarray
+
+
+def out_of_range(values: pd.Series | np.ndarray, *, count: bool) -> OutOfRange:
+    """:class:`OutOfRange` masks of parsed numbers (NaN: missing, in neither); ``count``: the
+    column is a behaviour count (PAIN), where negative values are refused too. Training
+    refuses the file on such rows (:func:`pipeline.inputs.validate.validate_leads`), scoring
+    rejects them one by one (:func:`pipeline.scoring.batch_scoring.score_batch`)."""
+    as_float = (values.to_numpy(dtype=float, na_value=np.nan) if isinstance(values, pd.Series)
+                else np.asarray(values, dtype=float))
+    negative = as_float < 0 if count else np.zeros(len(as_float), dtype=bool)
+    return OutOfRange(np.isinf(as_float), negative)
 
 
 def _numeric_kind(series: pd.Series) -> tuple[pd.Series, pd.Series, bool, bool]:

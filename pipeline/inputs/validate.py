@@ -20,6 +20,7 @@ from pipeline.errors import UserError
 from pipeline.inputs.clean_columns import (
     CleanColumns,
     numeric_kind_of,
+    out_of_range,
 )
 from pipeline.inputs.labels import (
     Outcome,
@@ -241,14 +242,14 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
                     hint="clean the values (or add the text to data.missing_values if it means "
                     "'unknown')",
                 )
-            infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
-            if infinite.any():
-                rows = (np.flatnonzero(infinite) + 2).tolist()
+            faults = out_of_range(values, count=column in pain_cols)
+            if faults.infinite.any():
+                rows = (np.flatnonzero(faults.infinite) + 2).tolist()
                 raise UserError(f"{source}: column {column!r} is numeric but rows "
                                 f"{_listing(rows)} hold infinite values (inf, or a number past "
                                 "1e308)", hint="fix the values, or blank them if unknown")
-            if column in pain_cols and (values < 0).any():
-                rows = (np.flatnonzero((values < 0).to_numpy()) + 2).tolist()
+            if faults.negative.any():
+                rows = (np.flatnonzero(faults.negative) + 2).tolist()
                 raise UserError(f"{source}: column {column!r} is a behaviour count but has "
                                 f"negative values on rows {_listing(rows)}",
                                 hint="counts cannot be negative")

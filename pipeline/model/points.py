@@ -24,7 +24,7 @@ from pipeline.model.fit import RegularisedFit, fit_regularised, reference_slots
 from pipeline.model.rules import PointsRules, merge_equal_bins
 from pipeline.model.scaling import build_rules, round_points, scale_points
 from pipeline.model.trends import TRENDS
-from pipeline.scoring.frame import points_matrix
+from pipeline.scoring.factor_lookup import points_matrix
 
 
 class PointsScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):

@@ -14,38 +14,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.errors import NothingScoredError, UserError
-from pipeline.inputs.clean_columns import parse_numeric
-from pipeline.inputs.features import FeatureSettings, scoring_features, signal_settings
+from pipeline.inputs.features import FeatureSettings, signal_settings
 from pipeline.inputs.reader import ReadOptions, atomic_path, table_format
-from pipeline.inputs.records import shorten, wrong_delimiter
-from pipeline.inputs.text_format import (
-    AUTO,
-    finish_text,
-    is_utf8_codec,
-    resolve_delimiter,
-    sniff_decimal,
-    with_row_ids,
-)
 from pipeline.model.rules import PointsRules
-from pipeline.scoring.arrow_csv import CarefulReadNeeded, arrow_csv_frames, csv_header
-from pipeline.scoring.frame import reason_pieces, score_frame, unseen_counts
+from pipeline.scoring.accounts import account_rollup, lead_accounts
+from pipeline.scoring.arrow_csv import CarefulReadNeeded
+from pipeline.scoring.batch_scoring import (
+    BatchResult,
+    default_settings,
+    id_text,
+    quoted,
+    score_batch,
+)
 from pipeline.scoring.ids import SeenIds
+from pipeline.scoring.input_batches import RawBatch, iter_batches
 from pipeline.scoring.output import ScoresWriter
 
+# the names of the split-off modules stay importable from here
+__all__ = ["REJECT_COLUMNS", "BatchResult", "RawBatch", "ScoringSummary", "account_rollup",
+           "default_settings", "id_text", "iter_batches", "lead_accounts", "quoted",
+           "read_columns", "score_batch", "score_file"]
+
 REJECT_COLUMNS = ["row", "lead_id", "reason"]
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """Scored rows and rejected rows of one batch (their counts add up to the batch size)."""
-
-    scored: pd.DataFrame
-    rejects: pd.DataFrame
-    unseen: dict[str, int] = field(default_factory=dict)  # scored leads per unseen factor
-    pieces: pa.Array | None = None  # reason codes as pieces, one per scored row (Parquet)
 
 
 @dataclass
@@ -74,313 +66,6 @@ class ScoringSummary:
             for key, count in kinds.value_counts(sort=False).items():
                 self.reasons[key] = self.reasons.get(key, 0) + int(count)
 
-
-def default_settings(rules: PointsRules, id_column: str) -> FeatureSettings:
-    """Feature settings when none are given: the id column and the table's missing tokens
-    (derived signals from the table's own settings; no event log)."""
-    return FeatureSettings(id_column=id_column, missing_values=list(rules.missing_values))
-
-
-def score_batch(raw: pd.DataFrame, rules: PointsRules, *, id_column: str, first_row: int,
-                settings: FeatureSettings | None = None, event_table: pd.DataFrame | None = None,
-                seen_ids: SeenIds | None = None, reasons: bool = True,
-                row_numbers: np.ndarray | None = None, pieces: bool = False) -> BatchResult:
-    """Validate and score one batch of raw leads.
-
-    The features come from :func:`pipeline.inputs.features.scoring_features` (``settings``, and the
-    per-lead ``event_table`` of the whole file when the table has event factors). Row numbers
-    are 1-based data rows (header excluded): ``row_numbers`` when given (one per row of
-    ``raw``), else consecutive from ``first_row``. With ``pieces`` the reason codes come as
-    ``BatchResult.pieces``, lists of dictionary-encoded pieces
-    (:func:`pipeline.scoring.frame.reason_pieces`, what Parquet output holds), not as text.
-    """
-    if id_column not in raw.columns:
-        raise UserError(f"id column {id_column!r} not found in the input",
-                        hint=f"columns found: {', '.join(map(str, raw.columns[:20]))}")
-    frame = scoring_features(raw, rules, settings or default_settings(rules, id_column),
-                             event_table=event_table)
-    rows = (np.asarray(row_numbers, dtype=np.int64) if row_numbers is not None
-            else np.arange(first_row, first_row + len(frame)))
-    ids = id_text(frame[id_column])
-    reason = pa.nulls(len(frame), pa.string())  # null: no reason to reject (yet)
-    present = pc.is_valid(ids)
-    reason = pc.if_else(present, reason, pa.scalar("missing id"))
-    if seen_ids is not None:
-        fresh = np.ones(len(frame), dtype=bool)
-        candidates = np.flatnonzero(present.to_numpy(zero_copy_only=False))
-        fresh[candidates] = seen_ids.first_seen(ids.take(pa.array(candidates)))
-        if not fresh.all():
-            reason = pc.if_else(pa.array(~fresh), pc.binary_join_element_wise(
-                "duplicate id: ", quoted(ids), " already appeared earlier in the input", ""),
-                reason)
-    absent = [name for name in rules.input_columns() if name not in frame.columns]
-    if absent:
-        raise UserError(f"the input lacks columns the points table needs: {absent}",
-                        hint="score a file with the same columns as the training data")
-    for factor in rules.factors:
-        if factor.kind != "numeric" or pd.api.types.is_numeric_dtype(frame[factor.name].dtype):
-            continue
-        values = frame[factor.name]
-        if pd.api.types.is_numeric_dtype(values.dtype):
-            numbers = values.astype(float)
-        else:
-            numbers, bad = _numbers(values)
-            reason = _with_reason(reason, bad.to_numpy(), values,
-                                  f"unparseable value: column {factor.name!r} holds ",
-                                  ", not a number")
-            frame[factor.name] = numbers
-        as_float = numbers.to_numpy(dtype=float, na_value=np.nan)
-        reason = _with_reason(reason, np.isinf(as_float), values,
-                              f"infinite value: column {factor.name!r} holds ",
-                              ", not a finite number")
-        if factor.group == "PAIN":  # behaviour counts (training refuses negative ones)
-            reason = _with_reason(reason, as_float < 0, values,
-                                  f"negative count: column {factor.name!r} holds ",
-                                  "; counts cannot be negative")
-    ok = pc.is_null(reason).to_numpy(zero_copy_only=False)
-    good = frame.loc[ok] if not ok.all() else frame
-    scores = score_frame(rules, good, reasons=reasons and not pieces)  # the table's spam gate
-    listed = reason_pieces(rules, good) if reasons and pieces else None
-    ok_rows = pa.array(ok)
-    scores.insert(0, id_column, ids.filter(ok_rows).to_pandas().array if len(scores) else
-                  pd.array([], dtype="str"))
-    rejects = pd.DataFrame({"row": rows[~ok], "lead_id": ids.filter(pc.invert(ok_rows)).to_pandas(),
-                            "reason": reason.filter(pc.invert(ok_rows)).to_pandas()})
-    # counted on the features (derived and event factors included), scored leads only
-    unseen = unseen_counts(rules, good) if len(good) else {}
-    return BatchResult(scores.reset_index(drop=True), rejects, unseen, listed)
-
-
-def _with_reason(reason: pa.Array, mask: np.ndarray, values: pd.Series, prefix: str,
-                 suffix: str) -> pa.Array:
-    """``reason`` with ``prefix + repr(value) + suffix`` where ``mask`` holds and no reason
-    was given yet (one text per rejected row only)."""
-    if not mask.any():
-        return reason
-    shown = values.astype(object).where(mask, None).map(lambda v: shorten(repr(v)),
-                                                        na_action="ignore")
-    text = pa.array(shown.to_numpy(), type=pa.string(), from_pandas=True)
-    return pc.coalesce(reason, pc.binary_join_element_wise(prefix, text, suffix, ""))
-
-
-def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """:func:`pipeline.inputs.clean_columns.parse_numeric` (floats, and which values are present
-    but not numbers), with Arrow text cast by Arrow when it takes every value."""
-    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
-        try:
-            values = pc.cast(pa.array(series.array), pa.float64())
-        except (pa.ArrowException, TypeError, ValueError):
-            values = None
-        if values is not None:
-            numbers = pd.Series(values.to_numpy(zero_copy_only=False), index=series.index,
-                                dtype=float)
-            return numbers, series.notna() & numbers.isna()  # e.g. "nan": not a number
-        series = series.astype(object).where(series.notna(), None)
-    return parse_numeric(series)
-
-
-def id_text(series: pd.Series) -> pa.Array:
-    """Lead ids as Arrow text (null when missing), as ``str(id)`` reads them."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        series = series.astype(object)
-    if pd.api.types.is_integer_dtype(series.dtype):
-        return pc.cast(pa.array(series.to_numpy(dtype=object, na_value=None)
-                                if series.hasnans else series.to_numpy()), pa.string())
-    text = series.astype("str") if series.dtype == object or \
-        pd.api.types.is_string_dtype(series.dtype) else series.map(str, na_action="ignore")
-    array = pa.array(pd.array(text, dtype="str"))
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
-def quoted(text: pa.Array) -> pa.Array:
-    """``repr`` of each string (``'id'``); Python's own ``repr`` only where it quotes
-    otherwise (quotes, backslashes, unprintable characters)."""
-    text = text.cast(pa.string())
-    plain = pc.binary_join_element_wise("'", text, "'", "")
-    odd = pc.or_(pc.or_(pc.match_substring(text, "'"), pc.match_substring(text, "\\")),
-                 pc.invert(pc.utf8_is_printable(text)))
-    odd_rows = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
-    if not len(odd_rows):
-        return plain
-    texts = plain.to_pylist()
-    for i in odd_rows:  # rare rows only
-        texts[i] = repr(text[int(i)].as_py())
-    return pa.array(texts, type=pa.string())
-
-
-@dataclass(frozen=True)
-class RawBatch:
-    """A batch of input rows read as text.
-
-    ``rows`` holds the 1-based data-row number (header excluded, blank lines not counted) of
-    each row of ``frame``; ``bad`` lists the malformed rows of this stretch of the file as
-    (data-row number, lead id if recognisable, reason): they are rejects, never dropped.
-    """
-
-    frame: pd.DataFrame
-    rows: np.ndarray
-    bad: list[tuple[int, str | None, str]]
-    skipped: int = 0  # rows left out by ``only_ids`` (see iter_batches)
-
-
-def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
-                 options: ReadOptions | None = None, columns: list[str] | None = None,
-                 fast: bool = False, only_ids: pa.Array | None = None) -> Iterator[RawBatch]:
-    """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
-
-    CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
-    so every record is accounted for: a record with a different number of fields than the
-    header becomes a bad row with its position instead of vanishing. Raises
-    :class:`UserError` for files that cannot be read at all (not UTF-8, wrong delimiter,
-    Parquet that is not Parquet, a header without rows).
-
-    ``options`` (``data.delimiter`` / ``encoding`` / ``decimal``, ``row_id`` for a file
-    without ids) are honoured as :func:`pipeline.inputs.reader.read_table` honours them; an ``auto``
-    decimal is decided on the first batch and kept for the rest of the file. ``columns``:
-    read only these (those the file has).
-
-    ``fast``: a UTF-8 CSV file is streamed by Arrow instead
-    (:mod:`pipeline.scoring.arrow_csv`), which raises
-    :class:`~pipeline.scoring.arrow_csv.CarefulReadNeeded` when the file turns out to have
-    a malformed record: the caller then starts again without ``fast``.
-
-    ``only_ids`` (Parquet with ids): keep only the rows whose stripped id is one of these,
-    chosen in Arrow before any row becomes pandas (``RawBatch.skipped`` counts the others).
-    """
-    options = options or ReadOptions()
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if table_format(path) == "parquet":
-        for batch in _parquet_batches(path, batch_size, columns, only_ids, id_column):
-            yield (RawBatch(with_row_ids(batch.frame, batch.rows, path), batch.rows, batch.bad)
-                   if options.row_ids else batch)
-        return
-    if fast and (options.encoding == AUTO or is_utf8_codec(options.encoding)):
-        delimiter = resolve_delimiter(path, options)
-        header = csv_header(path, delimiter)
-        if header is not None:
-            # an auto decimal is decided on every column, as the careful reader does
-            projected = columns if options.decimal != AUTO or delimiter == "," else None
-            yield from _fast_csv_batches(path, header, batch_size, delimiter, options, projected)
-            return
-    yield from _csv_batches(path, batch_size, id_column, options)
-
-
-def _fast_csv_batches(path: Path, header: list[str], batch_size: int, delimiter: str,
-                      options: ReadOptions, columns: list[str] | None) -> Iterator[RawBatch]:
-    """:func:`pipeline.scoring.arrow_csv.arrow_csv_frames` as raw batches (rows numbered
-    from 1: the file has no malformed record, or the reader stops)."""
-    wrong_delimiter(path, header, delimiter)
-    decimal: str | None = None
-    first = 1
-    for frame in arrow_csv_frames(path, header, batch_size=batch_size, delimiter=delimiter,
-                                  columns=columns):
-        numbers = np.arange(first, first + len(frame))
-        if decimal is None:
-            decimal = sniff_decimal(frame, delimiter, options, path)
-        yield RawBatch(finish_text(frame, numbers, decimal=decimal, options=options, path=path),
-                       numbers, [])
-        first += len(frame)
-
-
-def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None,
-                     only_ids: pa.Array | None = None, id_column: str | None = None
-                     ) -> Iterator[RawBatch]:
-    import pyarrow.parquet as pq
-
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"PAR1":
-            raise UserError(f"{path}: not a Parquet file (it starts like a text file)",
-                            hint="rename it to .csv if it is CSV, or re-export it as Parquet")
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise UserError(f"{path}: cannot read Parquet: {exc}") from None
-    if parquet.metadata.num_rows == 0:
-        raise UserError(f"{path}: has columns but no rows", hint="expected one row per lead")
-    first = 1
-    if columns is not None:
-        names = set(parquet.schema_arrow.names)
-        columns = [c for c in dict.fromkeys(columns) if c in names]
-    filtering = only_ids is not None and id_column in parquet.schema_arrow.names
-    for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
-        rows = np.arange(first, first + batch.num_rows)
-        first += batch.num_rows
-        skipped = 0
-        if filtering:
-            ids = pc.utf8_trim_whitespace(pc.cast(batch.column(id_column), pa.string()))
-            keep = pc.fill_null(pc.is_in(ids, value_set=only_ids), False)
-            batch, rows = batch.filter(keep), rows[keep.to_numpy(zero_copy_only=False)]
-            skipped = len(keep) - batch.num_rows
-        yield RawBatch(batch.to_pandas(), rows, [], skipped)
-
-
-def _csv_batches(path: Path, batch_size: int, id_column: str | None,
-                 options: ReadOptions) -> Iterator[RawBatch]:
-    from pipeline.inputs.records import csv_records, read_header
-    from pipeline.inputs.text_format import resolve_delimiter, resolve_encoding
-
-    delimiter = resolve_delimiter(path, options)
-    encoding = resolve_encoding(path, options.encoding)  # reads the whole file once
-    decimal: str | None = None
-
-    def finished(records: list[list[str]], rows: list[int],
-                 bad: list[tuple[int, str | None, str]]) -> RawBatch:
-        nonlocal decimal
-        frame = pd.DataFrame(records, columns=header, dtype=object)
-        numbers = np.asarray(rows, dtype=np.int64)
-        if decimal is None and records:
-            decimal = sniff_decimal(frame, delimiter, options, path)
-        frame = finish_text(frame, numbers, decimal=decimal or ".", options=options, path=path)
-        return RawBatch(frame, numbers, bad)
-
-    try:
-        with open(path, encoding=encoding, newline="") as handle:
-            header, after = read_header(handle, delimiter, path)
-            width = len(header)
-            id_at = header.index(id_column) if id_column in header else None
-            records: list[list[str]] = []
-            rows: list[int] = []
-            bad: list[tuple[int, str | None, str]] = []
-            row = 0
-            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
-                                                       start=after):
-                if not fields:  # a blank line holds no lead
-                    continue
-                if swallowed is not None:  # each line a stray quote swallowed is a reject
-                    for at, line_fields in swallowed.line_fields:
-                        row += 1
-                        bad.append((row, str(row) if options.row_ids else
-                                    _ragged_id(line_fields, id_at),
-                                    f"malformed row: {swallowed.reason} (line {at})"))
-                    continue
-                row += 1
-                if len(fields) == width:
-                    records.append(fields)
-                    rows.append(row)
-                else:
-                    bad.append((row, str(row) if options.row_ids else _ragged_id(fields, id_at),
-                                f"malformed row: {len(fields)} fields, expected {width} "
-                                f"(line {line} of the file)"))
-                if len(records) >= batch_size:
-                    yield finished(records, rows, bad)
-                    records, rows, bad = [], [], []
-            if row == 0:
-                raise UserError(f"{path}: has a header but no rows",
-                                hint="expected one row per lead")
-            if records or bad:
-                yield finished(records, rows, bad)
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: cannot be read as {encoding} (data.encoding): {exc.reason}",
-                        hint="set data.encoding to the file's encoding (latin-1 reads any byte)"
-                        ) from None
-
-
-def _ragged_id(fields: list[str], id_at: int | None) -> str | None:
-    """The id of a malformed row, read at the id column's position (a guess, for the user)."""
-    if id_at is None or id_at >= len(fields):
-        return None
-    return fields[id_at].strip() or None
 
 
 def read_columns(rules: PointsRules, settings: FeatureSettings | None, id_column: str
@@ -531,36 +216,3 @@ def _write_rejects(path: Path, rejects: pd.DataFrame) -> None:
 
 def _top_reasons(summary: ScoringSummary) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(summary.reasons.items(), key=lambda kv: -kv[1]))
-
-
-def account_rollup(scored: pd.DataFrame, accounts: pd.Series, *, id_column: str) -> pd.DataFrame:
-    """One row per account: leads, best lead, sum and mean of the top 3, share SDR-ready."""
-    frame = scored.assign(account=accounts.to_numpy())
-    frame = frame[frame["account"].notna()]
-    rows = []
-    for account, group in frame.groupby("account", sort=True):
-        top = group.sort_values(["points", id_column], ascending=[False, True])
-        top3 = top["points"].head(3)
-        rows.append({"account": account, "leads": len(group), "best_lead": top[id_column].iloc[0],
-                     "best_points": int(top["points"].iloc[0]), "top3_sum": int(top3.sum()),
-                     "top3_mean": float(top3.mean()),
-                     "sdr_ready_share": float(group["sdr_ready"].mean())})
-    return pd.DataFrame(rows, columns=["account", "leads", "best_lead", "best_points", "top3_sum",
-                                       "top3_mean", "sdr_ready_share"])
-
-
-def lead_accounts(raw: pd.DataFrame, scored_ids: pd.Series, *, id_column: str,
-                  account_column: str) -> pd.Series:
-    """The account of each scored lead, aligned with ``scored_ids``.
-
-    ``raw`` is the input as read (text, possibly with blank or duplicated ids and stray
-    whitespace). Ids are stripped as scoring strips them; for a duplicated id the first row
-    wins, as in scoring (the later rows are rejects). Blank accounts are missing.
-    """
-    ids = raw[id_column].astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
-    accounts = raw[account_column].astype(object).map(
-        lambda v: (v.strip() or None) if isinstance(v, str) else v)
-    table = pd.Series(accounts.to_numpy(), index=pd.Index(ids.to_numpy(), dtype=object))
-    table = table[table.index.notna() & ~table.index.duplicated(keep="first")]
-    wanted = scored_ids.astype(str).to_numpy()
-    return pd.Series(table.reindex(wanted).to_numpy(), index=scored_ids.index, dtype=object)

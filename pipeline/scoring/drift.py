@@ -7,8 +7,8 @@ The population stability index compares two distributions over the same cells::
 with ``r_i`` / ``b_i`` the reference / batch share of cell ``i``; an empty cell gets a share
 of ``EPSILON`` so the log stays finite. The cells of a factor are the outcomes its points
 table defines (each level or numeric bin, then ``(missing)``, then ``(unseen)``: see
-:func:`pipeline.scoring.frame.factor_slot_codes`), so drift is measured on exactly what the scorer
-sees. The total score uses ``bins`` quantile bins of the reference total.
+:func:`pipeline.scoring.factor_lookup.factor_slot_codes`), so drift is measured on exactly
+what the scorer sees. The total score uses ``bins`` quantile bins of the reference total.
 
 Verdicts follow the usual reading of PSI: ``stable`` below 0.1, ``watch`` from 0.1 to 0.25,
 ``retrain`` above 0.25.
@@ -24,7 +24,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.model.rules import PointsRules
-from pipeline.scoring.frame import factor_outcome_points, factor_slot_codes, score_frame
+from pipeline.scoring.factor_lookup import factor_outcome_points, factor_slot_codes
+from pipeline.scoring.frame import score_frame
 
 EPSILON = 1e-4
 WATCH = 0.1

@@ -51,7 +51,7 @@ def write_plain_copy(source: Path, options: ReadOptions, folder: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.scoring.batch import iter_batches
+    from pipeline.scoring.input_batches import iter_batches
 
     target = folder / "leads.parquet"
     writer = None

@@ -127,7 +127,7 @@ def reason_texts(rules: PointsRules, slots: list[np.ndarray], outcome_points: li
 
     ``slots`` holds the outcome slot of each row per factor, ``outcome_points`` /
     ``labels`` the points and words of each slot, as
-    :func:`pipeline.scoring.frame.factor_outcome_points` / ``factor_outcome_labels`` give
+    :func:`pipeline.scoring.factor_lookup.factor_outcome_points` / ``factor_outcome_labels`` give
     them. Positives come first (most points first, ties in factor order), then negatives
     (most negative first, ties in reverse factor order), joined by ``"; "``. The text is
     joined by Arrow once per distinct combination of pieces, then taken per row.

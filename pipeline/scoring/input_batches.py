@@ -1,0 +1,203 @@
+"""The leads file read in batches of text rows: CSV record by record (a malformed record is a
+bad row with its position, never dropped) or through Arrow when the file allows, Parquet by
+row groups, optionally only the rows of some ids (``--since``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.errors import UserError
+from pipeline.inputs.reader import ReadOptions, table_format
+from pipeline.inputs.records import wrong_delimiter
+from pipeline.inputs.text_format import (
+    AUTO,
+    finish_text,
+    is_utf8_codec,
+    resolve_delimiter,
+    sniff_decimal,
+    with_row_ids,
+)
+from pipeline.scoring.arrow_csv import arrow_csv_frames, csv_header
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """A batch of input rows read as text.
+
+    ``rows`` holds the 1-based data-row number (header excluded, blank lines not counted) of
+    each row of ``frame``; ``bad`` lists the malformed rows of this stretch of the file as
+    (data-row number, lead id if recognisable, reason): they are rejects, never dropped.
+    """
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    bad: list[tuple[int, str | None, str]]
+    skipped: int = 0  # rows left out by ``only_ids`` (see iter_batches)
+
+
+def iter_batches(path: Path, *, batch_size: int, id_column: str | None = None,
+                 options: ReadOptions | None = None, columns: list[str] | None = None,
+                 fast: bool = False, only_ids: pa.Array | None = None) -> Iterator[RawBatch]:
+    """Yield :class:`RawBatch` es of at most ``batch_size`` rows from a CSV or Parquet file.
+
+    CSV is read with the standard ``csv`` module, record by record (quoted newlines welcome),
+    so every record is accounted for: a record with a different number of fields than the
+    header becomes a bad row with its position instead of vanishing. Raises
+    :class:`UserError` for files that cannot be read at all (not UTF-8, wrong delimiter,
+    Parquet that is not Parquet, a header without rows).
+
+    ``options`` (``data.delimiter`` / ``encoding`` / ``decimal``, ``row_id`` for a file
+    without ids) are honoured as :func:`pipeline.inputs.reader.read_table` honours them; an ``auto``
+    decimal is decided on the first batch and kept for the rest of the file. ``columns``:
+    read only these (those the file has).
+
+    ``fast``: a UTF-8 CSV file is streamed by Arrow instead
+    (:mod:`pipeline.scoring.arrow_csv`), which raises
+    :class:`~pipeline.scoring.arrow_csv.CarefulReadNeeded` when the file turns out to have
+    a malformed record: the caller then starts again without ``fast``.
+
+    ``only_ids`` (Parquet with ids): keep only the rows whose stripped id is one of these,
+    chosen in Arrow before any row becomes pandas (``RawBatch.skipped`` counts the others).
+    """
+    options = options or ReadOptions()
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if table_format(path) == "parquet":
+        for batch in _parquet_batches(path, batch_size, columns, only_ids, id_column):
+            yield (RawBatch(with_row_ids(batch.frame, batch.rows, path), batch.rows, batch.bad)
+                   if options.row_ids else batch)
+        return
+    if fast and (options.encoding == AUTO or is_utf8_codec(options.encoding)):
+        delimiter = resolve_delimiter(path, options)
+        header = csv_header(path, delimiter)
+        if header is not None:
+            # an auto decimal is decided on every column, as the careful reader does
+            projected = columns if options.decimal != AUTO or delimiter == "," else None
+            yield from _fast_csv_batches(path, header, batch_size, delimiter, options, projected)
+            return
+    yield from _csv_batches(path, batch_size, id_column, options)
+
+
+def _fast_csv_batches(path: Path, header: list[str], batch_size: int, delimiter: str,
+                      options: ReadOptions, columns: list[str] | None) -> Iterator[RawBatch]:
+    """:func:`pipeline.scoring.arrow_csv.arrow_csv_frames` as raw batches (rows numbered
+    from 1: the file has no malformed record, or the reader stops)."""
+    wrong_delimiter(path, header, delimiter)
+    decimal: str | None = None
+    first = 1
+    for frame in arrow_csv_frames(path, header, batch_size=batch_size, delimiter=delimiter,
+                                  columns=columns):
+        numbers = np.arange(first, first + len(frame))
+        if decimal is None:
+            decimal = sniff_decimal(frame, delimiter, options, path)
+        yield RawBatch(finish_text(frame, numbers, decimal=decimal, options=options, path=path),
+                       numbers, [])
+        first += len(frame)
+
+
+def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None,
+                     only_ids: pa.Array | None = None, id_column: str | None = None
+                     ) -> Iterator[RawBatch]:
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"PAR1":
+            raise UserError(f"{path}: not a Parquet file (it starts like a text file)",
+                            hint="rename it to .csv if it is CSV, or re-export it as Parquet")
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{path}: cannot read Parquet: {exc}") from None
+    if parquet.metadata.num_rows == 0:
+        raise UserError(f"{path}: has columns but no rows", hint="expected one row per lead")
+    first = 1
+    if columns is not None:
+        names = set(parquet.schema_arrow.names)
+        columns = [c for c in dict.fromkeys(columns) if c in names]
+    filtering = only_ids is not None and id_column in parquet.schema_arrow.names
+    for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+        rows = np.arange(first, first + batch.num_rows)
+        first += batch.num_rows
+        skipped = 0
+        if filtering:
+            ids = pc.utf8_trim_whitespace(pc.cast(batch.column(id_column), pa.string()))
+            keep = pc.fill_null(pc.is_in(ids, value_set=only_ids), False)
+            batch, rows = batch.filter(keep), rows[keep.to_numpy(zero_copy_only=False)]
+            skipped = len(keep) - batch.num_rows
+        yield RawBatch(batch.to_pandas(), rows, [], skipped)
+
+
+def _csv_batches(path: Path, batch_size: int, id_column: str | None,
+                 options: ReadOptions) -> Iterator[RawBatch]:
+    from pipeline.inputs.records import csv_records, read_header
+    from pipeline.inputs.text_format import resolve_delimiter, resolve_encoding
+
+    delimiter = resolve_delimiter(path, options)
+    encoding = resolve_encoding(path, options.encoding)  # reads the whole file once
+    decimal: str | None = None
+
+    def finished(records: list[list[str]], rows: list[int],
+                 bad: list[tuple[int, str | None, str]]) -> RawBatch:
+        nonlocal decimal
+        frame = pd.DataFrame(records, columns=header, dtype=object)
+        numbers = np.asarray(rows, dtype=np.int64)
+        if decimal is None and records:
+            decimal = sniff_decimal(frame, delimiter, options, path)
+        frame = finish_text(frame, numbers, decimal=decimal or ".", options=options, path=path)
+        return RawBatch(frame, numbers, bad)
+
+    try:
+        with open(path, encoding=encoding, newline="") as handle:
+            header, after = read_header(handle, delimiter, path)
+            width = len(header)
+            id_at = header.index(id_column) if id_column in header else None
+            records: list[list[str]] = []
+            rows: list[int] = []
+            bad: list[tuple[int, str | None, str]] = []
+            row = 0
+            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
+                                                       start=after):
+                if not fields:  # a blank line holds no lead
+                    continue
+                if swallowed is not None:  # each line a stray quote swallowed is a reject
+                    for at, line_fields in swallowed.line_fields:
+                        row += 1
+                        bad.append((row, str(row) if options.row_ids else
+                                    _ragged_id(line_fields, id_at),
+                                    f"malformed row: {swallowed.reason} (line {at})"))
+                    continue
+                row += 1
+                if len(fields) == width:
+                    records.append(fields)
+                    rows.append(row)
+                else:
+                    bad.append((row, str(row) if options.row_ids else _ragged_id(fields, id_at),
+                                f"malformed row: {len(fields)} fields, expected {width} "
+                                f"(line {line} of the file)"))
+                if len(records) >= batch_size:
+                    yield finished(records, rows, bad)
+                    records, rows, bad = [], [], []
+            if row == 0:
+                raise UserError(f"{path}: has a header but no rows",
+                                hint="expected one row per lead")
+            if records or bad:
+                yield finished(records, rows, bad)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: cannot be read as {encoding} (data.encoding): {exc.reason}",
+                        hint="set data.encoding to the file's encoding (latin-1 reads any byte)"
+                        ) from None
+
+
+def _ragged_id(fields: list[str], id_at: int | None) -> str | None:
+    """The id of a malformed row, read at the id column's position (a guess, for the user)."""
+    if id_at is None or id_at >= len(fields):
+        return None
+    return fields[id_at].strip() or None
