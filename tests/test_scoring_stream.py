@@ -157,6 +157,36 @@ def test_only_ids_picks_rows_in_arrow_with_their_row_numbers(tmp_path):
     assert scored["reason_codes"].tolist() == full["reason_codes"].tolist()
 
 
+@pytest.mark.parametrize("batch_size", [2, 4, 1000])
+def test_only_ids_reads_row_groups_as_a_whole_run_then_a_pandas_pick(tmp_path, batch_size):
+    """Row groups without a chosen id are skipped (the first ones, middle ones, the last
+    ones); ids with stray whitespace, a repeated chosen id (a reject with its row number)
+    and missing ids: the output and the rejects are the whole file's, picked by id."""
+    import pyarrow.parquet as pq
+
+    rules, frame = _table()
+    ids = [f"L{i}" for i in range(len(frame))]
+    ids[130], ids[131], ids[260] = " L77\t", None, "L77"  # L77 three times in all
+    frame.insert(0, "lead_id", ids)
+    path = tmp_path / "leads.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=40)
+    wanted = {"L77", "L95", "L96", "L250", "L255", "nobody"}  # row groups 1, 2, 3 and 6 of 13
+    out, rej = tmp_path / "out.parquet", tmp_path / "rej.csv"
+    summary = score_file(rules, path, out, rejects_path=rej, id_column="lead_id",
+                         only_ids=wanted, batch_size=batch_size)
+    score_file(rules, path, tmp_path / "all.parquet", rejects_path=tmp_path / "all_rej.csv",
+               id_column="lead_id", batch_size=batch_size)
+    whole = read_scored(tmp_path / "all.parquet")
+    picked = whole[whole["lead_id"].str.strip().isin(wanted)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(read_scored(out), picked)
+    rejects = pd.read_csv(rej)
+    all_rejects = pd.read_csv(tmp_path / "all_rej.csv")
+    repeated = all_rejects[all_rejects["reason"].str.startswith("duplicate id: 'L77'")]
+    assert rejects["row"].tolist() == repeated["row"].tolist() == [131, 261]
+    assert summary.scored == 5 and summary.rejected == 2
+    assert summary.rows + summary.skipped == len(frame)
+
+
 def test_local_store_reads_the_version_mlflow_resolves(tmp_path):
     from pipeline.inputs.features import FeatureSettings
     from pipeline.registry import store as registry

@@ -66,17 +66,15 @@ def score_to_file(cfg, rules, input_path: Path, output: Path, rejects: Path | No
         for warning in checked.warnings:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
         as_of = as_of if as_of is not None else checked.as_of
-        from pipeline.inputs.event_features import event_features_for_scoring
+        from pipeline.inputs.event_features import changed_since, event_features_for_scoring
 
-        if event_factors(rules, settings):
-            event_table = event_features_for_scoring(cfg, events, rules, as_of=as_of,
-                                                     leads=Path(input_path))
-        if since is not None:
-            from pipeline.inputs.event_features import changed_since
-
+        if since is not None:  # first: the event features are made for these leads only
             changed = changed_since(cfg, events, since, leads=Path(input_path))
             if not changed:
                 raise NothingNew(since)
+        if event_factors(rules, settings):
+            event_table = event_features_for_scoring(cfg, events, rules, as_of=as_of,
+                                                     leads=Path(input_path), only_ids=changed)
     elif since is not None:
         raise UserError("--since needs an event log (data.events) to know which leads changed")
     from pipeline.inputs.reader import read_options

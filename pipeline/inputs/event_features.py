@@ -6,6 +6,7 @@ leads file larger than memory is fine here as it is in the streaming scorer.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,8 +39,13 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
 
 
 def _leads_with_created(config: Config, leads: Path | None = None, *,
-                        first_per_id: bool = True) -> pd.DataFrame:
-    """``lead_id, created_at`` (naive UTC) of every lead with a parseable creation time."""
+                        first_per_id: bool = True, only_ids: Collection[str] | None = None,
+                        since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """``lead_id, created_at`` (naive UTC) of every lead with a parseable creation time;
+    with ``only_ids``, of those leads only; with ``since`` (naive UTC), of the leads created
+    at/after it only. A Parquet file's rows are picked in Arrow before pandas sees them
+    (:func:`pipeline.inputs.changed_rows.parquet_rows`: row groups whose creation times all
+    fall before ``since`` are not read)."""
     path = Path(leads) if leads is not None else Path(config.data.leads)
     id_col, created_col = config.data.id_name, config.data.created_at_column
     if created_col is None:
@@ -51,12 +57,10 @@ def _leads_with_created(config: Config, leads: Path | None = None, *,
     options = read_options(config)
     raw = None
     if table_format(path) == "parquet" and not options.row_ids:
-        import pyarrow.parquet as pq
+        from pipeline.inputs.changed_rows import parquet_rows
 
         try:  # only the two columns, as stored (a timestamp stays a timestamp)
-            names = pq.ParquetFile(path).schema_arrow.names
-            if id_col in names and created_col in names:
-                raw = pq.read_table(path, columns=[id_col, created_col]).to_pandas()
+            raw = parquet_rows(path, id_col, created_col, only_ids=only_ids, since=since)
         except Exception:  # noqa: BLE001 - the one reader below says what is wrong
             raw = None
     if raw is None:  # the one reader (data.delimiter / encoding / decimal, row_id)
@@ -66,8 +70,13 @@ def _leads_with_created(config: Config, leads: Path | None = None, *,
     if absent:
         raise UserError(f"{path}: column(s) {absent} not found (needed for event features)",
                         hint=f"columns found: {', '.join(columns[:20])}")
-    return creation_times(raw[id_col], raw[created_col], config.data.missing_values,
-                          first_per_id=first_per_id)
+    frame = creation_times(raw[id_col], raw[created_col], config.data.missing_values,
+                           first_per_id=first_per_id)
+    if only_ids is not None:  # exact, on the ids as pandas strips them
+        frame = frame[frame["lead_id"].isin(only_ids)]
+    if since is not None:
+        frame = frame[frame["created_at"] >= since]
+    return frame
 
 
 def creation_times(ids: pd.Series, created: pd.Series, missing_values: list[str], *,
@@ -166,31 +175,43 @@ def scoring_event_table(leads: pd.DataFrame, events: Path | pd.DataFrame, rules:
 
 
 def event_features_for_scoring(config: Config, events: Path, rules: PointsRules, *,
-                               as_of: pd.Timestamp | None, leads: Path | None = None
-                               ) -> pd.DataFrame:
+                               as_of: pd.Timestamp | None, leads: Path | None = None,
+                               only_ids: Collection[str] | None = None) -> pd.DataFrame:
     """Per-lead event features (index: lead id) at ``as_of`` with the model's half-lives.
 
     ``leads`` is the file being scored (default: the config's leads file): its ids and
     creation times (only these two columns are read) define the snapshot of each lead.
-    Leads created after ``as_of`` get no row.
+    Leads created after ``as_of`` get no row. ``only_ids`` (``--since``): the rows of these
+    leads only, equal to the whole file's rows for them: a lead's features are made from its
+    own events and snapshot, and the columns the points table reads do not depend on the
+    other leads (``decayed_<group>``, ``velocity_<key>``, ... and the CRM counts).
     """
     from pipeline.inputs.features import FeatureSettings
 
-    return event_table_at(_leads_with_created(config, leads), events, rules,
+    return event_table_at(_leads_with_created(config, leads, only_ids=only_ids), events, rules,
                           FeatureSettings.from_config(config), as_of=as_of,
                           engine=config.events.engine, master=config.events.master)
 
 
 def changed_since(config: Config, events: Path, since: pd.Timestamp, *,
                   leads: Path | None = None) -> set[str]:
-    """Lead ids with an event at/after ``since`` or created at/after it (incremental scoring)."""
+    """Lead ids with an event at/after ``since`` or created at/after it (incremental scoring).
+
+    Parquet files are filtered by Arrow on their row groups' statistics (an event log
+    sorted by time, or leads appended as they come, read only their recent row groups)."""
+    from pipeline.inputs.changed_rows import event_ids_since
+
     since = _naive_utc(since)
-    with duckdb.connect() as con:
-        rows = con.execute(
-            f"SELECT DISTINCT CAST(lead_id AS VARCHAR) FROM {_source(events)} "
-            "WHERE try_cast(timestamp AS TIMESTAMP) >= ?", [since.to_pydatetime()]).fetchall()
-    changed = {str(r[0]).strip() for r in rows if r[0] is not None}
+    found = event_ids_since(Path(events), since)
+    if found is None:
+        with duckdb.connect() as con:
+            rows = con.execute(
+                f"SELECT DISTINCT CAST(lead_id AS VARCHAR) FROM {_source(events)} "
+                "WHERE try_cast(timestamp AS TIMESTAMP) >= ?", [since.to_pydatetime()]
+            ).fetchall()
+        found = [r[0] for r in rows]
+    changed = {str(r).strip() for r in found if r is not None}
     # any row of an id created at/after since (a repeated id's later rows are rejects anyway)
-    frame = _leads_with_created(config, leads, first_per_id=False)
-    changed |= set(frame.loc[frame["created_at"] >= since, "lead_id"])
+    frame = _leads_with_created(config, leads, first_per_id=False, since=since)
+    changed |= set(frame["lead_id"])
     return changed

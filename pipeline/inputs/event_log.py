@@ -100,11 +100,15 @@ def check_event_log(path: str | Path, event_to_group: Mapping[str, str], *,
                 {"now": now}).fetchone()
             names = con.execute(f"SELECT CAST(event AS VARCHAR) AS name, count(*) FROM {source} "
                                 "GROUP BY name ORDER BY count(*) DESC, name").fetchall()
-            with_offset, without_offset = con.execute(
-                "SELECT count(*) FILTER (WHERE regexp_matches(t, $offset)), "
-                "count(*) FILTER (WHERE NOT regexp_matches(t, $offset)) FROM (SELECT "
-                f"trim(CAST(timestamp AS VARCHAR)) AS t FROM {source} WHERE timestamp IS NOT NULL)",
-                {"offset": OFFSET_PATTERN}).fetchone()
+            kind = con.execute(f"DESCRIBE SELECT timestamp FROM {source}").fetchone()[1]
+            if kind.startswith(("TIMESTAMP", "DATE")):  # typed times: no text offsets to mix
+                with_offset, without_offset = 0, 0
+            else:  # text: each value says whether it carries an offset
+                with_offset, without_offset = con.execute(
+                    "SELECT count(*) FILTER (WHERE regexp_matches(t, $offset)), "
+                    "count(*) FILTER (WHERE NOT regexp_matches(t, $offset)) FROM (SELECT "
+                    f"trim(CAST(timestamp AS VARCHAR)) AS t FROM {source} "
+                    "WHERE timestamp IS NOT NULL)", {"offset": OFFSET_PATTERN}).fetchone()
     except duckdb.Error as exc:
         raise UserError(f"{path}: cannot read the event log: "
                         f"{shorten(str(exc).splitlines()[0], 200)}") from None

@@ -70,11 +70,11 @@ class ScoringSummary:
 
 def read_columns(rules: PointsRules, settings: FeatureSettings | None, id_column: str
                  ) -> list[str]:
-    """The input columns scoring reads: the id, every factor (or gate) column, the raw
-    columns of the derived signals and the creation time (event features)."""
+    """The input columns scoring reads: the id, every factor (or gate) column and the raw
+    columns of the derived signals (not the creation time: a file's event features come
+    made, as ``score_file(event_table=...)``)."""
     settings = settings or default_settings(rules, id_column)
-    return [id_column, *rules.input_columns(), *signal_settings(rules, settings).raw_columns(),
-            *([settings.created_at_column] if settings.created_at_column else [])]
+    return [id_column, *rules.input_columns(), *signal_settings(rules, settings).raw_columns()]
 
 
 class _Stream:

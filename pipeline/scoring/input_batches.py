@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.errors import UserError
+from pipeline.inputs.changed_rows import id_mask
 from pipeline.inputs.reader import ReadOptions, table_format
 from pipeline.inputs.records import wrong_delimiter
 from pipeline.inputs.text_format import (
@@ -122,17 +123,61 @@ def _parquet_batches(path: Path, batch_size: int, columns: list[str] | None,
     if columns is not None:
         names = set(parquet.schema_arrow.names)
         columns = [c for c in dict.fromkeys(columns) if c in names]
-    filtering = only_ids is not None and id_column in parquet.schema_arrow.names
+    if only_ids is not None and id_column in parquet.schema_arrow.names:
+        yield from _picked_rows(parquet, batch_size, columns, only_ids, id_column)
+        return
     for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
         rows = np.arange(first, first + batch.num_rows)
         first += batch.num_rows
-        skipped = 0
-        if filtering:
-            ids = pc.utf8_trim_whitespace(pc.cast(batch.column(id_column), pa.string()))
-            keep = pc.fill_null(pc.is_in(ids, value_set=only_ids), False)
-            batch, rows = batch.filter(keep), rows[keep.to_numpy(zero_copy_only=False)]
-            skipped = len(keep) - batch.num_rows
-        yield RawBatch(batch.to_pandas(), rows, [], skipped)
+        yield RawBatch(batch.to_pandas(), rows, [], 0)
+
+
+def _picked_rows(parquet: Any, batch_size: int, columns: list[str] | None, only_ids: pa.Array,
+                 id_column: str) -> Iterator[RawBatch]:
+    """The rows of ``only_ids`` (stripped text ids), numbered as in the whole file: each row
+    group's id column is read first; its other columns only when it holds a chosen id (batch
+    by batch), and only the chosen rows are kept, gathered into batches of ``batch_size``.
+    ``RawBatch.skipped`` counts the others (a last empty batch carries those after the last
+    chosen row)."""
+    names = list(columns if columns is not None else parquet.schema_arrow.names)
+    others = [c for c in names if c != id_column]
+    first, skipped = 1, 0
+    pending: list[tuple[pa.Table, np.ndarray]] = []
+    for group in range(parquet.metadata.num_row_groups):
+        size = parquet.metadata.row_group(group).num_rows
+        ids = parquet.read_row_group(group, columns=[id_column]).column(0)
+        picked = np.flatnonzero(id_mask(ids, only_ids).to_numpy())
+        skipped += size - len(picked)
+        if len(picked):
+            chosen = {id_column: ids.take(picked)}
+            if others:
+                parts, start = [], 0
+                for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[group],
+                                                  columns=others):
+                    here = picked[(picked >= start) & (picked < start + batch.num_rows)]
+                    if len(here):
+                        parts.append(batch.take(pa.array(here - start)))
+                    start += batch.num_rows
+                rest = pa.Table.from_batches(parts)
+                chosen.update({c: rest.column(c) for c in others})
+            pending.append((pa.table({c: chosen[c] for c in names}), first + picked))
+        first += size
+        if sum(len(rows) for _, rows in pending) >= batch_size or (
+                pending and group == parquet.metadata.num_row_groups - 1):
+            table = pa.concat_tables([t for t, _ in pending])
+            rows = np.concatenate([r for _, r in pending])
+            pending = []
+            for at in range(0, len(rows), batch_size):
+                if len(rows) - at < batch_size and group < parquet.metadata.num_row_groups - 1:
+                    pending = [(table.slice(at), rows[at:])]  # the rest waits for more rows
+                    break
+                yield RawBatch(table.slice(at, batch_size).to_pandas(), rows[at:at + batch_size],
+                               [], skipped)
+                skipped = 0
+    if skipped:
+        schema = parquet.schema_arrow
+        empty = pa.schema([schema.field(c) for c in names]).empty_table().to_pandas()
+        yield RawBatch(empty, np.empty(0, dtype=np.int64), [], skipped)
 
 
 def _csv_batches(path: Path, batch_size: int, id_column: str | None,
