@@ -844,8 +844,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--only", choices=PARTS, action="append", default=None,
-                        help="re-measure only this part (repeatable); the other records of the "
-                             "existing results.json are kept")
+                        help="re-measure only this part (repeatable); the records of "
+                             "results.json it does not measure again are kept (by name)")
     args = parser.parse_args(argv)
     from pipeline.progress import configure
 
@@ -869,7 +869,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(TMP, ignore_errors=True)
     if args.only:
         previous = json.loads((args.out / "results.json").read_text())
-        kept = [r for r in previous if _part_of(r) not in parts]
+        measured = {r["name"] for r in records}  # a part may measure some of its records
+        kept = [r for r in previous if r["name"] not in measured]
         records = sorted(kept + records, key=lambda r: PARTS.index(_part_of(r)))
     seconds = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)

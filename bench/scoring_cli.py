@@ -11,11 +11,16 @@ burst of load on the shared machine slows all of them; the medians are compared.
   on the same file (Parquet -> Parquet, CSV -> CSV);
 - ``score_cli_incremental``: ``score --since`` on the Parquet leads of which 1% have an
   event after ``--since`` (the model's config names an event log), against the full run.
+
+Sizes: the Parquet and CSV records run at ``Sizes.stream`` leads (10,000,000 in a full run).
+``LEAD_SCORING_BENCH_CLI=parquet,csv,pyfunc`` (the default: all three) picks the groups of
+records to measure; the records of a group left out stay as they are in results.json.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -155,12 +160,28 @@ def bench_cli(sizes: bench.Sizes, rules: Any, sample: pd.DataFrame, scratch: Pat
     """Every record of the part (``scratch``: the run's scratch folder)."""
     tmp = scratch / "cli"
     tmp.mkdir(parents=True, exist_ok=True)
-    n, n_csv = sizes.stream, max(sizes.score[0] * 2, 20_000) if sizes.spark else sizes.stream
+    n = n_csv = sizes.stream
+    groups = set(os.environ.get("LEAD_SCORING_BENCH_CLI", "parquet,csv,pyfunc").split(","))
     repeats = 3 if sizes.spark else 1  # --quick: one run each (a smoke test)
-    leads = write_leads_with_created(tmp / "leads.parquet", n)
+    leads = (write_leads_with_created(tmp / "leads.parquet", n) if "parquet" in groups
+             else tmp / "leads.parquet")  # the config names it; the CSV runs read the CSV
     events = write_recent_events(tmp / "events.parquet", n)
     config = register(rules, sample, tmp / "store", events, leads)
     columns = ",".join([bench.ID, *bench.FACTORS])
+    records = []
+    if "parquet" in groups:
+        records += _parquet_records(tmp, leads, config, columns, n, repeats)
+    leads.unlink(missing_ok=True)
+    if "csv" in groups:
+        records += _csv_records(tmp, config, columns, n_csv, repeats)
+    if "pyfunc" in groups:
+        records += bench_pyfunc(sizes, rules, tmp)
+    return records
+
+
+def _parquet_records(tmp: Path, leads: Path, config: Path, columns: str, n: int,
+                     repeats: int) -> list[dict[str, Any]]:
+    """The floor, the full runs and the incremental run, Parquet -> Parquet."""
     records = []
     print(f"- lead-scoring score, {n:,} leads Parquet -> Parquet", flush=True)
     what = "lead-scoring score --model, a process: start-up, registry, read, score, write"
@@ -184,10 +205,16 @@ def bench_cli(sizes: bench.Sizes, rules: Any, sample: pd.DataFrame, scratch: Pat
     })
     for name in ("out.parquet", "out_nr.parquet", "inc.parquet", "floor.parquet"):
         (tmp / name).unlink(missing_ok=True)
-    leads.unlink()
+    return records
+
+
+def _csv_records(tmp: Path, config: Path, columns: str, n_csv: int, repeats: int
+                 ) -> list[dict[str, Any]]:
+    """The floor and the full runs, CSV -> CSV."""
+    what = "lead-scoring score --model, a process: start-up, registry, read, score, write"
     csv = write_leads_with_created(tmp / "leads.csv", n_csv)
     print(f"- lead-scoring score, {n_csv:,} leads CSV -> CSV", flush=True)
-    records += _alternating({
+    records = _alternating({
         "io_floor_csv": [sys.executable, "-c", _floor_code("csv"), str(csv),
                          str(tmp / "floor.csv"), columns],
         "score_cli_csv_reasons": _score_argv(config, csv, tmp / "out.csv"),
@@ -200,7 +227,8 @@ def bench_cli(sizes: bench.Sizes, rules: Any, sample: pd.DataFrame, scratch: Pat
         "score_cli_csv_no_reasons": {"what": what + ", CSV -> CSV, --no-reasons"},
     })
     csv.unlink()
-    records += bench_pyfunc(sizes, rules, tmp)
+    for name in ("out.csv", "out_nr.csv", "floor.csv"):
+        (tmp / name).unlink(missing_ok=True)
     return records
 
 

@@ -324,6 +324,40 @@ def test_event_features_for_a_subset_file_equal_the_full_computation(trained, tm
     pd.testing.assert_frame_equal(aware.sort_index(), part.sort_index())
 
 
+def test_event_features_of_the_changed_leads_equal_the_whole_file_s(trained, tmp_path):
+    """``--since`` makes the event features of the changed leads only (Parquet leads picked
+    in Arrow, CSV in pandas): the same rows as the whole file's, every column, for the
+    decayed features (half-lives, windows, velocity) and for the model's CRM counts."""
+    from dataclasses import replace
+
+    from pipeline.inputs.event_features import event_features_for_scoring
+    from pipeline.inputs.features import FeatureSettings
+    from pipeline.registry import store as registry
+
+    cfg = _config(trained)
+    registry.connect(cfg.registry.tracking_uri)
+    rules = registry.load_rules(registry.resolve("lead-scoring@champion"))
+    groups = sorted(set(FeatureSettings.from_config(cfg).event_to_group.values()))
+    decayed = replace(rules, decay_half_life_days={g: 7.0 + i for i, g in enumerate(groups)},
+                      event_rules=type(rules.event_rules)())
+    leads = pd.read_csv(trained.leads, dtype=str)
+    leads.loc[7, "lead_id"] = f"  {leads.loc[7, 'lead_id']} "  # stripped as scoring strips
+    parquet = tmp_path / "leads.parquet"
+    leads.assign(created_at=pd.to_datetime(leads["created_at"])).to_parquet(parquet, index=False)
+    csv = tmp_path / "leads.csv"
+    leads.to_csv(csv, index=False)
+    chosen = set(leads["lead_id"].str.strip().sample(60, random_state=2)) | \
+        {leads.loc[7, "lead_id"].strip(), "nobody"}
+    as_of = pd.Timestamp("2025-06-01")
+    for table, path in [(t, p) for t in (decayed, rules) for p in (parquet, csv)]:
+        whole = event_features_for_scoring(cfg, trained.events, table, as_of=as_of, leads=path)
+        part = event_features_for_scoring(cfg, trained.events, table, as_of=as_of, leads=path,
+                                          only_ids=chosen)
+        assert set(part.index) == chosen & set(whole.index) and len(part.columns)
+        pd.testing.assert_frame_equal(part.sort_index(), whole.loc[part.index].sort_index())
+        assert table is rules or any(c.startswith("decayed_") for c in part.columns)
+
+
 def test_changed_since_matches_a_naive_reference(trained):
     from pipeline.inputs.event_features import changed_since
 
