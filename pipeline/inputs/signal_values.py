@@ -1,6 +1,7 @@
 """What the profile-signal detectors share (:mod:`pipeline.inputs.email_domains`,
 :mod:`pipeline.inputs.spam_names`, :mod:`pipeline.inputs.job_titles`): what a detector treats
-as missing, and running a scalar detector once per distinct value of a column.
+as missing (also how :mod:`pipeline.exports.verify` tells a null cell), and running a
+scalar detector once per distinct value of a column.
 
 Each detector is a plain scalar function (the reference) with a vectorised twin that computes
 on the distinct values of a column and maps the answers back, so a 1M-row column costs about
