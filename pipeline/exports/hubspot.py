@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from pipeline.exports.event_criteria import hubspot_event_rules
@@ -195,6 +196,7 @@ def export_hubspot(rules: PointsRules, *, max_score: int | None = HUBSPOT_MAX_SC
             "decay_half_life_days": rules.decay_half_life_days,
             "spam_gate": rules.spam_gate,
             "derived": rules.to_dict()["derived"],
+            "event_rules": [asdict(r) for r in rules.event_rules],
         },
     }
     return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
