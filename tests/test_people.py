@@ -265,6 +265,35 @@ def test_register_rules_registers_an_edited_table_through_the_gate(trained, tmp_
     assert description.startswith("Edited by hand") and "against v1" in description
 
 
+def test_register_rules_keeps_the_event_criteria_of_a_crm_sheet(trained, tmp_path,
+                                                                 monkeypatch, capsys):
+    """An exported CRM sheet with one event criterion row changed registers as a table whose
+    event rules are the learned ones (read back from the rows) and whose points per count
+    moved by the change from that number of occurrences on."""
+    sheet = tmp_path / "crm.csv"
+    assert run_cli(monkeypatch, capsys, "export", "--config", trained, "--model",
+                   "lead-scoring/1", "--format", "crm-csv", "--output", sheet)[0] == 0
+    lines = sheet.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if ",occurred at least," in line)
+    parts = lines[k].split(",")
+    factor, at_least, points = parts[7].split(":")[0], int(parts[4]), int(parts[6])
+    parts[6] = str(points + 3)
+    lines[k] = ",".join(parts)
+    sheet.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli(monkeypatch, capsys, "register-rules", sheet, "--config", trained,
+                           "--parent", "lead-scoring/1")
+    assert code == 0, err
+    _, learned, _ = _holdout(trained)
+    version = err.split("lead-scoring version ")[1].split()[0]
+    back = registry.load_rules(registry.resolve(f"lead-scoring/{version}"))
+    assert back.event_rules == learned.event_rules
+    for rule in learned.event_rules:
+        want = learned.count_points(rule)
+        if rule.factor == factor:
+            want = [p + 3 * (n >= at_least) for n, p in enumerate(want)]
+        assert back.count_points(back.event_rule(rule.factor)) == want, rule.factor
+
+
 @pytest.mark.browser
 def test_editor_click_by_click_then_register(trained, tmp_path, monkeypatch, capsys):
     if not CHROMIUM.exists():
@@ -289,6 +318,10 @@ def test_editor_click_by_click_then_register(trained, tmp_path, monkeypatch, cap
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_file.as_uri())
+        counted = rules.factor_names().index(rules.event_rules[0].factor)
+        event_text = page.text_content(f"#event-{counted}")
+        assert rules.event_rules[0].describe() in event_text
+        assert page.locator("p.event").count() == len(rules.event_rules)
         page.fill(f"#pts-{j}-{i_yes}", str(new_points))
         page.check(f"#lock-{j}-{i_no}")
         assert page.is_disabled(f"#pts-{j}-{i_no}")
@@ -332,6 +365,7 @@ def test_editor_click_by_click_then_register(trained, tmp_path, monkeypatch, cap
     registry.connect(cfg.registry.tracking_uri)
     back = registry.load_rules(registry.resolve(f"lead-scoring/{version}"))
     assert back.sdr_threshold == new_threshold
+    assert back.event_rules == rules.event_rules  # the event criteria are kept on save
     assert back.factors[j].levels["yes"] == new_points
     assert [f for k, f in enumerate(back.factors) if k != j] == \
         [f for k, f in enumerate(rules.factors) if k != j]
