@@ -227,6 +227,11 @@ def test_a_bad_event_criterion_row_is_one_clear_error(trained, tmp_path, monkeyp
                              "lead-scoring/1", "--rules", sheet)
     assert code == 2 and out == ""
     assert f"error: {sheet} row 3 column value: 'twice' is not a whole number >= 0" in err
+    sheet.write_text("score_group,field,operator,value,value2,points\n"
+                     "Behavior,events: login; logn,occurred at least,1,30,5\n")
+    result = _audit(monkeypatch, capsys, trained, sheet)
+    assert any("bad.csv: login_logn_events_30d: event(s) logn never occur in" in n
+               for n in result["notes"])
 
 
 def test_a_rule_on_a_column_the_leads_lack_is_one_clear_error(trained, tmp_path, monkeypatch,

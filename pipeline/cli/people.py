@@ -93,6 +93,9 @@ def counted(cfg, rules, data: Holdout, events) -> tuple[Any, Any, Any]:  # noqa:
     from pipeline.exports.event_criteria import event_counts
 
     frame = data.features.frame
+    if "created_at" not in frame.columns:
+        raise UserError("the rules count events (event criteria rows) but the leads have no "
+                        "creation time", hint="set data.created_at_column in the config")
     as_of = pd.to_datetime(frame["created_at"]) + pd.Timedelta(
         days=cfg.events.snapshot_horizon_days)
     counts = event_counts(rules, frame, events, as_of=as_of, id_column=cfg.data.id_name)
@@ -124,7 +127,8 @@ def _learned(model: str | None, config: Path | None, tracking_uri: str | None):
 
 def audit(
     rules: Annotated[list[Path], typer.Option("--rules", "-r", help="rule set(s) to audit: "
-                                              "rules JSON/CSV, HubSpot JSON, CRM sheet")],
+                                              "rules JSON/CSV, HubSpot JSON, CRM sheet "
+                                              "(event criteria rows too)")],
     config: ConfigOpt = None,
     model: ModelOpt = None,
     threshold: Annotated[int | None, typer.Option(help="SDR-ready threshold of the audited "
@@ -152,6 +156,11 @@ def audit(
         name = path.name if path.name not in tables else str(path)
         if imported.rules.event_rules and events is None:
             events = _read_events(cfg)
+        if imported.rules.event_rules:
+            seen = set(events["event"].astype(str))
+            notes += [f"{name}: {r.factor}: event(s) {', '.join(sorted(set(r.events) - seen))} "
+                      f"never occur in {cfg.data.events}: they count 0"
+                      for r in imported.rules.event_rules if set(r.events) - seen]
         _, train, holdout = counted(cfg, imported.rules, data, events)
         frames[name] = (train, holdout)
         _check_columns(str(path), imported.rules, holdout)
