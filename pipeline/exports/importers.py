@@ -16,13 +16,8 @@ Formats (:func:`parse_rules` tells them apart by content, :data:`IMPORT_FORMATS`
 * ``crm-csv``: a CRM scoring sheet (``export --format crm-csv``, or typed by a person):
   ``score_group`` (Fit / Behavior), ``field``, ``operator`` (equals, is any of, is empty, is
   not in, is not empty, greater than, at most, between), ``value``, ``value2``, ``points``;
-  event criteria rows: field ``events: a; b``, operator ``occurred at least`` (value ``i``
-  times in the last value2 days) or ``occurred at least after creation`` (within value2
-  days of creation).
-
-Event criteria (the sheet's rows above, HubSpot's ``EVENT_OCCURRENCES`` filters and its
-velocity count properties) become event rules counted from the raw event log
-(:mod:`pipeline.exports.event_import`).
+  event criteria rows (``events: a; b``, ``occurred at least`` [``after creation``], ``i``,
+  days) and HubSpot's event filters become event rules (:mod:`pipeline.exports.event_import`).
 
 A CRM builder adds the points of every rule that holds, and a field matching no rule adds 0:
 an imported factor's slot gets the sum of the rules that cover it, 0 when none does (rules of

@@ -359,8 +359,7 @@ def audit_tables(tables: Mapping[str, PointsRules], train: pd.DataFrame, holdout
     training leads ``train`` giving the calibration and the lift evidence, the leads
     ``holdout`` the figures; ``reference`` names the table whose SDR-ready volume the close
     rates are compared at. Both frames hold every factor column and ``label``; ``frames``
-    gives a table its own ``(train, holdout)`` (the same leads in the same order, with the
-    columns its event rules count)."""
+    gives a table its own ``(train, holdout)`` (same leads and order; its event counts)."""
     if reference not in tables:
         raise ValueError(f"reference {reference!r} is not one of the tables {list(tables)}")
     y_train = train[label].to_numpy(dtype=np.int64)
