@@ -339,11 +339,28 @@ def spark_pyfunc_udf(spark: Any, model_uri: str, *, env_manager: str = "local") 
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
+    from pipeline.scoring.serving import INPUT_COLUMNS_KEY
+
     result_type = ("points long, fit long, pain long, probability double, sdr_ready boolean, "
                    "grade string, reason_codes string")
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type,
                                   env_manager=env_manager)
-    names = mlflow.models.get_model_info(model_uri).signature.inputs.input_names()
+    info = mlflow.models.get_model_info(model_uri)
+    if info.signature is None or info.signature.inputs is None:
+        # no input schema (versions registered from issue 24 on): MLflow would name the
+        # columns 0, 1, ...; one struct column reaches the model as a frame with its names,
+        # those of the model's metadata, by position
+        names = (info.metadata or {}).get(INPUT_COLUMNS_KEY, [])
+
+        def named(*columns: Any) -> Any:
+            if len(columns) > len(names):
+                raise ValueError(f"the model reads {len(names)} columns {names}; got "
+                                 f"{len(columns)}")
+            return udf(F.struct(*[F.col(c).alias(n) if isinstance(c, str) else c.alias(n)
+                                  for c, n in zip(columns, names, strict=False)]))
+
+        return named
+    names = info.signature.inputs.input_names()
     if "_dict_input" not in names:
         return udf
 
