@@ -274,7 +274,7 @@ def targets(records: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]
     inner = get("pyfunc_predict_reasons_unwrapped")
     if pyf and sf:
         r = pyf["median_s"] / sf["median_s"]
-        note = (f"; the model's own predict without MLflow's schema check: "
+        note = (f"; the model's own predict (unwrap_python_model()): "
                 f"{inner['median_s'] / sf['median_s']:.2f}x" if inner else "")
         out.append((f"pyfunc predict within 2x of score_frame with reason codes "
                     f"({pyf['n_rows']:,} leads)", f"{r:.2f}x{note}", r <= 2))

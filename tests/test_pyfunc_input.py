@@ -130,10 +130,14 @@ def reference_points(rules: PointsRules, frame: pd.DataFrame) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def models(tmp_path_factory: pytest.TempPathFactory, mlflow_db_template: Path
+           ) -> dict[str, object]:
     """The plain and the event model logged now, and the plain one with the former
-    signature, in one sqlite store."""
+    signature, in one sqlite store (a copy of the session's empty one)."""
+    import shutil
+
     tmp = tmp_path_factory.mktemp("pyfunc_input")
+    shutil.copyfile(mlflow_db_template, tmp / "mlflow.db")
     registry.connect(f"sqlite:///{tmp / 'mlflow.db'}", experiment="pyfunc-input",
                      artifact_location=str(tmp / "artifacts"))
     example = leads()
