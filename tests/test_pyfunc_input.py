@@ -175,6 +175,16 @@ def test_int_and_float_numerics_gaps_and_text_score_like_the_points_table(models
         reference_points(PLAIN, with_gap)
 
 
+@pytest.mark.parametrize("backend", [None, "numpy_nullable", "pyarrow"])
+def test_the_csv_as_read_csv_gives_it_with_any_dtype_backend(models, tmp_path, backend):
+    """int64 / Int64 / int64[pyarrow], float64 / Float64 / double[pyarrow], str / string."""
+    path = tmp_path / "leads.csv"
+    leads().to_csv(path, index=False)
+    raw = pd.read_csv(path, **({"dtype_backend": backend} if backend else {}))
+    assert pd.api.types.is_integer_dtype(raw["visits"])
+    assert models["plain"].predict(raw)["points"].tolist() == reference_points(PLAIN, leads())
+
+
 def test_all_missing_text_extra_columns_and_absent_factor_columns(models):
     raw = leads()
     empty_text = raw.assign(source=np.nan)  # pd.read_csv: an empty column is float64
