@@ -330,9 +330,11 @@ def _gather(parts: list[Path], out: Path, fmt: str, columns: list[str]) -> None:
 def spark_pyfunc_udf(spark: Any, model_uri: str, *, env_manager: str = "local") -> Any:
     """The registered pyfunc model as a Spark UDF (``models:/NAME@ALIAS``).
 
-    Returns a UDF giving a struct of the score columns; apply it to the factor columns:
-    ``frame.withColumn("score", udf(*[frame[c] for c in factors]))``. This runs Python in every
-    executor (pandas + the model): simple, and much slower than :func:`spark_scores`.
+    Returns a UDF giving a struct of the score columns; apply it to the factor columns, in the
+    table's order (the model's ``metadata["input_columns"]``; they reach the model under those
+    names): ``frame.withColumn("score", udf(*[frame[c] for c in factors]))``. This runs
+    Python in every executor (pandas + the model): simple, and much slower than
+    :func:`spark_scores`.
     ``env_manager="local"`` uses the executors' own Python: no virtualenv is built (which
     would need network access); the executors must have ``lead-scoring`` installed.
     """
