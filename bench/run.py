@@ -782,8 +782,9 @@ def render(records: list[dict], info: dict, sizes: Sizes, quick: bool, seconds: 
     return "\n".join(lines)
 
 
-PARTS = ("scoring", "stream", "training", "events", "spark_events", "scoring_cli")
-CLI_RECORDS = ("io_floor_", "score_cli_", "pyfunc_predict_reasons", "score_frame_reasons")
+PARTS = ("scoring", "stream", "training", "events", "spark_events", "scoring_cli", "pyfunc")
+CLI_RECORDS = ("io_floor_", "score_cli_")
+PYFUNC_RECORDS = ("pyfunc_predict_reasons", "score_frame_reasons")
 
 
 def _part_of(record: dict[str, Any]) -> str:
@@ -798,6 +799,8 @@ def _part_of(record: dict[str, Any]) -> str:
         return "spark_events"
     if name.startswith(CLI_RECORDS):
         return "scoring_cli"
+    if name.startswith(PYFUNC_RECORDS):
+        return "pyfunc"
     return "scoring"
 
 
@@ -809,7 +812,7 @@ def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     rules = None
     for part in track([p for p in PARTS if p in parts], "bench parts"):
-        if part in ("scoring", "stream", "scoring_cli") and rules is None:
+        if part in ("scoring", "stream", "scoring_cli", "pyfunc") and rules is None:
             sample_path = write_leads(TMP / "sample.parquet", sizes.fit_sample, seed=99)
             sample = read_leads(sample_path)
             rules = fit_rules(sample)
@@ -823,6 +826,10 @@ def run_parts(parts: set[str], sizes: Sizes) -> list[dict[str, Any]]:
             from bench.scoring_cli import bench_cli
 
             records += bench_cli(sizes, rules, sample, TMP)
+        elif part == "pyfunc":
+            from bench.scoring_cli import bench_pyfunc_part
+
+            records += bench_pyfunc_part(sizes, rules, sample, TMP)
         elif part == "training":
             records += bench_training(sizes)
         elif part == "events":

@@ -1,9 +1,10 @@
 """``lead-scoring score`` as users run it, whole processes, against the I/O floor.
 
 Part ``scoring_cli`` of ``python -m bench.run``. Every record here is a process (start-up
-included) except ``pyfunc_predict_reasons`` / ``score_frame_reasons`` (in memory, the same
-frame). Runs alternate round by round (floor, score, score --no-reasons, floor, ...), so a
-burst of load on the shared machine slows all of them; the medians are compared.
+included) except those of part ``pyfunc`` (:func:`bench_pyfunc_part`:
+``pyfunc_predict_reasons`` / ``score_frame_reasons``, in memory, the same frame). Runs
+alternate round by round (floor, score, score --no-reasons, floor, ...), so a burst of load
+on the shared machine slows all of them; the medians are compared.
 
 - ``io_floor_parquet``: pyarrow reads the id + factor columns of the leads and writes the id
   + 5 score columns (zeros); ``io_floor_csv``: the same with pyarrow's CSV reader / writer;
@@ -13,8 +14,8 @@ burst of load on the shared machine slows all of them; the medians are compared.
   event after ``--since`` (the model's config names an event log), against the full run.
 
 Sizes: the Parquet and CSV records run at ``Sizes.stream`` leads (10,000,000 in a full run).
-``LEAD_SCORING_BENCH_CLI=parquet,csv,pyfunc`` (the default: all three) picks the groups of
-records to measure; the records of a group left out stay as they are in results.json.
+``LEAD_SCORING_BENCH_CLI=parquet,csv`` (the default: both) picks the groups of records to
+measure; the records of a group left out stay as they are in results.json.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def bench_cli(sizes: bench.Sizes, rules: Any, sample: pd.DataFrame, scratch: Pat
     tmp = scratch / "cli"
     tmp.mkdir(parents=True, exist_ok=True)
     n = n_csv = sizes.stream
-    groups = set(os.environ.get("LEAD_SCORING_BENCH_CLI", "parquet,csv,pyfunc").split(","))
+    groups = set(os.environ.get("LEAD_SCORING_BENCH_CLI", "parquet,csv").split(","))
     repeats = 3 if sizes.spark else 1  # --quick: one run each (a smoke test)
     leads = (write_leads_with_created(tmp / "leads.parquet", n) if "parquet" in groups
              else tmp / "leads.parquet")  # the config names it; the CSV runs read the CSV
@@ -174,8 +175,6 @@ def bench_cli(sizes: bench.Sizes, rules: Any, sample: pd.DataFrame, scratch: Pat
     leads.unlink(missing_ok=True)
     if "csv" in groups:
         records += _csv_records(tmp, config, columns, n_csv, repeats)
-    if "pyfunc" in groups:
-        records += bench_pyfunc(sizes, rules, tmp)
     return records
 
 
@@ -232,6 +231,17 @@ def _csv_records(tmp: Path, config: Path, columns: str, n_csv: int, repeats: int
     return records
 
 
+def bench_pyfunc_part(sizes: bench.Sizes, rules: Any, sample: pd.DataFrame, scratch: Path
+                      ) -> list[dict[str, Any]]:
+    """Part ``pyfunc``: the same model registered in a store of its own, then
+    :func:`bench_pyfunc` (a minute, where part ``scoring_cli`` takes many)."""
+    tmp = scratch / "pyfunc"
+    tmp.mkdir(parents=True, exist_ok=True)
+    events = write_recent_events(tmp / "events.parquet", 1000)
+    register(rules, sample, tmp / "store", events, tmp / "leads.parquet")
+    return bench_pyfunc(sizes, rules, tmp)
+
+
 def bench_pyfunc(sizes: bench.Sizes, rules: Any, tmp: Path) -> list[dict[str, Any]]:
     """The registered model's ``predict`` against ``score_frame(reasons=True)`` on the same
     in-memory frame (the frame as read from Parquet), calls alternating."""
@@ -253,10 +263,18 @@ def bench_pyfunc(sizes: bench.Sizes, rules: Any, tmp: Path) -> list[dict[str, An
         {"score_frame_reasons": {"what": "score_frame(reasons=True) on the frame read from "
                                          "Parquet"},
          "pyfunc_predict_reasons": {"what": "mlflow.pyfunc.load_model(...).predict(frame): "
-                                            "schema check, feature builder, reason codes"},
+                                            "MLflow's wrapper (a signature without input "
+                                            "schema: no per-value check), feature builder, "
+                                            "reason codes"},
          "pyfunc_predict_reasons_unwrapped": {
              "what": "the same model's own predict (unwrap_python_model()): without "
-                     "MLflow's per-value check of the signature's any-type columns"}})
+                     "MLflow's wrapper"}})
+    got, want = model.predict(frame), score_frame(rules, frame, reasons=True)
+    same = all(got[c].tolist() == want[c].tolist()
+               for c in ("points", "fit", "pain", "sdr_ready", "reason_codes"))
+    for record in records:
+        if record["name"].startswith("pyfunc_"):
+            record["same_scores_as_score_frame"] = same
     path.unlink()
     return records
 
@@ -283,7 +301,7 @@ def targets(records: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]
     inner = get("pyfunc_predict_reasons_unwrapped")
     if pyf and sf:
         r = pyf["median_s"] / sf["median_s"]
-        note = (f"; the model's own predict without MLflow's schema check: "
+        note = (f"; the model's own predict (unwrap_python_model()): "
                 f"{inner['median_s'] / sf['median_s']:.2f}x" if inner else "")
         out.append((f"pyfunc predict within 2x of score_frame with reason codes "
                     f"({pyf['n_rows']:,} leads)", f"{r:.2f}x{note}", r <= 2))

@@ -444,6 +444,26 @@ def test_python_export_imports_only_the_standard_library():
     assert imported >= {"math"}
 
 
+def test_python_export_runs_the_reference_definition_of_missing():
+    """One definition: the export's ``is_missing`` and ``_canonical_str`` are the text of the
+    reference scorer's ``is_missing`` and ``canonical_str`` (so an edit there reaches the
+    export), and behave the same standalone."""
+    import inspect
+
+    from pipeline.model.reference import canonical_str, is_missing
+
+    text = ex.export_python(make_rules())
+    assert inspect.getsource(is_missing) in text
+    assert inspect.getsource(canonical_str).replace("def canonical_str(", "def _canonical_str(") \
+        in text
+    assert text.count("def is_missing(") == 1 and text.count("def _canonical_str(") == 1
+    namespace = vf.load_python_export(text)
+    for value in [None, math.nan, "", "NA", "x", 0, 1.0, 2.5, True, "n/a"]:
+        assert namespace["is_missing"](value, ["NA"]) == is_missing(value, ["NA"])
+        if not is_missing(value, ["NA"]):
+            assert namespace["_canonical_str"](value) == canonical_str(value)
+
+
 def test_python_export_runs_as_a_script_without_site_packages(tmp_path):
     script = tmp_path / "score_leads.py"
     script.write_text(ex.export_python(make_rules()), encoding="utf-8")

@@ -168,7 +168,7 @@ def test_fast_reader_reads_what_the_csv_module_reads(tmp_path_factory, table, ne
     import csv
     import io
 
-    from pipeline.inputs.reader import _read_csv_with_arrow, _read_csv_with_csv_module
+    from pipeline.inputs.csv_text import _read_csv_with_arrow, _read_csv_with_csv_module
 
     header, rows = table
     buffer = io.StringIO()

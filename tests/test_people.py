@@ -22,8 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.training
 
-# the demo's true effects (pipeline/inputs/demo_data.py COEFFICIENTS) as a CRM sheet, x10
-TRUTH_SHEET = """score_group,field,operator,value,value2,points
+# the demo's true effects (pipeline/inputs/demo_data.py COEFFICIENTS) as a CRM sheet, x10;
+# behaviour (decayed counts in the truth) as event criteria ("did one of these events at least
+# i times in the last W days")
+PRODUCT = "events: trial_signup; document_created; document_signed; teammate_invited; login"
+TRUTH_SHEET = f"""score_group,field,operator,value,value2,points
 Fit,seniority,equals,c_level,,9
 Fit,seniority,equals,vp,,8
 Fit,seniority,equals,director,,6
@@ -35,9 +38,14 @@ Fit,target_account,equals,yes,,8
 Fit,company_size,is any of,201-1000; 1000+,,5
 Fit,company_size,equals,1-10,,-4
 Fit,lead_source,equals,referral,,4
-Behavior,decayed_product,greater than,1,,10
-Behavior,decayed_product,greater than,4,,10
-Behavior,decayed_non_product,greater than,1,,5
+Behavior,{PRODUCT},occurred at least,1,7,10
+Behavior,{PRODUCT},occurred at least,4,7,5
+Behavior,{PRODUCT},occurred at least,8,7,5
+Behavior,{PRODUCT},occurred at least,3,30,3
+Behavior,{PRODUCT},occurred at least,6,30,3
+Behavior,events: whitepaper_download; webinar; pricing_page,occurred at least,1,14,3
+Behavior,events: whitepaper_download; webinar; pricing_page,occurred at least,2,14,3
+Behavior,events: whitepaper_download; webinar; pricing_page,occurred at least,5,14,5
 """
 # points on columns the truth does not use (country) and the wrong way round
 NOISE_SHEET = """score_group,field,operator,value,value2,points
@@ -58,9 +66,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path,
     settings["data"]["leads"] = str(demo_dir / "leads.csv")
     settings["data"]["events"] = str(demo_dir / "events.csv")
     settings["events"]["half_life_grid"] = [3, 7, 14]
-    # the hand-made sheets below score decayed counts (the CRM sheet's event criteria are
-    # not read by the audit importer)
-    settings["events"]["representation"] = "decayed"
+    settings["events"]["crm_window_grid"] = [14, 30]  # the default representation: crm
+    settings["events"]["crm_cap_grid"] = [2, 4]
+    settings["events"]["velocity_days_grid"] = [7]
     settings["model"] = {"c_grid": [0.1, 1.0], "cv_folds": 3}
     settings["registry"] = {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
                             "artifact_location": str(folder / "artifacts")}
@@ -151,6 +159,81 @@ def test_audit_of_an_exported_then_edited_table(trained, tmp_path, monkeypatch, 
         (c["table"], c["factor"], c["level"]) for c in result["contradictions"]}
 
 
+def test_a_crm_table_exported_and_read_back_audits_as_the_learned_one(trained, tmp_path,
+                                                                       monkeypatch, capsys):
+    """The learned table counts events (events.representation: crm): its CRM sheet's and
+    HubSpot body's event criteria, read back and applied the CRM way (each holdout lead's
+    events as of its snapshot), give the learned table's figures; a point changed on one
+    event criterion row gives the change computed from the learned table's own counts."""
+    from pipeline.model.audit import threshold_for_volume
+
+    cfg, rules, data = _holdout(trained)
+    assert rules.event_rules and not rules.decay_half_life_days
+    files = {}
+    for fmt, name in (("crm-csv", "crm.csv"), ("hubspot", "hubspot.json")):
+        files[fmt] = tmp_path / name
+        code, _, err = run_cli(monkeypatch, capsys, "export", "--config", trained, "--model",
+                               "lead-scoring/1", "--format", fmt, "--output", files[fmt])
+        assert code == 0, err
+    rows = [r for r in files["crm-csv"].read_text().splitlines() if ",occurred at least" in r]
+    assert len(rows) >= len(rules.event_rules)
+    result = _audit(monkeypatch, capsys, trained, files["crm-csv"], files["hubspot"])
+    tables = {t["table"]: t for t in result["tables"]}
+    learned = tables["learned v1"]
+    for figure in ("auc", "brier_calibrated", "close_rate_at_volume", "close_rate"):
+        assert tables["crm.csv"][figure] == pytest.approx(learned[figure], abs=1e-12), figure
+    assert tables["crm.csv"]["sdr_ready"] == learned["sdr_ready"]
+    # HubSpot clips totals at maxScore (above the threshold): the ranking above it ties
+    from pipeline.exports.hubspot import hubspot_max_score
+    from pipeline.scoring.frame import score_frame
+
+    y = data.holdout["converted"].to_numpy()
+    points = score_frame(rules, data.holdout)["points"].to_numpy()
+    clipped = np.minimum(points, hubspot_max_score(rules))
+    assert tables["hubspot.json"]["auc"] == pytest.approx(safe_auc(y, clipped), abs=1e-12)
+    assert tables["hubspot.json"]["sdr_ready"] == learned["sdr_ready"]
+    assert tables["hubspot.json"]["close_rate"] == pytest.approx(learned["close_rate"],
+                                                                 abs=1e-12)
+    # one event criterion row worth 25 points fewer
+    import csv
+    import io
+
+    sheet = list(csv.DictReader(io.StringIO(files["crm-csv"].read_text())))
+    row = next(r for r in sheet if r["operator"] == "occurred at least")
+    factor, at_least = row["notes"].split(":")[0], int(row["value"])
+    assert rules.event_rule(factor).window_days == int(row["value2"])
+    row["points"] = str(int(row["points"]) - 25)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(sheet[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sheet)
+    edited = tmp_path / "edited.csv"
+    edited.write_text(out.getvalue())
+    after = {t["table"]: t for t in _audit(monkeypatch, capsys, trained, edited)["tables"]}
+    total = points - 25 * (data.holdout[factor].to_numpy() >= at_least)
+    ready = total >= threshold_for_volume(total, learned["sdr_ready"])
+    assert after["edited.csv"]["auc"] == pytest.approx(safe_auc(y, total), abs=1e-12)
+    assert after["edited.csv"]["auc"] != pytest.approx(learned["auc"], abs=1e-6)
+    assert after["edited.csv"]["sdr_ready"] == int(ready.sum())
+    assert after["edited.csv"]["close_rate"] == pytest.approx(float(y[ready].mean()))
+
+
+def test_a_bad_event_criterion_row_is_one_clear_error(trained, tmp_path, monkeypatch, capsys):
+    sheet = tmp_path / "bad.csv"
+    sheet.write_text("score_group,field,operator,value,value2,points\n"
+                     "Fit,target_account,equals,yes,,8\n"
+                     "Behavior,events: login,occurred at least,twice,30,5\n")
+    code, out, err = run_cli(monkeypatch, capsys, "audit", "--config", trained, "--model",
+                             "lead-scoring/1", "--rules", sheet)
+    assert code == 2 and out == ""
+    assert f"error: {sheet} row 3 column value: 'twice' is not a whole number >= 0" in err
+    sheet.write_text("score_group,field,operator,value,value2,points\n"
+                     "Behavior,events: login; logn,occurred at least,1,30,5\n")
+    result = _audit(monkeypatch, capsys, trained, sheet)
+    assert any("bad.csv: login_logn_events_30d: event(s) logn never occur in" in n
+               for n in result["notes"])
+
+
 def test_a_rule_on_a_column_the_leads_lack_is_one_clear_error(trained, tmp_path, monkeypatch,
                                                                capsys):
     sheet = tmp_path / "typo.csv"
@@ -187,6 +270,35 @@ def test_register_rules_registers_an_edited_table_through_the_gate(trained, tmp_
     assert description.startswith("Edited by hand") and "against v1" in description
 
 
+def test_register_rules_keeps_the_event_criteria_of_a_crm_sheet(trained, tmp_path,
+                                                                 monkeypatch, capsys):
+    """An exported CRM sheet with one event criterion row changed registers as a table whose
+    event rules are the learned ones (read back from the rows) and whose points per count
+    moved by the change from that number of occurrences on."""
+    sheet = tmp_path / "crm.csv"
+    assert run_cli(monkeypatch, capsys, "export", "--config", trained, "--model",
+                   "lead-scoring/1", "--format", "crm-csv", "--output", sheet)[0] == 0
+    lines = sheet.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if ",occurred at least," in line)
+    parts = lines[k].split(",")
+    factor, at_least, points = parts[7].split(":")[0], int(parts[4]), int(parts[6])
+    parts[6] = str(points + 3)
+    lines[k] = ",".join(parts)
+    sheet.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli(monkeypatch, capsys, "register-rules", sheet, "--config", trained,
+                           "--parent", "lead-scoring/1")
+    assert code == 0, err
+    _, learned, _ = _holdout(trained)
+    version = err.split("lead-scoring version ")[1].split()[0]
+    back = registry.load_rules(registry.resolve(f"lead-scoring/{version}"))
+    assert back.event_rules == learned.event_rules
+    for rule in learned.event_rules:
+        want = learned.count_points(rule)
+        if rule.factor == factor:
+            want = [p + 3 * (n >= at_least) for n, p in enumerate(want)]
+        assert back.count_points(back.event_rule(rule.factor)) == want, rule.factor
+
+
 @pytest.mark.browser
 def test_editor_click_by_click_then_register(trained, tmp_path, monkeypatch, capsys):
     if not CHROMIUM.exists():
@@ -211,6 +323,10 @@ def test_editor_click_by_click_then_register(trained, tmp_path, monkeypatch, cap
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_file.as_uri())
+        counted = rules.factor_names().index(rules.event_rules[0].factor)
+        event_text = page.text_content(f"#event-{counted}")
+        assert rules.event_rules[0].describe() in event_text
+        assert page.locator("p.event").count() == len(rules.event_rules)
         page.fill(f"#pts-{j}-{i_yes}", str(new_points))
         page.check(f"#lock-{j}-{i_no}")
         assert page.is_disabled(f"#pts-{j}-{i_no}")
@@ -254,6 +370,7 @@ def test_editor_click_by_click_then_register(trained, tmp_path, monkeypatch, cap
     registry.connect(cfg.registry.tracking_uri)
     back = registry.load_rules(registry.resolve(f"lead-scoring/{version}"))
     assert back.sdr_threshold == new_threshold
+    assert back.event_rules == rules.event_rules  # the event criteria are kept on save
     assert back.factors[j].levels["yes"] == new_points
     assert [f for k, f in enumerate(back.factors) if k != j] == \
         [f for k, f in enumerate(rules.factors) if k != j]

@@ -185,6 +185,21 @@ def test_email_domain_types_matches_scalar(values: list, as_str: bool) -> None:
     pd.testing.assert_series_equal(series, before)
 
 
+@settings(deadline=None, max_examples=100)
+@given(st.lists(_emails, max_size=40))
+def test_the_domain_cache_changes_no_verdict(values: list) -> None:
+    """``verdicts`` (what the column version passes) caches one verdict per domain: with it
+    every address gets the type it gets without, shared cache or not."""
+    lists = load_domain_lists(extra_free=["acme.com"])
+    verdicts: dict[str, str] = {}
+    for value in values:
+        assert email_domain_type(value, lists, verdicts=verdicts) == \
+            email_domain_type(value, lists)
+    assert set(verdicts.values()) <= {"business", "freemail", "disposable"}
+    for domain, verdict in verdicts.items():
+        assert email_domain_type(f"someone@{domain}", lists) == verdict
+
+
 def test_email_domain_types_keeps_a_duplicated_index(lists: DomainLists) -> None:
     series = pd.Series(["a@gmail.com", None, "b@acme.com"], index=[7, 7, 3])
     result = email_domain_types(series, lists)

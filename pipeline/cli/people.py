@@ -36,10 +36,11 @@ class Holdout:
     weeks: float | None
 
 
-def load_holdout(cfg, half_lives: dict[str, float]) -> Holdout:
+def load_holdout(cfg, half_lives: dict[str, float], event_rules=()) -> Holdout:  # noqa: ANN001
     """Read and validate the config's leads, build their features (the learned table's
-    half-lives: no search), add the raw lead columns the features do not hold (hand-made
-    rules may read them), and split them as training does (same share, seed and method)."""
+    half-lives or event rules: no search), add the raw lead columns the features do not hold
+    (hand-made rules may read them), and split them as training does (same share, seed and
+    method)."""
     from pipeline import workflow
     from pipeline.inputs.features import build_features
     from pipeline.model.audit import holdout_weeks
@@ -48,7 +49,8 @@ def load_holdout(cfg, half_lives: dict[str, float]) -> Holdout:
     leads = workflow.read_leads(cfg, training=True)
     say(f"read {len(leads.frame):,} labelled leads from {cfg.data.leads}")
     features = build_features(leads, cfg, events=workflow.events_source(cfg, None),
-                              half_lives=dict(half_lives) or None)
+                              half_lives=dict(half_lives) or None,
+                              crm_rules=list(event_rules) or None)
     frame = features.frame
     raw = leads.frame.reset_index(drop=True)
     if len(raw) == len(frame):
@@ -61,6 +63,45 @@ def load_holdout(cfg, half_lives: dict[str, float]) -> Holdout:
     created = hold["created_at"] if "created_at" in hold.columns else None
     return Holdout(features, split, train.reset_index(drop=True), hold.reset_index(drop=True),
                    holdout_weeks(created))
+
+
+def _read_events(cfg):  # noqa: ANN001, ANN202 - a Config -> a pandas frame
+    """The config's raw event log (``lead_id, event, timestamp``) as text columns."""
+    import pandas as pd
+
+    from pipeline import workflow
+
+    path = workflow.events_source(cfg, None)
+    if path is None:
+        raise UserError("the rules count events (event criteria rows) but the config has no "
+                        "event log", hint="set data.events and events.groups in the config")
+    if "".join(path.suffixes).lower().endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def counted(cfg, rules, data: Holdout, events) -> tuple[Any, Any, Any]:  # noqa: ANN001
+    """``(frame, train, holdout)``: the leads with the columns ``rules``' event rules count,
+    each lead as of its training snapshot (creation + ``events.snapshot_horizon_days``), the
+    way a CRM applies event criteria
+    (:func:`pipeline.exports.event_criteria.event_counts`); the frames as they are when
+    ``rules`` counts no events."""
+    if not rules.event_rules:
+        return data.features.frame, data.train, data.holdout
+    import pandas as pd
+
+    from pipeline.exports.event_criteria import event_counts
+
+    frame = data.features.frame
+    if "created_at" not in frame.columns:
+        raise UserError("the rules count events (event criteria rows) but the leads have no "
+                        "creation time", hint="set data.created_at_column in the config")
+    as_of = pd.to_datetime(frame["created_at"]) + pd.Timedelta(
+        days=cfg.events.snapshot_horizon_days)
+    counts = event_counts(rules, frame, events, as_of=as_of, id_column=cfg.data.id_name)
+    frame = frame.assign(**{c: counts[c] for c in counts.columns})
+    return (frame, frame.iloc[data.split.train].reset_index(drop=True),
+            frame.iloc[data.split.holdout].reset_index(drop=True))
 
 
 def _check_columns(name: str, rules, frame) -> None:
@@ -86,7 +127,8 @@ def _learned(model: str | None, config: Path | None, tracking_uri: str | None):
 
 def audit(
     rules: Annotated[list[Path], typer.Option("--rules", "-r", help="rule set(s) to audit: "
-                                              "rules JSON/CSV, HubSpot JSON, CRM sheet")],
+                                              "rules JSON/CSV, HubSpot JSON, CRM sheet "
+                                              "(event criteria rows too)")],
     config: ConfigOpt = None,
     model: ModelOpt = None,
     threshold: Annotated[int | None, typer.Option(help="SDR-ready threshold of the audited "
@@ -102,22 +144,31 @@ def audit(
     from pipeline.model.audit import audit_tables, code_table, threshold_for_volume
 
     ref, cfg, learned = _learned(model, config, tracking_uri)
-    data = load_holdout(cfg, learned.decay_half_life_days)
+    data = load_holdout(cfg, learned.decay_half_life_days, learned.event_rules)
     learned_name = f"learned v{ref.version}"
     _check_columns(learned_name, learned, data.holdout)
     volume = int(((code_table(learned, data.holdout).totals() >= learned.sdr_threshold)
                   & ~code_table(learned, data.holdout).spam).sum())
-    tables, notes = {learned_name: learned}, []
+    tables, notes, frames, events = {learned_name: learned}, [], {}, None
     for path in rules:
         imported = read_rules(path, missing_values=cfg.data.missing_values,
-                              numeric=data.features.numeric)
+                              numeric=data.features.numeric, event_groups=cfg.events.groups)
         name = path.name if path.name not in tables else str(path)
-        _check_columns(str(path), imported.rules, data.holdout)
+        if imported.rules.event_rules and events is None:
+            events = _read_events(cfg)
+        if imported.rules.event_rules:
+            seen = set(events["event"].astype(str))
+            notes += [f"{name}: {r.factor}: event(s) {', '.join(sorted(set(r.events) - seen))} "
+                      f"never occur in {cfg.data.events}: they count 0"
+                      for r in imported.rules.event_rules if set(r.events) - seen]
+        _, train, holdout = counted(cfg, imported.rules, data, events)
+        frames[name] = (train, holdout)
+        _check_columns(str(path), imported.rules, holdout)
         table = imported.rules
         if threshold is not None:
             table = replace(table, sdr_threshold=threshold)
         elif not imported.has_threshold:
-            chosen = threshold_for_volume(code_table(table, data.holdout).totals(), volume)
+            chosen = threshold_for_volume(code_table(table, holdout).totals(), volume)
             table = replace(table, sdr_threshold=chosen)
             notes.append(f"{name}: no SDR-ready threshold in a {imported.format} file: "
                          f"{chosen} points, the learned table's volume ({volume:,} holdout "
@@ -125,7 +176,7 @@ def audit(
         notes += [f"{name}: {n}" for n in imported.notes]
         tables[name] = table
     result = audit_tables(tables, data.train, data.holdout, reference=learned_name,
-                          weeks=data.weeks, alpha=cfg.analysis.significance)
+                          weeks=data.weeks, alpha=cfg.analysis.significance, frames=frames)
     if cfg.model.refit_on_all:
         notes.append(f"{learned_name} was refit on every labelled lead (model.refit_on_all): "
                      "it has seen the holdout, its figures flatter it")
@@ -207,7 +258,7 @@ def edit(
                         "nothing to edit")
     if output.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"--output {output}: the editor is an HTML page, give a .html name")
-    data = load_holdout(cfg, rules.decay_half_life_days)
+    data = load_holdout(cfg, rules.decay_half_life_days, rules.event_rules)
     _check_columns(f"{ref.name} v{ref.version}", rules, data.holdout)
     payload = editor_payload(code_table(rules, data.train),
                              data.train["converted"].to_numpy(dtype=int),
@@ -256,11 +307,14 @@ def register_rules(
 
     pre = read_rules(file)
     ref, cfg, base = _learned(parent or pre.parent, config, tracking_uri)
-    imported = read_rules(file, missing_values=cfg.data.missing_values)
-    data = load_holdout(cfg, base.decay_half_life_days)
-    _check_columns(str(file), imported.rules, data.holdout)
+    imported = read_rules(file, missing_values=cfg.data.missing_values,
+                          event_groups=cfg.events.groups)
+    data = load_holdout(cfg, base.decay_half_life_days, base.event_rules)
+    frame, train, holdout = counted(cfg, imported.rules, data, _read_events(cfg)
+                                    if imported.rules.event_rules else None)
+    _check_columns(str(file), imported.rules, holdout)
     y_train = data.train["converted"].to_numpy(dtype=int)
-    a, b = calibrate(code_table(imported.rules, data.train).totals(), y_train)
+    a, b = calibrate(code_table(imported.rules, train).totals(), y_train)
     rules = replace(imported.rules, prob_intercept=a, prob_slope=b, model_name=ref.name,
                     model_version="", derived=base.derived, data_hash=base.data_hash,
                     decay_half_life_days=dict(base.decay_half_life_days),
@@ -268,7 +322,7 @@ def register_rules(
     diff = diff_rules(base, rules)
     result = audit_tables({"edited": rules, "parent": base}, data.train, data.holdout,
                           reference="parent", weeks=data.weeks,
-                          alpha=cfg.analysis.significance)
+                          alpha=cfg.analysis.significance, frames={"edited": (train, holdout)})
     row = result.summary.set_index("table").loc["edited"]
     metrics = {"holdout_auc": float(row["auc"]), "holdout_brier": float(row["brier_calibrated"]),
                "sdr_ready_share": float(row["sdr_ready_share"]),
@@ -302,7 +356,12 @@ def register_rules(
             input_example=workflow.raw_example(cfg, data.features.frame))
     aliases.tag_version(new, {"edited_by_hand": "true", "parent_version": ref.version,
                               "edit_reason": reason, "changed_rules": str(len(diff))})
-    decision = workflow.gate(cfg, new, EditedTable(rules, metrics, data.split), data.features)
+    # the gate scores the edited table on its own event counts; the champion is compared on
+    # them only when its event rules are these (else through its logged holdout AUC)
+    kept = [r for r in data.features.event_rules if r.factor not in
+            {e.factor for e in rules.event_rules}]
+    features = replace(data.features, frame=frame, event_rules=[*kept, *rules.event_rules])
+    decision = workflow.gate(cfg, new, EditedTable(rules, metrics, data.split), features)
     from pipeline.registry.trail import version_description
 
     registry.describe_version(new, "Edited by hand: " + version_description(

@@ -7,7 +7,9 @@ One module per format: :mod:`~pipeline.exports.table` (the flat rule list every 
 :mod:`~pipeline.exports.crm_sheet` (``crm-csv``); :mod:`~pipeline.exports.files` renders and
 writes any of them by name, :mod:`~pipeline.exports.diff` compares two points tables,
 :mod:`~pipeline.exports.verify` checks the executable ones lead by lead and
-:mod:`~pipeline.exports.simulator` scores a HubSpot rule set as HubSpot would. The derived
+:mod:`~pipeline.exports.simulator` scores a HubSpot rule set as HubSpot would;
+:mod:`~pipeline.exports.importers` reads rule sets back (their event criteria through
+:mod:`~pipeline.exports.event_import`). The derived
 signals in SQL and Python: :mod:`~pipeline.exports.signals_sql`,
 :mod:`~pipeline.exports.signals_py`.
 """
@@ -61,4 +63,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "ImportedRules": "pipeline.exports.importers",
     "parse_rules": "pipeline.exports.importers",
     "read_rules": "pipeline.exports.importers",
+    "event_counts": "pipeline.exports.event_criteria",
+    "simulate_event_points": "pipeline.exports.event_criteria",
+    "EventCollector": "pipeline.exports.event_import",
 })

@@ -96,6 +96,8 @@ def missing_points(rules: PointsRules, rule: EventRule) -> int:
 
 
 EVENT_TYPE = "EVENT_OCCURRENCES"
+EVENT_FIELD = "events: "  # the CRM sheet's field of an event criterion: "events: a; b"
+EVENT_OPERATORS = {"as_of": "occurred at least", "created": "occurred at least after creation"}
 
 
 def hubspot_event_rules(rules: PointsRules, rule: EventRule) -> list[dict]:
@@ -164,17 +166,21 @@ def hubspot_event_filter(events: pd.DataFrame, flt: dict, as_of: pd.Timestamp | 
 def crm_sheet_rows(rules: PointsRules, rule: EventRule) -> list[tuple[str, str, str, str, int,
                                                                       str]]:
     """Rows ``(field, operator, value, value2, points, notes)`` of one event rule for the
-    Salesforce / Marketo rules sheet: field ``events: a; b``, operator ``occurred at least``,
-    value the occurrences, value2 the window in days."""
+    Salesforce / Marketo rules sheet: field ``events: a; b``, operator ``occurred at least``
+    (in the last ``value2`` days before the as-of date) or, for the velocity rule, ``occurred
+    at least after creation`` (within ``value2`` days of the lead's creation), value the
+    occurrences, value2 the window in days; the notes start with the factor's name
+    (:mod:`pipeline.exports.event_import` reads every part back)."""
     rows = []
     for c in (c for c in event_criteria(rules) if c.factor == rule.factor):
-        field = "events: " + "; ".join(c.events)
+        field = EVENT_FIELD + "; ".join(c.events)
         when = (f"within {c.window_days} days of the lead's creation (a count property: 0 at "
                 f"creation, +1 by a workflow on each such event in the first {c.window_days} "
                 "days)" if c.anchor == "created"
                 else f"in the last {c.window_days} days (rolling: the points go when the "
                 "occurrences age out; Marketo: a daily batch campaign subtracts them)")
-        rows.append((field, "occurred at least", str(c.at_least), str(c.window_days), c.points,
+        operator = EVENT_OPERATORS[c.anchor]
+        rows.append((field, operator, str(c.at_least), str(c.window_days), c.points,
                      f"{c.factor}: {when}; counted up to {rule.cap} occurrences"))
     return rows
 
@@ -188,13 +194,23 @@ def _utc_naive(values: pd.Series) -> pd.Series:
     return stamps.dt.tz_localize(None)
 
 
-def simulate_event_points(rules: PointsRules, leads: pd.DataFrame, events: pd.DataFrame, *,
-                          as_of: pd.Timestamp, id_column: str = "lead_id",
-                          created_at_column: str = "created_at") -> pd.DataFrame:
-    """The points each event criterion gives each lead as of ``as_of``, the way a CRM applies
-    them: one column per event rule's factor (criteria summed; a lead without a creation
-    time, or created after ``as_of``, gets the factor's missing points), index = ``leads``'
-    index. Only events at or after the lead's creation and before ``as_of`` exist for it."""
+def _as_of_per_lead(as_of: pd.Timestamp | pd.Series, index: pd.Index) -> pd.Series:
+    if isinstance(as_of, pd.Series):
+        return _utc_naive(as_of.reindex(index))
+    stamp = pd.Timestamp(as_of)
+    stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+    return pd.Series(stamp, index=index)
+
+
+def event_counts(rules: PointsRules, leads: pd.DataFrame, events: pd.DataFrame, *,
+                 as_of: pd.Timestamp | pd.Series, id_column: str = "lead_id",
+                 created_at_column: str = "created_at") -> pd.DataFrame:
+    """The occurrences each event rule of ``rules`` counts for each lead, the way a CRM
+    counts them: one column per rule's factor (at most the rule's ``cap``; NaN for a lead
+    without a window: no id, no creation time, or created after its as-of date), index =
+    ``leads``' index. ``as_of`` is one date, or a date per lead (a series indexed like
+    ``leads``: the audit's holdout leads each as of their training snapshot). Only events at
+    or after the lead's creation and before its as-of date exist for it."""
     for column in (id_column, created_at_column):
         if column not in leads.columns:
             raise UserError(f"leads: column {column!r} not found (needed for event criteria)")
@@ -202,33 +218,52 @@ def simulate_event_points(rules: PointsRules, leads: pd.DataFrame, events: pd.Da
     if missing:
         raise UserError(f"events: missing column(s) {missing}; expected lead_id, event, "
                         "timestamp")
-    as_of = pd.Timestamp(as_of)
-    as_of = as_of.tz_convert("UTC").tz_localize(None) if as_of.tzinfo else as_of
     ids = leads[id_column].astype(object).map(lambda v: None if pd.isna(v) else str(v).strip())
     created = _utc_naive(leads[created_at_column])
-    known = created.notna().to_numpy() & (created <= as_of).to_numpy() & ids.notna().to_numpy()
+    stamps = _as_of_per_lead(as_of, leads.index)
+    known = (created.notna() & stamps.notna() & (created <= stamps)).to_numpy() & \
+        ids.notna().to_numpy()
     ev = pd.DataFrame({"lead_id": events["lead_id"].astype(str).to_numpy(),
                        "event": events["event"].astype(str).to_numpy(),
                        "ts": _utc_naive(events["timestamp"]).to_numpy()})
-    ev = ev[ev["ts"].notna() & (ev["ts"] < as_of)]
-    when = pd.DataFrame({"lead_id": ids[known].to_numpy(), "created": created[known].to_numpy()})
-    ev = ev.merge(when.drop_duplicates("lead_id"), on="lead_id", how="inner")
-    ev = ev[ev["ts"] >= ev["created"]]
+    ev = ev[ev["ts"].notna()]
+    when = pd.DataFrame({"lead_id": ids[known].to_numpy(), "created": created[known].to_numpy(),
+                         "as_of": stamps[known].to_numpy()}).drop_duplicates("lead_id")
+    ev = ev.merge(when, on="lead_id", how="inner")
+    ev = ev[(ev["ts"] >= ev["created"]) & (ev["ts"] < ev["as_of"])]
     out = pd.DataFrame(index=leads.index)
-    criteria = event_criteria(rules)
     for rule in rules.event_rules:
         days = pd.Timedelta(days=rule.window_days)
         inside = (ev["ts"] < ev["created"] + days) if rule.anchor == "created" \
-            else (ev["ts"] >= as_of - days)
+            else (ev["ts"] >= ev["as_of"] - days)
         hits = ev[inside & ev["event"].isin(rule.events)].groupby("lead_id").size()
-        n = ids.map(hits).fillna(0).to_numpy(dtype="int64")
+        n = np.minimum(ids.map(hits).fillna(0).to_numpy(dtype="float64"), rule.cap)
+        out[rule.factor] = np.where(known, n, np.nan)
+    return out
+
+
+def simulate_event_points(rules: PointsRules, leads: pd.DataFrame, events: pd.DataFrame, *,
+                          as_of: pd.Timestamp | pd.Series, id_column: str = "lead_id",
+                          created_at_column: str = "created_at") -> pd.DataFrame:
+    """The points each event criterion gives each lead as of ``as_of``, the way a CRM applies
+    them: one column per event rule's factor (the criteria "at least i times" that hold,
+    summed, on the counts of :func:`event_counts`; a lead without a window gets the
+    factor's missing points), index = ``leads``' index."""
+    counts = event_counts(rules, leads, events, as_of=as_of, id_column=id_column,
+                          created_at_column=created_at_column)
+    out = pd.DataFrame(index=leads.index)
+    criteria = event_criteria(rules)
+    for rule in rules.event_rules:
+        n = counts[rule.factor].to_numpy()
+        known = ~np.isnan(n)
         points = np.zeros(len(leads), dtype="int64")
         for c in (c for c in criteria if c.factor == rule.factor):
-            points += np.where(n >= c.at_least, c.points, 0)
+            points += np.where(known & (np.nan_to_num(n, nan=-1) >= c.at_least), c.points, 0)
         out[rule.factor] = np.where(known, points, missing_points(rules, rule))
     return out
 
 
-__all__ = ["EVENT_TYPE", "EventCriterion", "crm_sheet_rows", "event_criteria",
+__all__ = ["EVENT_FIELD", "EVENT_OPERATORS", "EVENT_TYPE", "EventCriterion", "crm_sheet_rows",
+           "event_counts", "event_criteria",
            "hubspot_event_filter", "hubspot_event_rules", "lead_events", "missing_points",
            "per_occurrence", "simulate_event_points"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from pipeline.exports.event_criteria import hubspot_event_rules
@@ -43,7 +44,8 @@ the API version you call) and drop these two keys before sending. What maps to w
   takes a time frame or decay, not both). The velocity rule (first D days after creation)
   has no HubSpot time frame: a number property of the factor's name, 0 at creation and +1 by
   a workflow on each such event in the first D days, makes it the property criterion
-  "GTE i" given here.
+  "GTE i" given here. "lead_scoring.event_rules" lists every event rule (events, window,
+  cap, anchor): what `lead-scoring audit` reads the criteria back with.
   Other PAIN factors are property values (counts, flags): build them as property criteria.
 * "property" is our column name. Replace it with the HubSpot property's internal name
   (Settings > Properties > the property), e.g. "Original Source" -> "hs_analytics_source".
@@ -195,6 +197,7 @@ def export_hubspot(rules: PointsRules, *, max_score: int | None = HUBSPOT_MAX_SC
             "decay_half_life_days": rules.decay_half_life_days,
             "spam_gate": rules.spam_gate,
             "derived": rules.to_dict()["derived"],
+            "event_rules": [asdict(r) for r in rules.event_rules],
         },
     }
     return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

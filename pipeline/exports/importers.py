@@ -15,7 +15,9 @@ Formats (:func:`parse_rules` tells them apart by content, :data:`IMPORT_FORMATS`
   ``propertyName`` (HubSpot's API name) or ``property``;
 * ``crm-csv``: a CRM scoring sheet (``export --format crm-csv``, or typed by a person):
   ``score_group`` (Fit / Behavior), ``field``, ``operator`` (equals, is any of, is empty, is
-  not in, is not empty, greater than, at most, between), ``value``, ``value2``, ``points``.
+  not in, is not empty, greater than, at most, between), ``value``, ``value2``, ``points``;
+  event criteria rows (``events: a; b``, ``occurred at least`` [``after creation``], ``i``,
+  days) and HubSpot's event filters become event rules (:mod:`pipeline.exports.event_import`).
 
 A CRM builder adds the points of every rule that holds, and a field matching no rule adds 0:
 an imported factor's slot gets the sum of the rules that cover it, 0 when none does (rules of
@@ -31,12 +33,20 @@ import csv
 import io
 import json
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserError
+from pipeline.exports.event_criteria import EVENT_FIELD
+from pipeline.exports.event_import import (
+    SHEET_OPERATORS,
+    EventCollector,
+    hubspot_event_rule,
+    hubspot_velocity_rule,
+    velocity_properties,
+)
 from pipeline.exports.rule_builder import (
     RuleCollector,
     group_of,
@@ -162,9 +172,13 @@ def _unquote_cell(text: str) -> str:
 
 
 def parse_crm_sheet(text: str, source: str, *, missing_values: list[str],
-                    numeric: Collection[str] = ()) -> ImportedRules:
-    """A CRM scoring sheet (``export --format crm-csv`` or typed by a person)."""
+                    numeric: Collection[str] = (),
+                    event_groups: Mapping[str, Sequence[str]] | None = None) -> ImportedRules:
+    """A CRM scoring sheet (``export --format crm-csv`` or typed by a person); its event
+    criteria rows (``occurred at least``) become event rules
+    (:mod:`pipeline.exports.event_import`)."""
     collected = RuleCollector(source)
+    events = EventCollector()
     spam_gate = False
     for i, row in enumerate(_csv_rows(text, source, ("score_group", "field", "operator",
                                                      "value", "points")), start=2):
@@ -172,11 +186,22 @@ def parse_crm_sheet(text: str, source: str, *, missing_values: list[str],
         if row.get("rule_id", "").strip() == "GATE":
             spam_gate = True
             continue
-        op = _CRM_OPERATORS.get(row["operator"].strip().casefold())
+        operator = row["operator"].strip().casefold()
+        if operator in SHEET_OPERATORS:
+            events.add_sheet_row(row, group_of(row["score_group"], f"{where} column "
+                                               "score_group"),
+                                 points_cell(row["points"], f"{where} column points"), where)
+            continue
+        op = _CRM_OPERATORS.get(operator)
         if op is None:
-            names = sorted(k for k in _CRM_OPERATORS if len(k) > 2 and k != "is")
+            names = sorted([*(k for k in _CRM_OPERATORS if len(k) > 2 and k != "is"),
+                            *SHEET_OPERATORS])
             raise UserError(f"{where} column operator: {row['operator']!r} is not one of "
                             f"{', '.join(names)}")
+        if row["field"].strip().casefold().startswith(EVENT_FIELD.strip()):
+            raise UserError(f"{where} column operator: an '{EVENT_FIELD}...' field takes the "
+                            f"operator {' or '.join(map(repr, SHEET_OPERATORS))}, not "
+                            f"{row['operator']!r}")
         f = collected.factor(_unquote_cell(row["field"]), group_of(row["score_group"], where),
                              where)
         pts = points_cell(row["points"], f"{where} column points")
@@ -203,7 +228,8 @@ def parse_crm_sheet(text: str, source: str, *, missing_values: list[str],
     for f in collected.factors.values():
         if f.ranges and f.anything:
             f.ranges.append((-math.inf, math.inf, 0))
-    rules, notes = collected.rules(missing_values, numeric, spam_gate=spam_gate)
+    rules, notes = collected.rules(missing_values, numeric, events=events,
+                                   event_groups=event_groups, spam_gate=spam_gate)
     return ImportedRules(rules, "crm-csv", False, notes=notes)
 
 
@@ -219,9 +245,13 @@ def _hubspot_points(rule: dict[str, Any], where: str) -> int:
 
 
 def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str],
-                  numeric: Collection[str] = ()) -> ImportedRules:
+                  numeric: Collection[str] = (),
+                  event_groups: Mapping[str, Sequence[str]] | None = None) -> ImportedRules:
     """HubSpot's lead-scoring JSON (see the module docstring)."""
     collected = RuleCollector(source)
+    events = EventCollector()
+    meta = data.get("lead_scoring") or {}
+    counted = velocity_properties(meta, source)  # every event rule the export describes
     tokens: list[str] = []
     for g, group in enumerate(data.get("groupConfigs") or []):
         category = group_of(group.get("groupCategory", ""), f"{source} groupConfigs[{g}]")
@@ -230,14 +260,23 @@ def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str
             if rule.get("enabled") is False:
                 continue
             filters = rule.get("filters") or []
+            if any(isinstance(flt, dict) and "eventType" in flt for flt in filters):
+                hubspot_event_rule(events, rule, category, counted, where,
+                                   _hubspot_points(rule, where))
+                continue
             names = {next((flt[k] for k in _HUBSPOT_PROPERTY if k in flt), None)
                      for flt in filters}
             if len(names) != 1 or None in names:
                 raise UserError(f"{where}: a rule's filters must name one property",
                                 hint="rules combining properties cannot be one points-table "
                                      "factor; split them")
-            f = collected.factor(str(names.pop()), category, where)
+            name = str(names.pop())
             pts = _hubspot_points(rule, where)
+            velocity = counted.get(name)
+            if velocity is not None and velocity.anchor == "created":
+                hubspot_velocity_rule(events, filters, velocity, category, pts, where)
+                continue
+            f = collected.factor(name, category, where)
             ops = {flt.get("operator"): flt for flt in filters}
             for flt in filters:  # a value kept out of a range: a special value of its own
                 if flt.get("operator") == "NEQ":
@@ -273,7 +312,6 @@ def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str
     for f in collected.factors.values():
         if f.ranges and f.anything:
             f.ranges.append((-math.inf, math.inf, 0))
-    meta = data.get("lead_scoring") or {}
     limits = data.get("scoreLimits") or {}
     settings: dict[str, Any] = {"model_name": str(data.get("name", "")),
                                 "spam_gate": bool(meta.get("spam_gate", False))}
@@ -291,8 +329,10 @@ def parse_hubspot(data: dict[str, Any], source: str, *, missing_values: list[str
     if meta.get("decay_half_life_days"):
         settings["decay_half_life_days"] = dict(meta["decay_half_life_days"])
     missing = list(dict.fromkeys([*missing_values, *tokens]))
-    rules, notes = collected.rules(missing, numeric, **settings)
+    rules, notes = collected.rules(missing, numeric, events=events, event_groups=event_groups,
+                                   **settings)
     return ImportedRules(rules, "hubspot", has_threshold, notes=notes)
+
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -314,10 +354,12 @@ def detect_format(text: str) -> str:
 
 
 def parse_rules(text: str, source: str, *, missing_values: list[str] | tuple[str, ...] = (),
-                numeric: Collection[str] = (), fmt: str | None = None) -> ImportedRules:
+                numeric: Collection[str] = (), fmt: str | None = None,
+                event_groups: Mapping[str, Sequence[str]] | None = None) -> ImportedRules:
     """Read a rule set (format ``fmt``, else detected); ``missing_values`` are the strings
     that mean "missing" in the leads (the config's ``data.missing_values``), ``numeric`` the
-    columns known to hold numbers (a sheet's "is not empty" alone cannot tell)."""
+    columns known to hold numbers (a sheet's "is not empty" alone cannot tell),
+    ``event_groups`` the config's ``events.groups`` (names of event criteria factors)."""
     fmt = fmt or detect_format(text)
     missing = list(missing_values)
     if fmt not in IMPORT_FORMATS:
@@ -330,7 +372,8 @@ def parse_rules(text: str, source: str, *, missing_values: list[str] | tuple[str
         if not isinstance(data, dict):
             raise UserError(f"{source}: expected a JSON object")
         if fmt == "hubspot":
-            return parse_hubspot(data, source, missing_values=missing, numeric=numeric)
+            return parse_hubspot(data, source, missing_values=missing, numeric=numeric,
+                                 event_groups=event_groups)
         imported = parse_json_rules(data, source)
         if not imported.rules.missing_values and missing:
             from dataclasses import replace
@@ -339,11 +382,13 @@ def parse_rules(text: str, source: str, *, missing_values: list[str] | tuple[str
         return imported
     if fmt == "csv":
         return parse_csv_rules(text, source, missing_values=missing)
-    return parse_crm_sheet(text, source, missing_values=missing, numeric=numeric)
+    return parse_crm_sheet(text, source, missing_values=missing, numeric=numeric,
+                           event_groups=event_groups)
 
 
 def read_rules(path: Path, *, missing_values: list[str] | tuple[str, ...] = (),
-               numeric: Collection[str] = (), fmt: str | None = None) -> ImportedRules:
+               numeric: Collection[str] = (), fmt: str | None = None,
+               event_groups: Mapping[str, Sequence[str]] | None = None) -> ImportedRules:
     """:func:`parse_rules` of the file at ``path``."""
     path = Path(path)
     if not path.is_file():
@@ -353,4 +398,4 @@ def read_rules(path: Path, *, missing_values: list[str] | tuple[str, ...] = (),
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text", hint="save the sheet as CSV UTF-8") from None
     return parse_rules(text, str(path), missing_values=missing_values, numeric=numeric,
-                       fmt=fmt)
+                       fmt=fmt, event_groups=event_groups)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from pipeline.exports.signals_sql import needed_signals
-from pipeline.exports.table import Rule, check_finite, factor_rules, missing_tokens
+from pipeline.exports.table import Rule, check_finite, factor_kinds, factor_rules, missing_tokens
 from pipeline.model.rules import PointsRules
 
 PMML_NAMESPACE = "http://www.dmg.org/PMML-4_4"
@@ -133,10 +133,7 @@ def export_pmml(rules: PointsRules, *, reason_code_algorithm: str = "pointsBelow
     if not rules.factors:
         raise ValueError("pmml export needs at least one factor: a Scorecard has no empty form")
     check_finite(rules)
-    kinds: dict[str, str] = {}
-    for f in rules.factors:
-        if kinds.setdefault(f.name, f.kind) != f.kind:
-            raise ValueError(f"column {f.name!r} is used both as categorical and as numeric")
+    kinds = factor_kinds(rules)
     tokens = [_xml_safe(t, "missing value") for t in missing_tokens(rules)]
     names = pmml_output_names(rules)
     gate_only = rules.gate_columns()

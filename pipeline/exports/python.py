@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import pprint
+from collections.abc import Callable
+from typing import Any
 
 from pipeline.exports.signals_py import signal_code
 from pipeline.exports.table import check_finite
+from pipeline.model.reference import canonical_str, is_missing
 from pipeline.model.rules import PointsRules
 
 _PYTHON_HEADER = '''\
@@ -25,26 +29,22 @@ import sys
 
 '''
 
+
+def _reference_source(function: Callable[..., Any], name: str) -> str:
+    """The source of a :mod:`pipeline.model.reference` function, defined as ``name`` (one
+    definition of what the scorer and the export share; annotations are not evaluated in the
+    exported file, which starts with ``from __future__ import annotations``)."""
+    source = inspect.getsource(function)
+    return source.replace(f"def {function.__name__}(", f"def {name}(", 1)
+
+
+# the functions of the reference scorer the export runs as they are written there
+_REFERENCE_CODE = (
+    "\n\n" + _reference_source(is_missing, "is_missing")
+    + "\n\n" + _reference_source(canonical_str, "_canonical_str")
+)
+
 _PYTHON_BODY = '''
-
-def is_missing(value, missing_values):
-    """None, NaN, the empty string or a listed missing-value string."""
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    if isinstance(value, str):
-        return value == "" or value in missing_values
-    return False
-
-
-def _canonical_str(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
 
 def factor_points(factor, value, missing_values):
     """Points of one factor for one raw value."""
@@ -140,7 +140,8 @@ def export_python(rules: PointsRules) -> str:
         for f in data["factors"]
     ]
     literal = pprint.pformat(data, indent=1, width=100, sort_dicts=False)
-    return _PYTHON_HEADER + f"RULES = {literal}\n" + signal_code(rules) + _PYTHON_BODY
+    return (_PYTHON_HEADER + f"RULES = {literal}\n" + signal_code(rules) + _REFERENCE_CODE
+            + _PYTHON_BODY)
 
 
 __all__ = ["export_python"]

@@ -10,12 +10,15 @@ value, matched before the ranges), else categorical.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UserError
 from pipeline.model.rules import FactorRules, PointsRules, special_key
+
+if TYPE_CHECKING:
+    from pipeline.exports.event_import import EventCollector
 
 GROUPS = {"fit": "FIT", "pain": "PAIN", "engagement": "PAIN", "behavior": "PAIN",
            "behaviour": "PAIN"}
@@ -128,11 +131,21 @@ class RuleCollector:
                             "in an earlier rule", hint="keep each field in one group")
         return f
 
-    def rules(self, missing_values: list[str], numeric: Collection[str] = (), **settings: Any
+    def rules(self, missing_values: list[str], numeric: Collection[str] = (), *,
+              events: EventCollector | None = None,
+              event_groups: Mapping[str, Sequence[str]] | None = None, **settings: Any
               ) -> tuple[PointsRules, list[str]]:
+        """The points table of the conditions read, the factors counted from events
+        (``events``, named with the config's ``event_groups``) after the others."""
         factors = [build_factor(f, missing_values, self.source, f.name in numeric)
                    for f in self.factors.values()]
         notes = [f"{f.name}: rules overlap; their points are added" for f in
                  self.factors.values() if f.overlaps]
+        event_rules = []
+        if events is not None and events.rules:
+            counted, event_rules = events.build([f.name for f in factors], event_groups or {})
+            factors += counted
+            notes += [f"{r.factor}: counted from the event log ({r.describe()})"
+                      for r in event_rules]
         return PointsRules(factors=factors, missing_values=list(missing_values),
-                           **settings), notes
+                           event_rules=event_rules, **settings), notes

@@ -11,10 +11,10 @@ import re
 from typing import Any
 
 from pipeline.exports.signals_sql import needed_signals, raw_columns
-from pipeline.inputs import signals as sig
+from pipeline.inputs import email_domains, job_titles, spam_names
 from pipeline.model.rules import PointsRules
 
-# the functions of pipeline.inputs.signals the three scalar signals call, in dependency order
+# the functions of the signal modules the three scalar signals call, in dependency order
 _FUNCTIONS = ("_email_domain", "_domain_type", "email_domain_type", "_longest_keyboard_run",
               "_has_keyboard_run", "_is_fake", "spam_reasons", "_pair_key", "is_spam_name",
               "_fold_title", "seniority")
@@ -35,6 +35,17 @@ def event_columns(rules: PointsRules) -> list[str]:
     decayed = bool(rules.decay_half_life_days)
     return [c for c in rules.input_columns() if c in counted
             or (decayed and (c.startswith(EVENT_PREFIXES) or c in EVENT_NAMES))]
+
+
+_SIGNAL_MODULES = (email_domains, spam_names, job_titles)
+
+
+def _signal_member(name: str) -> Any:
+    """The function or table ``name`` of the signal module that defines it."""
+    for module in _SIGNAL_MODULES:
+        if name in vars(module):
+            return vars(module)[name]
+    raise LookupError(f"no signal module defines {name}")
 
 
 def _literal(value: Any) -> str:
@@ -63,9 +74,9 @@ def signal_code(rules: PointsRules) -> str:
              "import re", "import unicodedata", "",
              f"SIGNALS = {sources!r}", f"EVENT_COLUMNS = {events!r}", ""]
     if signals:
-        lists = sig.load_domain_lists(extra_free=tuple(rules.derived.extra_free_domains),
-                                      extra_disposable=tuple(
-                                          rules.derived.extra_disposable_domains))
+        lists = email_domains.load_domain_lists(
+            extra_free=tuple(rules.derived.extra_free_domains),
+            extra_disposable=tuple(rules.derived.extra_disposable_domains))
         parts += [
             "",
             "def _is_missing(value):",
@@ -81,8 +92,8 @@ def signal_code(rules: PointsRules) -> str:
             f"DOMAIN_LISTS = DomainLists(free={_literal(lists.free)},\n"
             f"                           disposable={_literal(lists.disposable)})",
         ]
-        parts += [f"{name} = {_literal(getattr(sig, name))}" for name in _TABLES]
-        parts += ["\n\n" + inspect.getsource(getattr(sig, name)).rstrip() for name in _FUNCTIONS]
+        parts += [f"{name} = {_literal(_signal_member(name))}" for name in _TABLES]
+        parts += ["\n\n" + inspect.getsource(_signal_member(name)).rstrip() for name in _FUNCTIONS]
     parts.append(_DERIVE)
     return "\n".join(parts) + "\n"
 

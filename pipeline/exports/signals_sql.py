@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline.exports.sql import sql_identifier, sql_string
-from pipeline.inputs import signals as sig
+from pipeline.inputs import job_titles, spam_names
 from pipeline.inputs.clean_columns import PY_WHITESPACE
+from pipeline.inputs.email_domains import load_domain_lists
 from pipeline.model.rules import DerivedSignals, PointsRules
 
 EMAIL_TYPE, NAME_SPAM, SENIORITY = "email_domain_type", "name_spam", "seniority"
@@ -126,8 +127,8 @@ def clean_text(column: str, rules: PointsRules, dialect: str) -> str:
 def domain_table_sql(derived: DerivedSignals, dialect: str) -> str:
     """``__ls_domains(domain, kind)``: the free-mail and disposable domains the table was
     trained with (shipped lists + the config's extras), as a VALUES table."""
-    lists = sig.load_domain_lists(extra_free=tuple(derived.extra_free_domains),
-                                  extra_disposable=tuple(derived.extra_disposable_domains))
+    lists = load_domain_lists(extra_free=tuple(derived.extra_free_domains),
+                              extra_disposable=tuple(derived.extra_disposable_domains))
     rows = [(d, "disposable") for d in sorted(lists.disposable)]
     rows += [(d, "freemail") for d in sorted(lists.free)]
     values = ",\n    ".join(f"({sql_string(d, dialect=dialect)}, {sql_string(k, dialect=dialect)})"
@@ -185,8 +186,8 @@ def _repeated(folded: str, dialect: str) -> str:
 
 def _keyboard_run(lowered: str, dialect: str) -> str:
     """5+ keys of one keyboard row anywhere, or exactly 4 as a whole word (names excepted)."""
-    five = sorted(p for p in sig.RUN_PIECES if len(p) == 5 and p not in sig.NAME_RUNS)
-    four = sorted(p for p in sig.RUN_PIECES if len(p) == 4 and p not in sig.NAME_RUNS)
+    five = sorted(p for p in spam_names.RUN_PIECES if len(p) == 5 and p not in spam_names.NAME_RUNS)
+    four = sorted(p for p in spam_names.RUN_PIECES if len(p) == 4 and p not in spam_names.NAME_RUNS)
     word4 = f"(?:^|[^{LETTER}])(?:{'|'.join(four)})(?:[^{LETTER}]|$)"
     return f"({_matches(lowered, '|'.join(five), dialect)} OR {_matches(lowered, word4, dialect)})"
 
@@ -197,18 +198,18 @@ def _fake(text: str, dialect: str) -> str:
     collapsed = _replace(f"lower({text})", WS_RUN, " ", dialect)
     words = _words(text, r"[\pL\pN]+", dialect)
     key = _replace("lower(w)", r"\p{Nd}+$", "", dialect)
-    special = sorted(sig.FAKE_UNLESS_TITLE)
+    special = sorted(spam_names.FAKE_UNLESS_TITLE)
     title = _full("w", f"(?:{'|'.join(s.title() for s in special)})\\p{{Nd}}*", dialect)
-    known = sorted(sig.FAKE_WORDS) + special
+    known = sorted(spam_names.FAKE_WORDS) + special
     every = _all(words, "w", f"({key} = '' OR {_in(key, known, dialect)})", dialect)
-    some = _any(words, "w", f"({_in(key, sorted(sig.FAKE_WORDS), dialect)} OR "
+    some = _any(words, "w", f"({_in(key, sorted(spam_names.FAKE_WORDS), dialect)} OR "
                 f"({_in(key, special, dialect)} AND NOT {title}))", dialect)
     first_word = f"element_at({words}, 1)"
     lone = (f"(size({words}) = 1 AND length(element_at({words}, 1)) = 1 AND NOT "
             f"{_matches(first_word, CJK_CLASS, dialect)})")
     if dialect == "duckdb":
         lone = lone.replace("size(", "len(").replace("element_at(", "list_extract(")
-    return (f"({_in(collapsed, sorted(sig.FAKE_VALUES), dialect)} OR "
+    return (f"({_in(collapsed, sorted(spam_names.FAKE_VALUES), dialect)} OR "
             f"NOT {_matches(text, ALPHA, dialect)} OR {lone} OR ({every} AND {some}))")
 
 
@@ -237,7 +238,7 @@ def name_spam_sql(first: str, last: str | None, dialect: str) -> str:
         tests.append(name_spam_reasons_sql(last, dialect))
         pairs = [f"({_pair_key(first, dialect)} = {sql_string(a, dialect=dialect)} AND "
                  f"{_pair_key(last, dialect)} = {sql_string(b, dialect=dialect)})"
-                 for a, b in sorted(sig.FAKE_PAIRS)]
+                 for a, b in sorted(spam_names.FAKE_PAIRS)]
         tests += pairs
     return f"(CASE WHEN {' OR '.join(tests)} THEN 'yes' ELSE 'no' END)"
 
@@ -274,7 +275,7 @@ def _rank_test(pattern: str, folded: str, dialect: str) -> str:
     word by word."""
     if dialect == "spark" or _LOOKAHEAD not in pattern:
         return _matches(folded, pattern, dialect)
-    # the pattern is "|".join(rf"\b(?:{p})\b" for p in alternatives) (signals._rx)
+    # the pattern is "|".join(rf"\b(?:{p})\b" for p in alternatives) (job_titles._rx)
     parts = pattern[len(r"\b(?:"): -len(r")\b")].split(r")\b|\b(?:")
     plain = "|".join(rf"\b(?:{p})\b" for p in parts if _LOOKAHEAD not in p)
     (body,) = [p.replace(_LOOKAHEAD, "") for p in parts if _LOOKAHEAD in p]
@@ -292,9 +293,9 @@ def seniority_sql(value: str, dialect: str) -> str:
     else:
         plain = f"translate({lowered}, {_ACCENTED[0]}, {_ACCENTED[1]})"
     collapsed = f"trim({_replace(plain, WS_RUN, ' ', dialect)})"
-    folded = _replace(collapsed, sig.NOT_A_RANK.pattern, " ", dialect)
+    folded = _replace(collapsed, job_titles.NOT_A_RANK.pattern, " ", dialect)
     whens = " ".join(f"WHEN {_rank_test(p.pattern, folded, dialect)} THEN '{level}'"
-                     for level, p in sig.SENIORITY_RULES)
+                     for level, p in job_titles.SENIORITY_RULES)
     return (f"(CASE WHEN {value} IS NULL OR {collapsed} = '' THEN 'missing' {whens} "
             "ELSE 'individual' END)")
 

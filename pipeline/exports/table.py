@@ -145,6 +145,16 @@ def check_finite(rules: PointsRules) -> None:
             raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
+def factor_kinds(rules: PointsRules) -> dict[str, str]:
+    """Each factor column's kind (``categorical`` / ``numeric``), in factor order; a column
+    read both ways is refused (an export has one field type per column)."""
+    kinds: dict[str, str] = {}
+    for f in rules.factors:
+        if kinds.setdefault(f.name, f.kind) != f.kind:
+            raise ValueError(f"column {f.name!r} is used both as categorical and as numeric")
+    return kinds
+
+
 def missing_tokens(rules: PointsRules) -> list[str]:
     """``""`` plus the configured missing-value strings, deduplicated in order."""
     return list(dict.fromkeys(["", *rules.missing_values]))

@@ -14,7 +14,6 @@ and cast by the export.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +27,8 @@ from pipeline.exports.python import export_python
 from pipeline.exports.signals_py import event_columns
 from pipeline.exports.signals_sql import needed_signals, raw_columns
 from pipeline.exports.sql import export_sql
+from pipeline.exports.table import factor_kinds
+from pipeline.inputs.signal_values import is_missing_value
 from pipeline.model.reference import canonical_str, score_record
 from pipeline.model.rules import PointsRules
 
@@ -60,26 +61,12 @@ class VerifyResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _is_null(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _factor_kinds(rules: PointsRules) -> dict[str, str]:
-    kinds: dict[str, str] = {}
-    for f in rules.factors:
-        if kinds.setdefault(f.name, f.kind) != f.kind:
-            raise ValueError(f"column {f.name!r} is used both as categorical and as numeric")
-    return kinds
-
-
 def _input_kinds(rules: PointsRules) -> dict[str, str]:
     """Every column the scorers read, with its kind: the factors, then the spam gate's
     ``name_spam`` (text) when the gate is on and it is not a factor, then the raw e-mail,
     name and title columns the derived signals are computed from (text)."""
     raw = [c for s in needed_signals(rules) for c in raw_columns(s, rules.derived)]
-    kinds = {**_factor_kinds(rules), **dict.fromkeys(rules.gate_columns(), "categorical")}
+    kinds = {**factor_kinds(rules), **dict.fromkeys(rules.gate_columns(), "categorical")}
     return {**kinds, **{c: "categorical" for c in raw if c not in kinds}}
 
 
@@ -157,13 +144,13 @@ def sql_input_columns(rules: PointsRules, df: pd.DataFrame) -> dict[str, tuple[s
 
 
 def _category_text(value: Any) -> str | None:
-    if _is_null(value):
+    if is_missing_value(value):
         return None
     return value if isinstance(value, str) else canonical_str(value)
 
 
 def _number_text(value: Any) -> str | None:
-    if _is_null(value):
+    if is_missing_value(value):
         return None
     if isinstance(value, str):
         return value

@@ -57,7 +57,7 @@ class FeatureSet:
 def derived_from_config(config: Config) -> DerivedSignals:
     """The config's derived-signal settings as the points table records them (with the digest
     of the shipped domain lists these settings are used with)."""
-    from pipeline.inputs.signals import domain_lists_digest
+    from pipeline.inputs.email_domains import domain_lists_digest
 
     d = config.derived
     return DerivedSignals(email_column=d.email_column, name_columns=list(d.name_columns),
@@ -74,24 +74,26 @@ def derive_signals(frame: pd.DataFrame, derived: DerivedSignals,
     The one implementation of the derived signals, for training and scoring alike. Only the
     signals in ``wanted`` (default: all) whose raw columns are in ``frame`` are computed.
     """
-    from pipeline.inputs import signals
+    from pipeline.inputs.email_domains import email_domain_types, load_domain_lists
+    from pipeline.inputs.job_titles import seniorities
+    from pipeline.inputs.spam_names import spam_flags
 
     wanted = set(DERIVED_SIGNALS if wanted is None else wanted)
     out = {}
     if EMAIL_TYPE in wanted and derived.email_column and derived.email_column in frame.columns:
-        lists = signals.load_domain_lists(extra_free=tuple(derived.extra_free_domains),
-                                          extra_disposable=tuple(derived.extra_disposable_domains))
-        out[EMAIL_TYPE] = signals.email_domain_types(frame[derived.email_column], lists)
+        lists = load_domain_lists(extra_free=tuple(derived.extra_free_domains),
+                                  extra_disposable=tuple(derived.extra_disposable_domains))
+        out[EMAIL_TYPE] = email_domain_types(frame[derived.email_column], lists)
     names = [c for c in derived.name_columns if c in frame.columns]
     if NAME_SPAM in wanted and names:
         first = frame[names[0]]
         last = frame[names[1]] if len(names) > 1 else pd.Series([None] * len(frame),
                                                                   index=frame.index, dtype=object)
-        flags = signals.spam_flags(first, last)
+        flags = spam_flags(first, last)
         out[NAME_SPAM] = pd.Series(np.where(flags.to_numpy(dtype=bool), "yes", "no"),
                                    index=frame.index, dtype=object)
     if SENIORITY in wanted and derived.title_column and derived.title_column in frame.columns:
-        out[SENIORITY] = signals.seniorities(frame[derived.title_column])
+        out[SENIORITY] = seniorities(frame[derived.title_column])
     return pd.DataFrame(out, index=frame.index).astype(object)
 
 
@@ -309,7 +311,7 @@ def signal_settings(rules: PointsRules, settings: FeatureSettings) -> DerivedSig
 def domain_lists_note(rules: PointsRules) -> str | None:
     """A warning when the table scores ``email_domain_type`` and was trained with other shipped
     domain lists than these (the digest it records differs): some domains may change type."""
-    from pipeline.inputs.signals import domain_lists_digest
+    from pipeline.inputs.email_domains import domain_lists_digest
 
     recorded = rules.derived.domain_lists_sha256
     if EMAIL_TYPE not in rules.factor_names() or not recorded or \

@@ -22,7 +22,7 @@ from pipeline.errors import UserError
 from pipeline.inputs.records import check_text_file, shorten
 
 if TYPE_CHECKING:
-    from pipeline.inputs.reader import ReadOptions
+    from pipeline.inputs.raw_tables import ReadOptions
 
 AUTO = "auto"
 SNIFFED_DELIMITERS = (",", ";", "\t", "|")  # in order of preference on a tie

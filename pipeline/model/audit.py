@@ -352,21 +352,25 @@ class AuditResult:
 
 def audit_tables(tables: Mapping[str, PointsRules], train: pd.DataFrame, holdout: pd.DataFrame,
                  *, reference: str, label: str = "converted", alpha: float = 0.05,
-                 weeks: float | None = None) -> AuditResult:
+                 weeks: float | None = None,
+                 frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None
+                 ) -> AuditResult:
     """The figures of the module docstring for each of ``tables`` (name -> rules), the
     training leads ``train`` giving the calibration and the lift evidence, the leads
     ``holdout`` the figures; ``reference`` names the table whose SDR-ready volume the close
-    rates are compared at. Both frames hold every factor column and ``label``."""
+    rates are compared at. Both frames hold every factor column and ``label``; ``frames``
+    gives a table its own ``(train, holdout)`` (same leads and order; its event counts)."""
     if reference not in tables:
         raise ValueError(f"reference {reference!r} is not one of the tables {list(tables)}")
     y_train = train[label].to_numpy(dtype=np.int64)
     y_hold = holdout[label].to_numpy(dtype=np.int64)
     scored = {}
     for name, rules in tables.items():
-        coded_hold = code_table(rules, holdout)
+        own_train, own_holdout = (frames or {}).get(name, (train, holdout))
+        coded_hold = code_table(rules, own_holdout)
         total = coded_hold.totals()
         ready = (total >= rules.sdr_threshold) & ~coded_hold.spam
-        scored[name] = (rules, code_table(rules, train), total, ready)
+        scored[name] = (rules, code_table(rules, own_train), total, ready)
     volume = int(scored[reference][3].sum())
     rows, found = [], []
     overall = float(y_train.mean()) if len(y_train) else 0.0

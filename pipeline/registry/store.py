@@ -251,16 +251,17 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
 
     The model is logged from code (no pickle): a generated script that builds
     :class:`pipeline.scoring.serving.LeadScoringModel`, with the points table and the feature
-    settings as artifacts, a signature (raw lead columns, every one optional and of any type,
-    so integers, floats and missing values are never schema errors; params ``events`` and
-    ``as_of``) and an input example (raw leads: the first rows of ``input_example``).
+    settings as artifacts, a signature (:func:`model_signature`: params ``events`` and
+    ``as_of``, the score columns; the raw lead columns the model reads are in the model's
+    metadata, :func:`model_metadata`) and an input example (raw leads: the first rows of
+    ``input_example``).
     """
     import mlflow
 
     from pipeline.scoring.serving import FEATURES_ARTIFACT, MODEL_CODE, RULES_ARTIFACT
 
     example = model_input_example(rules, feature_settings, input_example)
-    signature = model_signature(rules, feature_settings)
+    signature = model_signature()
     active = mlflow.active_run()
     running = contextlib.nullcontext(active) if active is not None else \
         mlflow.start_run(run_name=f"{model_name}-train")
@@ -280,6 +281,7 @@ def log_training(*, model_name: str, params: dict[str, Any], metrics: dict[str, 
             name="model", python_model=str(code_path),
             artifacts={RULES_ARTIFACT: str(rules_path), FEATURES_ARTIFACT: str(settings_path)},
             signature=signature, input_example=example,
+            metadata=model_metadata(rules, feature_settings),
             registered_model_name=model_name, pip_requirements=_requirements())
         version = str(info.registered_model_version)
         if before_artifacts is not None:
@@ -350,31 +352,42 @@ def model_input_example(rules: PointsRules, settings: FeatureSettings, frame: pd
     return example.assign(**{n: example[n].where(example[n].notna(), None) for n in text})
 
 
-def model_signature(rules: PointsRules, settings: FeatureSettings):
-    """Input: the raw lead columns, then the derived and event feature columns
-    (:func:`pipeline.scoring.serving.signature_columns`), each optional and of any type (an integer,
-    float or text column, with gaps, is never a schema error; other columns are dropped by
-    MLflow); params ``events`` (path of the event log) and
-    ``as_of`` (ISO time), both optional; then the optional ``leads`` / ``events`` cells of
-    the dict form; output: the score columns."""
+def model_signature():
+    """Params ``events`` (path of the event log) and ``as_of`` (ISO time), both optional; the
+    score columns as output; no input schema.
+
+    MLflow checks a column typed ``double`` or ``long`` in one vectorised step, but no column
+    type takes both an integer and a float column (``double`` refuses int64, ``long`` refuses
+    floats with gaps), and a column of any type is checked value by value in Python (1-2 s
+    per column per million leads: issue 24). Without an input schema MLflow hands the input
+    to the model as it is: a leads frame (integer or float numbers, text, gaps, as
+    ``pd.read_csv`` gives them) or the dict form ``{"leads": df, "events": df}``; the model
+    keeps the columns it reads (:func:`pipeline.scoring.serving.signature_columns`, listed in
+    the model's metadata) and reads them as ``lead-scoring score`` does (a column of any
+    type refused nothing either).
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-    from mlflow.types.schema import AnyType, Array
 
-    from pipeline.scoring.serving import PARAMS, TABLE_INPUTS, signature_columns
+    from pipeline.scoring.serving import PARAMS
 
-    columns = signature_columns(rules, settings)
-    # the dict form {"leads": df, "events": df}: MLflow hands a dict to the model as one row
-    # of cells only when the signature has an array column (never given: it only opens
-    # that path); the model unpacks the frames (pipeline.scoring.serving.model_tables)
-    tables = [ColSpec(AnyType(), n, required=False) for n in TABLE_INPUTS if n not in columns]
-    inputs = Schema([*(ColSpec(AnyType(), n, required=False) for n in columns), *tables,
-                     ColSpec(Array(AnyType()), "_dict_input", required=False)])
     outputs = Schema([ColSpec("long", "points"), ColSpec("long", "fit"), ColSpec("long", "pain"),
                       ColSpec("double", "probability"), ColSpec("boolean", "sdr_ready"),
                       ColSpec("string", "grade"), ColSpec("string", "reason_codes")])
     params = ParamSchema([ParamSpec(name, "string", default) for name, default in PARAMS.items()])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+    return ModelSignature(inputs=None, outputs=outputs, params=params)
+
+
+def model_metadata(rules: PointsRules, settings: FeatureSettings) -> dict[str, Any]:
+    """The ``metadata`` of the logged model (in its MLmodel file): the input columns the model
+    reads, every one optional (:func:`pipeline.scoring.serving.signature_columns`: a Spark UDF
+    takes them in this order), and the raw ones a lead needs."""
+    from pipeline.scoring.serving import INPUT_COLUMNS_KEY, raw_input_columns, signature_columns
+
+    return {INPUT_COLUMNS_KEY: signature_columns(rules, settings),
+            "raw_input_columns": raw_input_columns(rules, settings),
+            "input_values": "integer or float numbers, text, missing values; any column may be "
+                            "absent; the dict form {'leads': df, 'events': df}"}
 
 
 def _requirements() -> list[str]:

@@ -37,8 +37,12 @@ def editor_payload(coded_train: CodedTable, y_train: np.ndarray, coded_holdout: 
     for j, factor in enumerate(rules.factors):
         part = table[table["factor"] == factor.name]
         leads = part["leads"].astype(int).tolist()
+        rule = rules.event_rule(factor.name)
         factors.append({
             "name": factor.name, "group": factor.group, "kind": factor.kind,
+            "event": None if rule is None else f"counted from the event log: {rule.describe()}; "
+                     "a row is a number of occurrences (the CRM's criterion 'at least i "
+                     "times' adds the difference between rows i - 1 and i)",
             "labels": coded_train.labels[j],
             "points": [int(p) for p in coded_train.points[j]],
             "paths": slot_paths(factor),

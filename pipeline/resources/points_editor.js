@@ -59,6 +59,8 @@ function build() {
   P.factors.forEach((f, j) => {
     const h = document.createElement('h2'); h.textContent = f.name + ' (' + f.group + ')';
     box.appendChild(h);
+    if (f.event) { const e = document.createElement('p'); e.className = 'event';
+      e.id = 'event-' + j; e.textContent = f.event; box.appendChild(e); }
     const tb = document.createElement('table');
     tb.innerHTML = '<thead><tr><th>level</th><th>leads</th><th>close rate</th><th>lift</th>' +
       '<th>p adjusted</th><th>points</th><th>lock</th></tr></thead>';

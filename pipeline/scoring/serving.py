@@ -13,6 +13,11 @@ default the newest event, as ``lead-scoring score`` does. Without events the pre
 fails with a :class:`~pipeline.inputs.features.MissingEventsError` (a ``ValueError``) saying
 what to pass.
 
+The signature has params and outputs but no input schema (MLflow would check a column of
+"any" type value by value in Python; no typed column takes both int64 and float64), so MLflow
+hands the input over as it is; the model keeps the columns it reads (:func:`signature_columns`,
+also in the model's metadata under :data:`INPUT_COLUMNS_KEY`).
+
 The model is logged "from code" (:data:`MODEL_CODE`): the registry stores a two-line script
 that builds :class:`LeadScoringModel` plus the points table and the feature settings as JSON
 artifacts, never a pickle.
@@ -44,6 +49,7 @@ DERIVED_ARTIFACT = "derived_settings"  # models logged before the feature settin
 SCORE_COLUMNS = ["points", "fit", "pain", "probability", "sdr_ready", "grade", "reason_codes"]
 PARAMS = {"events": "", "as_of": ""}  # predict params: event log path, decay time (ISO)
 TABLE_INPUTS = ("leads", "events")  # the keys of the dict form of the input
+INPUT_COLUMNS_KEY = "input_columns"  # the model's metadata: the columns it reads, in order
 MODEL_CODE = (
     '"""MLflow models-from-code entry point of the lead-scoring pyfunc model."""\n'
     "import mlflow.models\n\n"
@@ -127,6 +133,7 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
         else:
             with open(context.artifacts[DERIVED_ARTIFACT], encoding="utf-8") as handle:
                 self.rules, self.settings = legacy_settings(rules, json.load(handle))
+        self.columns = signature_columns(self.rules, self.settings)
         note = domain_lists_note(self.rules)
         if note:
             warnings.warn(note, stacklevel=2)
@@ -134,6 +141,9 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input,  # noqa: ANN001 - a frame or the dict form
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         leads, frame_events = model_tables(model_input)
+        # the columns the model reads, as they are (other columns are ignored, as the input
+        # schema of versions registered before made MLflow drop them)
+        leads = leads[[c for c in self.columns if c in leads.columns]]
         events, as_of = predict_params(params)
         if frame_events is not None:
             events = frame_events

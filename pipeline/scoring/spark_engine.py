@@ -330,20 +330,39 @@ def _gather(parts: list[Path], out: Path, fmt: str, columns: list[str]) -> None:
 def spark_pyfunc_udf(spark: Any, model_uri: str, *, env_manager: str = "local") -> Any:
     """The registered pyfunc model as a Spark UDF (``models:/NAME@ALIAS``).
 
-    Returns a UDF giving a struct of the score columns; apply it to the factor columns:
-    ``frame.withColumn("score", udf(*[frame[c] for c in factors]))``. This runs Python in every
-    executor (pandas + the model): simple, and much slower than :func:`spark_scores`.
+    Returns a UDF giving a struct of the score columns; apply it to the factor columns, in the
+    table's order (the model's ``metadata["input_columns"]``; they reach the model under those
+    names): ``frame.withColumn("score", udf(*[frame[c] for c in factors]))``. This runs
+    Python in every executor (pandas + the model): simple, and much slower than
+    :func:`spark_scores`.
     ``env_manager="local"`` uses the executors' own Python: no virtualenv is built (which
     would need network access); the executors must have ``lead-scoring`` installed.
     """
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
+    from pipeline.scoring.serving import INPUT_COLUMNS_KEY
+
     result_type = ("points long, fit long, pain long, probability double, sdr_ready boolean, "
                    "grade string, reason_codes string")
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type,
                                   env_manager=env_manager)
-    names = mlflow.models.get_model_info(model_uri).signature.inputs.input_names()
+    info = mlflow.models.get_model_info(model_uri)
+    if info.signature is None or info.signature.inputs is None:
+        # no input schema (versions registered from issue 24 on): MLflow would name the
+        # columns 0, 1, ...; one struct column reaches the model as a frame with its names,
+        # those of the model's metadata, by position
+        names = (info.metadata or {}).get(INPUT_COLUMNS_KEY, [])
+
+        def named(*columns: Any) -> Any:
+            if len(columns) > len(names):
+                raise ValueError(f"the model reads {len(names)} columns {names}; got "
+                                 f"{len(columns)}")
+            return udf(F.struct(*[F.col(c).alias(n) if isinstance(c, str) else c.alias(n)
+                                  for c, n in zip(columns, names, strict=False)]))
+
+        return named
+    names = info.signature.inputs.input_names()
     if "_dict_input" not in names:
         return udf
 
