@@ -1,0 +1,71 @@
+"""What the end-to-end sweep of a new company's shapes found (``;`` exports with decimal
+commas, no id column, open deals, lookups, outcomes in a second file, sentinels, partial
+leaks, a 40% base rate, pure noise), each pinned by a small generated case."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from pipeline.model.rules import PointsRules
+from pipeline.scoring.batch import score_file
+from pipeline.scoring.frame import reason_pieces, score_frame
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _noise_leads(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"lead_id": [f"N{i:04d}" for i in range(n)],
+                         "industry": rng.choice(["retail", "tech", "gov"], n),
+                         "visits": rng.poisson(3, n)})
+
+
+def test_an_empty_points_table_scores_every_lead_with_no_reason(tmp_path):
+    """No signal: the table is empty. Promoted by hand, it must still score every lead (0
+    points, none SDR-ready, no reason) instead of failing on the reason codes (the pyfunc
+    input-example check failed the same way at every no-signal training)."""
+    rules = PointsRules(factors=[], sdr_threshold=1, prob_intercept=-0.4)
+    leads = _noise_leads(7)
+    scores = score_frame(rules, leads, reasons=True)
+    assert len(scores) == 7
+    assert (scores["points"] == 0).all() and not scores["sdr_ready"].any()
+    assert list(scores["reason_codes"]) == [""] * 7
+    pieces = reason_pieces(rules, leads)
+    assert len(pieces) == 7 and pieces.to_pylist() == [[]] * 7
+
+    source = tmp_path / "leads.csv"
+    _noise_leads(250, seed=1).to_csv(source, index=False)
+    for name in ("scored.csv", "scored.parquet"):
+        summary = score_file(rules, source, tmp_path / name, rejects_path=tmp_path / "rej.csv",
+                             id_column="lead_id")
+        out = (pq.read_table(tmp_path / name).to_pandas() if name.endswith("parquet")
+               else pd.read_csv(tmp_path / name))
+        assert len(out) == 250 and summary.rejected == 0, name
+        assert (out["points"] == 0).all()
+
+
+def test_importing_the_model_class_prints_no_mlflow_notice():
+    """MLflow's "Add type hints to the `predict` method" notice is raised under MLflow's own
+    ``simplefilter('once')``, past every filter: it was printed on every command."""
+    done = subprocess.run([sys.executable, "-W", "default", "-c",
+                           "import pipeline.scoring.serving"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+    assert "Add type hints" not in done.stderr, done.stderr
+
+
+def test_the_cli_keeps_mlflow_info_lines_off_stderr():
+    """``INFO mlflow.pyfunc: Validating input example ...`` was printed at every training:
+    MLflow sets its loggers' level when imported, after the CLI had set it."""
+    code = ("from pipeline.cli import main; main._quiet_third_party(); import logging, mlflow; "
+            "print(logging.getLogger('mlflow.pyfunc').getEffectiveLevel())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=True)
+    import logging
+
+    assert int(done.stdout.split()[-1]) >= logging.ERROR, done.stdout
