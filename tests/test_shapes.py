@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.model.rules import PointsRules
 from pipeline.scoring.batch import score_file
@@ -69,3 +70,33 @@ def test_the_cli_keeps_mlflow_info_lines_off_stderr():
     import logging
 
     assert int(done.stdout.split()[-1]) >= logging.ERROR, done.stdout
+
+
+def test_lift_charts_are_written_atomically(tmp_path, monkeypatch):
+    """``lift --out`` drew each chart straight into its file: a run that failed half-way
+    left a truncated PNG under the old name. Now a failure leaves the previous chart."""
+    from matplotlib.figure import Figure
+
+    from pipeline.analysis.lift import lift_table
+    from pipeline.reports.plots_lift import save_lift_charts
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"source": rng.choice(["web", "ads"], 200)})
+    y = pd.Series((rng.random(200) < 0.4).astype(int))
+    table = lift_table(X, y, {"source": "FIT"})
+    (path,) = save_lift_charts(table, float(y.mean()), tmp_path)
+    before = path.read_bytes()
+    assert before[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def broken(self, fname, **kwargs):  # noqa: ANN001 - a disk that fills mid-write
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG half")
+        else:
+            Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(OSError):
+        save_lift_charts(table, float(y.mean()), tmp_path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
