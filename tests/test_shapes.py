@@ -100,3 +100,35 @@ def test_lift_charts_are_written_atomically(tmp_path, monkeypatch):
         save_lift_charts(table, float(y.mean()), tmp_path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def _check(X, y, report, significance):  # noqa: ANN001, ANN202
+    from pipeline.analysis.selection_check import check_selection
+
+    return check_selection(X, y, report, ["real"], numeric=[], n_bins=5, min_leads=30,
+                           missing_values=("",), max_factors=20, min_gain=0.002,
+                           c_grid=[0.1, 0.3, 1.0, 3.0], folds=5, seed=0, max_rows=50_000,
+                           max_iter=2000, significance=significance)
+
+
+def test_a_factor_that_failed_its_significance_test_never_comes_back():
+    """The CV check brought back any factor dropped as weak that gained 0.002 CV AUC, even one
+    whose chi-square test said no association (a pure-noise ``Calls`` column with p = 0.57
+    was kept on 3,000 leads). ``other`` here does add AUC; its report says p = 0.6: it stays
+    out at significance 0.05 and comes back with the test off (significance 1)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    real = rng.choice(["a", "b", "c"], n)
+    other = rng.choice(["x", "y"], n)
+    logit = -1 + 1.5 * (real == "c") + 0.6 * (other == "y")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame({"real": real, "other": other})
+    report = pd.DataFrame({"column": ["real", "other"], "kept": [True, False],
+                           "reason": ["kept", "weak: best level changes the close rate by "
+                                              "4.0 pp < 5 pp"],
+                           "p_adjusted": [1e-30, 0.6]})
+    assert _check(X, y, report, significance=1.0).added.keys() == {"other"}
+    stays_out = _check(X, y, report, significance=0.05)
+    assert stays_out.kept == ["real"] and stays_out.added == {}
+    table = stays_out.table.set_index("set")
+    assert table.loc["all eligible candidates", "n_factors"] == 2  # still measured against
