@@ -132,3 +132,52 @@ def test_a_factor_that_failed_its_significance_test_never_comes_back():
     assert stays_out.kept == ["real"] and stays_out.added == {}
     table = stays_out.table.set_index("set")
     assert table.loc["all eligible candidates", "n_factors"] == 2  # still measured against
+
+
+def test_an_id_equal_to_a_missing_value_code_is_still_an_id(tmp_path):
+    """``data.missing_values: ["", "N/A", "999"]`` (attribute codes) with ``id_column: null``:
+    lead 999's generated row_id is "999". Training refused the file (``id column 'row_id' is
+    blank on rows 1000``) and scoring rejected that lead as ``missing id`` (pandas and
+    DuckDB). An id is missing only when blank; attributes still read the codes as missing."""
+    import yaml
+
+    from pipeline.config import load_config
+    from pipeline.inputs.reader import read_options, read_table
+    from pipeline.inputs.validate import validate_leads
+    from pipeline.model.rules import FactorRules
+    from pipeline.scoring.duckdb_engine import score_duckdb
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    tier = rng.choice(["a", "b", "999"], n)
+    frame = pd.DataFrame({"tier": tier, "converted": (rng.random(n) < 0.4).astype(int)})
+    leads = tmp_path / "leads.csv"
+    frame.to_csv(leads, sep=";", index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "root": str(tmp_path), "data": {"leads": str(leads), "id_column": None,
+                                        "missing_values": ["", "N/A", "999"]},
+        "columns": {"fit": ["tier"]}}))
+    cfg = load_config(config)
+    raw = read_table(leads, options=read_options(cfg)).frame
+    validated = validate_leads(raw, cfg, source=str(leads), training=True)
+    assert len(validated.frame) == n
+    assert validated.frame["row_id"].tolist() == [str(i) for i in range(1, n + 1)]
+    assert validated.frame["tier"].isna().sum() == (tier == "999").sum()  # still a code
+
+    rules = PointsRules(factors=[FactorRules("tier", "FIT", "categorical",
+                                             levels={"a": 10, "b": 0}, missing_points=-5)],
+                        missing_values=["", "N/A", "999"], id_column="row_id", sdr_threshold=5)
+    expected = np.select([tier == "a", tier == "b"], [10, 0], -5)
+    for engine in ("pandas", "duckdb"):
+        out, rejects = tmp_path / f"{engine}.csv", tmp_path / f"{engine}_rejects.csv"
+        if engine == "pandas":
+            summary = score_file(rules, leads, out, rejects_path=rejects, id_column="row_id",
+                                 options=read_options(cfg))
+        else:
+            summary = score_duckdb(rules, leads, out, rejects, id_column="row_id",
+                                   options=read_options(cfg))
+        scored = pd.read_csv(out, dtype={"row_id": str})
+        assert (summary.scored, summary.rejected) == (n, 0), engine
+        assert scored["row_id"].tolist() == [str(i) for i in range(1, n + 1)], engine
+        assert scored["points"].tolist() == expected.tolist(), engine

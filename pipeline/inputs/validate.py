@@ -202,10 +202,14 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             hint="fix the column names in the file or in the config (columns.fit / columns.pain)",
         )
     cleaned = CleanColumns(raw, config.data.missing_values)
-    cleaned.prepare([id_col, *fit_cols, *pain_cols])
-    id_text = cleaned.arrow(id_col)
+    cleaned.prepare([*([id_col] if config.data.id_column else []), *fit_cols, *pain_cols])
+    # a generated row_id is never a missing token: lead 999's is "999", which may well be
+    # an attribute code listed in data.missing_values
+    id_clean = (CleanColumns(raw[[id_col]], []) if config.data.id_column is None
+                else cleaned)
+    id_text = id_clean.arrow(id_col)
     ids = (pd.Series(id_text.to_pandas().array, index=raw.index) if id_text is not None
-           else cleaned[id_col])
+           else id_clean[id_col])
     blank = ids.isna()
     if blank.any():
         rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()
