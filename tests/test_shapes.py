@@ -181,3 +181,36 @@ def test_an_id_equal_to_a_missing_value_code_is_still_an_id(tmp_path):
         assert (summary.scored, summary.rejected) == (n, 0), engine
         assert scored["row_id"].tolist() == [str(i) for i in range(1, n + 1)], engine
         assert scored["points"].tolist() == expected.tolist(), engine
+
+
+def test_a_special_value_key_naming_no_column_is_warned_about(tmp_path):
+    """``columns.special_values: {pday: [999]}`` for a file with ``pdays`` was silently ignored:
+    the 999 sentinel stayed inside the top bin. Training now warns, naming the key and the
+    close column; keys that name a column are not warned about."""
+    import yaml
+
+    from pipeline.config import load_config
+    from pipeline.inputs.reader import read_options, read_table
+    from pipeline.inputs.validate import validate_leads
+
+    rng = np.random.default_rng(1)
+    n = 400
+    frame = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)],
+                          "pdays": np.where(rng.random(n) < 0.3, 999, rng.integers(1, 30, n)),
+                          "age": rng.integers(18, 80, n),
+                          "converted": (rng.random(n) < 0.4).astype(int)})
+    leads = tmp_path / "leads.csv"
+    frame.to_csv(leads, index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "root": str(tmp_path), "data": {"leads": str(leads)},
+        "columns": {"special_values": {"pday": [999], "age": [-1]},
+                    "trend": {"agee": "ascending"}}}))
+    cfg = load_config(config)
+    raw = read_table(leads, options=read_options(cfg)).frame
+    warned = validate_leads(raw, cfg, source="leads.csv", training=True).warnings
+    assert ("leads.csv: columns.special_values names 'pday', which is not a column of the "
+            "leads: ignored (did you mean 'pdays'?)") in warned
+    assert any("columns.trend names 'agee'" in w and "'age'" in w for w in warned)
+    assert not any("'age'," in w or "names 'age'" in w for w in warned)
+    assert validate_leads(raw, cfg, source="leads.csv", training=False).warnings == []

@@ -171,6 +171,30 @@ def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], li
     return [c for c in columns if c not in reserved], []
 
 
+def absent_column_keys(config: Config, columns: list[str], source: str) -> list[str]:
+    """Warnings for ``columns.special_values`` / ``trend`` / ``numeric`` keys that name no
+    column of the leads (after the lookups): a typo there (``pday`` for ``pdays``) silently
+    left the 999 sentinel inside a bin. Derived signals and names of an event group (the
+    event features are made later) are not checked."""
+    import difflib
+
+    from pipeline.inputs.features import DERIVED_SIGNALS
+
+    groups = list(config.events.groups)
+    lines = []
+    for key, names in (("columns.special_values", list(config.columns.special_values)),
+                       ("columns.trend", list(config.columns.trend)),
+                       ("columns.numeric", list(config.columns.numeric))):
+        for name in names:
+            if name in columns or name in DERIVED_SIGNALS or any(g in name for g in groups):
+                continue
+            close = difflib.get_close_matches(name, columns, n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"{source}: {key} names {name!r}, which is not a column of the "
+                         f"leads: ignored{hint}")
+    return lines
+
+
 def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: bool = True,
                    won: WonKeys | None = None) -> ValidatedLeads:
     """Check and type a raw (all-text) lead table; raises :class:`UserError` on bad input.
@@ -275,6 +299,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         else:
             notes.append(f"{source}: column {column!r} is {reason}: dropped (it cannot earn "
                          "points)")
+    if training:
+        notes += absent_column_keys(config, columns, source)
     undecided, counts = None, []
     if outcome is not None:
         out, undecided, counts, warning = _decided(out, outcome, id_col, source)
