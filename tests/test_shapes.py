@@ -214,3 +214,29 @@ def test_a_special_value_key_naming_no_column_is_warned_about(tmp_path):
     assert any("columns.trend names 'agee'" in w and "'age'" in w for w in warned)
     assert not any("'age'," in w or "names 'age'" in w for w in warned)
     assert validate_leads(raw, cfg, source="leads.csv", training=False).warnings == []
+
+
+def test_own_event_rule_exports_say_how_to_audit_them():
+    """``audit --rules`` on this project's HubSpot / crm-csv export of a table with event rules
+    (the default CRM representation) failed with "a rule's filters must name one property" /
+    "'occurred at least' is not one of ...": no way forward. Event criteria are not read back
+    yet (see the report); the message now says so and points at the points-table export, which
+    audits the same rules."""
+    from pipeline.errors import UserError
+    from pipeline.exports.crm_sheet import export_crm_csv
+    from pipeline.exports.hubspot import export_hubspot
+    from pipeline.exports.importers import parse_rules
+    from pipeline.model.rules import EventRule, FactorRules
+
+    factor = FactorRules(name="p_events_30d", group="PAIN", kind="numeric",
+                         edges=[0.0, 1.0, 2.0], bin_points=[0, 5, 8, 20], missing_points=-3)
+    fit = FactorRules(name="size", group="FIT", kind="categorical", levels={"big": 10})
+    rules = PointsRules(factors=[fit, factor], sdr_threshold=15,
+                        event_rules=[EventRule("p_events_30d", ["login", "trial"], 30, 3)])
+    for name, text in (("hubspot.json", export_hubspot(rules)),
+                       ("crm.csv", export_crm_csv(rules))):
+        with pytest.raises(UserError) as caught:
+            parse_rules(text, name)
+        assert "export --format json" in (caught.value.hint or ""), name
+    imported = parse_rules(rules.to_json(), "points.json").rules  # the way that works
+    assert [f.name for f in imported.factors] == ["size", "p_events_30d"]
