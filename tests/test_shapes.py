@@ -240,3 +240,29 @@ def test_own_event_rule_exports_say_how_to_audit_them():
         assert "export --format json" in (caught.value.hint or ""), name
     imported = parse_rules(rules.to_json(), "points.json").rules  # the way that works
     assert [f.name for f in imported.factors] == ["size", "p_events_30d"]
+
+
+def test_a_numeric_label_matches_by_value_whatever_its_spelling():
+    """A 0/1 label exported as floats (``1.0``) or from a decimal-comma file (``1,0``, read as
+    1.0) was refused: "neither won ['1'] nor lost ['0']: '0.0': 853, '1.0': 647". Numbers now
+    compare by value; text labels and the message (raw values, with counts) are unchanged."""
+    from pipeline.config_sections import LabelConfig
+    from pipeline.errors import UserError
+    from pipeline.inputs.labels import outcome_from_label
+
+    def label(**kw):  # noqa: ANN003, ANN202
+        return LabelConfig(**{"column": "y", "positive": [1], "negative": [0], "open": [],
+                              "won_in": None, "window_days": None,
+                              "converted_at_column": None, **kw})
+
+    cells = pd.Series(["1.0", "0.0", "1", "0", "01", None, "0.00"])
+    with pytest.raises(UserError, match=r"neither won \['1'\] nor lost \['0'\]: '\(blank\)': 1"):
+        outcome_from_label(cells, label(), "f.csv")
+    got = outcome_from_label(cells.fillna("1e0"), label(), "f.csv").label
+    assert got.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    words = pd.Series(["yes", "no", "1.0", "open"])
+    with pytest.raises(UserError, match=r"'1.0': 1"):
+        outcome_from_label(words, label(positive=["yes"], negative=["no"], open=["open"]), "f")
+    shares = pd.Series(["0.5", "0.50", "0.25"])
+    assert outcome_from_label(shares, label(positive=[0.5], negative=[0.25]),
+                              "f").label.tolist() == [1.0, 1.0, 0.0]
