@@ -266,3 +266,27 @@ def test_a_numeric_label_matches_by_value_whatever_its_spelling():
     shares = pd.Series(["0.5", "0.50", "0.25"])
     assert outcome_from_label(shares, label(positive=[0.5], negative=[0.25]),
                               "f").label.tolist() == [1.0, 1.0, 0.0]
+
+
+def test_a_deals_file_matching_no_lead_says_why_when_it_can():
+    """Outcomes in a second file: deal ids exported as floats (``12.0``) or e-mails in another
+    case matched no lead, and the hint only said to check the key. It now names the fix."""
+    from pipeline.config_sections import LabelConfig
+    from pipeline.errors import UserError
+    from pipeline.inputs.labels import WonKeys, outcome_from_won_in
+
+    label = LabelConfig(column="converted", positive=[1], negative=[0], open=[], won_in=None,
+                        window_days=None, converted_at_column=None)
+    ids = pd.Series([str(i) for i in range(1, 11)])
+    cases = {"12 keys": (WonKeys(frozenset({"3.0", "7.0"}), "deals.csv", "id"), ids,
+                         "2 keys match once '.0' is dropped"),
+             "case": (WonKeys(frozenset({"A@X.COM"}), "deals.csv", "email"),
+                      pd.Series(["a@x.com", "b@x.com"]), "1 keys match when upper and lower"),
+             "none": (WonKeys(frozenset({"Z9"}), "deals.csv", "id"), ids,
+                      "check label.won_in.on names the same key")}
+    for name, (won, keys, hint) in cases.items():
+        with pytest.raises(UserError) as caught:
+            outcome_from_won_in(keys, won, label, "leads.csv")
+        assert hint in (caught.value.hint or ""), name
+    matched = outcome_from_won_in(ids, WonKeys(frozenset({"3", "7"}), "d", "id"), label, "l")
+    assert matched.label.tolist() == [float(i in (3, 7)) for i in range(1, 11)]

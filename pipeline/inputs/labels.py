@@ -116,6 +116,21 @@ def outcome_from_label(series: pd.Series, label: LabelConfig, source: str) -> Ou
     return Outcome(pd.Series(values, index=series.index), notes)
 
 
+def _won_in_hint(keys: pd.Series, won: WonKeys) -> str:
+    """What to check when no key matches: the keys written as floats (``12.0``, a spreadsheet
+    or pandas export) or in another case would match."""
+    leads = set(keys.dropna())
+    floats = {k[:-2] for k in won.keys if k.endswith(".0")} & leads
+    folded = {k.casefold() for k in won.keys} & {k.casefold() for k in leads}
+    if floats:
+        return (f"{len(floats):,} keys match once '.0' is dropped ({won.source} writes them as "
+                f"floats, e.g. {next(iter(sorted(floats)))}.0): write them as whole numbers")
+    if folded:
+        return (f"{len(folded):,} keys match when upper and lower case are ignored: make the "
+                f"case of {won.column!r} the same in both files")
+    return "check label.won_in.on names the same key in both files"
+
+
 def outcome_from_won_in(keys: pd.Series, won: WonKeys, label: LabelConfig, source: str,
                         label_text: pd.Series | None = None) -> Outcome:
     """Won when the lead's key is in the closed-deals file; else open when the label column
@@ -138,8 +153,7 @@ def outcome_from_won_in(keys: pd.Series, won: WonKeys, label: LabelConfig, sourc
     if n_won == 0:
         examples = ", ".join(repr(k) for k in sorted(won.keys)[:3])
         raise UserError(f"{source}: no lead's {won.column!r} is in {won.source} "
-                        f"(it holds e.g. {examples})",
-                        hint="check label.won_in.on names the same key in both files")
+                        f"(it holds e.g. {examples})", hint=_won_in_hint(text, won))
     return Outcome(pd.Series(values, index=keys.index), notes)
 
 
