@@ -290,3 +290,30 @@ def test_a_deals_file_matching_no_lead_says_why_when_it_can():
         assert hint in (caught.value.hint or ""), name
     matched = outcome_from_won_in(ids, WonKeys(frozenset({"3", "7"}), "d", "id"), label, "l")
     assert matched.label.tolist() == [float(i in (3, 7)) for i in range(1, 11)]
+
+
+def test_verify_export_refuses_leads_without_a_factor_column(tmp_path):
+    """``score`` refuses leads lacking a factor column, but ``verify-export`` scored them as
+    missing through every export and printed "0 mismatches of 3000", a vacuous pass; the
+    drift batch was refused without naming the file. Both now name it."""
+    import yaml
+
+    from pipeline.cli.exports import raw_and_features
+    from pipeline.config import load_config
+    from pipeline.errors import UserError
+    from pipeline.model.rules import FactorRules
+
+    leads = tmp_path / "batch.csv"
+    pd.DataFrame({"lead_id": ["a", "b"], "tier": ["x", "y"]}).to_csv(leads, index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"root": str(tmp_path), "data": {"leads": str(leads)}}))
+    cfg = load_config(config)
+    rules = PointsRules(factors=[
+        FactorRules("tier", "FIT", "categorical", levels={"x": 5}),
+        FactorRules("contact", "FIT", "categorical", levels={"cell": 9})], sdr_threshold=5)
+    with pytest.raises(UserError, match=r"batch.csv: lacks columns the points table needs: "
+                                        r"\['contact'\]"):
+        raw_and_features(cfg, rules, leads, None, None)
+    whole = PointsRules(factors=rules.factors[:1], sdr_threshold=5)
+    raw, features = raw_and_features(cfg, whole, leads, None, None)
+    assert list(features["tier"]) == ["x", "y"] and len(raw) == 2
