@@ -317,3 +317,36 @@ def test_verify_export_refuses_leads_without_a_factor_column(tmp_path):
     whole = PointsRules(factors=rules.factors[:1], sdr_threshold=5)
     raw, features = raw_and_features(cfg, whole, leads, None, None)
     assert list(features["tier"]) == ["x", "y"] and len(raw) == 2
+
+
+def test_report_of_a_version_edited_by_hand_says_where_the_report_is(tmp_path, monkeypatch):
+    """After ``register-rules`` promoted an edited table, ``make report`` (the champion's)
+    failed with "has no report.html artifact ... retrain with this version of lead-scoring":
+    such a version never had a training report. The message now says so and names the
+    parent's report."""
+    from types import SimpleNamespace
+
+    from pipeline.cli import main as cli
+    from pipeline.cli.report import report
+    from pipeline.errors import UserError
+    from pipeline.registry import store
+
+    ref = store.ModelRef("bank", "4", "run4")
+    monkeypatch.setattr(cli, "resolve_model", lambda *args: (ref, None))
+
+    def absent(*args):  # noqa: ANN002, ANN202
+        raise OSError("Failed to download artifacts from path 'report.html'")
+
+    monkeypatch.setattr(store, "download_artifact", absent)
+    tags = {"edited_by_hand": "true", "parent_version": "1"}
+    client = SimpleNamespace(get_model_version=lambda name, version: SimpleNamespace(tags=tags))
+    monkeypatch.setattr(store, "mlflow_client", lambda: client)
+    with pytest.raises(UserError, match="registered from rules edited by hand") as caught:
+        report(model="bank/4", config=None, output=tmp_path / "r.html", screenshot=None,
+               tracking_uri=None)
+    assert "lead-scoring report --model bank/1" in caught.value.hint
+    tags.clear()  # a trained version without the artifact: the old message
+    with pytest.raises(UserError, match="has no report.html artifact"):
+        report(model="bank/4", config=None, output=tmp_path / "r.html", screenshot=None,
+               tracking_uri=None)
+    assert not (tmp_path / "r.html").exists()
