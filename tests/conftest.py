@@ -145,3 +145,32 @@ def make_config(tmp_path: Path, mlflow_db_template: Path) -> Callable[..., Path]
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole run (UI off, UTC, 2 shuffle partitions): start-up
+    costs ~20 s on two cores, so every Spark test shares it. Skipped, with the reason, when
+    pyspark or Java is missing or the session cannot start. Tests asking for it get the
+    ``spark`` marker (:data:`FIXTURE_MARKERS`)."""
+    import sys
+
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as err:
+        pytest.skip(f"pyspark does not import: {err}")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime: no java on PATH and JAVA_HOME unset")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this venv's pandas
+    try:
+        session = (SparkSession.builder.master("local[2]").appName("lead-scoring-tests")
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.sql.session.timeZone", "UTC")
+                   .config("spark.sql.shuffle.partitions", "2")
+                   .config("spark.driver.memory", "1g").getOrCreate())
+    except Exception as exc:  # Java missing, port clash, ...: the reason is the message
+        pytest.skip(f"pyspark cannot start a local session: {exc}")
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

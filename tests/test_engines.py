@@ -72,25 +72,6 @@ def demo_model(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return cfg, rules, tmp
 
 
-@pytest.fixture(scope="module")
-def spark():
-    """One local SparkSession for the module (UI off, 2 shuffle partitions)."""
-    import os
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this venv's pandas
-    try:
-        from pyspark.sql import SparkSession
-
-        session = (SparkSession.builder.master("local[2]").appName("lead-scoring-tests")
-                   .config("spark.ui.enabled", "false")
-                   .config("spark.sql.shuffle.partitions", "2")
-                   .config("spark.driver.memory", "1g").getOrCreate())
-    except Exception as exc:  # Java missing, port clash, ...: the reason is the message
-        pytest.skip(f"pyspark cannot start a local session: {exc}")
-    yield session
-    session.stop()
-
-
 def _run(engine: str, cfg, rules, source: Path, out_dir: Path, spark=None):
     output = out_dir / f"{engine}_{source.suffix[1:]}_scored.csv"
     rejects = out_dir / f"{engine}_{source.suffix[1:]}_rejects.csv"

@@ -214,29 +214,6 @@ def test_sql_export_on_postgres(postgres):
 # ------------------------------------------------------------------------------ Spark
 
 
-@pytest.fixture(scope="module")
-def spark():
-    """One local Spark session for the module (start-up costs ~20 s on two cores)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as err:
-        pytest.skip(f"pyspark does not import: {err}")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Spark needs a Java runtime: no java on PATH and JAVA_HOME unset")
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("lead-scoring-export-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "1g")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 @pytest.mark.slow
 def test_sql_export_on_spark(spark):
     from pyspark.sql import types as T

@@ -323,26 +323,6 @@ def test_the_pmml_refuses_a_lead_without_its_derived_signals():
         vf.score_pmml(rules, blind)
 
 
-@pytest.fixture(scope="module")
-def spark():
-    """One local SparkSession for the module (UI off, 1 shuffle partition)."""
-    import os
-    import sys
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    try:
-        from pyspark.sql import SparkSession
-
-        session = (SparkSession.builder.master("local[1]").appName("lead-scoring-raw-export")
-                   .config("spark.ui.enabled", "false")
-                   .config("spark.sql.shuffle.partitions", "1")
-                   .config("spark.driver.memory", "1g").getOrCreate())
-    except Exception as exc:  # Java missing, port clash, ...: the reason is the message
-        pytest.skip(f"pyspark cannot start a local session: {exc}")
-    yield session
-    session.stop()
-
-
 def test_spark_sql_scores_raw_leads_like_lead_scoring_score(spark):
     """The Spark SQL computes the derived signals (Java regex, an accent table for NFKD) and
     scores the raw hard cases like the reference."""

@@ -8,7 +8,6 @@ once on the same store; one trains, the other must refuse at once.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
@@ -18,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from helpers import run_quiet, visits_config, visits_leads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,42 +31,12 @@ EXE = str(REPO / ".venv" / "bin" / "lead-scoring")
 N_LEADS = 1200
 
 
-def run_cli(*args: object) -> tuple[int, str]:
-    """(exit code, stderr) of ``lead-scoring ARGS`` through ``cli.main``, in-process."""
-    err = io.StringIO()
-    code = 0
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err), \
-            contextlib.redirect_stdout(io.StringIO()):
-        mp.setattr(sys, "argv", ["lead-scoring", *map(str, args)])
-        mp.setitem(cli._DEBUG, "on", False)
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def race(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Two trainings with --lock at once on one store (leads with a numeric PAIN column)."""
     base = tmp_path_factory.mktemp("faults")
-    frame = pd.read_csv(demo_dir / "leads.csv", dtype=str, keep_default_na=False).head(N_LEADS)
-    rng = np.random.default_rng(3)
-    won = (frame["outcome"] == "won").to_numpy()
-    # won leads mostly visit more (not always: a level where every lead lost is a leak)
-    boost = 3 * (won & (rng.random(len(frame)) < 0.8))
-    frame["visits"] = (rng.integers(0, 8, len(frame)) + boost).astype(str)
-    leads = base / "leads.csv"
-    frame.to_csv(leads, index=False)
-    settings_ = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    settings_.update(root=str(REPO), events={"groups": {}})
-    # account roll-up off here (faster); test_bad_inputs checks it with duplicate ids
-    settings_["data"].update(leads=str(leads), events=None, account_column=None)
-    settings_["columns"]["pain"] = ["visits"]
-    settings_["registry"] = {"tracking_uri": f"sqlite:///{base / 'mlflow.db'}",
-                             "artifact_location": str(base / "artifacts")}
-    config = base / "faults.yaml"
-    config.write_text(yaml.safe_dump(settings_, sort_keys=False))
+    leads = visits_leads(demo_dir, base / "leads.csv", N_LEADS)
+    config = visits_config(base / "faults.yaml", leads, base)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'other.db'}"}
     started = time.perf_counter()
     logs = [base / f"train{i}.err" for i in range(2)]
@@ -105,7 +73,7 @@ def test_two_locked_trainings_one_runs_one_refuses(race):
     versions = client.search_model_versions("name='lead-scoring'")
     assert [str(v.version) for v in versions] == ["1"]  # the loser registered nothing
     assert str(client.get_model_version_by_alias("lead-scoring", "champion").version) == "1"
-    code, err = run_cli("history", "--name", "lead-scoring", "--tracking-uri", race["uri"])
+    code, _, err = run_quiet("history", "--name", "lead-scoring", "--tracking-uri", race["uri"])
     assert code == 0, err
 
 
@@ -143,7 +111,7 @@ def test_dirty_csv_and_parquet_every_row_accounted(race, tmp_path):
     path = tmp_path / "dirty.csv"
     path.write_text(buffer.getvalue(), encoding="utf-8")
     out = tmp_path / "scored.csv"
-    code, err = run_cli("score", "-c", race["config"], "-i", path, "-o", out)
+    code, _, err = run_quiet("score", "-c", race["config"], "-i", path, "-o", out)
     assert code == 0, err
     scored = pd.read_csv(out, dtype={"lead_id": str})
     rejects = pd.read_csv(tmp_path / "scored_rejects.csv", dtype={"lead_id": str})
@@ -161,7 +129,7 @@ def test_dirty_csv_and_parquet_every_row_accounted(race, tmp_path):
     pq_path = tmp_path / "dirty.parquet"
     clean.to_parquet(pq_path, index=False)
     pq_out = tmp_path / "scored_pq.parquet"
-    code, err = run_cli("score", "-c", race["config"], "-i", pq_path, "-o", pq_out)
+    code, _, err = run_quiet("score", "-c", race["config"], "-i", pq_path, "-o", pq_out)
     assert code == 0, err
     pq_scored = pd.read_parquet(pq_out)
     pq_rejects = pd.read_csv(tmp_path / "scored_pq_rejects.csv")
@@ -217,7 +185,7 @@ def test_property_random_malformed_csv_rows_add_up(race, tmp_path_factory):
         path = tmp / "in.csv"
         path.write_text(text, encoding="utf-8")
         out = tmp / "scored.csv"
-        code, err = run_cli("score", "-c", race["config"], "-i", path, "-o", out)
+        code, _, err = run_quiet("score", "-c", race["config"], "-i", path, "-o", out)
         assert "Traceback" not in err
         expected = _count_data_rows(text)
         rejects_path = tmp / "scored_rejects.csv"
@@ -335,7 +303,7 @@ def test_training_memory_settings_hold_for_the_run_only(monkeypatch, demo_dir, t
 
     before_thresholds, before_pool = gc.get_threshold(), pa.default_memory_pool().backend_name
     monkeypatch.setattr(workflow, "read_leads", stop_at_reading)
-    code, err = run_cli("train", "--config", REPO / "configs" / "demo.yaml",
+    code, _, err = run_quiet("train", "--config", REPO / "configs" / "demo.yaml",
                         "--data", demo_dir / "leads.csv", "--out", tmp_path / "out")
     assert code == 2 and "stopped by the test" in err
     assert seen == {"threshold": workflow.GC_FIRST_GENERATION, "pool": "system"}

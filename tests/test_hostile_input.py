@@ -16,15 +16,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import run_cli
+from helpers import run_cli, run_quiet, visits_config, visits_leads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,53 +34,16 @@ N_LEADS = 1200
 ID = re.compile(r"L\d{6}")
 
 
-def write_config(path: Path, leads: Path, store: Path) -> Path:
-    settings_ = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    settings_["root"] = str(REPO)
-    settings_["data"].update(leads=str(leads), events=None, account_column=None)
-    settings_["events"] = {"groups": {}}
-    settings_["columns"]["pain"] = ["visits"]
-    settings_["registry"] = {"tracking_uri": f"sqlite:///{store / 'mlflow.db'}",
-                             "artifact_location": str(store / "artifacts")}
-    path.write_text(yaml.safe_dump(settings_, sort_keys=False))
-    return path
-
-
 @pytest.fixture(scope="module")
 def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("hostile")
-    frame = pd.read_csv(demo_dir / "leads.csv", dtype=str, keep_default_na=False).head(N_LEADS)
-    rng = np.random.default_rng(3)
-    won = (frame["outcome"] == "won").to_numpy()
-    # won leads mostly visit more (as tests/test_faults.py): visits is a kept PAIN count
-    boost = 3 * (won & (rng.random(len(frame)) < 0.8))
-    frame["visits"] = (rng.integers(0, 8, len(frame)) + boost).astype(str)
-    leads = base / "leads.csv"
-    frame.to_csv(leads, index=False)
-    config = write_config(base / "model.yaml", leads, base)
+    leads = visits_leads(demo_dir, base / "leads.csv", N_LEADS)
+    config = visits_config(base / "model.yaml", leads, base)
     done = subprocess.run([str(REPO / ".venv" / "bin" / "lead-scoring"), "train", "-c",
                            str(config), "--no-score", "--out", str(base / "out")],
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return {"config": config, "leads": leads, "base": base}
-
-
-def run_quiet(*args: object) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``lead-scoring ARGS`` through ``cli.main``, in-process
-    (for hypothesis, which cannot use function-scoped fixtures)."""
-    from pipeline.cli import main as cli
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err), \
-            contextlib.redirect_stdout(out):
-        mp.setattr(sys, "argv", ["lead-scoring", *map(str, args)])
-        mp.setitem(cli._DEBUG, "on", False)
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 def snapshot(*paths: Path) -> dict[Path, bytes]:

@@ -8,7 +8,6 @@ with the reason, when it cannot start; they carry the ``spark`` marker (from the
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,26 +27,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:PySpark does not yet fully support pandas:FutureWarning",
 )
 HALF_LIVES = {"product": 7.0, "non_product": 14.0, "trivial": 3.0}
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """One local SparkSession for the module; the engine layer reuses the active session."""
-    import os
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    try:
-        from pyspark.sql import SparkSession
-
-        session = (SparkSession.builder.master("local[2]").appName("lead-scoring-events-tests")
-                   .config("spark.ui.enabled", "false")
-                   .config("spark.sql.session.timeZone", "UTC")
-                   .config("spark.sql.shuffle.partitions", "2")
-                   .config("spark.driver.memory", "1g").getOrCreate())
-    except Exception as exc:  # Java missing, port clash, ...: the reason is the message
-        pytest.skip(f"pyspark cannot start a local session: {exc}")
-    yield session
-    session.stop()
 
 
 def _demo_snapshots(demo_dir: Path) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -8,7 +8,10 @@ encoded once; a logistic regression with one ``C`` (chosen by out-of-fold log lo
 eligible candidates) gives out-of-fold AUCs. Dropped candidates are tried next to the kept
 set one at a time, best first; one whose addition gains more than ``min_gain`` CV AUC is
 kept (``kept: adds 0.0041 CV AUC ...``), up to ``max_factors``. Nothing comes back to an
-empty kept set: when no factor is significant there is no signal to add to.
+empty kept set: when no factor is significant there is no signal to add to; and a column
+whose own test is not significant (``p_adjusted`` above ``significance``) never comes back:
+on 3,000 leads a pure-noise column gained 0.0022 CV AUC next to real factors and was kept.
+It still counts among the eligible candidates the kept set is measured against.
 """
 
 from __future__ import annotations
@@ -95,13 +98,14 @@ def check_selection(X: pd.DataFrame, y: np.ndarray, report: pd.DataFrame, kept: 
                     missing_values: tuple[str, ...], max_factors: int, min_gain: float,
                     special_values: dict[str, list[float]] | None = None,
                     c_grid: list[float], folds: int, seed: int, max_rows: int,
-                    max_iter: int) -> SelectionCheck:
+                    max_iter: int, significance: float = 1.0) -> SelectionCheck:
     """Bring back dropped eligible factors that add more than ``min_gain`` CV AUC (module
     docstring) and measure the kept set against all eligible candidates.
 
     ``X`` holds the candidate columns of the training leads, ``y`` their 0/1 outcome,
     ``report`` and ``kept`` the rules' selection. The CV uses a stratified sample of at most
-    ``max_rows`` leads."""
+    ``max_rows`` leads. A column whose ``p_adjusted`` in ``report`` is above ``significance``
+    is not brought back (1: the test is off)."""
     y = np.asarray(y, dtype=int)
     eligible = eligible_columns(report)
     if not kept or len(eligible) == len(kept) or len(np.unique(y)) < 2:
@@ -115,7 +119,10 @@ def check_selection(X: pd.DataFrame, y: np.ndarray, report: pd.DataFrame, kept: 
     data.choose_C(eligible, sorted(c_grid)[len(c_grid) // 2 - 1: len(c_grid) // 2 + 2])
     rules_auc = data.auc(list(kept))
     current, current_auc = list(kept), rules_auc
-    dropped = [c for c in eligible if c not in kept]
+    p_adjusted = (report.set_index("column")["p_adjusted"] if "p_adjusted" in report.columns
+                  else pd.Series(dtype=float))
+    dropped = [c for c in eligible if c not in kept
+               and not float(p_adjusted.get(c, np.nan)) > significance]  # NaN: not tested
     gains = {c: data.auc([*current, c]) - current_auc for c in dropped}
     added: dict[str, float] = {}
     for column in sorted(dropped, key=lambda c: (-gains[c], eligible.index(c))):

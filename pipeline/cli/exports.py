@@ -161,6 +161,10 @@ def raw_and_features(cfg, rules, input_path: Path | None, events: Path | None, a
     settings = FeatureSettings.from_config(cfg)
     log = events_source(cfg, events) if event_factors(rules, settings) else None
     frame = scoring_features(raw, rules, settings, events=log, as_of=as_of)
+    absent = [name for name in rules.input_columns() if name not in frame.columns]
+    if absent:  # as `lead-scoring score` refuses it: every export would score them as missing
+        raise UserError(f"{source}: lacks columns the points table needs: {absent}",
+                        hint="pass raw leads with the columns of the training data")
     numeric = {f.name: pd.to_numeric(frame[f.name], errors="coerce") for f in rules.factors
                if f.kind == "numeric" and f.name in frame.columns}
     return raw, frame.assign(**numeric)

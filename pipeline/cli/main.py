@@ -38,6 +38,9 @@ def _quiet_third_party() -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow sets its loggers' level when it is imported (INFO unless this says otherwise):
+    # the level set below alone is undone when mlflow is imported after it
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     import logging
 
     for name in ("mlflow", "alembic", "urllib3", "py4j", "matplotlib"):

@@ -38,6 +38,15 @@ def report(
         try:
             path = registry.download_artifact(ref, "report.html", Path(tmp))
         except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "absent"
+            tags = registry.mlflow_client().get_model_version(ref.name, ref.version).tags
+            if tags.get("edited_by_hand") == "true":  # register-rules writes no report
+                parent = tags.get("parent_version", "?")
+                raise UserError(
+                    f"{ref.name} v{ref.version} was registered from rules edited by hand "
+                    f"(register-rules, from v{parent}): it has no training report",
+                    hint=f"the report of v{parent}: lead-scoring report --model "
+                         f"{ref.name}/{parent}; this version's figures: its gate line in "
+                         "lead-scoring history, or its page: lead-scoring edit") from None
             raise UserError(f"{ref.name} v{ref.version} (run {ref.run_id}) has no report.html "
                             f"artifact: {exc}",
                             hint="retrain with this version of lead-scoring") from None

@@ -73,7 +73,6 @@ class ImportedRules:
 
 # --------------------------------------------------------------------------- formats
 
-
 def parse_json_rules(data: dict[str, Any], source: str) -> ImportedRules:
     """This project's points table, or the editor's saved document around one."""
     if data.get("format") == EDITED_FORMAT:

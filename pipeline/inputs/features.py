@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Config
+from pipeline.config_sections import ROW_ID_COLUMN
 from pipeline.errors import UserError
 from pipeline.inputs.text_cleaning import clean_text
 from pipeline.inputs.validate import ValidatedLeads
@@ -344,7 +345,8 @@ def scoring_features(raw: pd.DataFrame, rules: PointsRules, settings: FeatureSet
     :class:`MissingEventsError` names what to pass.
     """
     numeric = tuple(f.name for f in rules.factors if f.kind == "numeric")
-    frame = clean_text(raw, rules.missing_values, keep_arrow=(settings.id_column, *numeric))
+    frame = clean_text(raw, rules.missing_values, keep_arrow=(settings.id_column, *numeric),
+                       blank_only=ROW_ID_COLUMN)  # a generated id is never a missing token
     wanted = [c for c in DERIVED_SIGNALS if c in rules.input_columns() and c not in frame.columns]
     if wanted:
         derived = derive_signals(frame, signal_settings(rules, settings), wanted)

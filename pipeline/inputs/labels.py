@@ -15,6 +15,7 @@ rest because they have not had time to close.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,27 @@ def _values(values: list) -> list[str]:
     return sorted({str(v) for v in values})
 
 
+def _number_key(text: str | None) -> str | None:
+    """A label value as it compares: a number by its value (``1.0``, ``1,0`` read with decimal
+    commas, ``1`` and ``01`` all read ``1``), other text as it is."""
+    if text is None or isinstance(text, bool):
+        return text
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return text
+    if not math.isfinite(number):
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _keys(series: pd.Series) -> pd.Series:
+    """:func:`_number_key` of every cell (text first, each distinct value converted once)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    keyed = np.array([_number_key(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(keyed[codes], index=series.index, dtype=object)
+
+
 def _as_text(series: pd.Series) -> pd.Series:
     """Cell values as text (None stays None), each distinct value converted once."""
     codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
@@ -69,19 +91,20 @@ def _open_note(count: int, label: LabelConfig) -> str:
 def outcome_from_label(series: pd.Series, label: LabelConfig, source: str) -> Outcome:
     """The label column read through positive/negative/open; any other value (blank too) is
     refused with the counts of each, as a typo in an export must not silently become 'lost'."""
-    positive, negative, undecided = (set(_values(label.positive)), set(_values(label.negative)),
-                                     set(_values(label.open)))
-    text = _as_text(series)
-    unexpected = text[~text.isin(positive | negative | undecided)]
+    positive, negative, undecided = ({_number_key(v) for v in _values(values)}
+                                     for values in (label.positive, label.negative, label.open))
+    raw = _as_text(series)
+    text = _keys(raw)  # 1.0 / 1,0 from a float or decimal-comma export is the label 1
+    unexpected = raw[~text.isin(positive | negative | undecided)]
     if not unexpected.empty:
         counts = unexpected.fillna("(blank)").value_counts()
         listed = ", ".join(f"{k!r}: {v}" for k, v in counts.head(10).items())
-        also = f" nor open {sorted(undecided)}" if undecided else ""
+        also = f" nor open {_values(label.open)}" if undecided else ""
         booleans = [f"label.{key}" for key in ("positive", "negative", "open")
                     if any(isinstance(v, bool) for v in getattr(label, key))]
         raise UserError(
             f"{source}: label column {label.column!r} has values that are neither won "
-            f"{sorted(positive)} nor lost {sorted(negative)}{also}: {listed}",
+            f"{_values(label.positive)} nor lost {_values(label.negative)}{also}: {listed}",
             hint=(f"YAML reads unquoted Yes/No/On/Off/True/False as booleans ({', '.join(booleans)}"
                   " hold True/False): quote them, e.g. positive: ['Yes']") if booleans else
             "fix the rows or list the values under label.positive / label.negative "
@@ -91,6 +114,21 @@ def outcome_from_label(series: pd.Series, label: LabelConfig, source: str) -> Ou
     values = np.where(is_open, np.nan, text.isin(positive).astype(float))
     notes = [_open_note(int(is_open.sum()), label)] if is_open.any() else []
     return Outcome(pd.Series(values, index=series.index), notes)
+
+
+def _won_in_hint(keys: pd.Series, won: WonKeys) -> str:
+    """What to check when no key matches: the keys written as floats (``12.0``, a spreadsheet
+    or pandas export) or in another case would match."""
+    leads = set(keys.dropna())
+    floats = {k[:-2] for k in won.keys if k.endswith(".0")} & leads
+    folded = {k.casefold() for k in won.keys} & {k.casefold() for k in leads}
+    if floats:
+        return (f"{len(floats):,} keys match once '.0' is dropped ({won.source} writes them as "
+                f"floats, e.g. {next(iter(sorted(floats)))}.0): write them as whole numbers")
+    if folded:
+        return (f"{len(folded):,} keys match when upper and lower case are ignored: make the "
+                f"case of {won.column!r} the same in both files")
+    return "check label.won_in.on names the same key in both files"
 
 
 def outcome_from_won_in(keys: pd.Series, won: WonKeys, label: LabelConfig, source: str,
@@ -115,8 +153,7 @@ def outcome_from_won_in(keys: pd.Series, won: WonKeys, label: LabelConfig, sourc
     if n_won == 0:
         examples = ", ".join(repr(k) for k in sorted(won.keys)[:3])
         raise UserError(f"{source}: no lead's {won.column!r} is in {won.source} "
-                        f"(it holds e.g. {examples})",
-                        hint="check label.won_in.on names the same key in both files")
+                        f"(it holds e.g. {examples})", hint=_won_in_hint(text, won))
     return Outcome(pd.Series(values, index=keys.index), notes)
 
 

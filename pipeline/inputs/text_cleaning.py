@@ -10,7 +10,7 @@ import pandas as pd
 
 
 def clean_text(frame: pd.DataFrame, missing_values: list[str], *,
-               keep_arrow: tuple[str, ...] = ()) -> pd.DataFrame:
+               keep_arrow: tuple[str, ...] = (), blank_only: str | None = None) -> pd.DataFrame:
     """Text columns stripped, with blanks and missing tokens as missing (the cleaning of
     training, :func:`pipeline.inputs.clean_columns.normalise_missing`); other columns pass through.
 
@@ -18,7 +18,8 @@ def clean_text(frame: pd.DataFrame, missing_values: list[str], *,
     stays categorical; the Arrow text of the ``keep_arrow`` columns (the lead id, numeric
     factors: their numbers are cast from it) stays Arrow text (cleaned by Arrow's kernels,
     missing as NaN): neither is turned into one Python string per row. Other text columns
-    become objects, missing as ``None``.
+    become objects, missing as ``None``. ``blank_only``: a column missing only when blank,
+    never for a token (the generated ``row_id``: lead 999's is ``"999"``).
     """
     from pipeline.inputs.clean_columns import CleanColumns, normalise_missing
 
@@ -27,17 +28,20 @@ def clean_text(frame: pd.DataFrame, missing_values: list[str], *,
     if not text:
         return frame
     columns = CleanColumns(frame, missing_values)
+    ids = CleanColumns(frame[[blank_only]], []) if blank_only in text else None
     out = {}
     for c in frame.columns:
         series = frame[c]
+        tokens, cleaner = (([], ids) if ids is not None and c == blank_only
+                           else (missing_values, columns))
         if c not in text:
             out[c] = series
         elif isinstance(series.dtype, pd.CategoricalDtype):
-            out[c] = _clean_categorical(series, missing_values, normalise_missing)
-        elif c in keep_arrow and (arrow := columns.arrow(c)) is not None:
+            out[c] = _clean_categorical(series, tokens, normalise_missing)
+        elif (c in keep_arrow or c == blank_only) and (arrow := cleaner.arrow(c)) is not None:
             out[c] = pd.Series(arrow.to_pandas().array, index=frame.index, name=c)
         else:
-            out[c] = columns[c]
+            out[c] = cleaner[c]
     return pd.DataFrame(out, index=frame.index)
 
 

@@ -172,6 +172,30 @@ def candidate_columns(config: Config, columns: list[str]) -> tuple[list[str], li
     return [c for c in columns if c not in reserved], []
 
 
+def absent_column_keys(config: Config, columns: list[str], source: str) -> list[str]:
+    """Warnings for ``columns.special_values`` / ``trend`` / ``numeric`` keys that name no
+    column of the leads (after the lookups): a typo there (``pday`` for ``pdays``) silently
+    left the 999 sentinel inside a bin. Derived signals and names of an event group (the
+    event features are made later) are not checked."""
+    import difflib
+
+    from pipeline.inputs.features import DERIVED_SIGNALS
+
+    groups = list(config.events.groups)
+    lines = []
+    for key, names in (("columns.special_values", list(config.columns.special_values)),
+                       ("columns.trend", list(config.columns.trend)),
+                       ("columns.numeric", list(config.columns.numeric))):
+        for name in names:
+            if name in columns or name in DERIVED_SIGNALS or any(g in name for g in groups):
+                continue
+            close = difflib.get_close_matches(name, columns, n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"{source}: {key} names {name!r}, which is not a column of the "
+                         f"leads: ignored{hint}")
+    return lines
+
+
 def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: bool = True,
                    won: WonKeys | None = None) -> ValidatedLeads:
     """Check and type a raw (all-text) lead table; raises :class:`UserError` on bad input.
@@ -203,10 +227,14 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
             hint="fix the column names in the file or in the config (columns.fit / columns.pain)",
         )
     cleaned = CleanColumns(raw, config.data.missing_values)
-    cleaned.prepare([id_col, *fit_cols, *pain_cols])
-    id_text = cleaned.arrow(id_col)
+    cleaned.prepare([*([id_col] if config.data.id_column else []), *fit_cols, *pain_cols])
+    # a generated row_id is never a missing token: lead 999's is "999", which may well be
+    # an attribute code listed in data.missing_values
+    id_clean = (CleanColumns(raw[[id_col]], []) if config.data.id_column is None
+                else cleaned)
+    id_text = id_clean.arrow(id_col)
     ids = (pd.Series(id_text.to_pandas().array, index=raw.index) if id_text is not None
-           else cleaned[id_col])
+           else id_clean[id_col])
     blank = ids.isna()
     if blank.any():
         rows = (np.flatnonzero(blank.to_numpy()) + 2).tolist()
@@ -272,6 +300,8 @@ def validate_leads(raw: pd.DataFrame, config: Config, *, source: str, training: 
         else:
             notes.append(f"{source}: column {column!r} is {reason}: dropped (it cannot earn "
                          "points)")
+    if training:
+        notes += absent_column_keys(config, columns, source)
     undecided, counts = None, []
     if outcome is not None:
         out, undecided, counts, warning = _decided(out, outcome, id_col, source)

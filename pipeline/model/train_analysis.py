@@ -87,7 +87,7 @@ def _check_selection(X: pd.DataFrame, y: pd.Series, result: SelectionResult, con
         missing_values=tuple(config.data.missing_values), max_factors=a.max_factors,
         min_gain=a.min_cv_auc_gain, special_values=dict(config.columns.special_values),
         c_grid=list(m.c_grid), folds=m.cv_folds, seed=config.seed,
-        max_rows=m.max_cv_rows, max_iter=m.max_iter)
+        max_rows=m.max_cv_rows, max_iter=m.max_iter, significance=a.significance)
     report = result.report.copy()
     for column, gain in check.added.items():
         row = report["column"] == column

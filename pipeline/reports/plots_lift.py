@@ -8,6 +8,7 @@ figure to leak, no backend switch at import and no display needed.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from pipeline.inputs.reader import write_bytes_atomic
 
 _NEEDED = ["attribute", "level", "leads", "conversion_rate", "ci_low", "ci_high"]
 _SLUG_MAX = 60
@@ -103,10 +106,12 @@ def save_lift_charts(lift: pd.DataFrame, overall_rate: float, out_dir: Path) -> 
         if path.resolve().parent != root:  # defence in depth: the slug has no separators
             raise ValueError(f"chart path for attribute {attribute!r} escapes {out}")
         fig = lift_chart(lift[lift["attribute"].astype(str) == attribute], overall_rate)
+        buffer = io.BytesIO()
         try:
-            fig.savefig(path, dpi=100)
+            fig.savefig(buffer, format="png", dpi=100)
         finally:
             fig.clear()
+        write_bytes_atomic(path, buffer.getvalue())  # a killed run leaves no half chart
         paths.append(path)
     return paths
 

@@ -263,7 +263,7 @@ def _reason_inputs(rules: PointsRules, frame: pd.DataFrame) -> tuple[list, list,
 def _reason_column(rules: PointsRules, frame: pd.DataFrame, *, top: int = 3) -> Any:
     from pipeline.scoring.reasons import reason_texts
 
-    return reason_texts(rules, *_reason_inputs(rules, frame), top=top)
+    return reason_texts(rules, *_reason_inputs(rules, frame), top=top, n_rows=len(frame))
 
 
 def reason_pieces(rules: PointsRules, frame: pd.DataFrame, *, top: int = 3) -> Any:
@@ -272,4 +272,4 @@ def reason_pieces(rules: PointsRules, frame: pd.DataFrame, *, top: int = 3) -> A
     from pipeline.scoring.reasons import reason_pieces as pieces
 
     check_columns(rules, frame)
-    return pieces(rules, *_reason_inputs(rules, frame), top=top)
+    return pieces(rules, *_reason_inputs(rules, frame), top=top, n_rows=len(frame))

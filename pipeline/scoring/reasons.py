@@ -102,12 +102,14 @@ def _picks(rules: PointsRules, slots: list[np.ndarray], outcome_points: list[np.
 
 
 def reason_pieces(rules: PointsRules, slots: list[np.ndarray], outcome_points: list[np.ndarray],
-                  labels: list[list[str]], *, top: int = 3) -> pa.ListArray:
+                  labels: list[list[str]], *, top: int = 3, n_rows: int | None = None
+                  ) -> pa.ListArray:
     """The reason codes of every row as a list of pieces, each piece dictionary-encoded: the
     text of a piece exists once per (factor, level), a row holds up to ``2 * top`` small
     integers. Parquet stores it as ``list<dictionary<string>>``; joined by ``"; "`` it reads
-    as :func:`reason_texts`."""
-    n = len(slots[0]) if slots else 0
+    as :func:`reason_texts`. ``n_rows``: the row count when there are no slots (an empty
+    table, no signal: every row gets no reason)."""
+    n = len(slots[0]) if slots else (n_rows or 0)
     if not rules.factors or n == 0:
         empty = pa.DictionaryArray.from_arrays(pa.array([], pa.int16()), pa.array([], pa.string()))
         return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), empty)
@@ -122,7 +124,8 @@ def reason_pieces(rules: PointsRules, slots: list[np.ndarray], outcome_points: l
 
 
 def reason_texts(rules: PointsRules, slots: list[np.ndarray], outcome_points: list[np.ndarray],
-                 labels: list[list[str]], *, top: int = 3) -> pd.api.extensions.ExtensionArray:
+                 labels: list[list[str]], *, top: int = 3, n_rows: int | None = None
+                 ) -> pd.api.extensions.ExtensionArray:
     """The reason-code text of every row (pandas ``str``).
 
     ``slots`` holds the outcome slot of each row per factor, ``outcome_points`` /
@@ -130,9 +133,10 @@ def reason_texts(rules: PointsRules, slots: list[np.ndarray], outcome_points: li
     :func:`pipeline.scoring.factor_lookup.factor_outcome_points` / ``factor_outcome_labels`` give
     them. Positives come first (most points first, ties in factor order), then negatives
     (most negative first, ties in reverse factor order), joined by ``"; "``. The text is
-    joined by Arrow once per distinct combination of pieces, then taken per row.
+    joined by Arrow once per distinct combination of pieces, then taken per row. ``n_rows``:
+    the row count when there are no slots (an empty table, no signal: every row reads "").
     """
-    n = len(slots[0]) if slots else 0
+    n = len(slots[0]) if slots else (n_rows or 0)
     if not rules.factors or n == 0 or top < 1:
         return pd.array([""] * n, dtype="str")
     picked, texts = _picks(rules, slots, outcome_points, labels, top)

@@ -120,34 +120,39 @@ def predict_params(params: dict[str, Any] | None) -> tuple[str | None, pd.Timest
     return (str(events) if events else None), (pd.Timestamp(as_of) if as_of else None)
 
 
-class LeadScoringModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper around :func:`score_columns` (rules and settings read from artifacts)."""
+# MLflow's PythonModel.__init_subclass__ warns "Add type hints to the `predict` method" under
+# its own simplefilter('once'), ahead of any filter, so every command printed it: recorded here
+# and dropped. predict takes a frame or the dict form on purpose (no hint, no MLflow validation).
+with warnings.catch_warnings(record=True):
 
-    def load_context(self, context: Any) -> None:
-        with open(context.artifacts[RULES_ARTIFACT], encoding="utf-8") as handle:
-            rules = PointsRules.from_json(handle.read())
-        if FEATURES_ARTIFACT in context.artifacts:
-            with open(context.artifacts[FEATURES_ARTIFACT], encoding="utf-8") as handle:
-                self.settings = FeatureSettings.from_dict(json.load(handle))
-            self.rules = rules
-        else:
-            with open(context.artifacts[DERIVED_ARTIFACT], encoding="utf-8") as handle:
-                self.rules, self.settings = legacy_settings(rules, json.load(handle))
-        self.columns = signature_columns(self.rules, self.settings)
-        note = domain_lists_note(self.rules)
-        if note:
-            warnings.warn(note, stacklevel=2)
+    class LeadScoringModel(mlflow.pyfunc.PythonModel):
+        """Pyfunc wrapper around :func:`score_columns` (rules and settings read from artifacts)."""
 
-    def predict(self, context: Any, model_input,  # noqa: ANN001 - a frame or the dict form
-                params: dict[str, Any] | None = None) -> pd.DataFrame:
-        leads, frame_events = model_tables(model_input)
-        # the columns the model reads, as they are (other columns are ignored, as the input
-        # schema of versions registered before made MLflow drop them)
-        leads = leads[[c for c in self.columns if c in leads.columns]]
-        events, as_of = predict_params(params)
-        if frame_events is not None:
-            events = frame_events
-        return score_columns(self.rules, self.settings, leads, events=events, as_of=as_of)
+        def load_context(self, context: Any) -> None:
+            with open(context.artifacts[RULES_ARTIFACT], encoding="utf-8") as handle:
+                rules = PointsRules.from_json(handle.read())
+            if FEATURES_ARTIFACT in context.artifacts:
+                with open(context.artifacts[FEATURES_ARTIFACT], encoding="utf-8") as handle:
+                    self.settings = FeatureSettings.from_dict(json.load(handle))
+                self.rules = rules
+            else:
+                with open(context.artifacts[DERIVED_ARTIFACT], encoding="utf-8") as handle:
+                    self.rules, self.settings = legacy_settings(rules, json.load(handle))
+            self.columns = signature_columns(self.rules, self.settings)
+            note = domain_lists_note(self.rules)
+            if note:
+                warnings.warn(note, stacklevel=2)
+
+        def predict(self, context: Any, model_input,  # noqa: ANN001 - a frame or the dict form
+                    params: dict[str, Any] | None = None) -> pd.DataFrame:
+            leads, frame_events = model_tables(model_input)
+            # the columns the model reads, as they are (other columns are ignored, as the input
+            # schema of versions registered before made MLflow drop them)
+            leads = leads[[c for c in self.columns if c in leads.columns]]
+            events, as_of = predict_params(params)
+            if frame_events is not None:
+                events = frame_events
+            return score_columns(self.rules, self.settings, leads, events=events, as_of=as_of)
 
 
 def model_tables(model_input: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:

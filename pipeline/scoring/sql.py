@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pipeline.config_sections import ROW_ID_COLUMN
 from pipeline.exports.sql import (
     check_sql_rules,
     sql_factor_points,
@@ -110,8 +111,11 @@ def levels_sql(factor: FactorRules, rules: PointsRules, dialect: str) -> str:
 
 
 def _clean_id(id_column: str, rules: PointsRules, types: dict[str, str], dialect: str) -> str:
-    """The id over its stripped value: NULL when empty or a missing token; non-text as text."""
+    """The id over its stripped value: NULL when empty or a missing token (never a token for
+    the generated ``row_id``: lead 999's is "999"); non-text as text."""
     ident = sql_identifier(id_column, dialect=dialect)
+    if id_column == ROW_ID_COLUMN and _is_text_type(types[id_column]):
+        return f"NULLIF({ident}, '')"
     return (_text_expr(ident, rules, dialect) if _is_text_type(types[id_column])
             else f"CAST({ident} AS {_text_type(dialect)})")
 
