@@ -28,7 +28,8 @@ FIXTURE_MARKERS = {"spark": "spark", "server": "server", "postgres": "server",
 # fixtures that train through the command line, named with their module (names repeat)
 TRAINING_FIXTURES = {("test_engines", "demo_model"), ("test_predict", "trained"),
                      ("test_registry", "store"), ("test_pipeline_e2e", "trained_demo"),
-                     ("test_crm_scoring", "crm_store")}
+                     ("test_crm_scoring", "crm_store"), ("test_raw_predict", "demo_store"),
+                     ("test_bad_inputs", "model_config"), ("test_faults", "race")}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

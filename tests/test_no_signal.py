@@ -104,6 +104,7 @@ def test_no_factor_is_kept_without_signal(default_config):
     assert len(with_factors) <= 1, with_factors
 
 
+@pytest.mark.slow  # ~20 s: five trainings / two MLflow stores built from scratch
 def test_three_real_factors_among_fifteen_are_kept(default_config):
     kept = {seed: kept_factors(*three_factor_dataset(seed), default_config) for seed in range(5)}
     exact = [seed for seed, k in kept.items() if sorted(k) == sorted(REAL)]

@@ -36,6 +36,7 @@ def _experiments(uri: str) -> list[tuple[str, str, str]]:
                   for e in MlflowClient(tracking_uri=uri).search_experiments())
 
 
+@pytest.mark.slow  # ~20 s: five trainings / two MLflow stores built from scratch
 def test_a_seeded_store_is_the_store_mlflow_builds(tmp_path, monkeypatch):
     from pipeline.registry import store as registry
 
