@@ -261,6 +261,7 @@ def _no_id_leads(n: int, *, seed: int = 3) -> list[str]:
     return lines
 
 
+@pytest.mark.training  # trains through the CLI
 def test_train_and_score_a_file_without_ids(tmp_path, mlflow_db_template, monkeypatch, capsys):
     """``data.id_column: null`` end to end through the CLI: training works; scoring writes the
     row numbers as ids, scores every lead, and a bad row's reject names its row number."""
@@ -300,6 +301,7 @@ def test_train_and_score_a_file_without_ids(tmp_path, mlflow_db_template, monkey
     assert scored["row_id"].tolist() == [str(r) for r in range(1, 21) if r != 3]
 
 
+@pytest.mark.training  # trains through the CLI
 def test_duckdb_engine_reads_the_file_as_the_keys_say(tmp_path, mlflow_db_template,
                                                       monkeypatch, capsys):
     """The DuckDB engine scores the ';' cp1252 decimal-comma file without ids exactly as the

@@ -307,6 +307,7 @@ def test_lookup_and_won_in_paths_are_relative_to_the_config_root(tmp_path):
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.training  # trains through the CLI
 def test_train_and_score_with_a_lookup_and_open_labels(tmp_path, mlflow_db_template,
                                                        monkeypatch, capsys):
     """Train through the CLI on leads whose product tier (from a lookup) drives conversion,

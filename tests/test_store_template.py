@@ -68,6 +68,7 @@ def test_artifact_locations_are_relative_only_beside_a_sqlite_store(tmp_path):
         (tmp_path / "models" / "artifacts" / "1" / "abc" / "artifacts").resolve()
 
 
+@pytest.mark.slow  # builds an MLflow store from scratch (~7 s)
 def test_the_template_is_built_once_and_a_store_is_never_overwritten(tmp_path, monkeypatch):
     monkeypatch.setenv(store_template.CACHE_ENV, str(tmp_path / "cache"))
     assert store_template.seed_sqlite_store(tmp_path / "a.db")
@@ -88,6 +89,7 @@ def test_the_template_is_built_once_and_a_store_is_never_overwritten(tmp_path, m
     assert not list(tmp_path.glob(".*.seed"))  # no temporary copy left behind
 
 
+@pytest.mark.slow  # builds an MLflow store from scratch (~7 s)
 def test_without_a_usable_cache_mlflow_builds_the_store_itself(tmp_path, monkeypatch):
     from pipeline.registry import store as registry
 
