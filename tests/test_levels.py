@@ -22,6 +22,7 @@ from pipeline.analysis.levels import (
     MISSING,
     SentinelWarning,
     dominant_value,
+    nines_code,
     numeric_cut,
     quantile_edges,
     special_values_of,
@@ -175,6 +176,27 @@ def test_dominant_value_and_which_sentinels_get_a_level():
     assert special_values_of(counts, (), 5) == ([], [])
     # few distinct values: each already a level of its own
     assert special_values_of(np.array([1.0, 999.0, 999.0]), (), 5) == ([], [])
+
+
+def test_a_nines_code_at_the_top_gets_a_level_below_half_of_the_values():
+    """999 on 30% of a column (the sweep's ``Calls``) is below the dominant share, yet in the
+    top quantile bin it would give the real large values the code's points."""
+    rng = np.random.default_rng(3)
+    real = rng.integers(0, 60, 700).astype(float)
+    values = np.concatenate([real, np.full(300, 999.0)])
+    assert nines_code(values) == (999.0, 0.3)
+    with pytest.warns(SentinelWarning, match=r"column 'calls': the value 999 holds 30%"):
+        assert special_values_of(values, (), 8, name="calls") == ([999.0], [999.0])
+    with pytest.warns(SentinelWarning):
+        codes, cut = numeric_cut(values, n_bins=8, name="calls")
+    assert all(edge < 999 for edge in cut.edges) and cut.special == [999.0]
+    assert set(codes[700:]) == {cut.labels.index("= 999")}
+    # not a code: a top value that is no run of nines, a rare 999, or 9 (a small count)
+    assert nines_code(np.concatenate([real, np.full(300, 1000.0)])) is None
+    assert nines_code(np.concatenate([real, np.full(20, 999.0)])) is None
+    assert nines_code(np.array([1.0, 2.0, 9.0, 9.0])) is None
+    # a real value above the code: the code is not the top, nothing is taken apart
+    assert nines_code(np.concatenate([values, [1500.0]])) is None
 
 
 def test_numeric_cut_levels_order_bins_then_special_then_missing():

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.errors import UserError
 from pipeline.model.rules import FactorRules, PointsRules
 from pipeline.scoring import ids as ids_module
 from pipeline.scoring.batch import score_file
@@ -115,6 +116,17 @@ def test_arrow_csv_batches_equal_the_careful_readers(tmp_path):
     assert [b.rows.tolist() for b in fast] == [b.rows.tolist() for b in careful]
     for a, b in zip(fast, careful, strict=True):
         assert a.frame.astype(object).values.tolist() == b.frame.astype(object).values.tolist()
+
+
+def test_a_file_lacking_a_factor_column_is_refused_naming_the_file(tmp_path):
+    """The sweep: ``score`` said "the input lacks columns ..." without saying which input."""
+    rules, _ = _table()
+    path = tmp_path / "new_leads.csv"
+    pd.read_csv(_csv(tmp_path, TRICKY)).drop(columns="visits").to_csv(path, index=False)
+    with pytest.raises(UserError, match=r"new_leads.csv: the input lacks columns the points "
+                                        r"table needs: \['visits'\]"):
+        score_file(rules, path, tmp_path / "out.csv", rejects_path=None, id_column="lead_id")
+    assert not (tmp_path / "out.csv").exists()
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])

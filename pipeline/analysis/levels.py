@@ -38,6 +38,8 @@ OTHER = "(other)"
 #: a single value holding more than this share of a numeric column's present values is a
 #: sentinel: it gets its own level instead of swallowing the quantile bins
 DOMINANT_SHARE = 0.5
+#: a 99 / 999 / 9999 code as the largest value gets its own level from this share of the values
+NINES_CODE_SHARE = 0.05
 #: a snapped edge may move at most this share of the leads of the smaller bin beside it
 #: across the edge (a nicer number further away is refused, a less nice one nearer tried)
 SNAP_TOLERANCE = 0.2
@@ -125,14 +127,31 @@ def dominant_value(values: np.ndarray, share: float = DOMINANT_SHARE
     return (float(uniques[top]), top_share) if top_share > share else None
 
 
+def nines_code(values: np.ndarray, share: float = NINES_CODE_SHARE) -> tuple[float, float] | None:
+    """``(value, its share)`` when the largest present value is written as a code (99, 999,
+    9999 ...) and holds at least ``share`` of the present ``values``, else None. Such a code
+    ("999 = not contacted" on 30% of leads) is below :data:`DOMINANT_SHARE` yet sits in the top
+    quantile bin with the real large values, which then score as the code does."""
+    present = values[~np.isnan(values)]
+    finite = present[np.isfinite(present)]
+    if finite.size == 0:
+        return None
+    top = float(finite.max())
+    if top < 99 or top != int(top) or set(str(int(top))) != {"9"}:
+        return None
+    top_share = float((present == top).sum()) / present.size
+    return (top, top_share) if top_share >= share else None
+
+
 def special_values_of(values: np.ndarray, configured: Iterable[float], n_bins: int, *,
                       name: str = "", warn: bool = True) -> tuple[list[float], list[float]]:
     """``(special, auto)``: the numeric values that get a level of their own, sorted.
 
     The configured values present in ``values``, plus a dominant value of the rest
-    (:func:`dominant_value`) unless the rest has at most ``n_bins`` distinct values (each of
-    them is already a level) or the dominant value is the smallest (the first bin, ``<= v``,
-    already holds it alone: a count column that is mostly 0 keeps its bins as they were).
+    (:func:`dominant_value`), else a nines code at the top (:func:`nines_code`), unless the
+    rest has at most ``n_bins`` distinct values (each of them is already a level) or the
+    dominant value is the smallest (the first bin, ``<= v``, already holds it alone: a count
+    column that is mostly 0 keeps its bins as they were).
     ``warn`` reports an automatic one as a :class:`SentinelWarning` naming the column, the
     value and its share."""
     present = values[~np.isnan(values)]
@@ -143,6 +162,8 @@ def special_values_of(values: np.ndarray, configured: Iterable[float], n_bins: i
     finite = rest[np.isfinite(rest)]
     if finite.size and few_distinct(finite, n_bins) is None:
         found = dominant_value(rest)
+        if found is None or found[0] == finite.min():
+            found = nines_code(rest)
         if found is not None and found[0] != finite.min():
             value, share = found
             auto = [value]

@@ -181,6 +181,10 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
                 out_columns = stream.run(batches, writer, summary, rejects_all) or out_columns
             except CarefulReadNeeded:
                 continue
+            except UserError as error:  # every refusal of the file names it
+                if error.message.startswith(str(input_path)):
+                    raise
+                raise type(error)(f"{input_path}: {error.message}", hint=error.hint) from None
             finally:
                 writer.close(out_columns)
             break
