@@ -129,6 +129,21 @@ class EventEngine:
                 f"{self.dialect.timestamp(q('timestamp'))} AS {q('timestamp')} FROM {source}")
 
 
+def _arrow_column(series: pd.Series) -> Any:
+    """A non-date column as Arrow: its own type (missing values null), text when mixed."""
+    import pyarrow as pa
+
+    try:  # vectorised; a column of Python objects of one type converts the same way
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    cells = series.astype(object).where(series.notna(), None).tolist()
+    try:
+        return pa.array(cells)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: as text
+        return pa.array([None if v is None else str(v) for v in cells])
+
+
 def _file_kind(events: str | Path) -> tuple[Path, str]:
     path = Path(events)
     has_glob = any(ch in str(path) for ch in "*?[")
@@ -215,11 +230,7 @@ class SparkEngine(EventEngine):
                 select.append(f"timestamp_micros({self.dialect.ident(col)}) AS "
                               f"{self.dialect.ident(col)}")
             else:
-                cells = series.astype(object).where(series.notna(), None).tolist()
-                try:
-                    values = pa.array(cells)
-                except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: as text
-                    values = pa.array([None if v is None else str(v) for v in cells])
+                values = _arrow_column(series)
                 columns[col] = values.cast(pa.string()) if values.type == pa.null() else values
                 select.append(self.dialect.ident(col))
         frame = self._spark_frame(name, pa.table(columns))
