@@ -591,10 +591,13 @@ def test_active_days_across_bitmap_words_and_the_distinct_fallback(span_days):
     events = pd.concat([events, pd.DataFrame({"lead_id": ["b"] * 3, "event": "webinar",
                                               "timestamp": ["2020-03-01", "2020-03-01 05:00",
                                                             "2020-04-01"]})])
-    snapshots = pd.DataFrame({"lead_id": ["a", "b", "c"], "created_at": [created] * 3,
-                              "snapshot_at": [created + timedelta(days=span_days)] * 3})
+    busy = [(day0 + timedelta(days=d + 1)).isoformat() for d in range(199)]  # > 127 days
+    events = pd.concat([events, pd.DataFrame({"lead_id": "d", "event": "login",
+                                              "timestamp": busy})], ignore_index=True)
+    snapshots = pd.DataFrame({"lead_id": ["a", "b", "c", "d"], "created_at": [created] * 4,
+                              "snapshot_at": [created + timedelta(days=span_days)] * 4})
     got = aggregate_events(events, snapshots, event_groups=GROUPS, half_lives=HALF_LIVES)
     want, _ = reference(events, snapshots, event_groups=GROUPS, half_lives=HALF_LIVES,
                         windows=(7, 30, 90), key_group="product")
-    assert got.features["days_active"].tolist() == [8, 2, 0]
+    assert got.features["days_active"].tolist() == [8, 2, 0, 199]
     assert_features_equal(got.features, want)

@@ -232,8 +232,9 @@ def output_sql(spec: EventSpec, event_names: list[str], dialect: Dialect,
         if words is None:
             days = "COALESCE(a._days_active, 0)"
         else:
-            days = "CAST(" + (" + ".join(f"COALESCE(bit_count(a._days_{i}), 0)"
-                                         for i in range(words)) or "0") + " AS BIGINT)"
+            # bit_count is a TINYINT in DuckDB: each word's count is widened before adding
+            days = " + ".join(f"CAST(COALESCE(bit_count(a._days_{i}), 0) AS BIGINT)"
+                              for i in range(words)) or "CAST(0 AS BIGINT)"
         cols += [
             ("days_since_last_event", f"CAST(a._min_age_us AS DOUBLE) / {US_PER_DAY}"),
             ("days_active", days),
