@@ -9,7 +9,8 @@ feature tables are then compared (same columns, counts equal, floats to 1e-9 rel
 
 Size: ``LEAD_SCORING_BENCH_SPARK_EVENTS`` events (default 200M, the issue's figure); the
 record says which size ran. Spark's driver gets ``LEAD_SCORING_BENCH_SPARK_MEMORY`` (default
-4g) and spills under the scratch folder.
+4g) and spills under the scratch folder; ``LEAD_SCORING_BENCH_SPARK_WHY`` says in the note
+why a smaller size ran.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ N_EVENTS = int(os.environ.get("LEAD_SCORING_BENCH_SPARK_EVENTS", ISSUE_EVENTS))
 N_LEADS = 1_000_000
 MASTER = "local[2]"
 SPARK_MEMORY = os.environ.get("LEAD_SCORING_BENCH_SPARK_MEMORY", "4g")
+_why = os.environ.get("LEAD_SCORING_BENCH_SPARK_WHY", "")  # why that size, for the note
+WHY = f": {_why}" if _why else ""
 
 CHILD = (
     "import sys, time, numpy as np, pandas as pd\n"
@@ -98,11 +101,14 @@ def bench_spark_events(n_events: int, tmp: Path) -> list[dict[str, Any]]:
                     f"{N_LEADS:,} leads (rows = events)"
                     + (f", master {MASTER}, driver memory {SPARK_MEMORY}"
                        if engine == "spark" else ", 2 threads, 4 GB memory limit"))
+            load_before = os.getloadavg()[0]
             record, info = run_child(f"event_aggregation_{engine}", n_events,
                                      [sys.executable, "-c", CHILD, str(path), str(N_LEADS),
                                       engine, str(out), MASTER], what=what, leads=N_LEADS,
                                      engine=engine)
             record["aggregate_s"] = _aggregate_seconds(info)
+            # the machine is shared: the 1-minute load average before and after the run
+            record["load_avg_1m"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
             records.append(record)
             outputs[engine] = out
     finally:
@@ -113,7 +119,7 @@ def bench_spark_events(n_events: int, tmp: Path) -> list[dict[str, Any]]:
     if n_events < ISSUE_EVENTS:
         for record in records:
             record["note"] = (f"{n_events:,} events, not the issue's {ISSUE_EVENTS:,} "
-                              "(LEAD_SCORING_BENCH_SPARK_EVENTS chose the size)")
+                              f"(LEAD_SCORING_BENCH_SPARK_EVENTS chose the size{WHY})")
     spark["same_features_as_duckdb"] = check
     if duck.get("aggregate_s") and spark.get("aggregate_s"):
         spark["x_duckdb"] = round(spark["aggregate_s"] / duck["aggregate_s"], 2)

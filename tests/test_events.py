@@ -571,3 +571,33 @@ def test_bad_inputs_are_named(tmp_path):
         aggregate_events(
             events, snapshots, event_groups={**GROUPS, "product 7d": "other"}, half_lives=HALF_LIVES
         )
+
+
+@pytest.mark.parametrize("span_days", [200, 2000])
+def test_active_days_across_bitmap_words_and_the_distinct_fallback(span_days):
+    """Active days are a bitmap of 62-day words (days 61/62 and 123/124 sit on either side of
+    a word boundary); a span longer than the bitmap holds counts distinct days instead: the
+    same numbers, checked against the slow reference."""
+    from pipeline.inputs.event_sql import DAYS_PER_WORD, MAX_DAY_WORDS
+
+    assert (span_days + 1 > DAYS_PER_WORD * MAX_DAY_WORDS) == (span_days == 2000)
+    created = datetime(2020, 1, 1, 23, 0)
+    day0 = datetime(2020, 1, 1)
+    offsets = [0, 0, 1, 61, 61, 62, 123, 124, 185, 199, 199]
+    stamps = [day0 + timedelta(days=d, hours=23, minutes=30) for d in offsets]
+    stamps += [day0 + timedelta(days=124, hours=1), created - timedelta(minutes=1)]
+    events = pd.DataFrame({"lead_id": "a", "event": "trial_signup",
+                           "timestamp": [s.isoformat(sep=" ") for s in stamps]})
+    events = pd.concat([events, pd.DataFrame({"lead_id": ["b"] * 3, "event": "webinar",
+                                              "timestamp": ["2020-03-01", "2020-03-01 05:00",
+                                                            "2020-04-01"]})])
+    busy = [(day0 + timedelta(days=d + 1)).isoformat() for d in range(199)]  # > 127 days
+    events = pd.concat([events, pd.DataFrame({"lead_id": "d", "event": "login",
+                                              "timestamp": busy})], ignore_index=True)
+    snapshots = pd.DataFrame({"lead_id": ["a", "b", "c", "d"], "created_at": [created] * 4,
+                              "snapshot_at": [created + timedelta(days=span_days)] * 4})
+    got = aggregate_events(events, snapshots, event_groups=GROUPS, half_lives=HALF_LIVES)
+    want, _ = reference(events, snapshots, event_groups=GROUPS, half_lives=HALF_LIVES,
+                        windows=(7, 30, 90), key_group="product")
+    assert got.features["days_active"].tolist() == [8, 2, 0, 199]
+    assert_features_equal(got.features, want)

@@ -79,7 +79,9 @@ def test_master_option_sets_events_master():
 def test_dialects_spell_the_differences():
     duck, spark = Dialect("duckdb"), Dialect("spark")
     assert duck.ident('a"b') == '"a""b"' and spark.ident("a`b") == "`a``b`"
-    assert duck.has_histogram and not spark.has_histogram
+    assert spark.broadcast("s") == "/*+ BROADCAST(s) */" and duck.broadcast("s") == ""
+    assert duck.days_between("a", "b") == "date_diff('day', a, b)"
+    assert spark.days_between("a", "b") == "datediff(b, a)"
     assert "date_diff" in duck.micros_between("a", "b")
     assert spark.micros_between("a", "b") == "(unix_micros(b) - unix_micros(a))"
 

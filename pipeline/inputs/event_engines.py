@@ -2,8 +2,8 @@
 
 ``events.engine: duckdb | spark`` chooses. Both engines run the same SQL text over the same
 tables; what the two dialects spell differently is kept in :class:`Dialect` (identifier
-quotes, timestamp parsing, microseconds between two timestamps, and whether an event-name
-histogram aggregate exists). An :class:`EventEngine` offers:
+quotes, timestamp parsing, microseconds and days between two values, a single-bit BIGINT
+and the broadcast-join hint). An :class:`EventEngine` offers:
 
 * ``events``: a view of the raw log with normalised columns ``lead_id`` (text), ``event``
   (text, ``''`` when missing) and ``timestamp`` (naive UTC; NULL when unparseable: an
@@ -27,6 +27,7 @@ one (:func:`pipeline.scoring.spark_engine.spark_session`).
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from pipeline.errors import UserError
 ENGINES = ("duckdb", "spark")
 EVENT_COLUMNS = ("lead_id", "event", "timestamp")
 _THREADS = 2
+_LOCAL_ROWS = 10_000  # larger frames reach a local Spark as Parquet files
 
 
 def sql_literal(text: str) -> str:
@@ -52,11 +54,6 @@ class Dialect:
     """What DuckDB and Spark SQL spell differently."""
 
     name: str
-
-    @property
-    def has_histogram(self) -> bool:
-        """Whether ``histogram(col)`` (a per-group map of value counts) exists (DuckDB)."""
-        return self.name == "duckdb"
 
     def ident(self, name: str) -> str:
         """A quoted identifier."""
@@ -75,6 +72,23 @@ class Dialect:
         if self.name == "spark":
             return f"(unix_micros({end}) - unix_micros({start}))"
         return f"date_diff('microsecond', {start}, {end})"
+
+    def days_between(self, start: str, end: str) -> str:
+        """Whole days from the DATE ``start`` to the DATE ``end`` (an integer)."""
+        if self.name == "spark":
+            return f"datediff({end}, {start})"
+        return f"date_diff('day', {start}, {end})"
+
+    def bit(self, position: str) -> str:
+        """The BIGINT with only bit ``position`` (0..62) set."""
+        if self.name == "spark":
+            return f"shiftleft(CAST(1 AS BIGINT), {position})"
+        return f"(CAST(1 AS BIGINT) << {position})"
+
+    def broadcast(self, alias: str) -> str:
+        """A hint that the relation ``alias`` is small enough to send to every worker (Spark
+        then joins without shuffling the big side); nothing for DuckDB."""
+        return f"/*+ BROADCAST({alias}) */" if self.name == "spark" else ""
 
 
 class EventEngine:
@@ -113,6 +127,21 @@ class EventEngine:
         return (f"SELECT CAST({q('lead_id')} AS {text}) AS lead_id, "
                 f"COALESCE(CAST({q('event')} AS {text}), '') AS event, "
                 f"{self.dialect.timestamp(q('timestamp'))} AS {q('timestamp')} FROM {source}")
+
+
+def _arrow_column(series: pd.Series) -> Any:
+    """A non-date column as Arrow: its own type (missing values null), text when mixed."""
+    import pyarrow as pa
+
+    try:  # vectorised; a column of Python objects of one type converts the same way
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    cells = series.astype(object).where(series.notna(), None).tolist()
+    try:
+        return pa.array(cells)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: as text
+        return pa.array([None if v is None else str(v) for v in cells])
 
 
 def _file_kind(events: str | Path) -> tuple[Path, str]:
@@ -183,6 +212,7 @@ class SparkEngine(EventEngine):
         self.spark = spark
         self.cached: list[str] = []
         self.views: list[str] = []
+        self.folder: str | None = None
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         """``frame`` as a view; date-times travel as epoch microseconds (no time-zone guess)."""
@@ -200,16 +230,27 @@ class SparkEngine(EventEngine):
                 select.append(f"timestamp_micros({self.dialect.ident(col)}) AS "
                               f"{self.dialect.ident(col)}")
             else:
-                cells = series.astype(object).where(series.notna(), None).tolist()
-                try:
-                    values = pa.array(cells)
-                except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: as text
-                    values = pa.array([None if v is None else str(v) for v in cells])
+                values = _arrow_column(series)
                 columns[col] = values.cast(pa.string()) if values.type == pa.null() else values
                 select.append(self.dialect.ident(col))
-        frame = self.spark.createDataFrame(pa.table(columns))
+        frame = self._spark_frame(name, pa.table(columns))
         frame.selectExpr(*(select or ["*"])).createOrReplaceTempView(name)
         self.views.append(name)
+
+    def _spark_frame(self, name: str, table: Any) -> Any:
+        """``table`` (pyarrow) as a Spark DataFrame. On a local master a large table goes
+        through a Parquet file in a temporary folder: ``createDataFrame`` would make it a
+        local relation that every query of it deserialises again (1M snapshot rows: seconds
+        per use instead of a fraction of one)."""
+        if table.num_rows < _LOCAL_ROWS or not self.spark.sparkContext.master.startswith("local"):
+            return self.spark.createDataFrame(table)
+        import pyarrow.parquet as pq
+
+        if self.folder is None:
+            self.folder = tempfile.mkdtemp(prefix="lead-events-spark-")
+        path = Path(self.folder) / f"{name}-{len(self.views)}.parquet"
+        pq.write_table(table, path)
+        return self.spark.read.parquet(str(path))
 
     def register_events(self, events: pd.DataFrame | str | Path) -> None:
         if isinstance(events, pd.DataFrame):
@@ -246,6 +287,8 @@ class SparkEngine(EventEngine):
             self.spark.sql(f"UNCACHE TABLE IF EXISTS {self.dialect.ident(name)}")
         for name in [*self.cached, *self.views]:
             self.spark.catalog.dropTempView(name)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def check_engine(engine: str) -> str:
