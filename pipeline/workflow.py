@@ -105,7 +105,7 @@ def events_source(cfg, events: Path | None) -> Path | None:
 def say_warnings(leads, features, events) -> None:
     """The intake's notes, then dropped columns and ignored events as warning lines, on
     stderr."""
-    from pipeline.inputs.validate import event_warnings
+    from pipeline.inputs.event_log import event_warnings
 
     for line in leads.notes:
         say(line)

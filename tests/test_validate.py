@@ -9,7 +9,8 @@ import pytest
 from pipeline.config import load_config
 from pipeline.errors import UserError
 from pipeline.inputs.clean_columns import mostly_numeric
-from pipeline.inputs.validate import event_warnings, expected_columns_diff, validate_leads
+from pipeline.inputs.event_log import event_warnings
+from pipeline.inputs.validate import expected_columns_diff, validate_leads
 
 SRC = "leads.csv"
 

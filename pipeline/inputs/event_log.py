@@ -137,3 +137,26 @@ def check_event_log(path: str | Path, event_to_group: Mapping[str, str], *,
             warnings.append(f"{path}: {sum(n for _, n in unknown):,} events have names in no "
                             f"events.groups (they count in no group): {listed}{more}")
     return EventLogCheck(warnings, as_of)
+
+
+EVENT_WARNINGS = {
+    "unparseable_timestamps": "events with an unparseable timestamp were ignored",
+    "events_unknown_lead": "events for leads that are not in the leads file were ignored",
+    "events_before_creation": "events dated before their lead was created were ignored",
+}
+
+
+def event_warnings(diagnostics: Mapping[str, int], source: str) -> list[str]:
+    """Warning lines for the event-log problems that ``aggregate_events`` counted.
+
+    ``diagnostics`` is :attr:`pipeline.inputs.features.FeatureSet.event_diagnostics`; one line per
+    non-zero problem, with the count and the share of all events, naming the file.
+    """
+    total = int(diagnostics.get("events_total", 0))
+    lines = []
+    for key, what in EVENT_WARNINGS.items():
+        count = int(diagnostics.get(key, 0))
+        if count:
+            share = f" ({count / total:.1%} of {total:,})" if total else ""
+            lines.append(f"{source}: {count:,} {what}{share}")
+    return lines

@@ -7,7 +7,6 @@ Everything wrong is reported with the file, column and rows, and what to do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -394,26 +393,3 @@ def _timestamps(series: pd.Series, column: str, source: str, *, blank_allowed: b
         raise UserError(f"{source}: column {column!r} is blank on rows {_listing(rows)}",
                         hint="every lead needs its creation time")
     return parsed.astype("datetime64[ns]")
-
-
-EVENT_WARNINGS = {
-    "unparseable_timestamps": "events with an unparseable timestamp were ignored",
-    "events_unknown_lead": "events for leads that are not in the leads file were ignored",
-    "events_before_creation": "events dated before their lead was created were ignored",
-}
-
-
-def event_warnings(diagnostics: Mapping[str, int], source: str) -> list[str]:
-    """Warning lines for the event-log problems that ``aggregate_events`` counted.
-
-    ``diagnostics`` is :attr:`pipeline.inputs.features.FeatureSet.event_diagnostics`; one line per
-    non-zero problem, with the count and the share of all events, naming the file.
-    """
-    total = int(diagnostics.get("events_total", 0))
-    lines = []
-    for key, what in EVENT_WARNINGS.items():
-        count = int(diagnostics.get(key, 0))
-        if count:
-            share = f" ({count / total:.1%} of {total:,})" if total else ""
-            lines.append(f"{source}: {count:,} {what}{share}")
-    return lines
