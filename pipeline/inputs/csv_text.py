@@ -23,7 +23,7 @@ from pipeline.inputs.raw_tables import BadRow, RawTable, ReadOptions
 from pipeline.inputs.records import (
     DELIMITER_WORDS,
     check_text_file,
-    csv_records,
+    numbered_records,
     read_header,
 )
 from pipeline.inputs.text_format import (
@@ -159,18 +159,11 @@ def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
         with open(path, encoding=encoding, newline="") as handle:
             header, after = read_header(handle, delimiter, path)
             width = len(header)
-            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
-                                                       start=after):
-                if not fields:
-                    continue
+            for row, fields, line, swallowed in numbered_records(handle, delimiter, width,
+                                                                 path=path, start=after):
                 if swallowed is not None:
-                    for at, line_fields in swallowed.line_fields:
-                        row += 1
-                        bad.append(BadRow(line=at, reason=swallowed.reason,
-                                          raw=_raw(line_fields, delimiter)))
-                    continue
-                row += 1
-                if len(fields) == width:
+                    bad.append(BadRow(line=line, reason=swallowed, raw=_raw(fields, delimiter)))
+                elif len(fields) == width:
                     records.append(fields)
                     rows.append(row)
                 else:

@@ -147,3 +147,23 @@ def shorten(value: object, limit: int = 80) -> str:
     echo a 5 MB cell)."""
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def numbered_records(handle: io.TextIOBase, delimiter: str, width: int, *, path: Path,
+                     start: int) -> Iterator[tuple[int, list[str], int, str | None]]:
+    """``(row, fields, line, swallowed)`` for every lead record after the header: ``row`` the
+    1-based data row number (blank lines are no rows; each line a stray quote swallowed is
+    one), ``line`` its first physical line, ``swallowed`` why a stray quote swallowed it (else
+    None; a record whose field count is not ``width`` is the caller's to judge). The one
+    numbering that training's rejects and scoring's rejects share."""
+    row = 0
+    for fields, line, swallowed in csv_records(handle, delimiter, width, path=path, start=start):
+        if not fields:
+            continue
+        if swallowed is not None:
+            for at, line_fields in swallowed.line_fields:
+                row += 1
+                yield row, line_fields, at, swallowed.reason
+            continue
+        row += 1
+        yield row, fields, line, None

@@ -182,7 +182,7 @@ def _picked_rows(parquet: Any, batch_size: int, columns: list[str] | None, only_
 
 def _csv_batches(path: Path, batch_size: int, id_column: str | None,
                  options: ReadOptions) -> Iterator[RawBatch]:
-    from pipeline.inputs.records import csv_records, read_header
+    from pipeline.inputs.records import numbered_records, read_header
     from pipeline.inputs.text_format import resolve_delimiter, resolve_encoding
 
     delimiter = resolve_delimiter(path, options)
@@ -208,19 +208,12 @@ def _csv_batches(path: Path, batch_size: int, id_column: str | None,
             rows: list[int] = []
             bad: list[tuple[int, str | None, str]] = []
             row = 0
-            for fields, line, swallowed in csv_records(handle, delimiter, width, path=path,
-                                                       start=after):
-                if not fields:  # a blank line holds no lead
-                    continue
+            for row, fields, line, swallowed in numbered_records(handle, delimiter, width,
+                                                                 path=path, start=after):
                 if swallowed is not None:  # each line a stray quote swallowed is a reject
-                    for at, line_fields in swallowed.line_fields:
-                        row += 1
-                        bad.append((row, str(row) if options.row_ids else
-                                    _ragged_id(line_fields, id_at),
-                                    f"malformed row: {swallowed.reason} (line {at})"))
-                    continue
-                row += 1
-                if len(fields) == width:
+                    bad.append((row, str(row) if options.row_ids else _ragged_id(fields, id_at),
+                                f"malformed row: {swallowed} (line {line})"))
+                elif len(fields) == width:
                     records.append(fields)
                     rows.append(row)
                 else:
