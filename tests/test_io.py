@@ -182,3 +182,25 @@ def test_fast_reader_reads_what_the_csv_module_reads(tmp_path_factory, table, ne
     assert careful.bad_rows == []
     assert list(fast.columns) == list(careful.frame.columns)
     assert fast.astype(object).to_numpy().tolist() == careful.frame.to_numpy().tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", ",", '"', "\n", "\r", "\r\n"]), max_size=40),
+       st.integers(1, 8))
+def test_physical_lines_count_every_line_break_the_csv_module_counts(tmp_path_factory, pieces,
+                                                                      block_power):
+    """LF, CRLF and a lone CR each end a line (a lone CR in a quoted cell made Arrow's reading
+    pass the one-record-per-line check while the csv module saw two lines), also when a CRLF
+    falls across two read blocks."""
+    import re
+
+    import pipeline.inputs.csv_text as csv_text
+
+    data = "".join(pieces).encode()
+    path = tmp_path_factory.mktemp("lines") / "f.csv"
+    path.write_bytes(data)
+    text = data.decode()
+    breaks = len(re.findall(r"\r\n|\r|\n", text))
+    expected = breaks + (bool(text) and not text.endswith(("\n", "\r")))
+    assert csv_text.physical_lines(path) == expected
+    assert csv_text.physical_lines(path, block_size=2 ** block_power // 2 or 1) == expected

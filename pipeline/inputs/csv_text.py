@@ -137,14 +137,17 @@ def well_formed_csv(path: Path, delimiter: str = ",") -> bool:
     return not malformed and rows > 0 and rows + 1 == physical_lines(path)
 
 
-def physical_lines(path: Path) -> int:
-    """The number of lines of a file (a last line without its line break counts)."""
+def physical_lines(path: Path, *, block_size: int = 1 << 20) -> int:
+    """The number of lines of a file as the ``csv`` module numbers them: LF, CRLF and a lone
+    CR each end one (a last line without its line break counts)."""
     count, last = 0, b"\n"
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            count += block.count(b"\n")
+        for block in iter(lambda: handle.read(block_size), b""):
+            count += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+            if last == b"\r" and block[:1] == b"\n":  # a CRLF split between two blocks
+                count -= 1
             last = block[-1:]
-    return count + (last != b"\n")
+    return count + (last not in (b"\n", b"\r"))
 
 
 def _read_csv_with_csv_module(path: Path, *, strict: bool, delimiter: str = ",",
