@@ -36,7 +36,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -128,14 +128,14 @@ def lead_chunk(n: int, *, seed: int, start: int) -> Any:
     return pa.table(columns)
 
 
-def write_leads(path: Path, n: int, *, seed: int = 0, chunk: int = 1_000_000) -> Path:
-    """Leads to Parquet (or CSV) in chunks, so 10M rows never sit in memory at once."""
+def write_tables(path: Path, tables: Iterable[Any]) -> Path:
+    """Arrow tables one after the other into one Parquet (or CSV) file, so 10M rows never sit
+    in memory at once."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     writer = None
-    for k, start in enumerate(range(0, n, chunk)):
-        table = lead_chunk(min(chunk, n - start), seed=seed + k, start=start)
+    for table in tables:
         if path.suffix == ".csv":
             plain = table.cast(_plain_schema(table.schema))
             mode = "wb" if writer is None else "ab"
@@ -148,6 +148,12 @@ def write_leads(path: Path, n: int, *, seed: int = 0, chunk: int = 1_000_000) ->
     if writer is not None and writer is not True:
         writer.close()
     return path
+
+
+def write_leads(path: Path, n: int, *, seed: int = 0, chunk: int = 1_000_000) -> Path:
+    """Leads to Parquet (or CSV) in chunks (:func:`write_tables`)."""
+    return write_tables(path, (lead_chunk(min(chunk, n - start), seed=seed + k, start=start)
+                               for k, start in enumerate(range(0, n, chunk))))
 
 
 def _plain_schema(schema: Any) -> Any:

@@ -54,27 +54,17 @@ def _floor_code(fmt: str) -> str:
 def write_leads_with_created(path: Path, n: int, *, chunk: int = 1_000_000) -> Path:
     """The benchmark's leads plus ``created_at`` (all in 2023, before ``--since``)."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
     base = np.datetime64("2023-01-01T00:00:00", "us").astype(np.int64)
     rng = np.random.default_rng(5)
-    writer = None
-    for k, start in enumerate(range(0, n, chunk)):
-        table = bench.lead_chunk(min(chunk, n - start), seed=k, start=start)
+
+    def with_created(table: pa.Table) -> pa.Table:
         stamps = base + rng.integers(0, 300 * 86_400_000_000, table.num_rows)
-        table = table.append_column("created_at", pa.array(stamps, pa.timestamp("us")))
-        if path.suffix == ".csv":
-            plain = table.cast(bench._plain_schema(table.schema))
-            with open(path, "wb" if writer is None else "ab") as sink:
-                pacsv.write_csv(plain, sink, pacsv.WriteOptions(include_header=writer is None))
-            writer = True
-        else:
-            writer = writer or pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-    if writer is not None and writer is not True:
-        writer.close()
-    return path
+        return table.append_column("created_at", pa.array(stamps, pa.timestamp("us")))
+
+    return bench.write_tables(path, (
+        with_created(bench.lead_chunk(min(chunk, n - start), seed=k, start=start))
+        for k, start in enumerate(range(0, n, chunk))))
 
 
 def write_recent_events(path: Path, n_leads: int, *, old_per_lead: float = 0.2) -> Path:
