@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import UserError
+from pipeline.inputs.raw_tables import check_data_file
 from pipeline.inputs.reader import ReadOptions, table_format
 from pipeline.inputs.records import read_header, shorten
 from pipeline.inputs.text_format import resolve_delimiter, resolve_encoding
@@ -34,13 +35,8 @@ OFFSET_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)$
 
 def event_log_header(path: Path) -> list[str]:
     """The column names of an event log, read by the careful reader (CSV or Parquet)."""
-    if not path.exists():
-        raise UserError(f"{path}: event log not found", hint="set data.events")
-    if path.is_dir():
-        raise UserError(f"{path}: the event log is a directory, expected a .csv or .parquet file")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the event log is empty (0 bytes)",
-                        hint="expected a header lead_id,event,timestamp and one row per event")
+    check_data_file(path, what="event log", missing_hint="set data.events",
+                    empty_hint="expected a header lead_id,event,timestamp and one row per event")
     if table_format(path) == "parquet":
         import pyarrow.parquet as pq
 

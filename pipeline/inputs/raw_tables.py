@@ -14,6 +14,20 @@ from pipeline.errors import UserError
 from pipeline.inputs.text_format import AUTO
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+LEADS_EMPTY_HINT = "expected a header row and one row per lead"
+
+
+def check_data_file(path: Path, *, what: str = "file", missing_hint: str | None = None,
+                    empty_hint: str = LEADS_EMPTY_HINT) -> Path:
+    """``path`` when it names a file with something in it; else a one-line refusal naming it
+    (not found, a directory, 0 bytes). Every reader of leads or events checks this first."""
+    if not path.exists():
+        raise UserError(f"{path}: {what} not found", hint=missing_hint)
+    if path.is_dir():
+        raise UserError(f"{path}: {what} is a directory, expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: {what} is empty (0 bytes)", hint=empty_hint)
+    return path
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from pipeline.inputs.raw_tables import (
     BadRow,
     RawTable,
     ReadOptions,
+    check_data_file,
     read_options,
     table_format,
 )
@@ -75,13 +76,7 @@ def read_table(path: str | Path, *, strict: bool = True,
     """
     options = options or ReadOptions()
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: file not found",
-                        hint="check the path (relative to the config root)")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, expected a .csv or .parquet file")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: file is empty", hint="expected a header row and one row per lead")
+    check_data_file(path, missing_hint="check the path (relative to the config root)")
     if table_format(path) == "parquet":
         frame = _read_parquet_as_text(path)
         rows = np.arange(1, len(frame) + 1)

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from pipeline.errors import NothingScoredError, UserError
 from pipeline.inputs.features import FeatureSettings, signal_settings
+from pipeline.inputs.raw_tables import check_data_file
 from pipeline.inputs.reader import ReadOptions, atomic_path, table_format
 from pipeline.model.rules import PointsRules
 from pipeline.scoring.accounts import account_rollup, lead_accounts
@@ -150,14 +151,7 @@ def score_file(rules: PointsRules, input_path: Path, output_path: Path, *,
     scored the rejects are still written (they say why) and :class:`NothingScoredError` is
     raised without an output file.
     """
-    input_path = Path(input_path)
-    if not input_path.exists():
-        raise UserError(f"{input_path}: file not found", hint="check the --input path")
-    if input_path.is_dir():
-        raise UserError(f"{input_path}: is a directory, expected a .csv or .parquet file")
-    if input_path.stat().st_size == 0:
-        raise UserError(f"{input_path}: file is empty",
-                        hint="expected a header and one row per lead")
+    input_path = check_data_file(Path(input_path), missing_hint="check the --input path")
     fmt, fmt_in = table_format(Path(output_path)), table_format(input_path)
     wanted = None if only_ids is None else pa.array(sorted(only_ids), type=pa.string())
     in_arrow = fmt_in == "parquet" and not (options and options.row_ids)

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.errors import NothingScoredError, UserError
+from pipeline.inputs.raw_tables import check_data_file
 from pipeline.inputs.reader import ReadOptions, table_format, well_formed_csv
 from pipeline.inputs.text_format import AUTO, is_utf8_codec, resolve_delimiter, utf8_problem
 from pipeline.model.rules import PointsRules
@@ -17,12 +18,7 @@ from pipeline.scoring.batch import ScoringSummary
 
 def check_input(input_path: Path) -> Path:
     """``input_path`` as a Path, when it is a non-empty CSV or Parquet file."""
-    input_path = Path(input_path)
-    if not input_path.exists():
-        raise UserError(f"{input_path}: file not found")
-    if input_path.stat().st_size == 0:
-        raise UserError(f"{input_path}: file is empty",
-                        hint="expected a header and one row per lead")
+    input_path = check_data_file(Path(input_path), missing_hint="check the --input path")
     table_format(input_path)
     return input_path
 
