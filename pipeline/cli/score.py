@@ -106,7 +106,6 @@ def accounts_path(output: Path) -> Path:
     return output.with_name(output.stem + "_accounts.csv")
 
 
-
 @app.command()
 def score(
     model: ModelOpt = None,
